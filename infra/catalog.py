@@ -1,0 +1,300 @@
+"""THE one declaration of Chatflow's functions, routes, authorizers and event rules.
+
+Plain data, no aws_cdk import: the CDK stacks (infra/stacks) and the local gateway (local_stack)
+both iterate it, and tests/infra checks the synthesized template agrees with it.
+Handler code never imports this module: functions must not know where they run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS_DIR = ROOT / "functions"
+
+
+class Need(str, Enum):
+    """What a function touches; the CDK app derives VPC placement, IAM and env from it."""
+
+    POSTGRES = "postgres"  # RDS Proxy (writer + reader), DB secret
+    REDIS = "redis"  # ElastiCache, auth secret
+    JWT_SIGN = "jwt_sign"  # private signing key secret (only the token issuer)
+    JWT_VERIFY = "jwt_verify"  # public keys
+    MANAGE_CONNECTIONS = "manage_connections"  # execute-api:ManageConnections on the WS API
+    PUT_EVENTS = "put_events"  # events:PutEvents on the bus
+    FANOUT_QUEUE = "fanout_queue"  # sqs:SendMessage on the fan-out queue
+    NOTIFY_TOPIC = "notify_topic"  # sns:Publish on the notification topic
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    #: "module.function" inside functions/<name>/, as Lambda's handler setting.
+    handler: str
+    description: str
+    needs: frozenset[Need] = frozenset()
+    memory_mb: int = 512
+    timeout_s: int = 10
+    #: Extra environment (settings fields upper-cased); the CDK app adds endpoints/secrets.
+    environment: dict[str, str] = field(default_factory=dict)
+    reserved_concurrency: int | None = None
+    snapstart: bool = False
+
+    @property
+    def code_dir(self) -> Path:
+        return FUNCTIONS_DIR / self.name
+
+    @property
+    def module_path(self) -> Path:
+        return self.code_dir / f"{self.handler.rsplit('.', 1)[0]}.py"
+
+    @property
+    def handler_attr(self) -> str:
+        return self.handler.rsplit(".", 1)[1]
+
+
+@dataclass(frozen=True)
+class Authorizer:
+    name: str
+    function: str
+    #: API Gateway identity sources, e.g. "route.request.querystring.token".
+    identity_sources: tuple[str, ...]
+    #: 0 disables API Gateway's result cache.
+    cache_ttl_s: int = 0
+
+
+@dataclass(frozen=True)
+class WsRoute:
+    route_key: str
+    function: str
+    #: A route response returns the handler's body to the caller as a frame.
+    route_response: bool = False
+    authorizer: str | None = None
+
+
+@dataclass(frozen=True)
+class HttpRoute:
+    method: str
+    path: str  # API Gateway syntax: /rooms/{room_id}
+    function: str
+    authorizer: str | None = None
+
+    @property
+    def route_key(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    max_event_age_s: int = 3600
+
+
+@dataclass(frozen=True)
+class EventRule:
+    name: str
+    description: str
+    #: An EventBridge event pattern (dict form, JSON-serializable).
+    pattern: dict[str, object]
+    targets: tuple[str, ...]  # function names; every target gets a retry policy and a DLQ
+    retry: RetryPolicy = RetryPolicy()
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    function: str
+    rate_minutes: int
+
+
+@dataclass(frozen=True)
+class QueueTrigger:
+    """An SQS queue (with its own DLQ) feeding a function."""
+
+    name: str
+    function: str
+    batch_size: int = 10
+    visibility_timeout_s: int = 60
+    max_receive_count: int = 5
+
+
+EVENT_SOURCE = "chatflow.chat"
+
+_DB_REDIS = frozenset({Need.POSTGRES, Need.REDIS})
+_WS = frozenset({Need.REDIS, Need.MANAGE_CONNECTIONS})
+
+FUNCTIONS: tuple[Function, ...] = (
+    Function(
+        "authorizer",
+        "handler.handler",
+        "JWT verification for WebSocket $connect and the HTTP API (no I/O beyond key fetch)",
+        needs=frozenset({Need.JWT_VERIFY}),
+        memory_mb=256,
+        timeout_s=5,
+    ),
+    Function(
+        "http_api",
+        "handler.handler",
+        "HTTP API: auth, users, rooms, members, history, messages, admin, health, OpenAPI",
+        needs=_DB_REDIS | {Need.JWT_SIGN, Need.JWT_VERIFY, Need.PUT_EVENTS, Need.MANAGE_CONNECTIONS},
+        memory_mb=1024,
+        timeout_s=15,
+        snapstart=True,
+    ),
+    Function(
+        "ws_connect",
+        "handler.handler",
+        "$connect: ban check, connection limit, registry, presence online",
+        needs=_DB_REDIS | _WS | {Need.PUT_EVENTS},
+    ),
+    Function(
+        "ws_disconnect",
+        "handler.handler",
+        "$disconnect: unregister, presence offline",
+        needs=_DB_REDIS | _WS | {Need.PUT_EVENTS},
+    ),
+    Function(
+        "ws_default",
+        "handler.handler",
+        "$default: error frame naming the valid actions",
+        memory_mb=256,
+        timeout_s=5,
+    ),
+    Function(
+        "ws_ping",
+        "handler.handler",
+        "ping: refresh the connection and presence TTLs",
+        needs=frozenset({Need.REDIS}),
+        memory_mb=256,
+        timeout_s=5,
+    ),
+    Function(
+        "ws_messages",
+        "handler.handler",
+        "Chat actions: send/edit/delete, join/leave, typing, markRead, resume",
+        needs=_DB_REDIS | _WS | {Need.PUT_EVENTS, Need.FANOUT_QUEUE},
+        memory_mb=1024,
+        timeout_s=20,
+        snapstart=True,
+    ),
+    Function(
+        "fanout",
+        "handler.handler",
+        "Asynchronous fan-out for large rooms (SQS consumer)",
+        needs=frozenset({Need.REDIS, Need.MANAGE_CONNECTIONS}),
+        memory_mb=1024,
+        timeout_s=60,
+    ),
+    Function(
+        "outbox_relay",
+        "handler.handler",
+        "Scheduled sweep: send outbox rows left unsent to EventBridge",
+        needs=frozenset({Need.POSTGRES, Need.PUT_EVENTS}),
+        timeout_s=60,
+        reserved_concurrency=1,
+    ),
+    Function(
+        "notifications",
+        "handler.handler",
+        "In-app notifications (unread counts, mentions) for offline members",
+        needs=_DB_REDIS | {Need.NOTIFY_TOPIC},
+        timeout_s=30,
+    ),
+    Function(
+        "analytics",
+        "handler.handler",
+        "Messages per room per hour, daily active users, connections opened",
+        needs=frozenset({Need.POSTGRES}),
+        timeout_s=30,
+    ),
+    Function(
+        "migrate",
+        "handler.handler",
+        "Runs the SQL migrations (CloudFormation custom resource on deploy)",
+        needs=frozenset({Need.POSTGRES}),
+        timeout_s=300,
+    ),
+)
+
+AUTHORIZERS: tuple[Authorizer, ...] = (
+    # Browsers cannot set headers on a WebSocket: the token rides in the query string.
+    # Cached results are safe because $connect re-checks bans (docs/architecture.md).
+    Authorizer("ws-jwt", "authorizer", ("route.request.querystring.token",), cache_ttl_s=300),
+    Authorizer("http-jwt", "authorizer", ("$request.header.Authorization",), cache_ttl_s=0),
+)
+
+WS_ACTIONS: tuple[str, ...] = (
+    "sendMessage",
+    "editMessage",
+    "deleteMessage",
+    "joinRoom",
+    "leaveRoom",
+    "typing",
+    "markRead",
+    "resume",
+)
+
+WS_ROUTES: tuple[WsRoute, ...] = (
+    WsRoute("$connect", "ws_connect", authorizer="ws-jwt"),
+    WsRoute("$disconnect", "ws_disconnect"),
+    WsRoute("$default", "ws_default", route_response=True),
+    WsRoute("ping", "ws_ping", route_response=True),
+    *(WsRoute(action, "ws_messages", route_response=True) for action in WS_ACTIONS),
+)
+
+_A = "http-jwt"
+HTTP_ROUTES: tuple[HttpRoute, ...] = (
+    HttpRoute("GET", "/health/live", "http_api"),
+    HttpRoute("GET", "/health/ready", "http_api"),
+    HttpRoute("GET", "/openapi.json", "http_api"),
+    HttpRoute("GET", "/.well-known/jwks.json", "http_api"),
+    HttpRoute("POST", "/auth/register", "http_api"),
+    HttpRoute("POST", "/auth/login", "http_api"),
+    HttpRoute("POST", "/auth/refresh", "http_api"),
+    HttpRoute("POST", "/auth/logout", "http_api"),
+    HttpRoute("GET", "/users/me", "http_api", _A),
+    HttpRoute("GET", "/rooms", "http_api", _A),
+    HttpRoute("POST", "/rooms", "http_api", _A),
+    HttpRoute("GET", "/rooms/{room_id}", "http_api", _A),
+    HttpRoute("POST", "/rooms/{room_id}/join", "http_api", _A),
+    HttpRoute("POST", "/rooms/{room_id}/leave", "http_api", _A),
+    HttpRoute("POST", "/rooms/{room_id}/members", "http_api", _A),
+    HttpRoute("DELETE", "/rooms/{room_id}/members/{user_id}", "http_api", _A),
+    HttpRoute("GET", "/rooms/{room_id}/messages", "http_api", _A),
+    HttpRoute("PATCH", "/rooms/{room_id}/messages/{seq}", "http_api", _A),
+    HttpRoute("DELETE", "/rooms/{room_id}/messages/{seq}", "http_api", _A),
+    HttpRoute("POST", "/dms", "http_api", _A),
+    HttpRoute("POST", "/admin/users/{user_id}/ban", "http_api", _A),
+    HttpRoute("POST", "/admin/users/{user_id}/unban", "http_api", _A),
+    HttpRoute("GET", "/notifications", "http_api", _A),
+    HttpRoute("POST", "/notifications/read", "http_api", _A),
+    HttpRoute("GET", "/admin/analytics", "http_api", _A),
+)
+
+EVENT_RULES: tuple[EventRule, ...] = (
+    EventRule(
+        "notify-on-message-and-join",
+        "Message and membership events feed in-app notifications",
+        {"source": [EVENT_SOURCE], "detail-type": ["message.created", "member.joined"]},
+        targets=("notifications",),
+    ),
+    EventRule(
+        "analytics-all-chat-events",
+        "Every chat event feeds analytics",
+        {"source": [EVENT_SOURCE]},
+        targets=("analytics",),
+    ),
+)
+
+SCHEDULES: tuple[Schedule, ...] = (Schedule("outbox-sweep", "outbox_relay", rate_minutes=1),)
+
+QUEUES: tuple[QueueTrigger, ...] = (QueueTrigger("fanout", "fanout", batch_size=1),)
+
+
+def function(name: str) -> Function:
+    for fn in FUNCTIONS:
+        if fn.name == name:
+            return fn
+    raise KeyError(name)

@@ -1,0 +1,1 @@
+"""Postgres adapter: pools (writer + reader), migrations, repositories."""

@@ -1,0 +1,82 @@
+"""Connection pools, one writer and one reader per Lambda container, created lazily.
+
+Writes always go to the writer; reads that tolerate replica lag may use the reader (the Aurora
+reader endpoint through RDS Proxy), which is the same code with another DSN.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from psycopg import Connection
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import ConnectionPool
+
+from chatflow.settings import Settings, get_settings
+
+_lock = threading.Lock()
+_pools: dict[str, ConnectionPool[Connection[DictRow]]] = {}
+
+#: Cloud hook: returns the DSN to use (e.g. built from a Secrets Manager secret or with an RDS
+#: IAM token). None means use the settings' URL as is.
+dsn_resolver: Callable[[str, Settings], str] | None = None
+
+
+def _open(role: str, settings: Settings) -> ConnectionPool[Connection[DictRow]]:
+    dsn = settings.database_url if role == "writer" else settings.reader_url
+    if dsn_resolver is not None:
+        dsn = dsn_resolver(role, settings)
+    options = f"-c statement_timeout={settings.db_statement_timeout_ms}"
+    kwargs: dict[str, object] = {
+        "row_factory": dict_row,
+        "autocommit": True,
+        "options": options,
+        "connect_timeout": max(1, int(settings.db_connect_timeout_s)),
+        # RDS Proxy pins sessions that use server-side prepared statements; disable them.
+        "prepare_threshold": None,
+    }
+    if settings.db_sslmode:
+        kwargs["sslmode"] = settings.db_sslmode
+    pool: ConnectionPool[Connection[DictRow]] = ConnectionPool(
+        dsn,
+        min_size=settings.db_pool_min_size,
+        max_size=settings.db_pool_max_size,
+        kwargs=kwargs,
+        connection_class=Connection[DictRow],
+        timeout=settings.db_connect_timeout_s,
+        max_idle=300,
+        check=ConnectionPool.check_connection,
+        name=f"chatflow-{role}",
+        open=False,
+    )
+    pool.open(wait=True, timeout=settings.db_connect_timeout_s)
+    return pool
+
+
+def get_pool(role: str = "writer", settings: Settings | None = None) -> ConnectionPool[Connection[DictRow]]:
+    """The container's pool for ``role`` ("writer" or "reader"); opened on first use."""
+    pool = _pools.get(role)
+    if pool is None:
+        with _lock:
+            pool = _pools.get(role)
+            if pool is None:
+                pool = _open(role, settings or get_settings())
+                _pools[role] = pool
+    return pool
+
+
+def writer() -> ConnectionPool[Connection[DictRow]]:
+    return get_pool("writer")
+
+
+def reader() -> ConnectionPool[Connection[DictRow]]:
+    return get_pool("reader")
+
+
+def close_pools() -> None:
+    """Close every pool (tests; SnapStart before-snapshot, so restore reconnects)."""
+    with _lock:
+        for pool in _pools.values():
+            pool.close()
+        _pools.clear()

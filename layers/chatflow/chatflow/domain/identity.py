@@ -1,0 +1,47 @@
+"""Who is calling: established by the authorizer, re-checked against bans by the handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+from uuid import UUID
+
+Role = Literal["user", "admin"]
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    user_id: UUID
+    handle: str
+    role: Role
+    #: Token issue time (epoch seconds): tokens issued before a ban/logout-all are void.
+    issued_at: int
+    token_id: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def to_context(self) -> dict[str, str | int]:
+        """The authorizer context API Gateway passes to the integration (flat, string/number)."""
+        return {
+            "userId": str(self.user_id),
+            "handle": self.handle,
+            "role": self.role,
+            "iat": self.issued_at,
+            "jti": self.token_id,
+        }
+
+    @classmethod
+    def from_context(cls, ctx: dict[str, object]) -> Identity:
+        """Inverse of :meth:`to_context`; raises KeyError/ValueError on a malformed context."""
+        role = str(ctx["role"])
+        if role not in ("user", "admin"):
+            raise ValueError(f"bad role {role!r}")
+        return cls(
+            user_id=UUID(str(ctx["userId"])),
+            handle=str(ctx["handle"]),
+            role=role,  # type: ignore[arg-type]
+            issued_at=int(str(ctx["iat"])),
+            token_id=str(ctx.get("jti", "")),
+        )

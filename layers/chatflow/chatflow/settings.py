@@ -1,0 +1,174 @@
+"""The one settings object, read from the environment once per Lambda container.
+
+Why a dataclass and not pydantic-settings: importing pydantic and building a model costs
+~0.1 s (pydantic-settings ~0.15 s) on this machine, which alone would exceed the authorizer's
+cold-start budget (docs/performance.md). The loader below is typed, validates every field and
+fails with a message naming the variable, which is all we used pydantic for here.
+
+Secrets: locally every value comes from the environment. In the cloud the CDK app sets the
+``*_SECRET_ARN`` variables instead and :mod:`chatflow.secrets` resolves them (Powertools
+parameters, cached) -- only in the functions that need them, so the authorizer never imports boto3.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any, Literal, get_args, get_origin
+
+Environment = Literal["local", "test", "dev", "staging", "prod"]
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed (raised at cold start, never per request)."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings:
+    # --- deployment ---------------------------------------------------------------
+    env: Environment = "local"
+    service_name: str = "chatflow"
+    aws_region: str = "us-east-1"
+
+    # --- Postgres (writer always; reader optional, same code) ------------------------
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/chatflow"
+    database_reader_url: str | None = None
+    #: Secrets Manager secret with {"username","password","host","port","dbname"} (cloud).
+    database_secret_arn: str | None = None
+    #: RDS Proxy multiplexes; a Lambda container serves one request at a time, so a pool of
+    #: one or two connections is right (more only holds proxy slots idle).
+    db_pool_min_size: int = 1
+    db_pool_max_size: int = 2
+    db_connect_timeout_s: float = 5.0
+    db_statement_timeout_ms: int = 5000
+    db_sslmode: str | None = None
+
+    # --- Redis / Valkey ---------------------------------------------------------------
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: Every key is prefixed, so tests and several stacks can share one server.
+    redis_key_prefix: str = "cf:"
+    redis_auth_secret_arn: str | None = None
+    redis_socket_timeout_s: float = 2.0
+
+    # --- tokens -------------------------------------------------------------------------
+    jwt_issuer: str = "chatflow"
+    jwt_audience: str = "chatflow-clients"
+    #: ES256 private key (PEM); only the token issuer (HTTP API) needs it.
+    jwt_private_key: str | None = None
+    jwt_private_key_secret_arn: str | None = None
+    #: Public key(s) (PEM, several separated by blank lines for rotation) verifiers use.
+    jwt_public_keys: str | None = None
+    jwt_key_id: str = "chatflow-1"
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+    jwt_leeway_s: int = 10
+    #: Optional external OIDC issuer (e.g. Cognito): tokens verified through its JWKS.
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+
+    # --- HTTP API -----------------------------------------------------------------------
+    max_request_body_bytes: int = 64 * 1024
+    cors_allow_origin: str = "*"
+
+    # --- chat limits -------------------------------------------------------------------
+    max_message_chars: int = 4000
+    history_page_max: int = 100
+    room_cache_ttl_s: int = 300
+
+    # --- realtime -----------------------------------------------------------------------
+    ws_management_endpoint: str | None = None
+    max_connections_per_user: int = 5
+    connection_ttl_s: int = 3 * 3600
+    presence_ttl_s: int = 15 * 60
+    rate_messages_per_10s: int = 20
+    rate_typing_per_10s: int = 10
+    fanout_max_workers: int = 32
+    fanout_async_threshold: int = 200
+    fanout_queue_url: str | None = None
+
+    # --- events -------------------------------------------------------------------------
+    event_bus_name: str = "chatflow"
+    event_source: str = "chatflow.chat"
+    events_endpoint_url: str | None = None
+    notification_topic_arn: str | None = None
+
+    # --- AWS endpoints for local emulation (None = the real AWS endpoints) ---------------
+    aws_endpoint_url: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from environment variables named like the fields, upper-cased."""
+        environ = os.environ if environ is None else environ
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            raw = environ.get(field.name.upper())
+            if raw is None:
+                continue
+            values[field.name] = _coerce(field.name.upper(), raw, hints[field.name])
+        return cls(**values)
+
+    @property
+    def reader_url(self) -> str:
+        return self.database_reader_url or self.database_url
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings as a dict safe to log: keys and URLs with credentials are masked."""
+        out: dict[str, Any] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is not None and field.name in _SECRET_FIELDS:
+                value = "***"
+            elif isinstance(value, str) and "://" in value and "@" in value:
+                scheme, _, rest = value.partition("://")
+                value = f"{scheme}://***@{rest.rpartition('@')[2]}"
+            out[field.name] = value
+        return out
+
+
+_SECRET_FIELDS = frozenset({"jwt_private_key"})
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _coerce(name: str, raw: str, hint: Any) -> Any:
+    origin = get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        args = [a for a in get_args(hint) if a is not type(None)]
+        if raw == "":
+            return None
+        return _coerce(name, raw, args[0])
+    if origin is Literal:
+        allowed = get_args(hint)
+        if raw not in allowed:
+            raise SettingsError(f"{name}={raw!r}: expected one of {', '.join(allowed)}")
+        return raw
+    if hint is bool:
+        low = raw.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise SettingsError(f"{name}={raw!r}: expected a boolean")
+    if hint in (int, float):
+        try:
+            return hint(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r}: expected {hint.__name__}") from None
+    return raw
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process, read once (cold start) and cached."""
+    return Settings.from_env()
+
+
+def reset_settings_cache() -> None:
+    """For tests that change the environment between cases."""
+    get_settings.cache_clear()

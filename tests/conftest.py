@@ -1,0 +1,123 @@
+"""Session fixtures: a throwaway Postgres database and Redis key prefix per run, cleaned up after.
+
+Tests use the machine's real servers (``TEST_DATABASE_ADMIN_URL`` / ``TEST_REDIS_URL`` override
+the defaults). Every test run gets a fresh database ``chatflow_t_<random>`` migrated from scratch
+and a Redis prefix ``cft:<random>:``; both are removed at the end of the session.
+With pytest-xdist each worker gets its own database and prefix.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+import redis
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _db_url(name: str) -> str:
+    base, _, _ = ADMIN_URL.rpartition("/")
+    return f"{base}/{name}"
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    from chatflow.adapters.postgres.migrate import migrate
+
+    name = f"chatflow_t_{secrets.token_hex(4)}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = _db_url(name)
+    try:
+        migrate(url)
+        yield url
+    finally:
+        from chatflow.adapters.postgres.pool import close_pools
+
+        close_pools()
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def redis_prefix() -> Iterator[str]:
+    prefix = f"cft:{secrets.token_hex(4)}:"
+    yield prefix
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        batch = list(client.scan_iter(match=prefix + "*", count=1000))
+        for start in range(0, len(batch), 500):
+            client.delete(*batch[start : start + 500])
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def signing_keys() -> tuple[str, str]:
+    """A fresh ES256 key pair for this run (private PEM, public PEM)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public
+
+
+@pytest.fixture(scope="session")
+def chatflow_env(database_url: str, redis_prefix: str, signing_keys: tuple[str, str]) -> Iterator[dict[str, str]]:
+    """The process environment every handler of this run reads its settings from."""
+    private, public = signing_keys
+    env = {
+        "ENV": "test",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": REDIS_URL,
+        "REDIS_KEY_PREFIX": redis_prefix,
+        "JWT_PRIVATE_KEY": private,
+        "JWT_PUBLIC_KEYS": public,
+        "POWERTOOLS_SERVICE_NAME": "chatflow-test",
+        "POWERTOOLS_METRICS_NAMESPACE": "ChatflowTest",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_DEV": "false",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    from chatflow.settings import reset_settings_cache
+
+    reset_settings_cache()
+    yield env
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    reset_settings_cache()
+
+
+@pytest.fixture
+def db(chatflow_env: dict[str, str]) -> Iterator[psycopg.Connection[dict[str, object]]]:
+    """A direct autocommit connection to this run's database, for assertions."""
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(chatflow_env["DATABASE_URL"], autocommit=True, row_factory=dict_row) as conn:
+        yield conn  # type: ignore[misc]
+
+
+@pytest.fixture
+def rds(chatflow_env: dict[str, str]) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    yield client
+    client.close()
