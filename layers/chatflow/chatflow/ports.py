@@ -4,3 +4,123 @@ Each section is owned by one area; add Protocols to your area's section.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Protocol
+from uuid import UUID
+
+if TYPE_CHECKING:
+    from chatflow.domain.room_models import (
+        HistoryPage,
+        Membership,
+        Message,
+        Page,
+        Room,
+        RoomView,
+        UserRef,
+    )
+    from chatflow.events.schemas import DomainEvent
+
+
+# --- rooms (ROOMS) ---------------------------------------------------------------------------
+# Every write method runs ONE Postgres transaction on the writer, enqueues the given events in
+# it (transactional outbox) and returns after COMMIT. ``check`` callbacks are domain rules run
+# inside that transaction, on rows locked FOR UPDATE; they raise chatflow.errors to abort.
+
+#: Domain rule run in a write transaction on the locked room and the actor's membership.
+RoomCheck = Callable[["Room", "Membership | None"], None]
+#: Domain rule run on the locked message row before it is changed.
+MessageCheck = Callable[["Message"], None]
+
+
+class RoomRepository(Protocol):
+    # writer (read-your-writes: authorization and cache fills)
+    def find_room(self, room_id: UUID) -> Room | None: ...
+    def member_ids(self, room_id: UUID) -> list[UUID]: ...
+    def room_ids_for_user(self, user_id: UUID) -> list[UUID]: ...
+    def membership(self, room_id: UUID, user_id: UUID) -> Membership | None: ...
+    def find_user(self, *, user_id: UUID | None = None, handle: str | None = None) -> UserRef | None: ...
+
+    # reader (tolerates replica lag)
+    def room_view(self, room_id: UUID, user_id: UUID) -> RoomView | None: ...
+    def list_member_rooms(self, user_id: UUID, cursor: str | None, limit: int) -> Page[RoomView]: ...
+    def list_public_rooms(self, user_id: UUID, cursor: str | None, limit: int) -> Page[RoomView]: ...
+
+    # writes
+    def create_channel(self, room: Room, events: Sequence[DomainEvent]) -> None:
+        """Insert the room and its owner's membership; Conflict on a duplicate name."""
+        ...
+
+    def get_or_create_dm(self, room: Room, events: Sequence[DomainEvent]) -> tuple[Room, bool]:
+        """The DM of ``room``'s pair: inserted (True) or the existing one (False, no events)."""
+        ...
+
+    def add_member(
+        self, room_id: UUID, user_id: UUID, check: RoomCheck, events: Sequence[DomainEvent]
+    ) -> None:
+        """Add a member (role member); Conflict when already a member."""
+        ...
+
+    def remove_member(
+        self, room_id: UUID, user_id: UUID, check: RoomCheck, events: Sequence[DomainEvent]
+    ) -> UUID | None:
+        """Remove a membership; when it was the owner's, hand ownership to the oldest remaining
+        member and return that member's id (Conflict if no one remains)."""
+        ...
+
+    def mark_read(self, room_id: UUID, user_id: UUID, seq: int) -> int | None:
+        """Monotonic: last_read_seq = max(current, min(seq, last_seq)); None if not a member."""
+        ...
+
+
+class MessageRepository(Protocol):
+    def find_by_client_id(self, sender_id: UUID, client_message_id: str) -> Message | None: ...
+    def get(self, room_id: UUID, seq: int) -> Message | None: ...
+
+    def insert(
+        self,
+        *,
+        room_id: UUID,
+        message_id: UUID,
+        sender_id: UUID,
+        client_message_id: str,
+        body: str,
+        mention_candidates: Sequence[str],
+        check: RoomCheck,
+        event: Callable[[Message], DomainEvent],
+    ) -> tuple[Message, bool]:
+        """Lock the room row, seq = last_seq + 1, insert message + outbox row, bump last_seq.
+
+        A duplicate (sender_id, client_message_id) returns the stored message and False.
+        ``Message.mentions`` holds the candidates that are handles of room members.
+        """
+        ...
+
+    def update(
+        self,
+        room_id: UUID,
+        seq: int,
+        check: MessageCheck,
+        change: Callable[[Message], tuple[Message, DomainEvent] | None],
+    ) -> Message | None:
+        """Lock the message, run ``check``, store what ``change`` returns (edited_at, body,
+        deleted_at) with its event; ``change`` returning None means no-op. None: no message."""
+        ...
+
+    def history(
+        self, room_id: UUID, *, before: int | None, after: int | None, limit: int
+    ) -> HistoryPage | None:
+        """Keyset page by seq (reader); None when the room does not exist."""
+        ...
+
+
+class RoomCache(Protocol):
+    """Read-through cache of room metadata, member sets and per-user room sets (Redis)."""
+
+    def room(self, room_id: UUID, load: Callable[[], Room | None]) -> Room | None: ...
+    def member_ids(self, room_id: UUID, load: Callable[[], Iterable[UUID]]) -> frozenset[UUID]: ...
+    def room_ids(self, user_id: UUID, load: Callable[[], Iterable[UUID]]) -> frozenset[UUID]: ...
+
+    def invalidate(self, *, room_ids: Iterable[UUID] = (), user_ids: Iterable[UUID] = ()) -> None:
+        """Drop the entries of these rooms and users now (called after COMMIT)."""
+        ...
