@@ -124,3 +124,30 @@ class RoomCache(Protocol):
     def invalidate(self, *, room_ids: Iterable[UUID] = (), user_ids: Iterable[UUID] = ()) -> None:
         """Drop the entries of these rooms and users now (called after COMMIT)."""
         ...
+
+
+# --- events (EVENTS) -------------------------------------------------------------------------
+# Transactional events go through the outbox (chatflow.adapters.postgres.outbox.enqueue in the
+# writer's transaction, then chatflow.events.relay.flush_after_commit()). The publisher is for
+# events with no Postgres change to be atomic with (presence, connection.opened).
+
+
+class EventPublisher(Protocol):
+    def publish(self, events: Sequence[DomainEvent]) -> None:
+        """Validate every event (InvalidEvent: nothing is sent), then put them on the bus.
+
+        Raises chatflow.adapters.eventbridge.PublishFailed (an Unavailable) for events the bus
+        did not accept after retries.
+        """
+        ...
+
+
+class NotificationChannel(Protocol):
+    """Hands a notification to an out-of-app delivery channel (SNS topic by default)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def deliver(self, user_id: UUID, payload: dict[str, object]) -> bool:
+        """Deliver one notification; False when the channel is not configured (logged)."""
+        ...

@@ -1,0 +1,242 @@
+"""EventBridge adapter: the :class:`chatflow.ports.EventPublisher` implementation.
+
+* Every event is validated against its schema BEFORE anything is sent: one invalid event in a
+  call raises :class:`chatflow.events.schemas.InvalidEvent` and nothing is put on the bus.
+* PutEvents takes at most 10 entries per call; events are sent in batches of 10.
+* PutEvents can fail partially (``FailedEntryCount`` > 0, per-entry ``ErrorCode``) or entirely
+  (throttling, network). Retryable failures are retried with exponential backoff and full
+  jitter; what still fails is returned by :meth:`EventBridgePublisher.send` (the outbox relay
+  records it per row) or raised by :meth:`EventBridgePublisher.publish`.
+* The boto3 client is created on first use (cold start) with botocore's own retries off (we
+  retry per entry, which botocore cannot) and short timeouts; ``settings.events_endpoint_url``
+  points it at the local emulator.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from chatflow.errors import Unavailable
+from chatflow.events.schemas import DomainEvent, ensure_valid
+from chatflow.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_events.client import EventBridgeClient
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
+
+log = logging.getLogger(__name__)
+
+#: PutEvents accepts at most 10 entries per request.
+MAX_BATCH = 10
+#: Per-entry error codes worth retrying; others (MalformedDetail, AccessDenied...) will not heal.
+_RETRYABLE_ENTRY_CODES = frozenset({"InternalFailure", "InternalException", "ThrottlingException"})
+#: Whole-call errors that will not heal by retrying.
+_FATAL_CALL_CODES = frozenset(
+    {
+        "AccessDeniedException",
+        "ValidationException",
+        "ResourceNotFoundException",
+        "UnrecognizedClientException",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FailedEntry:
+    event_id: UUID
+    detail_type: str
+    error_code: str
+    error_message: str
+    retryable: bool
+
+    def describe(self) -> str:
+        return f"{self.error_code}: {self.error_message}"
+
+
+class PublishFailed(Unavailable):
+    """Some events could not be put on the bus after retries."""
+
+    def __init__(self, failed: Sequence[FailedEntry]) -> None:
+        first = failed[0].describe() if failed else ""
+        super().__init__(f"{len(failed)} event(s) not published ({first})", code="events_unavailable")
+        self.failed = list(failed)
+
+
+def make_events_client(settings: Settings | None = None) -> EventBridgeClient:
+    import boto3
+    from botocore.config import Config
+
+    settings = settings or get_settings()
+    return boto3.client(
+        "events",
+        region_name=settings.aws_region,
+        endpoint_url=settings.events_endpoint_url or settings.aws_endpoint_url,
+        config=Config(
+            connect_timeout=2,
+            read_timeout=5,
+            retries={"total_max_attempts": 1, "mode": "standard"},
+        ),
+    )
+
+
+class EventBridgePublisher:
+    """Puts domain events on the bus ``bus_name`` with ``source``; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        bus_name: str | None = None,
+        source: str | None = None,
+        client: EventBridgeClient | None = None,
+        client_factory: Callable[[], EventBridgeClient] | None = None,
+        max_attempts: int = 3,
+        base_delay_s: float = 0.05,
+        max_delay_s: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        settings = get_settings()
+        self.bus_name = bus_name or settings.event_bus_name
+        self.source = source or settings.event_source
+        self._client = client
+        self._client_factory = client_factory or make_events_client
+        self._lock = threading.Lock()
+        self.max_attempts = max(1, max_attempts)
+        self.base_delay_s = base_delay_s
+        self.max_delay_s = max_delay_s
+        self._sleep = sleep
+
+    @property
+    def client(self) -> EventBridgeClient:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._client_factory()
+        return self._client
+
+    # --- port -------------------------------------------------------------------------------
+
+    def publish(self, events: Sequence[DomainEvent]) -> None:
+        """Validate and put ``events``; raise :class:`PublishFailed` if any is not accepted."""
+        failed = self.send(events)
+        if failed:
+            raise PublishFailed(failed)
+
+    # --- per-entry outcome (the outbox relay uses this) ---------------------------------------
+
+    def send(self, events: Sequence[DomainEvent]) -> list[FailedEntry]:
+        """Validate all, put in batches of 10, retry retryable failures; return what failed."""
+        valid = [ensure_valid(e) for e in events]  # raises before anything is sent
+        failed: list[FailedEntry] = []
+        for start in range(0, len(valid), MAX_BATCH):
+            failed.extend(self._send_batch(valid[start : start + MAX_BATCH]))
+        return failed
+
+    def entry(self, event: DomainEvent) -> PutEventsRequestEntryTypeDef:
+        import json
+
+        return {
+            "Source": self.source,
+            "DetailType": event.detail_type,
+            "Detail": json.dumps(event.detail(), separators=(",", ":")),
+            "EventBusName": self.bus_name,
+            "Time": event.occurred_at,
+        }
+
+    def _send_batch(self, batch: Sequence[DomainEvent]) -> list[FailedEntry]:
+        pending = list(batch)
+        failures: dict[UUID, FailedEntry] = {}
+        for attempt in range(self.max_attempts):
+            if attempt:
+                self._sleep(self._backoff(attempt))
+            outcome = self._put(pending)
+            retry: list[DomainEvent] = []
+            for event in pending:
+                failure = outcome.get(event.event_id)
+                if failure is None:
+                    failures.pop(event.event_id, None)
+                    continue
+                failures[event.event_id] = failure
+                if failure.retryable:
+                    retry.append(event)
+            if not retry:
+                break
+            log.warning(
+                "PutEvents: %d of %d entries failed (attempt %d/%d): %s",
+                len(retry),
+                len(pending),
+                attempt + 1,
+                self.max_attempts,
+                next(iter(failures.values())).describe(),
+            )
+            pending = retry
+        return list(failures.values())
+
+    def _put(self, events: Sequence[DomainEvent]) -> dict[UUID, FailedEntry]:
+        """One PutEvents call; returns the failed entries by event id (empty: all accepted)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self.client.put_events(Entries=[self.entry(e) for e in events])
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", "ClientError"))
+            message = str(error.get("Message", exc))
+            return self._all_failed(events, code, message, retryable=code not in _FATAL_CALL_CODES)
+        except BotoCoreError as exc:  # connection refused, timeouts: the bus may come back
+            return self._all_failed(events, type(exc).__name__, str(exc), retryable=True)
+        results: list[Any] = list(response.get("Entries", []))
+        if len(results) != len(events):
+            return self._all_failed(
+                events, "InvalidResponse", f"{len(results)} results for {len(events)} entries", retryable=True
+            )
+        out: dict[UUID, FailedEntry] = {}
+        for event, result in zip(events, results, strict=True):
+            code = result.get("ErrorCode")
+            if code or not result.get("EventId"):
+                code = str(code or "InternalFailure")
+                out[event.event_id] = FailedEntry(
+                    event.event_id,
+                    event.detail_type,
+                    code,
+                    str(result.get("ErrorMessage", "")),
+                    code in _RETRYABLE_ENTRY_CODES,
+                )
+        return out
+
+    @staticmethod
+    def _all_failed(
+        events: Sequence[DomainEvent], code: str, message: str, *, retryable: bool
+    ) -> dict[UUID, FailedEntry]:
+        return {e.event_id: FailedEntry(e.event_id, e.detail_type, code, message, retryable) for e in events}
+
+    def _backoff(self, attempt: int) -> float:
+        # Full jitter (AWS architecture blog): spreads retries of concurrent relays apart.
+        return random.uniform(0, min(self.max_delay_s, self.base_delay_s * (2**attempt)))  # noqa: S311
+
+
+_default: EventBridgePublisher | None = None
+_default_lock = threading.Lock()
+
+
+def get_publisher() -> EventBridgePublisher:
+    """The container's publisher (client created on first publish)."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = EventBridgePublisher()
+    return _default
+
+
+def reset_publisher() -> None:
+    """Forget the container's publisher (tests changing settings)."""
+    global _default
+    with _default_lock:
+        _default = None

@@ -1,0 +1,202 @@
+"""Outbox relay: sends committed outbox rows to EventBridge.
+
+Two callers, one code path:
+
+* :func:`flush_after_commit` — writers call it right after their transaction commits, so events
+  usually reach the bus within milliseconds. Best effort: it never raises (the change is already
+  committed; a failure only delays the event) and retries little, to keep the request fast.
+* the scheduled sweep (``functions/outbox_relay``) — :meth:`OutboxRelay.drain` every minute sends
+  whatever the flush did not: rows whose flush failed, or whose writer died between COMMIT and
+  the flush.
+
+Per claim (one transaction): lock due rows ``FOR UPDATE SKIP LOCKED``, re-validate each detail
+against its schema, PutEvents in batches of 10 (partial failures retried with backoff), then
+mark sent rows ``published_at`` and failed ones ``attempts + 1``, ``last_error`` and a
+``next_attempt_at`` with exponential backoff. Holding the row locks across PutEvents is what
+makes concurrent relays (flush + sweep, two containers) never send the same row twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from chatflow.events.schemas import DomainEvent, InvalidEvent, parse_detail
+from chatflow.settings import get_settings
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+    from chatflow.adapters.eventbridge import EventBridgePublisher
+    from chatflow.adapters.postgres.outbox import OutboxRow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RelayResult:
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+    invalid: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: RelayResult) -> None:
+        self.claimed += other.claimed
+        self.sent += other.sent
+        self.failed += other.failed
+        self.invalid += other.invalid
+        self.errors.extend(other.errors[: max(0, 10 - len(self.errors))])
+
+
+@dataclass(frozen=True)
+class BackoffPolicy:
+    """Delay before a failed row is tried again: base * 2**attempts, capped."""
+
+    base_s: float = 2.0
+    max_s: float = 900.0
+    #: A row whose detail no longer validates needs a human (or a schema fix): retry slowly.
+    invalid_s: float = 3600.0
+
+    def delay(self, attempts_before: int) -> timedelta:
+        return timedelta(seconds=min(self.max_s, self.base_s * (2 ** min(attempts_before, 30))))
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        *,
+        pool: Callable[[], ConnectionPool[Any]] | None = None,
+        publisher: EventBridgePublisher | None = None,
+        claim_size: int = 50,
+        backoff: BackoffPolicy | None = None,
+    ) -> None:
+        self._pool = pool
+        self._publisher = publisher
+        self.claim_size = claim_size
+        self.backoff = backoff or BackoffPolicy()
+
+    @property
+    def publisher(self) -> EventBridgePublisher:
+        if self._publisher is None:
+            from chatflow.adapters.eventbridge import get_publisher
+
+            self._publisher = get_publisher()
+        return self._publisher
+
+    def _connection_pool(self) -> ConnectionPool[Any]:
+        if self._pool is not None:
+            return self._pool()
+        from chatflow.adapters.postgres.pool import writer
+
+        return writer()
+
+    def run_once(self, limit: int | None = None) -> RelayResult:
+        """Claim up to ``limit`` due rows, send them, record the outcome; one transaction."""
+        from chatflow.adapters.postgres import outbox
+
+        with self._connection_pool().connection() as conn, conn.transaction():
+            rows = outbox.claim_due(conn, limit or self.claim_size)
+            return self._relay(conn, rows)
+
+    def drain(self, max_rows: int = 5000) -> RelayResult:
+        """Run claims until nothing is due (or ``max_rows`` were handled); the sweep uses this."""
+        total = RelayResult()
+        while total.claimed < max_rows:
+            result = self.run_once(min(self.claim_size, max_rows - total.claimed))
+            total.add(result)
+            # Stop when the claim came back short, or when nothing in it went out (the bus is
+            # down: the rows are now backed off, and hammering it again now would not help).
+            if result.claimed < self.claim_size or result.sent == 0:
+                break
+        return total
+
+    def _relay(self, conn: psycopg.Connection[Any], rows: list[OutboxRow]) -> RelayResult:
+        from chatflow.adapters.postgres import outbox
+
+        result = RelayResult(claimed=len(rows))
+        if not rows:
+            return result
+        events: list[DomainEvent] = []
+        by_event: dict[Any, OutboxRow] = {}
+        failures: list[tuple[int, str, timedelta]] = []
+        for row in rows:
+            try:
+                event = parse_detail(row.detail_type, row.detail)
+            except InvalidEvent as exc:
+                # Never publish what does not match its schema; keep the row for a human.
+                log.error("outbox row %s (%s) is invalid, not sent: %s", row.id, row.event_id, exc)
+                failures.append((row.id, f"invalid: {exc}", timedelta(seconds=self.backoff.invalid_s)))
+                result.invalid += 1
+                result.errors.append(str(exc))
+                continue
+            events.append(event)
+            by_event[event.event_id] = row
+        failed = self.publisher.send(events) if events else []
+        failed_ids = {f.event_id for f in failed}
+        for f in failed:
+            row = by_event[f.event_id]
+            failures.append((row.id, f.describe(), self.backoff.delay(row.attempts)))
+            result.errors.append(f.describe())
+        sent_ids = [by_event[e.event_id].id for e in events if e.event_id not in failed_ids]
+        outbox.mark_published(conn, sent_ids)
+        outbox.mark_failed(conn, failures)
+        result.sent = len(sent_ids)
+        result.failed = len(failed)
+        if failed:
+            log.warning("outbox relay: %d sent, %d failed (%s)", result.sent, result.failed, result.errors[0])
+        return result
+
+
+# --- after-commit flush --------------------------------------------------------------------
+
+_flush_relay: OutboxRelay | None = None
+
+
+def _bus_reachable() -> bool:
+    """Whether this process has a bus to talk to.
+
+    In the cloud always; locally only when an endpoint (the local EventBridge emulator) is
+    configured. Without one, a flush would wait on AWS timeouts in every write of local tests;
+    rows then stay in the outbox for a sweep run against an emulator (docs/events.md).
+    """
+    settings = get_settings()
+    if settings.env in ("local", "test"):
+        return bool(settings.events_endpoint_url or settings.aws_endpoint_url)
+    return True
+
+
+def flush_relay() -> OutboxRelay:
+    global _flush_relay
+    if _flush_relay is None:
+        from chatflow.adapters.eventbridge import EventBridgePublisher
+
+        # Few, short retries: this runs inside a user's request. The sweep retries harder.
+        _flush_relay = OutboxRelay(publisher=EventBridgePublisher(max_attempts=2), claim_size=50)
+    return _flush_relay
+
+
+def set_flush_relay(relay: OutboxRelay | None) -> None:
+    """Replace the relay :func:`flush_after_commit` uses (tests; the local stack)."""
+    global _flush_relay
+    _flush_relay = relay
+
+
+def flush_after_commit(limit: int = 50) -> RelayResult | None:
+    """Send due outbox rows now. Call AFTER the writer's transaction committed; never raises.
+
+    Returns the outcome, or None when skipped (no bus configured locally) or when the relay
+    itself failed (Postgres down: the sweep sends the rows later).
+    """
+    if not _bus_reachable():
+        log.debug("outbox flush skipped: no EventBridge endpoint configured for env=%s", get_settings().env)
+        return None
+    try:
+        return flush_relay().run_once(limit)
+    except Exception:
+        log.warning("outbox flush after commit failed; the scheduled sweep will send the rows", exc_info=True)
+        return None
