@@ -1,0 +1,439 @@
+"""Realtime state in Redis: connection registry, presence, connection limits, rate limits, room
+subscriptions.
+
+Keys (all under the settings' prefix; ``{uid}`` is a Redis Cluster hash tag, so every key of one
+user lives in one slot and the Lua scripts below stay single-slot):
+
+``rt:u:{uid}:conns``          sorted set: connection id -> expiry (epoch ms). The registry.
+``rt:u:{uid}:c:<cid>``        hash: userId, connectedAt, hardExpiry; PEXPIREAT = its expiry.
+``rt:u:{uid}:r:<cid>``        set: room ids this connection subscribed to (joinRoom).
+``rt:room:<rid>:subs``        sorted set: "<uid>|<cid>" -> expiry (epoch ms). Live subscribers.
+``rt:rl:<kind>:<cid>``        rate-limit state (GCRA theoretical arrival time, epoch ms).
+
+Why expiry scores: ``$disconnect`` is best effort. Every connection carries an expiry
+(``now + presence_ttl_s``, refreshed by ``ping``/activity, capped at ``connected_at +
+connection_ttl_s``), readers ignore expired members and writers prune them ("pruned on
+touch"). Nothing ever scans all connections: every operation touches the keys of the users or the
+room at hand, so the cost grows with the room's size only.
+
+The per-user connection limit is enforced inside one Lua script (check + add are atomic), so 50
+simultaneous connects of one user yield exactly ``limit`` registrations.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+from uuid import UUID
+
+import redis
+
+from chatflow.adapters.redis_client import get_redis
+from chatflow.settings import Settings, get_settings
+
+Clock = Callable[[], float]
+
+# Prune a user's expired connections (and their per-connection keys); shared by the scripts.
+# ARGV[1] = now (ms), ARGV[2] = per-connection key prefix ("...:c:"), ARGV[3] = rooms key prefix.
+_PRUNE = """
+local function prune(zkey, now, cprefix, rprefix)
+  local expired = redis.call('ZRANGEBYSCORE', zkey, '-inf', now)
+  for _, c in ipairs(expired) do
+    redis.call('DEL', cprefix .. c, rprefix .. c)
+  end
+  if #expired > 0 then
+    redis.call('ZREMRANGEBYSCORE', zkey, '-inf', now)
+  end
+  return expired
+end
+local function extend_zset(zkey)
+  local last = redis.call('ZRANGE', zkey, -1, -1, 'WITHSCORES')
+  if #last == 2 then
+    redis.call('PEXPIREAT', zkey, math.floor(tonumber(last[2])))
+  end
+end
+"""
+
+# KEYS[1] user's conns zset, KEYS[2] this connection's hash
+# ARGV[4] cid, ARGV[5] expiry ms, ARGV[6] hard expiry ms, ARGV[7] limit, ARGV[8] user id
+# -> {accepted, first, count}
+_REGISTER = (
+    _PRUNE
+    + """
+local now = tonumber(ARGV[1])
+prune(KEYS[1], now, ARGV[2], ARGV[3])
+local cid = ARGV[4]
+if redis.call('ZSCORE', KEYS[1], cid) then
+  -- A retried $connect of the same connection: idempotent.
+  return {1, 0, redis.call('ZCARD', KEYS[1])}
+end
+local count = redis.call('ZCARD', KEYS[1])
+if count >= tonumber(ARGV[7]) then
+  return {0, 0, count}
+end
+redis.call('ZADD', KEYS[1], ARGV[5], cid)
+redis.call('HSET', KEYS[2], 'userId', ARGV[8], 'connectedAt', now, 'hardExpiry', ARGV[6])
+redis.call('PEXPIREAT', KEYS[2], ARGV[5])
+extend_zset(KEYS[1])
+local first = 0
+if count == 0 then first = 1 end
+return {1, first, count + 1}
+"""
+)
+
+# KEYS[1] conns zset, KEYS[2] connection hash, KEYS[3] connection's rooms set; ARGV[4] cid
+# -> {removed, remaining, room ids...}
+_UNREGISTER = (
+    _PRUNE
+    + """
+local now = tonumber(ARGV[1])
+local removed = redis.call('ZREM', KEYS[1], ARGV[4])
+local rooms = redis.call('SMEMBERS', KEYS[3])
+redis.call('DEL', KEYS[2], KEYS[3])
+prune(KEYS[1], now, ARGV[2], ARGV[3])
+local out = {removed, redis.call('ZCARD', KEYS[1])}
+for _, r in ipairs(rooms) do out[#out + 1] = r end
+return out
+"""
+)
+
+# KEYS[1] conns zset, KEYS[2] connection hash, KEYS[3] rooms set; ARGV[4] cid, ARGV[5] ttl ms
+# -> {alive, expiry ms, room ids...}: alive 0 = unknown or expired connection.
+_TOUCH = (
+    _PRUNE
+    + """
+local now = tonumber(ARGV[1])
+prune(KEYS[1], now, ARGV[2], ARGV[3])
+if not redis.call('ZSCORE', KEYS[1], ARGV[4]) then
+  return {0, 0}
+end
+local hard = tonumber(redis.call('HGET', KEYS[2], 'hardExpiry') or '0')
+local expiry = now + tonumber(ARGV[5])
+if hard > 0 and hard < expiry then expiry = hard end
+redis.call('ZADD', KEYS[1], 'XX', expiry, ARGV[4])
+redis.call('PEXPIREAT', KEYS[2], expiry)
+redis.call('PEXPIREAT', KEYS[3], expiry)
+extend_zset(KEYS[1])
+local out = {1, expiry}
+for _, r in ipairs(redis.call('SMEMBERS', KEYS[3])) do out[#out + 1] = r end
+return out
+"""
+)
+
+# KEYS[1] conns zset; -> {cid, room ids of cid joined by ',', cid, rooms, ...} and deletes all.
+_REMOVE_ALL = """
+local cids = redis.call('ZRANGE', KEYS[1], 0, -1)
+local out = {}
+for _, c in ipairs(cids) do
+  local rkey = ARGV[2] .. c
+  out[#out + 1] = c
+  out[#out + 1] = table.concat(redis.call('SMEMBERS', rkey), ',')
+  redis.call('DEL', ARGV[1] .. c, rkey)
+end
+redis.call('DEL', KEYS[1])
+return out
+"""
+
+# GCRA rate limit. KEYS[1] state key; ARGV now ms, window ms, limit
+# -> {allowed, retry_after_ms}
+_RATE = """
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local interval = window / tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - window
+if allow_at > now then
+  return {0, math.ceil(allow_at - now)}
+end
+redis.call('SET', KEYS[1], string.format('%d', math.ceil(new_tat)), 'PX', math.ceil(new_tat - now) + 1)
+return {1, 0}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    accepted: bool
+    #: True when this is the user's only live connection (announce "online").
+    first: bool
+    #: Live connections of the user after the call.
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unregistration:
+    #: The connection was registered (False: already removed, e.g. by a ban or a 410 cleanup).
+    removed: bool
+    #: True when the user has no live connection left (announce "offline").
+    last: bool
+    rooms: tuple[UUID, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One live connection of one user: where a frame goes."""
+
+    user_id: UUID
+    connection_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    allowed: bool
+    retry_after_ms: int = 0
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+class RedisRealtimeStore:
+    """Registry, presence, subscriptions and rate limits over one redis-py client."""
+
+    def __init__(
+        self,
+        client: redis.Redis[str] | None = None,
+        settings: Settings | None = None,
+        clock: Clock = time.time,
+    ) -> None:
+        self._client = client
+        self._settings = settings or get_settings()
+        self._clock = clock
+        self._scripts: dict[str, Any] = {}
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    @property
+    def client(self) -> redis.Redis[str]:
+        if self._client is None:
+            self._client = get_redis(self._settings)
+        return self._client
+
+    def _script(self, name: str, source: str) -> Any:
+        script = self._scripts.get(name)
+        if script is None:
+            # register_script runs EVALSHA and falls back to EVAL once (NOSCRIPT), so a
+            # container pays the upload once.
+            script = self.client.register_script(source)
+            self._scripts[name] = script
+        return script
+
+    def _k(self, *parts: object) -> str:
+        return self._settings.redis_key_prefix + ":".join(str(p) for p in parts)
+
+    def _user_zset(self, user_id: UUID) -> str:
+        return self._k("rt", "u", f"{{{user_id}}}", "conns")
+
+    def _conn_prefix(self, user_id: UUID) -> str:
+        return self._k("rt", "u", f"{{{user_id}}}", "c", "")
+
+    def _rooms_prefix(self, user_id: UUID) -> str:
+        return self._k("rt", "u", f"{{{user_id}}}", "r", "")
+
+    def _room_subs(self, room_id: UUID) -> str:
+        return self._k("rt", "room", room_id, "subs")
+
+    def _now_ms(self) -> int:
+        return _ms(self._clock())
+
+    def _common_args(self, user_id: UUID) -> list[object]:
+        return [self._now_ms(), self._conn_prefix(user_id), self._rooms_prefix(user_id)]
+
+    # --- registry --------------------------------------------------------------------------
+
+    def register(self, user_id: UUID, connection_id: str, *, limit: int | None = None) -> Registration:
+        """Register a connection unless the user already has ``limit`` live ones (atomic)."""
+        s = self._settings
+        limit = s.max_connections_per_user if limit is None else limit
+        args = self._common_args(user_id)
+        now = cast(int, args[0])
+        hard = now + _ms(s.connection_ttl_s)
+        expiry = min(now + _ms(s.presence_ttl_s), hard)
+        res = self._script("register", _REGISTER)(
+            keys=[self._user_zset(user_id), self._conn_prefix(user_id) + connection_id],
+            args=[*args, connection_id, expiry, hard, limit, str(user_id)],
+        )
+        return Registration(accepted=bool(res[0]), first=bool(res[1]), count=int(res[2]))
+
+    def unregister(self, user_id: UUID, connection_id: str) -> Unregistration:
+        """Remove a connection and its room subscriptions; tells whether it was the last one."""
+        res = self._script("unregister", _UNREGISTER)(
+            keys=[
+                self._user_zset(user_id),
+                self._conn_prefix(user_id) + connection_id,
+                self._rooms_prefix(user_id) + connection_id,
+            ],
+            args=[*self._common_args(user_id), connection_id],
+        )
+        removed, remaining = bool(res[0]), int(res[1])
+        rooms = tuple(UUID(r) for r in res[2:])
+        if rooms:
+            self._drop_subscriptions(user_id, connection_id, rooms)
+        return Unregistration(removed=removed, last=removed and remaining == 0, rooms=rooms)
+
+    def touch(self, user_id: UUID, connection_id: str) -> bool:
+        """Refresh the connection's (and its subscriptions') TTL; False if it is not registered."""
+        res = self._script("touch", _TOUCH)(
+            keys=[
+                self._user_zset(user_id),
+                self._conn_prefix(user_id) + connection_id,
+                self._rooms_prefix(user_id) + connection_id,
+            ],
+            args=[*self._common_args(user_id), connection_id, _ms(self._settings.presence_ttl_s)],
+        )
+        if not res[0]:
+            return False
+        expiry, rooms = int(res[1]), res[2:]
+        if rooms:
+            member = f"{user_id}|{connection_id}"
+            pipe = self.client.pipeline(transaction=False)
+            for room in rooms:
+                pipe.zadd(self._room_subs(room), {member: expiry}, xx=True)
+            pipe.execute()
+        return True
+
+    def is_registered(self, user_id: UUID, connection_id: str) -> bool:
+        score = self.client.zscore(self._user_zset(user_id), connection_id)
+        return score is not None and score > self._now_ms()
+
+    def remove_all(self, user_id: UUID) -> list[str]:
+        """Remove every connection of the user (bans); returns the removed connection ids."""
+        res = self._script("remove_all", _REMOVE_ALL)(
+            keys=[self._user_zset(user_id)],
+            args=[self._conn_prefix(user_id), self._rooms_prefix(user_id)],
+        )
+        cids: list[str] = []
+        pipe = self.client.pipeline(transaction=False)
+        for i in range(0, len(res), 2):
+            cid, rooms = res[i], res[i + 1]
+            cids.append(cid)
+            for room in filter(None, rooms.split(",")):
+                pipe.zrem(self._room_subs(room), f"{user_id}|{cid}")
+        if len(pipe):
+            pipe.execute()
+        return cids
+
+    def connections_of(self, user_ids: Iterable[UUID]) -> list[Target]:
+        """Live connections of these users, in ONE pipeline round trip (no scans)."""
+        users = list(dict.fromkeys(user_ids))
+        if not users:
+            return []
+        now = self._now_ms()
+        pipe = self.client.pipeline(transaction=False)
+        for uid in users:
+            pipe.zrangebyscore(self._user_zset(uid), f"({now}", "+inf")
+        results = pipe.execute()
+        return [Target(uid, cid) for uid, cids in zip(users, results, strict=True) for cid in cids]
+
+    def online_user_ids(self, user_ids: Iterable[UUID]) -> set[UUID]:
+        """The users among ``user_ids`` with at least one live connection (one pipeline)."""
+        users = list(dict.fromkeys(user_ids))
+        if not users:
+            return set()
+        now = self._now_ms()
+        pipe = self.client.pipeline(transaction=False)
+        for uid in users:
+            pipe.zcount(self._user_zset(uid), f"({now}", "+inf")
+        counts = pipe.execute()
+        return {uid for uid, n in zip(users, counts, strict=True) if n}
+
+    # --- room subscriptions (joinRoom / leaveRoom) ------------------------------------------
+
+    def subscribe(self, user_id: UUID, connection_id: str, room_id: UUID) -> bool:
+        """Subscribe a registered connection to a room's live stream; False if not registered."""
+        zkey = self._user_zset(user_id)
+        expiry = self.client.zscore(zkey, connection_id)
+        if expiry is None or expiry <= self._now_ms():
+            return False
+        rkey = self._rooms_prefix(user_id) + connection_id
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zadd(self._room_subs(room_id), {f"{user_id}|{connection_id}": int(expiry)})
+        pipe.sadd(rkey, str(room_id))
+        pipe.pexpireat(rkey, int(expiry))
+        pipe.execute()
+        return True
+
+    def unsubscribe(self, user_id: UUID, connection_id: str, room_id: UUID) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrem(self._room_subs(room_id), f"{user_id}|{connection_id}")
+        pipe.srem(self._rooms_prefix(user_id) + connection_id, str(room_id))
+        pipe.execute()
+
+    def unsubscribe_user(self, user_id: UUID, room_id: UUID) -> None:
+        """Drop every subscription of a user to a room (they left or were removed)."""
+        targets = self.connections_of([user_id])
+        if targets:
+            self._drop_subscriptions(user_id, None, (room_id,), [t.connection_id for t in targets])
+
+    def subscribers(self, room_id: UUID) -> list[Target]:
+        """Live subscriptions of a room; expired ones are pruned (one round trip)."""
+        now = self._now_ms()
+        key = self._room_subs(room_id)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zremrangebyscore(key, "-inf", now)
+        pipe.zrangebyscore(key, f"({now}", "+inf")
+        _, members = pipe.execute()
+        out: list[Target] = []
+        for member in members:
+            uid, _, cid = member.partition("|")
+            out.append(Target(UUID(uid), cid))
+        return out
+
+    def subscribed_rooms(self, user_id: UUID, connection_id: str) -> set[UUID]:
+        return {UUID(r) for r in self.client.smembers(self._rooms_prefix(user_id) + connection_id)}
+
+    def _drop_subscriptions(
+        self,
+        user_id: UUID,
+        connection_id: str | None,
+        rooms: Sequence[UUID],
+        connection_ids: Sequence[str] = (),
+    ) -> None:
+        cids = [connection_id] if connection_id else list(connection_ids)
+        if not cids or not rooms:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for room in rooms:
+            pipe.zrem(self._room_subs(room), *[f"{user_id}|{c}" for c in cids])
+            for c in cids:
+                pipe.srem(self._rooms_prefix(user_id) + c, str(room))
+        pipe.execute()
+
+    # --- rate limits -----------------------------------------------------------------------
+
+    def hit_rate_limit(self, kind: str, connection_id: str, *, limit: int, window_s: float) -> RateDecision:
+        """One event of ``kind`` on a connection: allowed unless it exceeds ``limit`` per window.
+
+        GCRA (a token bucket in one key): smooth, atomic in one script, and it knows exactly
+        when the next event would be allowed (``retry_after_ms``).
+        """
+        res = self._script("rate", _RATE)(
+            keys=[self._k("rt", "rl", kind, connection_id)],
+            args=[self._now_ms(), _ms(window_s), max(1, limit)],
+        )
+        return RateDecision(allowed=bool(res[0]), retry_after_ms=int(res[1]))
+
+
+_store: RedisRealtimeStore | None = None
+
+
+def get_realtime_store() -> RedisRealtimeStore:
+    """The container's store (lazy; the Redis client itself is created on first command)."""
+    global _store
+    if _store is None:
+        _store = RedisRealtimeStore()
+    return _store
+
+
+def reset_realtime_store() -> None:
+    """For tests that change settings (prefix) between cases."""
+    global _store
+    _store = None
+
+
+def online_user_ids(user_ids: Iterable[UUID]) -> set[UUID]:
+    """Contract 6: which of these users have at least one live WebSocket connection."""
+    return get_realtime_store().online_user_ids(user_ids)

@@ -1,0 +1,180 @@
+"""Connection registry, presence, subscriptions and rate limits against the real Redis."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+import redis
+from chatflow.adapters.redis_realtime import RedisRealtimeStore, Target
+from chatflow.settings import get_settings
+
+
+class FakeClock:
+    """Time under test control: lets a test age connections without sleeping."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store(chatflow_env: dict[str, str], rds: redis.Redis[str], clock: FakeClock) -> RedisRealtimeStore:
+    return RedisRealtimeStore(client=rds, settings=get_settings(), clock=clock)
+
+
+def _cid() -> str:
+    return uuid.uuid4().hex[:16] + "="
+
+
+def test_limit_is_atomic_under_50_concurrent_connects(
+    store: RedisRealtimeStore, chatflow_env: dict[str, str]
+) -> None:
+    user = uuid.uuid4()
+    results: list[bool] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(50)
+
+    def connect(cid: str) -> None:
+        # Each thread its own client: real concurrency on the server, not one socket.
+        client = redis.Redis.from_url(chatflow_env["REDIS_URL"], decode_responses=True)
+        own = RedisRealtimeStore(client=client, settings=get_settings())
+        barrier.wait()
+        ok = own.register(user, cid, limit=5).accepted
+        with lock:
+            results.append(ok)
+        client.close()
+
+    threads = [threading.Thread(target=connect, args=(_cid(),)) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(True) == 5
+    assert len(store.connections_of([user])) == 5
+
+
+def test_first_and_last_connection_flags(store: RedisRealtimeStore) -> None:
+    user = uuid.uuid4()
+    a, b = _cid(), _cid()
+    first = store.register(user, a)
+    second = store.register(user, b)
+    assert (first.accepted, first.first, first.count) == (True, True, 1)
+    assert (second.accepted, second.first, second.count) == (True, False, 2)
+    # A retried $connect of the same connection is idempotent.
+    assert store.register(user, b) == type(second)(accepted=True, first=False, count=2)
+    assert store.unregister(user, a).last is False
+    gone = store.unregister(user, b)
+    assert gone.removed
+    assert gone.last
+    # Removing again (a late $disconnect after a 410 cleanup) is not a second "offline".
+    again = store.unregister(user, b)
+    assert not again.removed
+    assert not again.last
+
+
+def test_online_user_ids(store: RedisRealtimeStore) -> None:
+    on, off, never = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    store.register(on, _cid())
+    cid = _cid()
+    store.register(off, cid)
+    store.unregister(off, cid)
+    assert store.online_user_ids([on, off, never]) == {on}
+    assert store.online_user_ids([]) == set()
+
+
+def test_stale_connections_expire_without_disconnect(store: RedisRealtimeStore, clock: FakeClock) -> None:
+    user = uuid.uuid4()
+    settings = get_settings()
+    stale = [_cid() for _ in range(settings.max_connections_per_user)]
+    for cid in stale:
+        assert store.register(user, cid).accepted
+    assert not store.register(user, _cid()).accepted  # at the limit
+    # No $disconnect ever arrives; time passes beyond the presence TTL.
+    clock.now += settings.presence_ttl_s + 1
+    assert store.online_user_ids([user]) == set()
+    assert store.connections_of([user]) == []
+    fresh = store.register(user, _cid())
+    # Pruned on touch: the limit counts live connections only; this one is "first" again.
+    assert fresh.accepted
+    assert fresh.first
+    assert fresh.count == 1
+
+
+def test_ping_refreshes_ttl_until_the_hard_cap(store: RedisRealtimeStore, clock: FakeClock) -> None:
+    user = uuid.uuid4()
+    cid = _cid()
+    settings = get_settings()
+    store.register(user, cid)
+    elapsed = 0
+    step = settings.presence_ttl_s - 60
+    while elapsed + step < settings.connection_ttl_s:
+        clock.now += step
+        elapsed += step
+        assert store.touch(user, cid), f"alive after {elapsed}s of pings"
+    # Without pings it expires; past the hard cap even pings cannot keep it.
+    clock.now += settings.connection_ttl_s
+    assert not store.touch(user, cid)
+    assert store.online_user_ids([user]) == set()
+
+
+def test_connections_of_returns_only_those_users(store: RedisRealtimeStore) -> None:
+    u1, u2, u3 = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    c1, c2, c3 = _cid(), _cid(), _cid()
+    store.register(u1, c1)
+    store.register(u2, c2)
+    store.register(u3, c3)
+    assert set(store.connections_of([u1, u2, u1])) == {Target(u1, c1), Target(u2, c2)}
+
+
+def test_subscriptions_follow_the_connection(store: RedisRealtimeStore, clock: FakeClock) -> None:
+    user, room = uuid.uuid4(), uuid.uuid4()
+    a, b = _cid(), _cid()
+    store.register(user, a)
+    store.register(user, b)
+    assert store.subscribe(user, a, room)
+    assert store.subscribe(user, b, room)
+    assert set(store.subscribers(room)) == {Target(user, a), Target(user, b)}
+    store.unsubscribe(user, a, room)
+    assert store.subscribers(room) == [Target(user, b)]
+    store.unregister(user, b)
+    assert store.subscribers(room) == []
+    # An unknown connection cannot subscribe.
+    assert not store.subscribe(user, _cid(), room)
+
+
+def test_remove_all_for_bans(store: RedisRealtimeStore) -> None:
+    user, room = uuid.uuid4(), uuid.uuid4()
+    cids = {_cid() for _ in range(3)}
+    for cid in cids:
+        store.register(user, cid)
+    store.subscribe(user, next(iter(cids)), room)
+    assert set(store.remove_all(user)) == cids
+    assert store.connections_of([user]) == []
+    assert store.subscribers(room) == []
+    assert store.remove_all(user) == []
+
+
+def test_rate_limit_allows_burst_then_refuses_with_retry_after(
+    store: RedisRealtimeStore, clock: FakeClock
+) -> None:
+    cid = _cid()
+    decisions = [store.hit_rate_limit("typing", cid, limit=10, window_s=10) for _ in range(10)]
+    assert all(d.allowed for d in decisions)
+    refused = store.hit_rate_limit("typing", cid, limit=10, window_s=10)
+    assert not refused.allowed
+    assert 0 < refused.retry_after_ms <= 1000
+    # Another connection has its own budget.
+    assert store.hit_rate_limit("typing", _cid(), limit=10, window_s=10).allowed
+    clock.now += refused.retry_after_ms / 1000
+    assert store.hit_rate_limit("typing", cid, limit=10, window_s=10).allowed
