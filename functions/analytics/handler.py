@@ -1,0 +1,68 @@
+"""EventBridge target (rule ``analytics-all-chat-events``): messages per room per hour, daily
+active users and daily counters (connections opened, ...) in Postgres, plus EMF metrics.
+
+Idempotent: the counters and the (consumer, event_id) record commit together; metrics are
+emitted only for first deliveries, so CloudWatch does not double-count either.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from chatflow.adapters.postgres.analytics import PostgresAnalyticsRepository
+from chatflow.domain import analytics
+from chatflow.events.consumer import parse_envelope
+from chatflow.events.schemas import InvalidEvent
+from chatflow.observability import get_logger, get_metrics, traced_handler
+
+logger = get_logger()
+metrics = get_metrics()
+_repo: PostgresAnalyticsRepository | None = None
+
+#: EMF metric per daily counter (CloudWatch names are CamelCase).
+_METRIC_OF = {
+    "messages_created": "MessagesCreated",
+    "connections_opened": "ConnectionsOpened",
+    "rooms_created": "RoomsCreated",
+    "members_joined": "MembersJoined",
+    "users_banned": "UsersBanned",
+}
+
+
+def _repository() -> PostgresAnalyticsRepository:
+    global _repo
+    if _repo is None:
+        _repo = PostgresAnalyticsRepository()
+    return _repo
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+@traced_handler
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    try:
+        received = parse_envelope(event)
+    except InvalidEvent as exc:
+        logger.error("invalid event refused", extra={"reason": str(exc), "envelope_id": event.get("id")})
+        metrics.add_metric(name="InvalidEvents", unit=MetricUnit.Count, value=1)
+        raise
+    delta, applied = analytics.handle_event(received.event, _repository())
+    result = {
+        "eventId": str(received.event.event_id),
+        "detailType": received.detail_type,
+        "duplicate": applied.duplicate,
+        "counter": delta.counter,
+        "newActiveUser": applied.new_active_user,
+    }
+    if applied.duplicate:
+        metrics.add_metric(name="DuplicateEventsIgnored", unit=MetricUnit.Count, value=1)
+    else:
+        metric = _METRIC_OF.get(delta.counter)
+        if metric:
+            metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+        if applied.new_active_user:
+            metrics.add_metric(name="DailyActiveUsers", unit=MetricUnit.Count, value=1)
+    logger.info("event counted", extra=result)
+    return result

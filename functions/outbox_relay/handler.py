@@ -1,0 +1,60 @@
+"""Scheduled sweep (every minute, reserved concurrency 1): send outbox rows that the
+after-commit flush did not (bus down, writer crashed after COMMIT), and report the backlog.
+
+Rows are claimed FOR UPDATE SKIP LOCKED, so the sweep and concurrent flushes never send the
+same row twice. Metrics: OutboxSent, OutboxFailed, OutboxInvalid, OutboxPending,
+OutboxOldestPendingSeconds (alarm on the last one: events are late).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from chatflow.adapters.eventbridge import EventBridgePublisher
+from chatflow.adapters.postgres import outbox
+from chatflow.adapters.postgres.pool import writer
+from chatflow.events.relay import OutboxRelay
+from chatflow.observability import get_logger, get_metrics, traced_handler
+
+logger = get_logger()
+metrics = get_metrics()
+_relay: OutboxRelay | None = None
+
+
+def _sweeper() -> OutboxRelay:
+    global _relay
+    if _relay is None:
+        # The sweep can afford patience: more in-call retries than the after-commit flush.
+        _relay = OutboxRelay(publisher=EventBridgePublisher(max_attempts=4, base_delay_s=0.2))
+    return _relay
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+@traced_handler
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    result = _sweeper().drain()
+    with writer().connection() as conn:
+        backlog = outbox.stats(conn)
+    metrics.add_metric(name="OutboxSent", unit=MetricUnit.Count, value=result.sent)
+    metrics.add_metric(name="OutboxFailed", unit=MetricUnit.Count, value=result.failed)
+    metrics.add_metric(name="OutboxInvalid", unit=MetricUnit.Count, value=result.invalid)
+    metrics.add_metric(name="OutboxPending", unit=MetricUnit.Count, value=backlog.pending)
+    metrics.add_metric(
+        name="OutboxOldestPendingSeconds", unit=MetricUnit.Seconds, value=backlog.oldest_pending_age_s or 0.0
+    )
+    summary = {
+        "claimed": result.claimed,
+        "sent": result.sent,
+        "failed": result.failed,
+        "invalid": result.invalid,
+        "pending": backlog.pending,
+        "oldestPendingSeconds": backlog.oldest_pending_age_s,
+    }
+    if result.failed or result.invalid:
+        logger.warning("outbox sweep left rows unsent", extra={**summary, "errors": result.errors[:5]})
+    else:
+        logger.info("outbox sweep", extra=summary)
+    return summary

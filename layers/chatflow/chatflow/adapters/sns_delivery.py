@@ -1,0 +1,100 @@
+"""Notification delivery channels (the ``NotificationChannel`` port).
+
+Default: one SNS topic per deployment (``settings.notification_topic_arn``). Each notification
+is published as JSON with a ``user_id`` message attribute, so subscribers (a push service, an
+email bridge, a per-user filtered SQS queue) can use SNS subscription filter policies.
+
+A channel that is not configured delivers nothing, says so in the log, and reports
+``False`` (the notification is marked ``skipped``, it stays in-app).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from chatflow.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_sns.client import SNSClient
+
+log = logging.getLogger(__name__)
+
+
+def make_sns_client(settings: Settings | None = None) -> SNSClient:
+    import boto3
+    from botocore.config import Config
+
+    settings = settings or get_settings()
+    return boto3.client(
+        "sns",
+        region_name=settings.aws_region,
+        endpoint_url=settings.aws_endpoint_url,
+        config=Config(
+            connect_timeout=2, read_timeout=5, retries={"total_max_attempts": 3, "mode": "standard"}
+        ),
+    )
+
+
+class SnsNotificationChannel:
+    name = "sns"
+
+    def __init__(
+        self,
+        topic_arn: str | None = None,
+        *,
+        client: SNSClient | None = None,
+        client_factory: Callable[[], SNSClient] | None = None,
+        use_settings: bool = True,
+    ) -> None:
+        self.topic_arn = topic_arn or (get_settings().notification_topic_arn if use_settings else None)
+        self._client = client
+        self._client_factory = client_factory or make_sns_client
+        self._lock = threading.Lock()
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.topic_arn)
+
+    @property
+    def client(self) -> SNSClient:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._client_factory()
+        return self._client
+
+    def deliver(self, user_id: UUID, payload: dict[str, object]) -> bool:
+        if not self.topic_arn:
+            log.info(
+                "notification channel %s not configured (NOTIFICATION_TOPIC_ARN unset): "
+                "notification %s for user %s stays in-app only",
+                self.name,
+                payload.get("id"),
+                user_id,
+            )
+            return False
+        # Errors propagate: the consumer keeps the notification pending and the delivery is retried.
+        self.client.publish(
+            TopicArn=self.topic_arn,
+            Message=json.dumps(payload, separators=(",", ":"), default=str),
+            MessageAttributes={
+                "user_id": {"DataType": "String", "StringValue": str(user_id)},
+                "kind": {"DataType": "String", "StringValue": str(payload.get("kind", "notification"))},
+            },
+        )
+        return True
+
+
+_default: SnsNotificationChannel | None = None
+
+
+def get_channel() -> SnsNotificationChannel:
+    global _default
+    if _default is None:
+        _default = SnsNotificationChannel()
+    return _default

@@ -1,0 +1,52 @@
+"""Parsing what EventBridge hands a consumer function.
+
+A Lambda target of a rule receives the event envelope (``version``, ``id``, ``detail-type``,
+``source``, ``account``, ``time``, ``region``, ``resources``, ``detail``; replays add
+``replay-name``). :func:`parse_envelope` checks the envelope, then validates the detail against
+the schema registry, so a consumer only ever sees a valid, typed :class:`DomainEvent`.
+
+Deduplication uses ``detail.event_id`` (assigned once, when the change happened), never the
+envelope ``id``: a resend by the outbox relay, a DLQ redrive or an archive replay carries a new
+envelope id but the same event id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chatflow.events.schemas import DomainEvent, InvalidEvent, parse_detail
+from chatflow.settings import get_settings
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedEvent:
+    event: DomainEvent
+    envelope_id: str
+    source: str
+    detail_type: str
+    replay_name: str | None
+
+
+def parse_envelope(raw: Mapping[str, Any], *, expected_source: str | None = None) -> ReceivedEvent:
+    """Validate an EventBridge envelope and its detail; :class:`InvalidEvent` if anything is off."""
+    if not isinstance(raw, Mapping):
+        raise InvalidEvent("event must be an EventBridge envelope (object)")
+    detail_type = raw.get("detail-type")
+    source = raw.get("source")
+    detail = raw.get("detail")
+    if not isinstance(detail_type, str) or not isinstance(source, str) or detail is None:
+        raise InvalidEvent("not an EventBridge event: need 'source', 'detail-type' and 'detail'")
+    expected = expected_source or get_settings().event_source
+    if source != expected:
+        raise InvalidEvent(f"unexpected source {source!r} (expected {expected!r})")
+    event = parse_detail(detail_type, detail)
+    replay = raw.get("replay-name")
+    return ReceivedEvent(
+        event=event,
+        envelope_id=str(raw.get("id", "")),
+        source=source,
+        detail_type=detail_type,
+        replay_name=replay if isinstance(replay, str) else None,
+    )
