@@ -26,6 +26,7 @@ class Need(str, Enum):
     PUT_EVENTS = "put_events"  # events:PutEvents on the bus
     FANOUT_QUEUE = "fanout_queue"  # sqs:SendMessage on the fan-out queue
     NOTIFY_TOPIC = "notify_topic"  # sns:Publish on the notification topic
+    JWT_KEYGEN = "jwt_keygen"  # writes the signing-key secret (deploy-time bootstrap only)
 
 
 @dataclass(frozen=True)
@@ -212,8 +213,8 @@ FUNCTIONS: tuple[Function, ...] = (
     Function(
         "migrate",
         "handler.handler",
-        "Runs the SQL migrations (CloudFormation custom resource on deploy)",
-        needs=frozenset({Need.POSTGRES}),
+        "Deploy-time custom resources: SQL migrations and the JWT signing key",
+        needs=frozenset({Need.POSTGRES, Need.JWT_KEYGEN}),
         timeout_s=300,
     ),
 )
