@@ -1,0 +1,203 @@
+"""The local EventBridge endpoint through the real boto3 ``events`` client (AWS JSON 1.1)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from infra.catalog import EVENT_RULES, EVENT_SOURCE
+from local_stack.eventbridge import Backoff, LocalEventBus, RunningEventBridgeApi, running_eventbridge_api
+
+if TYPE_CHECKING:
+    from mypy_boto3_events.client import EventBridgeClient
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, function: str, event: dict[str, Any]) -> None:
+        with self.lock:
+            self.calls.append((function, event))
+
+    def events_for(self, function: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [e for f, e in self.calls if f == function]
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def api(recorder: Recorder) -> Iterator[RunningEventBridgeApi]:
+    bus = LocalEventBus.from_catalog(
+        recorder, name="chatflow", region="us-east-1", backoff=Backoff(base_s=0.001)
+    )
+    with running_eventbridge_api(bus) as running:
+        yield running
+
+
+@pytest.fixture
+def client(api: RunningEventBridgeApi) -> EventBridgeClient:
+    return boto3.client(
+        "events",
+        endpoint_url=api.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # the local endpoint does not check
+        config=Config(retries={"mode": "standard", "max_attempts": 2}),
+    )
+
+
+def test_put_events_reaches_the_rule_targets(
+    api: RunningEventBridgeApi, client: EventBridgeClient, recorder: Recorder
+) -> None:
+    out = client.put_events(
+        Entries=[
+            {
+                "Source": EVENT_SOURCE,
+                "DetailType": "message.created",
+                "Detail": json.dumps({"room_id": "r", "seq": 7}),
+                "EventBusName": "chatflow",
+            }
+        ]
+    )
+    assert out["FailedEntryCount"] == 0
+    event_id = out["Entries"][0]["EventId"]
+    assert api.bus.wait_idle()
+    (event,) = recorder.events_for("notifications")
+    assert event["id"] == event_id
+    assert event["detail"] == {"room_id": "r", "seq": 7}
+
+
+def test_put_events_partial_failure(client: EventBridgeClient, api: RunningEventBridgeApi) -> None:
+    out = client.put_events(
+        Entries=[
+            {"Source": EVENT_SOURCE, "DetailType": "user.online", "Detail": "{}"},
+            {"Source": EVENT_SOURCE, "DetailType": "user.online", "Detail": "{not json"},
+            {"Source": EVENT_SOURCE, "DetailType": "user.online", "Detail": "{}", "EventBusName": "nope"},
+        ]
+    )
+    assert out["FailedEntryCount"] == 2
+    assert "EventId" in out["Entries"][0]
+    assert out["Entries"][1]["ErrorCode"] == "MalformedDetail"
+    assert out["Entries"][2]["ErrorCode"] == "ResourceNotFoundException"
+
+
+def test_oversize_and_too_many_entries_are_validation_errors(client: EventBridgeClient) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        client.put_events(
+            Entries=[
+                {"Source": EVENT_SOURCE, "DetailType": "x", "Detail": json.dumps({"b": "x" * (256 * 1024)})}
+            ]
+        )
+    assert excinfo.value.response["Error"]["Code"] == "ValidationException"
+    assert "over the limit" in excinfo.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as excinfo:
+        client.put_events(Entries=[{"Source": EVENT_SOURCE, "DetailType": "x", "Detail": "{}"}] * 11)
+    assert excinfo.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_injected_5xx_and_partial_failures(client: EventBridgeClient, api: RunningEventBridgeApi) -> None:
+    api.bus.faults.set_unavailable(True)
+    with pytest.raises(ClientError) as excinfo:
+        client.put_events(Entries=[{"Source": EVENT_SOURCE, "DetailType": "x", "Detail": "{}"}])
+    assert excinfo.value.response["Error"]["Code"] == "InternalException"
+    assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert api.bus.faults.failed_requests >= 2  # botocore retried the 5xx itself
+    api.bus.faults.set_unavailable(False)
+
+    api.bus.faults.fail_entries(1, error_code="InternalFailure")
+    out = client.put_events(
+        Entries=[
+            {"Source": EVENT_SOURCE, "DetailType": "x", "Detail": json.dumps({"n": n})} for n in range(3)
+        ]
+    )
+    assert out["FailedEntryCount"] == 1
+    assert out["Entries"][0]["ErrorCode"] == "InternalFailure"
+    assert [json.loads(json.dumps(e["detail"]))["n"] for e in api.bus.archived()] == [1, 2]
+
+
+def test_rules_are_listed_and_described(client: EventBridgeClient) -> None:
+    rules = client.list_rules(EventBusName="chatflow")["Rules"]
+    assert sorted(r["Name"] for r in rules) == sorted(r.name for r in EVENT_RULES)
+    declared = EVENT_RULES[0]
+    described = client.describe_rule(Name=declared.name, EventBusName="chatflow")
+    assert json.loads(described["EventPattern"]) == declared.pattern
+    assert described["State"] == "ENABLED"
+    targets = client.list_targets_by_rule(Rule=declared.name, EventBusName="chatflow")["Targets"]
+    assert [t["Id"] for t in targets] == list(declared.targets)
+    assert targets[0]["RetryPolicy"]["MaximumRetryAttempts"] == declared.retry.max_attempts
+    with pytest.raises(ClientError) as excinfo:
+        client.describe_rule(Name="missing", EventBusName="chatflow")
+    assert excinfo.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_test_event_pattern_and_invalid_pattern(client: EventBridgeClient) -> None:
+    event = json.dumps(
+        {
+            "id": "1",
+            "account": "1",
+            "source": "chatflow.chat",
+            "time": "2026-01-01T00:00:00Z",
+            "region": "us-east-1",
+            "resources": [],
+            "detail-type": "message.created",
+            "detail": {"seq": 3},
+        }
+    )
+    ok = client.test_event_pattern(
+        EventPattern=json.dumps({"detail": {"seq": [{"numeric": [">", 2]}]}}), Event=event
+    )
+    assert ok["Result"] is True
+    no = client.test_event_pattern(
+        EventPattern=json.dumps({"detail": {"seq": [{"numeric": ["<", 2]}]}}), Event=event
+    )
+    assert no["Result"] is False
+    with pytest.raises(ClientError) as excinfo:
+        client.test_event_pattern(EventPattern=json.dumps({"detail": {"seq": 3}}), Event=event)
+    assert excinfo.value.response["Error"]["Code"] == "InvalidEventPatternException"
+
+
+def test_replay_through_the_api(
+    client: EventBridgeClient, api: RunningEventBridgeApi, recorder: Recorder
+) -> None:
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    client.put_events(Entries=[{"Source": EVENT_SOURCE, "DetailType": "member.joined", "Detail": "{}"}])
+    assert api.bus.wait_idle()
+    archive = client.list_archives()["Archives"][0]
+    assert archive["EventCount"] == 1
+    rule_arn = client.describe_rule(Name="notify-on-message-and-join", EventBusName="chatflow")["Arn"]
+    started = client.start_replay(
+        ReplayName="r1",
+        EventSourceArn=api.bus.archive_arn,
+        EventStartTime=start,
+        EventEndTime=datetime.now(UTC),
+        Destination={"Arn": api.bus.arn, "FilterArns": [rule_arn]},
+    )
+    assert started["State"] == "STARTING"
+    api.bus.wait_replay("r1")
+    described = client.describe_replay(ReplayName="r1")
+    assert described["State"] == "COMPLETED"
+    replayed = [e for e in recorder.events_for("notifications") if e.get("replay-name") == "r1"]
+    assert len(replayed) == 1
+    with pytest.raises(ClientError) as excinfo:
+        client.describe_replay(ReplayName="nope")
+    assert excinfo.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_unknown_operation_is_a_clear_error(client: EventBridgeClient) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        client.list_event_buses()
+    assert excinfo.value.response["Error"]["Code"] == "UnknownOperationException"
