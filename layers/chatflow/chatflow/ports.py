@@ -5,11 +5,18 @@ Each section is owned by one area; add Protocols to your area's section.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 from uuid import UUID
 
 if TYPE_CHECKING:
+    from chatflow.domain.realtime import (  # REALTIME
+        DeliveryReport,
+        RateDecision,
+        Registration,
+        Target,
+        Unregistration,
+    )
     from chatflow.domain.room_models import (
         HistoryPage,
         Membership,
@@ -19,6 +26,13 @@ if TYPE_CHECKING:
         RoomView,
         UserRef,
     )
+    from chatflow.domain.users import (  # IDENTITY
+        NewUser,
+        RefreshOutcome,
+        RefreshTokenRecord,
+        User,
+        UserStatus,
+    )
     from chatflow.events.schemas import DomainEvent
 
 
@@ -27,7 +41,8 @@ if TYPE_CHECKING:
 # it (transactional outbox) and returns after COMMIT. ``check`` callbacks are domain rules run
 # inside that transaction, on rows locked FOR UPDATE; they raise chatflow.errors to abort.
 
-#: Domain rule run in a write transaction on the locked room and the actor's membership.
+#: Domain rule run in a write transaction on the locked room and the ACTOR's membership (the
+#: caller; for join/leave the actor is the member).
 RoomCheck = Callable[["Room", "Membership | None"], None]
 #: Domain rule run on the locked message row before it is changed.
 MessageCheck = Callable[["Message"], None]
@@ -42,7 +57,10 @@ class RoomRepository(Protocol):
     def find_user(self, *, user_id: UUID | None = None, handle: str | None = None) -> UserRef | None: ...
 
     # reader (tolerates replica lag)
-    def room_view(self, room_id: UUID, user_id: UUID) -> RoomView | None: ...
+    def room_view(self, room_id: UUID, user_id: UUID, *, consistent: bool = False) -> RoomView | None:
+        """The room as ``user_id`` sees it; ``consistent`` reads the writer (after a write)."""
+        ...
+
     def list_member_rooms(self, user_id: UUID, cursor: str | None, limit: int) -> Page[RoomView]: ...
     def list_public_rooms(self, user_id: UUID, cursor: str | None, limit: int) -> Page[RoomView]: ...
 
@@ -56,13 +74,13 @@ class RoomRepository(Protocol):
         ...
 
     def add_member(
-        self, room_id: UUID, user_id: UUID, check: RoomCheck, events: Sequence[DomainEvent]
+        self, room_id: UUID, user_id: UUID, actor_id: UUID, check: RoomCheck, events: Sequence[DomainEvent]
     ) -> None:
-        """Add a member (role member); Conflict when already a member."""
+        """Add a member (role member) after ``check``; Conflict when already a member."""
         ...
 
     def remove_member(
-        self, room_id: UUID, user_id: UUID, check: RoomCheck, events: Sequence[DomainEvent]
+        self, room_id: UUID, user_id: UUID, actor_id: UUID, check: RoomCheck, events: Sequence[DomainEvent]
     ) -> UUID | None:
         """Remove a membership; when it was the owner's, hand ownership to the oldest remaining
         member and return that member's id (Conflict if no one remains)."""
@@ -150,4 +168,127 @@ class NotificationChannel(Protocol):
 
     def deliver(self, user_id: UUID, payload: dict[str, object]) -> bool:
         """Deliver one notification; False when the channel is not configured (logged)."""
+        ...
+
+
+# --- realtime (REALTIME) -----------------------------------------------------------------------
+# Implemented by chatflow.adapters.redis_realtime (registry), .apigw_connections (notifier) and
+# .sqs_fanout (queue); used by chatflow.domain.realtime.RealtimeService.
+
+
+class ConnectionRegistry(Protocol):
+    """Live WebSocket connections per user (expiring), room subscriptions, rate limits."""
+
+    def register(self, user_id: UUID, connection_id: str, *, limit: int | None = None) -> Registration: ...
+    def unregister(self, user_id: UUID, connection_id: str) -> Unregistration: ...
+    def touch(self, user_id: UUID, connection_id: str) -> bool: ...
+    def remove_all(self, user_id: UUID) -> list[str]: ...
+    def connections_of(self, user_ids: Iterable[UUID]) -> list[Target]: ...
+    def online_user_ids(self, user_ids: Iterable[UUID]) -> set[UUID]: ...
+    def subscribe(self, user_id: UUID, connection_id: str, room_id: UUID) -> bool: ...
+    def unsubscribe(self, user_id: UUID, connection_id: str, room_id: UUID) -> None: ...
+    def subscribers(self, room_id: UUID) -> list[Target]: ...
+    def hit_rate_limit(
+        self, kind: str, connection_id: str, *, limit: int, window_s: float
+    ) -> RateDecision: ...
+
+
+class ConnectionNotifier(Protocol):
+    """Pushes frames to connections (API Gateway @connections)."""
+
+    def send(self, targets: Sequence[Target], data: bytes) -> DeliveryReport:
+        """Deliver to every target; 410s are reported in ``gone``, never raised."""
+        ...
+
+    def close_connections(self, connection_ids: Sequence[str]) -> int:
+        """Close connections (DeleteConnection); returns how many were still open."""
+        ...
+
+
+class FanoutQueue(Protocol):
+    """Hands a large room's fan-out to the asynchronous consumer (SQS -> fanout function)."""
+
+    def enqueue(
+        self,
+        room_id: UUID,
+        frame: dict[str, object],
+        *,
+        member_ids: Iterable[UUID],
+        exclude_connection: str | None = None,
+    ) -> None: ...
+
+
+class RoomDirectory(Protocol):
+    """What fan-out and presence need from ROOMS: cached member lists."""
+
+    def member_ids(self, room_id: UUID) -> Collection[UUID]: ...
+    def room_ids(self, user_id: UUID) -> Collection[UUID]: ...
+
+
+# --- identity (IDENTITY) -------------------------------------------------------------------------
+# Implemented by chatflow.adapters.postgres.users_repo (users, refresh tokens) and
+# chatflow.adapters.redis_user_status (status cache); used by chatflow.domain.users.UserService.
+
+
+class UserRepository(Protocol):
+    """Users and refresh tokens (Postgres writer: every read here decides authorization)."""
+
+    def create_user(self, user: NewUser) -> User:
+        """Insert; Conflict when the handle is taken (case-insensitively)."""
+        ...
+
+    def get_user(self, user_id: UUID) -> User | None: ...
+    def find_credentials(self, handle: str) -> tuple[User, str] | None:
+        """The user with that handle (any case) and their password hash."""
+        ...
+
+    def user_status(self, user_id: UUID) -> UserStatus | None: ...
+    def provision_external(self, user_id: UUID, issuer: str, subject: str, handle: str) -> UserStatus:
+        """Create the user of an external identity if missing (handle suffixed on collision)."""
+        ...
+
+    def set_role(self, handle: str, role: str) -> User | None: ...
+    def ban(self, user_id: UUID, events: Sequence[DomainEvent]) -> tuple[UserStatus, bool]:
+        """status=banned, tokens_valid_after=now, refresh tokens revoked, events enqueued -- one
+        transaction. Returns the new status and whether it changed (False: already banned).
+        NotFound for an unknown user."""
+        ...
+
+    def unban(self, user_id: UUID) -> UserStatus:
+        """status=active (old tokens stay void: tokens_valid_after is kept). NotFound if unknown."""
+        ...
+
+    def logout_everywhere(self, user_id: UUID) -> UserStatus:
+        """tokens_valid_after=now and every refresh token revoked, one transaction."""
+        ...
+
+    def store_refresh_token(self, token: RefreshTokenRecord) -> None: ...
+    def rotate_refresh_token(self, token_hash: bytes, replacement: RefreshTokenRecord) -> RefreshOutcome:
+        """Atomically consume ``token_hash`` and store ``replacement`` in the same family; a
+        rotated token presented again revokes the whole family (theft detection)."""
+        ...
+
+    def revoke_refresh_family(self, token_hash: bytes) -> UUID | None:
+        """Revoke the family of ``token_hash``; returns its user id (None if unknown)."""
+        ...
+
+
+class UserStatusCache(Protocol):
+    """Redis cache of users' status, written through on every change (never stale after a ban)."""
+
+    def get(self, user_id: UUID) -> UserStatus | None: ...
+    def fill(self, user_id: UUID, status: UserStatus) -> None:
+        """Store only if absent (a loader never overwrites a newer value written by a change)."""
+        ...
+
+    def put(self, user_id: UUID, status: UserStatus) -> None:
+        """Overwrite after a change (ban, unban, logout everywhere, role change)."""
+        ...
+
+
+class SessionTerminator(Protocol):
+    """Closes a user's live sessions (REALTIME: DeleteConnection on every WebSocket)."""
+
+    def terminate_user_sessions(self, user_id: UUID) -> int:
+        """Returns how many sessions were closed."""
         ...

@@ -1,0 +1,223 @@
+"""Postgres implementation of :class:`chatflow.ports.MessageRepository`.
+
+Send (contract 3), in ONE writer transaction:
+  1. ``SELECT ... FOR NO KEY UPDATE`` the room row (with the sender's membership and handle);
+     concurrent sends to a room queue here, which is what makes ``seq`` gap-free: the increment
+     commits or rolls back together with the message;
+  2. seq = last_seq + 1; ``INSERT`` the message ``ON CONFLICT (sender_id, client_message_id)
+     DO NOTHING`` -- a duplicate (even one committed by a concurrent transaction, whose COMMIT
+     the INSERT waits for) aborts the transaction and the stored original is returned;
+  3. the MessageCreated outbox row, ``last_seq`` and the sender's read position;
+  COMMIT, then ``flush_after_commit``.
+History reads the reader pool with keyset conditions on the primary key (room_id, seq).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import DictRow
+
+from chatflow.adapters.postgres import outbox
+from chatflow.adapters.postgres.pool import reader, writer
+from chatflow.adapters.postgres.rooms_repo import (
+    ROOM_COLUMNS,
+    membership_from_row,
+    room_from_row,
+    utc,
+    write_transaction,
+)
+from chatflow.domain.room_models import HistoryPage, Message
+from chatflow.errors import NotFound
+from chatflow.events.schemas import DomainEvent
+from chatflow.ports import MessageCheck, RoomCheck
+
+Row = dict[str, Any]
+
+_MESSAGE_COLUMNS = """m.room_id, m.seq, m.id, m.sender_id, u.handle AS sender_handle, m.client_message_id,
+    m.body, m.created_at, m.edited_at, m.deleted_at"""
+
+
+def message_from_row(row: Row, mentions: Sequence[str] = ()) -> Message:
+    return Message(
+        room_id=row["room_id"],
+        seq=row["seq"],
+        id=row["id"],
+        sender_id=row["sender_id"],
+        sender_handle=row["sender_handle"],
+        client_message_id=row["client_message_id"],
+        body=row["body"],
+        created_at=utc(row["created_at"]),
+        edited_at=None if row["edited_at"] is None else utc(row["edited_at"]),
+        deleted_at=None if row["deleted_at"] is None else utc(row["deleted_at"]),
+        mentions=tuple(mentions),
+    )
+
+
+class _DuplicateSend(Exception):
+    """Raised inside the send transaction to roll it back when the client id already exists."""
+
+
+def _fetch(
+    conn: psycopg.Connection[DictRow], where: str, params: Sequence[Any], *, lock: bool = False
+) -> Row | None:
+    query = f"SELECT {_MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id WHERE {where}"  # noqa: S608
+    if lock:
+        query += " FOR UPDATE OF m"
+    return conn.execute(query, params).fetchone()
+
+
+class PostgresMessageRepository:
+    def find_by_client_id(self, sender_id: UUID, client_message_id: str) -> Message | None:
+        with writer().connection() as conn:
+            row = _fetch(
+                conn, "m.sender_id = %s AND m.client_message_id = %s", (sender_id, client_message_id)
+            )
+        return None if row is None else message_from_row(row)
+
+    def get(self, room_id: UUID, seq: int) -> Message | None:
+        with writer().connection() as conn:
+            row = _fetch(conn, "m.room_id = %s AND m.seq = %s", (room_id, seq))
+        return None if row is None else message_from_row(row)
+
+    def insert(
+        self,
+        *,
+        room_id: UUID,
+        message_id: UUID,
+        sender_id: UUID,
+        client_message_id: str,
+        body: str,
+        mention_candidates: Sequence[str],
+        check: RoomCheck,
+        event: Callable[[Message], DomainEvent],
+    ) -> tuple[Message, bool]:
+        try:
+            with write_transaction() as conn:
+                row = conn.execute(
+                    f"""SELECT {ROOM_COLUMNS}, r.last_seq, u.handle AS sender_handle,
+                               m.role AS m_role, m.last_read_seq AS m_last_read_seq,
+                               m.joined_at AS m_joined_at
+                          FROM rooms r
+                          LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = %(sender)s
+                          LEFT JOIN users u ON u.id = m.user_id
+                         WHERE r.id = %(room)s
+                           FOR NO KEY UPDATE OF r""",  # noqa: S608 -- fixed column list
+                    {"room": room_id, "sender": sender_id},
+                ).fetchone()
+                if row is None:
+                    raise NotFound("room not found", code="room_not_found")
+                check(room_from_row(row), membership_from_row(row, room_id, sender_id))
+                seq = int(row["last_seq"]) + 1
+                inserted = conn.execute(
+                    """INSERT INTO messages (room_id, seq, id, sender_id, client_message_id, body)
+                       VALUES (%s, %s, %s, %s, %s, %s)
+                       ON CONFLICT (sender_id, client_message_id) DO NOTHING
+                       RETURNING created_at""",
+                    (room_id, seq, message_id, sender_id, client_message_id, body),
+                ).fetchone()
+                if inserted is None:
+                    raise _DuplicateSend
+                mentions: list[str] = []
+                if mention_candidates:
+                    found = conn.execute(
+                        """SELECT u.handle FROM memberships ms JOIN users u ON u.id = ms.user_id
+                            WHERE ms.room_id = %s AND lower(u.handle) = ANY(%s)""",
+                        (room_id, list(mention_candidates)),
+                    ).fetchall()
+                    by_lower = {r["handle"].lower(): r["handle"] for r in found}
+                    mentions = [by_lower[c] for c in mention_candidates if c in by_lower]
+                # Bump the sequence and mark the message read for its sender, in one statement.
+                conn.execute(
+                    """WITH bump AS (UPDATE rooms SET last_seq = %(seq)s WHERE id = %(room)s)
+                       UPDATE memberships SET last_read_seq = GREATEST(last_read_seq, %(seq)s)
+                        WHERE room_id = %(room)s AND user_id = %(sender)s""",
+                    {"seq": seq, "room": room_id, "sender": sender_id},
+                )
+                message = Message(
+                    room_id=room_id,
+                    seq=seq,
+                    id=message_id,
+                    sender_id=sender_id,
+                    sender_handle=row["sender_handle"],
+                    client_message_id=client_message_id,
+                    body=body,
+                    created_at=utc(inserted["created_at"]),
+                    mentions=tuple(mentions),
+                )
+                outbox.enqueue(conn, event(message))
+        except _DuplicateSend:
+            original = self.find_by_client_id(sender_id, client_message_id)
+            assert original is not None, "conflicting message row vanished"
+            return original, False
+        return message, True
+
+    def update(
+        self,
+        room_id: UUID,
+        seq: int,
+        check: MessageCheck,
+        change: Callable[[Message], tuple[Message, DomainEvent] | None],
+    ) -> Message | None:
+        with write_transaction() as conn:
+            row = _fetch(conn, "m.room_id = %s AND m.seq = %s", (room_id, seq), lock=True)
+            if row is None:
+                return None
+            current = message_from_row(row)
+            check(current)
+            outcome = change(current)
+            if outcome is None:
+                return current
+            updated, event = outcome
+            conn.execute(
+                """UPDATE messages SET body = %s, edited_at = %s, deleted_at = %s
+                    WHERE room_id = %s AND seq = %s""",
+                (updated.body, updated.edited_at, updated.deleted_at, room_id, seq),
+            )
+            outbox.enqueue(conn, event)
+        return updated
+
+    def history(
+        self, room_id: UUID, *, before: int | None, after: int | None, limit: int
+    ) -> HistoryPage | None:
+        conditions = [sql.SQL("m.room_id = r.id")]
+        params: dict[str, Any] = {"room": room_id, "limit": limit}
+        if before is not None:
+            conditions.append(sql.SQL("m.seq < %(before)s"))
+            params["before"] = before
+        if after is not None:
+            conditions.append(sql.SQL("m.seq > %(after)s"))
+            params["after"] = after
+        # Only `after` pages forward from a point; otherwise the newest `limit` below `before`.
+        ascending = after is not None
+        query = sql.SQL(
+            """SELECT r.last_seq AS room_last_seq, page.* FROM rooms r
+               LEFT JOIN LATERAL (
+                   SELECT {columns} FROM messages m JOIN users u ON u.id = m.sender_id
+                    WHERE {conditions} ORDER BY m.seq {direction} LIMIT %(limit)s
+               ) page ON true
+              WHERE r.id = %(room)s"""
+        ).format(
+            columns=sql.SQL(_MESSAGE_COLUMNS),
+            conditions=sql.SQL(" AND ").join(conditions),
+            direction=sql.SQL("ASC" if ascending else "DESC"),
+        )
+        # One statement: the page and last_seq come from the same snapshot.
+        with reader().connection() as conn:
+            rows = conn.execute(query, params).fetchall()
+        if not rows:
+            return None
+        last_seq = int(rows[0]["room_last_seq"])
+        messages = [message_from_row(r) for r in rows if r["seq"] is not None]
+        messages.sort(key=lambda m: m.seq)
+        # Sequences are gap-free and messages are never hard-deleted, so 1..last_seq all exist:
+        # whether older/newer messages exist follows from the page's edges.
+        prev_cursor = messages[0].seq if messages and messages[0].seq > 1 else None
+        next_cursor = messages[-1].seq if messages and messages[-1].seq < last_seq else None
+        return HistoryPage(
+            messages=messages, last_seq=last_seq, prev_cursor=prev_cursor, next_cursor=next_cursor
+        )

@@ -1,0 +1,196 @@
+"""Redis implementation of :class:`chatflow.ports.RoomCache`: room metadata and memberships.
+
+Keys (all under the settings' prefix; at most three per room and two per user)::
+
+    room:<id>:meta      string, JSON of the Room (kind, name, DM pair...)     TTL room_cache_ttl_s
+    room:<id>:members   set of member user ids (+ a sentinel, so "no members" is cacheable)
+    room:<id>:gen       generation counter, bumped by every invalidation
+    user:<id>:rooms     set of room ids the user is a member of (+ sentinel)
+    user:<id>:rooms:gen generation counter
+
+Read-through: a hit costs one round trip. On a miss the loader (Postgres writer) runs while the
+generation key is WATCHed, and the result is stored in a MULTI/EXEC that aborts if an
+invalidation happened meanwhile -- so a read that raced with a membership change can never
+re-insert the old member set after the change's invalidation (the classic stale-fill race); it
+just is not cached.
+
+Invalidation (after COMMIT, in the request that changed the data): one MULTI/EXEC that bumps
+the generations and deletes the entries. The TTL is only a safety net.
+
+Redis errors on reads fall back to the loader (slower, still correct); errors on invalidation
+raise :class:`chatflow.errors.Unavailable` because a stale entry could outlive them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+import redis
+from redis.exceptions import RedisError, WatchError
+
+from chatflow.adapters.redis_client import get_redis, key
+from chatflow.domain.room_models import Room
+from chatflow.errors import Unavailable
+from chatflow.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+#: Stored in every cached set so that an empty set is distinguishable from a miss.
+_SENTINEL = "-"
+T = TypeVar("T")
+
+
+def room_meta_key(room_id: UUID) -> str:
+    return key("room", room_id, "meta")
+
+
+def room_members_key(room_id: UUID) -> str:
+    return key("room", room_id, "members")
+
+
+def room_gen_key(room_id: UUID) -> str:
+    return key("room", room_id, "gen")
+
+
+def user_rooms_key(user_id: UUID) -> str:
+    return key("user", user_id, "rooms")
+
+
+def user_rooms_gen_key(user_id: UUID) -> str:
+    return key("user", user_id, "rooms", "gen")
+
+
+def _room_to_json(room: Room) -> str:
+    return json.dumps(
+        {
+            "id": str(room.id),
+            "kind": room.kind,
+            "name": room.name,
+            "topic": room.topic,
+            "created_by": str(room.created_by),
+            "created_at": room.created_at.isoformat(),
+            "dm_user_low": str(room.dm_user_low) if room.dm_user_low else None,
+            "dm_user_high": str(room.dm_user_high) if room.dm_user_high else None,
+        },
+        separators=(",", ":"),
+    )
+
+
+def _room_from_json(raw: str) -> Room:
+    data: dict[str, Any] = json.loads(raw)
+    return Room(
+        id=UUID(data["id"]),
+        kind=data["kind"],
+        name=data["name"],
+        topic=data["topic"],
+        created_by=UUID(data["created_by"]),
+        created_at=datetime.fromisoformat(data["created_at"]),
+        dm_user_low=UUID(data["dm_user_low"]) if data["dm_user_low"] else None,
+        dm_user_high=UUID(data["dm_user_high"]) if data["dm_user_high"] else None,
+    )
+
+
+def _ids(members: Iterable[str]) -> frozenset[UUID]:
+    return frozenset(UUID(m) for m in members if m != _SENTINEL)
+
+
+class RedisRoomCache:
+    def __init__(self, client: redis.Redis[str] | None = None, settings: Settings | None = None) -> None:
+        self._client = client
+        self._settings = settings
+
+    @property
+    def _redis(self) -> redis.Redis[str]:
+        return self._client if self._client is not None else get_redis()
+
+    @property
+    def _ttl(self) -> int:
+        return (self._settings or get_settings()).room_cache_ttl_s
+
+    @property
+    def _gen_ttl(self) -> int:
+        # Generations must outlive the entries they guard.
+        return max(4 * self._ttl, 3600)
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def _fill(self, gen_key: str, load: Callable[[], T], store: Callable[[Any, T], None]) -> T:
+        """Run ``load`` with ``gen_key`` WATCHed; store its result unless an invalidation raced."""
+        try:
+            with self._redis.pipeline(transaction=True) as pipe:
+                pipe.watch(gen_key)
+                value = load()
+                pipe.multi()
+                store(pipe, value)
+                try:
+                    pipe.execute()
+                except WatchError:
+                    log.debug("room cache fill for %s skipped: invalidated meanwhile", gen_key)
+                return value
+        except RedisError:
+            log.warning("room cache unavailable; reading through to Postgres", exc_info=True)
+            return load()
+
+    def room(self, room_id: UUID, load: Callable[[], Room | None]) -> Room | None:
+        meta_key = room_meta_key(room_id)
+        try:
+            raw = self._redis.get(meta_key)
+        except RedisError:
+            log.warning("room cache unavailable; reading through to Postgres", exc_info=True)
+            return load()
+        if raw is not None:
+            return _room_from_json(str(raw))
+
+        def store(pipe: Any, room: Room | None) -> None:
+            if room is not None:  # absent rooms are not cached (they may be created any time)
+                pipe.set(meta_key, _room_to_json(room), ex=self._ttl)
+
+        return self._fill(room_gen_key(room_id), load, store)
+
+    def _set(self, data_key: str, gen_key: str, load: Callable[[], Iterable[UUID]]) -> frozenset[UUID]:
+        try:
+            members = self._redis.smembers(data_key)
+        except RedisError:
+            log.warning("room cache unavailable; reading through to Postgres", exc_info=True)
+            return frozenset(load())
+        if members:
+            return _ids(str(m) for m in members)
+
+        def store(pipe: Any, ids: frozenset[UUID]) -> None:
+            pipe.delete(data_key)
+            pipe.sadd(data_key, _SENTINEL, *(str(i) for i in ids))
+            pipe.expire(data_key, self._ttl)
+
+        return self._fill(gen_key, lambda: frozenset(load()), store)
+
+    def member_ids(self, room_id: UUID, load: Callable[[], Iterable[UUID]]) -> frozenset[UUID]:
+        return self._set(room_members_key(room_id), room_gen_key(room_id), load)
+
+    def room_ids(self, user_id: UUID, load: Callable[[], Iterable[UUID]]) -> frozenset[UUID]:
+        return self._set(user_rooms_key(user_id), user_rooms_gen_key(user_id), load)
+
+    # --- invalidation ---------------------------------------------------------------------------
+
+    def invalidate(self, *, room_ids: Iterable[UUID] = (), user_ids: Iterable[UUID] = ()) -> None:
+        gen_ttl = self._gen_ttl
+        try:
+            with self._redis.pipeline(transaction=True) as pipe:
+                for room_id in room_ids:
+                    gen = room_gen_key(room_id)
+                    pipe.incr(gen)
+                    pipe.expire(gen, gen_ttl)
+                    pipe.delete(room_meta_key(room_id), room_members_key(room_id))
+                for user_id in user_ids:
+                    gen = user_rooms_gen_key(user_id)
+                    pipe.incr(gen)
+                    pipe.expire(gen, gen_ttl)
+                    pipe.delete(user_rooms_key(user_id))
+                pipe.execute()
+        except RedisError as exc:
+            log.error("room cache invalidation failed", exc_info=True)
+            raise Unavailable("cache unavailable, retry", code="cache_unavailable") from exc

@@ -1,0 +1,344 @@
+"""Messages: send (idempotent, gap-free per-room seq), edit, soft delete, history, read marks.
+
+Contract 3 (REALTIME and HTTP call exactly these; ``identity`` is
+:class:`chatflow.domain.identity.Identity`, the caller already passed ``ensure_active``)::
+
+    send(identity, room_id: UUID, client_message_id: str, body: str) -> tuple[Message, bool]
+        One transaction: lock the room row, seq = last_seq + 1, insert the message and its
+        MessageCreated outbox row, bump last_seq. created=False: a resend of the same
+        (sender, client_message_id) -- the original is returned and nothing is written.
+        Errors: InvalidInput (empty/too long body, bad client id), NotFound (no such room, or a
+        private room/DM the caller is not in), Forbidden (public room, not a member),
+        Conflict (client id already used by this sender in ANOTHER room).
+    edit(identity, room_id, seq: int, body: str) -> Message            # author only (Forbidden)
+    delete(identity, room_id, seq: int) -> Message                     # author or admin, soft
+    history(identity, room_id, *, before: int | None = None, after: int | None = None,
+            limit: int | None = None) -> HistoryPage                   # keyset by seq, ascending
+    mark_read(identity, room_id, seq: int) -> int                      # new last_read_seq
+    message_to_dict(message) -> dict[str, Any]                         # THE wire shape (camelCase)
+
+Membership checks and the cached member list live in :mod:`chatflow.domain.rooms`
+(``member_ids(room_id)``, ``is_member(room_id, user_id)``).
+
+The module-level functions use the default wiring (Postgres + Redis adapters, built once per
+container); :class:`MessageService` takes the ports explicitly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID, uuid4
+
+from chatflow.domain.room_models import HistoryPage, Membership, Message, Room
+from chatflow.errors import Conflict, Forbidden, InvalidInput, NotFound
+from chatflow.events.schemas import DomainEvent, MessageCreated, MessageDeleted, MessageEdited
+from chatflow.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from chatflow.domain.identity import Identity
+    from chatflow.domain.rooms import RoomService
+    from chatflow.ports import MessageRepository
+
+#: Client message ids: printable, no whitespace, bounded (the event schema allows 200).
+_CLIENT_ID = re.compile(r"^[\x21-\x7e]{1,200}$")
+#: "@handle" not preceded by a word char or "@" (so e-mail addresses are not mentions).
+_MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_][A-Za-z0-9_.\-]{0,63})")
+_MAX_MENTIONS = 50
+#: Characters Postgres text cannot store or that have no place in a chat message.
+_FORBIDDEN_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+DEFAULT_HISTORY_LIMIT = 50
+
+
+def validate_body(body: object, settings: Settings) -> str:
+    if not isinstance(body, str):
+        raise InvalidInput("body must be a string", code="invalid_body")
+    if not body.strip():
+        raise InvalidInput("body must not be empty", code="invalid_body")
+    if len(body) > settings.max_message_chars:
+        raise InvalidInput(
+            f"body is longer than {settings.max_message_chars} characters",
+            code="body_too_long",
+            max=settings.max_message_chars,
+        )
+    if _FORBIDDEN_CHARS.search(body):
+        raise InvalidInput("body contains control characters", code="invalid_body")
+    return body
+
+
+def validate_client_message_id(client_message_id: object) -> str:
+    if not isinstance(client_message_id, str) or not _CLIENT_ID.match(client_message_id):
+        raise InvalidInput(
+            "clientMessageId must be 1-200 printable characters without spaces",
+            code="invalid_client_message_id",
+        )
+    return client_message_id
+
+
+def validate_seq(seq: object, name: str = "seq", *, minimum: int = 1) -> int:
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < minimum or seq > 2**62:
+        raise InvalidInput(f"{name} must be an integer >= {minimum}", code="invalid_seq")
+    return seq
+
+
+def mention_candidates(body: str) -> list[str]:
+    """Distinct ``@handle`` tokens of ``body`` in order of appearance (lower-cased)."""
+    seen: dict[str, None] = {}
+    for match in _MENTION.finditer(body):
+        handle = match.group(1).rstrip(".-").lower()
+        if handle:
+            seen.setdefault(handle, None)
+        if len(seen) >= _MAX_MENTIONS:
+            break
+    return list(seen)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def message_to_dict(message: Message) -> dict[str, Any]:
+    """The one wire shape of a message (HTTP and WebSocket); the body is null once deleted."""
+    return {
+        "id": str(message.id),
+        "roomId": str(message.room_id),
+        "seq": message.seq,
+        "senderId": str(message.sender_id),
+        "senderHandle": message.sender_handle,
+        "clientMessageId": message.client_message_id,
+        "body": None if message.is_deleted else message.body,
+        "createdAt": _iso(message.created_at),
+        "editedAt": _iso(message.edited_at),
+        "deletedAt": _iso(message.deleted_at),
+    }
+
+
+def history_to_dict(page: HistoryPage) -> dict[str, Any]:
+    return {
+        "messages": [message_to_dict(m) for m in page.messages],
+        "lastSeq": page.last_seq,
+        "prevCursor": page.prev_cursor,
+        "nextCursor": page.next_cursor,
+    }
+
+
+def _deny(room: Room) -> Exception:
+    """Not a member: public rooms say so (403); private rooms and DMs stay invisible (404)."""
+    if room.kind == "public":
+        return Forbidden("join the room first", code="not_a_member")
+    return NotFound("room not found", code="room_not_found")
+
+
+def _require_member(room: Room, membership: Membership | None) -> None:
+    if membership is None:
+        raise _deny(room)
+
+
+class MessageService:
+    def __init__(
+        self, messages: MessageRepository, rooms: RoomService, settings: Settings | None = None
+    ) -> None:
+        self._messages = messages
+        self._rooms = rooms
+        self._settings = settings or get_settings()
+
+    # --- send ----------------------------------------------------------------------------
+
+    def send(
+        self, identity: Identity, room_id: UUID, client_message_id: str, body: str
+    ) -> tuple[Message, bool]:
+        client_message_id = validate_client_message_id(client_message_id)
+        body = validate_body(body, self._settings)
+        # Fast path for retries: the original is returned without touching the room row.
+        existing = self._messages.find_by_client_id(identity.user_id, client_message_id)
+        if existing is not None:
+            return self._resent(existing, room_id)
+
+        def build_event(message: Message) -> DomainEvent:
+            return MessageCreated(
+                room_id=message.room_id,
+                seq=message.seq,
+                message_id=message.id,
+                sender_id=message.sender_id,
+                sender_handle=message.sender_handle,
+                client_message_id=message.client_message_id,
+                body=message.body,
+                mentions=list(message.mentions),
+                created_at=message.created_at,
+            )
+
+        message, created = self._messages.insert(
+            room_id=room_id,
+            message_id=uuid4(),
+            sender_id=identity.user_id,
+            client_message_id=client_message_id,
+            body=body,
+            mention_candidates=mention_candidates(body),
+            check=_require_member,
+            event=build_event,
+        )
+        if not created:
+            # A concurrent identical send won the race; it may even be for another room.
+            return self._resent(message, room_id)
+        return message, True
+
+    @staticmethod
+    def _resent(existing: Message, room_id: UUID) -> tuple[Message, bool]:
+        if existing.room_id != room_id:
+            raise Conflict(
+                "clientMessageId was already used for a message in another room",
+                code="client_message_id_reused",
+            )
+        return existing, False
+
+    # --- edit / delete -----------------------------------------------------------------------
+
+    def edit(self, identity: Identity, room_id: UUID, seq: int, body: str) -> Message:
+        seq = validate_seq(seq)
+        body = validate_body(body, self._settings)
+        self._rooms.require_member(identity, room_id)
+
+        def check(message: Message) -> None:
+            if message.sender_id != identity.user_id:
+                raise Forbidden("only the author can edit a message", code="not_author")
+            if message.is_deleted:
+                raise Conflict("the message was deleted", code="message_deleted")
+
+        def change(message: Message) -> tuple[Message, DomainEvent] | None:
+            now = datetime.now(UTC)
+            edited = replace(message, body=body, edited_at=now)
+            event = MessageEdited(
+                room_id=room_id,
+                seq=message.seq,
+                message_id=message.id,
+                editor_id=identity.user_id,
+                body=body,
+                edited_at=now,
+            )
+            return edited, event
+
+        updated = self._messages.update(room_id, seq, check, change)
+        if updated is None:
+            raise NotFound("message not found", code="message_not_found")
+        return updated
+
+    def delete(self, identity: Identity, room_id: UUID, seq: int) -> Message:
+        """Soft delete (author or admin). Deleting a deleted message returns it unchanged."""
+        seq = validate_seq(seq)
+        if not identity.is_admin:
+            self._rooms.require_member(identity, room_id)
+
+        def check(message: Message) -> None:
+            if message.sender_id != identity.user_id and not identity.is_admin:
+                raise Forbidden("only the author or an admin can delete a message", code="not_author")
+
+        def change(message: Message) -> tuple[Message, DomainEvent] | None:
+            if message.is_deleted:
+                return None
+            now = datetime.now(UTC)
+            event = MessageDeleted(
+                room_id=room_id,
+                seq=message.seq,
+                message_id=message.id,
+                deleted_by=identity.user_id,
+                deleted_at=now,
+            )
+            return replace(message, deleted_at=now), event
+
+        updated = self._messages.update(room_id, seq, check, change)
+        if updated is None:
+            raise NotFound("message not found", code="message_not_found")
+        return updated
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def history(
+        self,
+        identity: Identity,
+        room_id: UUID,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> HistoryPage:
+        """Messages in ascending seq order.
+
+        - neither bound: the latest ``limit`` messages;
+        - ``before=N``: the ``limit`` messages just older than N (seq < N);
+        - ``after=N``: the ``limit`` messages just newer than N (seq > N);
+        - both: the oldest ``limit`` messages strictly between them.
+        ``limit`` defaults to 50 and is capped at ``settings.history_page_max``.
+        """
+        if before is not None:
+            before = validate_seq(before, "before")
+        if after is not None:
+            after = validate_seq(after, "after", minimum=0)
+        if before is not None and after is not None and after >= before:
+            raise InvalidInput("after must be smaller than before", code="invalid_range")
+        if limit is None:
+            limit = min(DEFAULT_HISTORY_LIMIT, self._settings.history_page_max)
+        limit = min(validate_seq(limit, "limit"), self._settings.history_page_max)
+        # Authorization through the cache (invalidated on every membership change);
+        # the page itself from the reader.
+        self._rooms.require_member(identity, room_id)
+        page = self._messages.history(room_id, before=before, after=after, limit=limit)
+        if page is None:
+            raise NotFound("room not found", code="room_not_found")
+        return page
+
+    def mark_read(self, identity: Identity, room_id: UUID, seq: int) -> int:
+        """Move the caller's read position forward to ``seq`` (never back, never past last_seq)."""
+        seq = validate_seq(seq, minimum=0)
+        return self._rooms.mark_read(identity, room_id, seq)
+
+
+# --- default wiring ------------------------------------------------------------------------
+
+
+def _service() -> MessageService:
+    from chatflow.domain.rooms import services
+
+    return services()[1]
+
+
+def send(identity: Identity, room_id: UUID, client_message_id: str, body: str) -> tuple[Message, bool]:
+    return _service().send(identity, room_id, client_message_id, body)
+
+
+def edit(identity: Identity, room_id: UUID, seq: int, body: str) -> Message:
+    return _service().edit(identity, room_id, seq, body)
+
+
+def delete(identity: Identity, room_id: UUID, seq: int) -> Message:
+    return _service().delete(identity, room_id, seq)
+
+
+def history(
+    identity: Identity,
+    room_id: UUID,
+    *,
+    before: int | None = None,
+    after: int | None = None,
+    limit: int | None = None,
+) -> HistoryPage:
+    return _service().history(identity, room_id, before=before, after=after, limit=limit)
+
+
+def mark_read(identity: Identity, room_id: UUID, seq: int) -> int:
+    return _service().mark_read(identity, room_id, seq)
+
+
+__all__: Sequence[str] = (
+    "MessageService",
+    "delete",
+    "edit",
+    "history",
+    "history_to_dict",
+    "mark_read",
+    "mention_candidates",
+    "message_to_dict",
+    "send",
+)

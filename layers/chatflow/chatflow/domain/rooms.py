@@ -1,0 +1,422 @@
+"""Rooms and memberships: channels (public/private), DMs, join/leave, invite/remove, read marks.
+
+Signatures other areas use (``identity``: :class:`chatflow.domain.identity.Identity`)::
+
+    member_ids(room_id: UUID) -> list[UUID]            # cached (Redis), invalidated on change
+    is_member(room_id: UUID, user_id: UUID) -> bool    # cached
+    room_ids_for_user(user_id: UUID) -> frozenset[UUID]  # cached
+    require_member(identity, room_id) -> Room          # NotFound / Forbidden (see below)
+    create_channel(identity, kind, name, topic="") -> RoomView
+    get_room(identity, room_id) -> RoomView
+    list_my_rooms(identity, cursor=None, limit=None) -> Page[RoomView]     # with unread counts
+    list_public_rooms(identity, cursor=None, limit=None) -> Page[RoomView]  # discoverable
+    join(identity, room_id) -> RoomView                # public channels only
+    leave(identity, room_id) -> None
+    add_member(identity, room_id, *, user_id=None, handle=None) -> UserRef   # owner only
+    remove_member(identity, room_id, user_id) -> None  # owner only; access ends at once
+    open_dm(identity, *, user_id=None, handle=None) -> tuple[RoomView, bool]  # create-or-get
+
+Visibility rules (HTTP status in brackets):
+- A public channel is visible to everyone; reading or writing in it needs membership [403].
+- A private channel or DM does not exist for non-members [404] -- its existence is not leaked.
+- An owner who leaves hands ownership to the oldest remaining member (earliest joined_at); the
+  last member (then necessarily the owner) cannot leave [409].
+- DMs have exactly two members for life: they cannot be joined, left or invited to [403].
+
+Every membership change invalidates the cache entries of the room and of the affected users
+right after COMMIT, in the same request, so a removed member loses access at once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID, uuid4
+
+from chatflow.domain.room_models import ChannelKind, Membership, Page, Room, RoomView, UserRef
+from chatflow.errors import Conflict, Forbidden, InvalidInput, NotFound
+from chatflow.events.schemas import MemberJoined, MemberLeft, RoomCreated
+
+if TYPE_CHECKING:
+    from chatflow.domain.identity import Identity
+    from chatflow.domain.messages import MessageService
+    from chatflow.ports import RoomCache, RoomRepository
+
+_NAME = re.compile(r"^[\w][\w .\-]{0,79}$")
+_FORBIDDEN_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+MAX_TOPIC_CHARS = 250
+DEFAULT_LIST_LIMIT = 50
+MAX_LIST_LIMIT = 100
+
+
+def _room_not_found() -> NotFound:
+    return NotFound("room not found", code="room_not_found")
+
+
+def _deny(room: Room) -> Exception:
+    if room.kind == "public":
+        return Forbidden("join the room first", code="not_a_member")
+    return _room_not_found()
+
+
+def validate_name(name: object) -> str:
+    if not isinstance(name, str) or not _NAME.match(name.strip()):
+        raise InvalidInput(
+            "name must be 1-80 letters, digits, spaces, '.', '-' or '_' and start with a letter or digit",
+            code="invalid_name",
+        )
+    return name.strip()
+
+
+def validate_topic(topic: object) -> str:
+    if not isinstance(topic, str) or len(topic) > MAX_TOPIC_CHARS or _FORBIDDEN_CHARS.search(topic):
+        raise InvalidInput(f"topic must be at most {MAX_TOPIC_CHARS} characters", code="invalid_topic")
+    return topic.strip()
+
+
+def _limit(limit: int | None) -> int:
+    if limit is None:
+        return DEFAULT_LIST_LIMIT
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InvalidInput("limit must be a positive integer", code="invalid_limit")
+    return min(limit, MAX_LIST_LIMIT)
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def room_to_dict(view: RoomView) -> dict[str, Any]:
+    """The wire shape of a room as the caller sees it (camelCase)."""
+    room, membership = view.room, view.membership
+    return {
+        "id": str(room.id),
+        "kind": room.kind,
+        "name": room.name,
+        "topic": room.topic,
+        "createdBy": str(room.created_by),
+        "createdAt": _iso(room.created_at),
+        "lastSeq": view.last_seq,
+        "memberCount": view.member_count,
+        "isMember": membership is not None,
+        "role": membership.role if membership else None,
+        "lastReadSeq": membership.last_read_seq if membership else None,
+        "unread": view.unread,
+        "peer": (
+            {"id": str(view.peer.id), "handle": view.peer.handle, "displayName": view.peer.display_name}
+            if view.peer
+            else None
+        ),
+    }
+
+
+def page_to_dict(page: Page[RoomView]) -> dict[str, Any]:
+    return {"rooms": [room_to_dict(v) for v in page.items], "nextCursor": page.next_cursor}
+
+
+class RoomService:
+    def __init__(self, repo: RoomRepository, cache: RoomCache) -> None:
+        self._repo = repo
+        self._cache = cache
+
+    # --- cached lookups (authorization) -------------------------------------------------------
+
+    def room(self, room_id: UUID) -> Room | None:
+        return self._cache.room(room_id, lambda: self._repo.find_room(room_id))
+
+    def member_ids(self, room_id: UUID) -> list[UUID]:
+        return sorted(self._cache.member_ids(room_id, lambda: self._repo.member_ids(room_id)))
+
+    def is_member(self, room_id: UUID, user_id: UUID) -> bool:
+        return user_id in self._cache.member_ids(room_id, lambda: self._repo.member_ids(room_id))
+
+    def room_ids_for_user(self, user_id: UUID) -> frozenset[UUID]:
+        return self._cache.room_ids(user_id, lambda: self._repo.room_ids_for_user(user_id))
+
+    def require_member(self, identity: Identity, room_id: UUID) -> Room:
+        """The room, if the caller is a member; else NotFound (private/DM/missing) or Forbidden."""
+        room = self.room(room_id)
+        if room is None:
+            raise _room_not_found()
+        if not self.is_member(room_id, identity.user_id):
+            raise _deny(room)
+        return room
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    def get_room(self, identity: Identity, room_id: UUID) -> RoomView:
+        room = self.room(room_id)
+        if room is None:
+            raise _room_not_found()
+        if room.kind != "public" and not self.is_member(room_id, identity.user_id):
+            raise _room_not_found()
+        view = self._repo.room_view(room_id, identity.user_id)
+        if view is None:  # replica lag right after creation: ask the writer
+            view = self._repo.room_view(room_id, identity.user_id, consistent=True)
+        if view is None:
+            raise _room_not_found()
+        return view
+
+    def list_my_rooms(
+        self, identity: Identity, cursor: str | None = None, limit: int | None = None
+    ) -> Page[RoomView]:
+        return self._repo.list_member_rooms(identity.user_id, cursor, _limit(limit))
+
+    def list_public_rooms(
+        self, identity: Identity, cursor: str | None = None, limit: int | None = None
+    ) -> Page[RoomView]:
+        return self._repo.list_public_rooms(identity.user_id, cursor, _limit(limit))
+
+    # --- channels ------------------------------------------------------------------------------
+
+    def create_channel(self, identity: Identity, kind: ChannelKind, name: str, topic: str = "") -> RoomView:
+        if kind not in ("public", "private"):
+            raise InvalidInput("kind must be 'public' or 'private'", code="invalid_kind")
+        name = validate_name(name)
+        topic = validate_topic(topic)
+        now = datetime.now(UTC)
+        room = Room(
+            id=uuid4(), kind=kind, name=name, topic=topic, created_by=identity.user_id, created_at=now
+        )
+        event = RoomCreated(room_id=room.id, kind=kind, name=name, created_by=identity.user_id)
+        self._repo.create_channel(room, [event])
+        self._cache.invalidate(user_ids=[identity.user_id])
+        owner = Membership(
+            room_id=room.id, user_id=identity.user_id, role="owner", last_read_seq=0, joined_at=now
+        )
+        return RoomView(room=room, last_seq=0, member_count=1, membership=owner)
+
+    def join(self, identity: Identity, room_id: UUID) -> RoomView:
+        def check(room: Room, membership: Membership | None) -> None:
+            if room.kind == "dm":
+                if membership is None:
+                    raise _room_not_found()
+                raise Forbidden("direct messages cannot be joined", code="dm_membership_fixed")
+            if membership is not None:
+                raise Conflict("already a member", code="already_member")
+            if room.kind == "private":
+                raise _room_not_found()  # private rooms need an invitation and stay invisible
+
+        event = MemberJoined(room_id=room_id, user_id=identity.user_id, added_by=None)
+        self._repo.add_member(room_id, identity.user_id, identity.user_id, check, [event])
+        self._cache.invalidate(room_ids=[room_id], user_ids=[identity.user_id])
+        view = self._repo.room_view(room_id, identity.user_id, consistent=True)
+        if view is None:
+            raise _room_not_found()
+        return view
+
+    def leave(self, identity: Identity, room_id: UUID) -> None:
+        def check(room: Room, membership: Membership | None) -> None:
+            if membership is None:
+                if room.kind == "public":
+                    raise Conflict("not a member", code="not_a_member")
+                raise _room_not_found()
+            if room.kind == "dm":
+                raise Forbidden("direct messages cannot be left", code="dm_membership_fixed")
+
+        event = MemberLeft(room_id=room_id, user_id=identity.user_id, removed_by=None)
+        self._repo.remove_member(room_id, identity.user_id, identity.user_id, check, [event])
+        self._cache.invalidate(room_ids=[room_id], user_ids=[identity.user_id])
+
+    def _resolve_user(self, user_id: UUID | None, handle: str | None) -> UserRef:
+        if (user_id is None) == (handle is None):
+            raise InvalidInput("give exactly one of userId or handle", code="invalid_target")
+        if handle is not None:
+            handle = handle.strip().removeprefix("@")
+            if not handle:
+                raise InvalidInput("handle must not be empty", code="invalid_target")
+        user = self._repo.find_user(user_id=user_id, handle=handle)
+        if user is None or user.status == "deleted":
+            raise NotFound("user not found", code="user_not_found")
+        if user.status == "banned":
+            raise Forbidden("the user is banned", code="user_banned")
+        return user
+
+    @staticmethod
+    def _owner_check(room: Room, membership: Membership | None) -> None:
+        if membership is None:
+            raise _deny(room)
+        if room.kind == "dm":
+            raise Forbidden("direct messages have exactly two members", code="dm_membership_fixed")
+        if membership.role != "owner":
+            raise Forbidden("only the room owner can manage members", code="not_owner")
+
+    def add_member(
+        self, identity: Identity, room_id: UUID, *, user_id: UUID | None = None, handle: str | None = None
+    ) -> UserRef:
+        target = self._resolve_user(user_id, handle)
+        event = MemberJoined(room_id=room_id, user_id=target.id, added_by=identity.user_id)
+        self._repo.add_member(room_id, target.id, identity.user_id, self._owner_check, [event])
+        self._cache.invalidate(room_ids=[room_id], user_ids=[target.id])
+        return target
+
+    def remove_member(self, identity: Identity, room_id: UUID, user_id: UUID) -> None:
+        if user_id == identity.user_id:
+            raise InvalidInput("use leave to remove yourself", code="cannot_remove_self")
+        event = MemberLeft(room_id=room_id, user_id=user_id, removed_by=identity.user_id)
+        self._repo.remove_member(room_id, user_id, identity.user_id, self._owner_check, [event])
+        # Same request, right after COMMIT: the removed member's next request is refused.
+        self._cache.invalidate(room_ids=[room_id], user_ids=[user_id])
+
+    # --- DMs -------------------------------------------------------------------------------------
+
+    def open_dm(
+        self, identity: Identity, *, user_id: UUID | None = None, handle: str | None = None
+    ) -> tuple[RoomView, bool]:
+        """Create or get the DM between the caller and one other active user (idempotent)."""
+        peer = self._resolve_user(user_id, handle)
+        if peer.id == identity.user_id:
+            raise InvalidInput("you cannot open a direct message with yourself", code="dm_self")
+        low, high = sorted((identity.user_id, peer.id))
+        candidate = Room(
+            id=uuid4(),
+            kind="dm",
+            name=None,
+            topic="",
+            created_by=identity.user_id,
+            created_at=datetime.now(UTC),
+            dm_user_low=low,
+            dm_user_high=high,
+        )
+        events = [
+            RoomCreated(room_id=candidate.id, kind="dm", name=None, created_by=identity.user_id),
+            MemberJoined(room_id=candidate.id, user_id=peer.id, added_by=identity.user_id),
+        ]
+        room, created = self._repo.get_or_create_dm(candidate, events)
+        if created:
+            self._cache.invalidate(room_ids=[room.id], user_ids=[low, high])
+        view = self._repo.room_view(room.id, identity.user_id, consistent=True)
+        if view is None:
+            raise _room_not_found()
+        return view, created
+
+    # --- read marks ------------------------------------------------------------------------------
+
+    def mark_read(self, identity: Identity, room_id: UUID, seq: int) -> int:
+        position = self._repo.mark_read(room_id, identity.user_id, seq)
+        if position is None:
+            room = self.room(room_id)
+            raise _room_not_found() if room is None else _deny(room)
+        return position
+
+
+# --- default wiring ------------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_services: tuple[RoomService, MessageService] | None = None
+
+#: The composition root that builds the services from the real adapters (Postgres, Redis).
+#: Loaded by name so this module has no static dependency on adapters (dependency rule).
+COMPOSITION_ROOT = "chatflow.adapters.chat_wiring"
+
+
+def services() -> tuple[RoomService, MessageService]:
+    """The container's (RoomService, MessageService), built once on first use."""
+    global _services
+    if _services is None:
+        with _lock:
+            if _services is None:
+                _services = importlib.import_module(COMPOSITION_ROOT).build_services()
+    assert _services is not None
+    return _services
+
+
+def use_services(rooms: RoomService, messages: MessageService) -> None:
+    """Install other services (tests, alternative composition roots)."""
+    global _services
+    with _lock:
+        _services = (rooms, messages)
+
+
+def reset_services() -> None:
+    global _services
+    with _lock:
+        _services = None
+
+
+def _rooms() -> RoomService:
+    return services()[0]
+
+
+def member_ids(room_id: UUID) -> list[UUID]:
+    return _rooms().member_ids(room_id)
+
+
+def is_member(room_id: UUID, user_id: UUID) -> bool:
+    return _rooms().is_member(room_id, user_id)
+
+
+def room_ids_for_user(user_id: UUID) -> frozenset[UUID]:
+    return _rooms().room_ids_for_user(user_id)
+
+
+def require_member(identity: Identity, room_id: UUID) -> Room:
+    return _rooms().require_member(identity, room_id)
+
+
+def create_channel(identity: Identity, kind: ChannelKind, name: str, topic: str = "") -> RoomView:
+    return _rooms().create_channel(identity, kind, name, topic)
+
+
+def get_room(identity: Identity, room_id: UUID) -> RoomView:
+    return _rooms().get_room(identity, room_id)
+
+
+def list_my_rooms(identity: Identity, cursor: str | None = None, limit: int | None = None) -> Page[RoomView]:
+    return _rooms().list_my_rooms(identity, cursor, limit)
+
+
+def list_public_rooms(
+    identity: Identity, cursor: str | None = None, limit: int | None = None
+) -> Page[RoomView]:
+    return _rooms().list_public_rooms(identity, cursor, limit)
+
+
+def join(identity: Identity, room_id: UUID) -> RoomView:
+    return _rooms().join(identity, room_id)
+
+
+def leave(identity: Identity, room_id: UUID) -> None:
+    _rooms().leave(identity, room_id)
+
+
+def add_member(
+    identity: Identity, room_id: UUID, *, user_id: UUID | None = None, handle: str | None = None
+) -> UserRef:
+    return _rooms().add_member(identity, room_id, user_id=user_id, handle=handle)
+
+
+def remove_member(identity: Identity, room_id: UUID, user_id: UUID) -> None:
+    _rooms().remove_member(identity, room_id, user_id)
+
+
+def open_dm(
+    identity: Identity, *, user_id: UUID | None = None, handle: str | None = None
+) -> tuple[RoomView, bool]:
+    return _rooms().open_dm(identity, user_id=user_id, handle=handle)
+
+
+__all__: Sequence[str] = (
+    "RoomService",
+    "add_member",
+    "create_channel",
+    "get_room",
+    "is_member",
+    "join",
+    "leave",
+    "list_my_rooms",
+    "list_public_rooms",
+    "member_ids",
+    "open_dm",
+    "page_to_dict",
+    "remove_member",
+    "require_member",
+    "room_ids_for_user",
+    "room_to_dict",
+    "services",
+    "use_services",
+)

@@ -1,0 +1,253 @@
+"""Messages against the real Postgres + Redis: gap-free seq, idempotency, edit/delete, outbox."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID, uuid4
+
+import psycopg
+import pytest
+
+from chatflow.domain import messages, rooms
+from chatflow.domain.identity import Identity
+from chatflow.errors import Conflict, Forbidden, InvalidInput, NotFound
+from tests.support.rooms import insert_user
+
+DB = psycopg.Connection[dict[str, Any]]
+
+
+@pytest.fixture
+def chat(chatflow_env: dict[str, str]) -> Iterator[None]:
+    rooms.reset_services()
+    yield
+    rooms.reset_services()
+
+
+@pytest.fixture
+def owner(db: DB, chat: None) -> Identity:
+    return insert_user(db)
+
+
+@pytest.fixture
+def room_id(owner: Identity) -> UUID:
+    return rooms.create_channel(owner, "public", f"general-{uuid4().hex[:8]}").room.id
+
+
+def _outbox(db: DB, detail_type: str, room_id: UUID) -> list[dict[str, Any]]:
+    return db.execute(
+        "SELECT detail FROM outbox WHERE detail_type = %s AND detail->>'room_id' = %s ORDER BY id",
+        (detail_type, str(room_id)),
+    ).fetchall()
+
+
+def test_send_assigns_next_seq_and_writes_outbox_row(db: DB, owner: Identity, room_id: UUID) -> None:
+    first, created = messages.send(owner, room_id, "c-1", "hello")
+    second, _ = messages.send(owner, room_id, "c-2", "again")
+    assert created
+    assert (first.seq, second.seq) == (1, 2)
+    assert first.sender_handle == owner.handle
+    rows = _outbox(db, "message.created", room_id)
+    assert [r["detail"]["seq"] for r in rows] == [1, 2]
+    assert rows[0]["detail"]["message_id"] == str(first.id)
+    assert rows[0]["detail"]["client_message_id"] == "c-1"
+    assert db.execute("SELECT last_seq FROM rooms WHERE id = %s", (room_id,)).fetchone() == {"last_seq": 2}
+
+
+def test_resend_returns_original_and_writes_nothing(db: DB, owner: Identity, room_id: UUID) -> None:
+    original, created = messages.send(owner, room_id, "same", "first body")
+    again, created_again = messages.send(owner, room_id, "same", "different body")
+    assert created and not created_again
+    assert again == original
+    assert again.body == "first body"
+    assert len(_outbox(db, "message.created", room_id)) == 1
+    assert db.execute("SELECT last_seq FROM rooms WHERE id = %s", (room_id,)).fetchone() == {"last_seq": 1}
+
+
+def test_client_id_reused_in_another_room_is_a_conflict(owner: Identity, room_id: UUID) -> None:
+    other = rooms.create_channel(owner, "public", f"other-{uuid4().hex[:8]}").room.id
+    messages.send(owner, room_id, "dup", "one")
+    with pytest.raises(Conflict):
+        messages.send(owner, other, "dup", "two")
+
+
+def test_concurrent_sends_get_gap_free_sequences(db: DB, owner: Identity, room_id: UUID) -> None:
+    senders = [owner] + [insert_user(db) for _ in range(7)]
+    for user in senders[1:]:
+        rooms.join(user, room_id)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(senders))
+
+    def run(user: Identity) -> None:
+        try:
+            barrier.wait()
+            for i in range(25):
+                messages.send(user, room_id, f"{user.user_id}-{i}", f"message {i}")
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(u,)) for u in senders]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    seqs = [r["seq"] for r in db.execute("SELECT seq FROM messages WHERE room_id = %s ORDER BY seq", (room_id,))]
+    assert seqs == list(range(1, 201))
+    assert db.execute("SELECT last_seq FROM rooms WHERE id = %s", (room_id,)).fetchone() == {"last_seq": 200}
+    assert len(_outbox(db, "message.created", room_id)) == 200
+
+
+def test_concurrent_identical_sends_create_one_message(db: DB, owner: Identity, room_id: UUID) -> None:
+    results: list[tuple[int, bool]] = []
+    barrier = threading.Barrier(6)
+
+    def run() -> None:
+        barrier.wait()
+        message, created = messages.send(owner, room_id, "racy", "only once")
+        results.append((message.seq, created))
+
+    threads = [threading.Thread(target=run) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [(1, False)] * 5 + [(1, True)]
+    count = db.execute("SELECT count(*) AS n FROM messages WHERE room_id = %s", (room_id,)).fetchone()
+    assert count == {"n": 1}
+    assert len(_outbox(db, "message.created", room_id)) == 1
+
+
+def test_failed_send_writes_no_outbox_row_and_leaves_no_gap(db: DB, owner: Identity, room_id: UUID) -> None:
+    messages.send(owner, room_id, "ok-1", "fine")
+    # A body Postgres refuses inside the transaction (after the seq was taken): NUL bytes
+    # are stopped by validation, so bypass it and hit the repository directly.
+    service = rooms.services()[1]
+    with pytest.raises(psycopg.Error):
+        service._messages.insert(  # type: ignore[attr-defined]
+            room_id=room_id,
+            message_id=uuid4(),
+            sender_id=owner.user_id,
+            client_message_id="broken",
+            body="nul\x00byte",
+            mention_candidates=[],
+            check=lambda room, membership: None,
+            event=lambda m: pytest.fail("event must not be built"),
+        )
+    second, _ = messages.send(owner, room_id, "ok-2", "fine again")
+    assert second.seq == 2
+    assert [r["detail"]["seq"] for r in _outbox(db, "message.created", room_id)] == [1, 2]
+
+
+def test_failed_event_rolls_back_the_message(db: DB, owner: Identity, room_id: UUID) -> None:
+    service = rooms.services()[1]
+
+    def boom(message: Any) -> Any:
+        raise RuntimeError("event construction failed")
+
+    with pytest.raises(RuntimeError):
+        service._messages.insert(  # type: ignore[attr-defined]
+            room_id=room_id,
+            message_id=uuid4(),
+            sender_id=owner.user_id,
+            client_message_id="rolled-back",
+            body="never stored",
+            mention_candidates=[],
+            check=lambda room, membership: None,
+            event=boom,
+        )
+    assert db.execute("SELECT count(*) AS n FROM messages WHERE room_id = %s", (room_id,)).fetchone() == {"n": 0}
+    assert db.execute("SELECT last_seq FROM rooms WHERE id = %s", (room_id,)).fetchone() == {"last_seq": 0}
+    assert _outbox(db, "message.created", room_id) == []
+
+
+def test_mentions_resolve_to_room_members_only(db: DB, owner: Identity, room_id: UUID) -> None:
+    member = insert_user(db, handle=f"Alice{uuid4().hex[:6]}")
+    outsider = insert_user(db)
+    rooms.join(member, room_id)
+    body = f"hi @{member.handle.lower()} and @{outsider.handle}, mail me at x@{owner.handle}"
+    message, _ = messages.send(owner, room_id, "m-1", body)
+    assert message.mentions == (member.handle,)
+    assert _outbox(db, "message.created", room_id)[0]["detail"]["mentions"] == [member.handle]
+
+
+def test_non_member_cannot_send(db: DB, owner: Identity, room_id: UUID) -> None:
+    stranger = insert_user(db)
+    with pytest.raises(Forbidden):
+        messages.send(stranger, room_id, "x", "hi")
+    private = rooms.create_channel(owner, "private", f"secret-{uuid4().hex[:8]}").room.id
+    with pytest.raises(NotFound):
+        messages.send(stranger, private, "y", "hi")
+    with pytest.raises(NotFound):
+        messages.send(stranger, uuid4(), "z", "hi")
+
+
+@pytest.mark.parametrize(
+    ("client_id", "body"),
+    [("ok", ""), ("ok", "   "), ("ok", "x" * 4001), ("has space", "hi"), ("", "hi"), ("ok", "bad\x00")],
+)
+def test_send_validates_input(owner: Identity, room_id: UUID, client_id: str, body: str) -> None:
+    with pytest.raises(InvalidInput):
+        messages.send(owner, room_id, client_id, body)
+
+
+def test_edit_by_author_and_not_by_others(db: DB, owner: Identity, room_id: UUID) -> None:
+    other = insert_user(db)
+    rooms.join(other, room_id)
+    message, _ = messages.send(owner, room_id, "e-1", "typo")
+    with pytest.raises(Forbidden):
+        messages.edit(other, room_id, message.seq, "hijack")
+    edited = messages.edit(owner, room_id, message.seq, "fixed")
+    assert edited.body == "fixed"
+    assert edited.edited_at is not None
+    stored = db.execute("SELECT body, edited_at FROM messages WHERE id = %s", (message.id,)).fetchone()
+    assert stored is not None
+    assert stored["body"] == "fixed"
+    events = _outbox(db, "message.edited", room_id)
+    assert [(e["detail"]["seq"], e["detail"]["body"]) for e in events] == [(1, "fixed")]
+    with pytest.raises(NotFound):
+        messages.edit(owner, room_id, 99, "nothing there")
+
+
+def test_soft_delete_by_author_or_admin(db: DB, owner: Identity, room_id: UUID) -> None:
+    other = insert_user(db)
+    admin = insert_user(db, role="admin")  # not a member: admins moderate any room
+    rooms.join(other, room_id)
+    mine, _ = messages.send(owner, room_id, "d-1", "mine")
+    theirs, _ = messages.send(other, room_id, "d-2", "theirs")
+    with pytest.raises(Forbidden):
+        messages.delete(other, room_id, mine.seq)
+    deleted = messages.delete(owner, room_id, mine.seq)
+    assert deleted.deleted_at is not None
+    assert messages.message_to_dict(deleted)["body"] is None
+    assert messages.delete(admin, room_id, theirs.seq).is_deleted
+    # Idempotent: deleting again changes nothing and emits nothing.
+    messages.delete(owner, room_id, mine.seq)
+    assert len(_outbox(db, "message.deleted", room_id)) == 2
+    with pytest.raises(Conflict):
+        messages.edit(owner, room_id, mine.seq, "resurrect")
+    page = messages.history(owner, room_id)
+    assert [(m.seq, messages.message_to_dict(m)["body"]) for m in page.messages] == [(1, None), (2, None)]
+    # The row stays (soft delete), the body is kept for moderation but never served.
+    assert db.execute("SELECT count(*) AS n FROM messages WHERE room_id = %s", (room_id,)).fetchone() == {"n": 2}
+
+
+def test_message_to_dict_shape(owner: Identity, room_id: UUID) -> None:
+    message, _ = messages.send(owner, room_id, "shape", "hello")
+    data = messages.message_to_dict(message)
+    assert set(data) == {
+        "id",
+        "roomId",
+        "seq",
+        "senderId",
+        "senderHandle",
+        "clientMessageId",
+        "body",
+        "createdAt",
+        "editedAt",
+        "deletedAt",
+    }
+    assert data["roomId"] == str(room_id)
+    assert data["createdAt"].endswith("Z")
+    assert data["editedAt"] is None

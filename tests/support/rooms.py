@@ -1,0 +1,42 @@
+"""Helpers for the rooms/messages tests: users inserted straight into this run's database.
+
+Users belong to IDENTITY; these tests only need rows to hang memberships on, so they insert
+them directly (password hash is a placeholder: nobody logs in as these users here).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID, uuid4
+
+import psycopg
+
+from chatflow.domain.identity import Identity
+
+MakeUser = Callable[..., Identity]
+
+
+def insert_user(
+    conn: psycopg.Connection[Any], *, handle: str | None = None, role: str = "user", status: str = "active"
+) -> Identity:
+    user_id = uuid4()
+    handle = handle or f"u{secrets.token_hex(5)}"
+    conn.execute(
+        """INSERT INTO users (id, handle, display_name, password_hash, role, status)
+           VALUES (%s, %s, %s, 'test-only', %s, %s)""",
+        (user_id, handle, handle.title(), role, status),
+    )
+    return Identity(
+        user_id=user_id,
+        handle=handle,
+        role=role,  # type: ignore[arg-type]
+        issued_at=int(time.time()),
+        token_id=secrets.token_hex(8),
+    )
+
+
+def set_status(conn: psycopg.Connection[Any], user_id: UUID, status: str) -> None:
+    conn.execute("UPDATE users SET status = %s WHERE id = %s", (status, user_id))
