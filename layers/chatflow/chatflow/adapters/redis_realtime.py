@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, cast
 from uuid import UUID
 
 import redis
 
 from chatflow.adapters.redis_client import get_redis
+from chatflow.domain.realtime import RateDecision, Registration, Target, Unregistration
 from chatflow.settings import Settings, get_settings
 
 Clock = Callable[[], float]
@@ -152,38 +152,6 @@ end
 redis.call('SET', KEYS[1], string.format('%d', math.ceil(new_tat)), 'PX', math.ceil(new_tat - now) + 1)
 return {1, 0}
 """
-
-
-@dataclass(frozen=True, slots=True)
-class Registration:
-    accepted: bool
-    #: True when this is the user's only live connection (announce "online").
-    first: bool
-    #: Live connections of the user after the call.
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
-class Unregistration:
-    #: The connection was registered (False: already removed, e.g. by a ban or a 410 cleanup).
-    removed: bool
-    #: True when the user has no live connection left (announce "offline").
-    last: bool
-    rooms: tuple[UUID, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """One live connection of one user: where a frame goes."""
-
-    user_id: UUID
-    connection_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class RateDecision:
-    allowed: bool
-    retry_after_ms: int = 0
 
 
 def _ms(seconds: float) -> int:

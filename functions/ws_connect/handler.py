@@ -1,0 +1,55 @@
+"""$connect: the ``ws-jwt`` authorizer verified the token (its result may be cached for
+minutes), so bans are re-checked here (IDENTITY's ensure_active); then the per-user connection
+limit (atomic in Redis), registration, and -- on the user's first connection -- presence
+"online" to co-members. A refused handshake returns 403 (not allowed) or 429 (limit).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import APIGatewayWebSocketConnectEventModel
+from pydantic import ValidationError
+
+from chatflow.domain.users import ensure_active
+from chatflow.errors import ChatflowError, LimitExceeded, Unauthorized
+from chatflow.ws import protocol
+from chatflow.ws.wiring import realtime
+
+logger = Logger()
+metrics = Metrics()
+
+
+def _refuse(status: int, code: str) -> dict[str, Any]:
+    # The handshake is refused with this HTTP status; the body is not shown to browsers.
+    return {"statusCode": status, "body": protocol.dumps({"code": code})}
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    try:
+        parsed = parse(event=event, model=APIGatewayWebSocketConnectEventModel)
+    except ValidationError:
+        logger.warning("malformed $connect event")
+        return _refuse(400, "bad_event")
+    cid = parsed.request_context.connection_id
+    try:
+        identity = protocol.identity(event)
+        logger.append_keys(user_id=str(identity.user_id), connection_id=cid)
+        ensure_active(identity)
+        registration = realtime().connect(identity, cid)
+    except LimitExceeded as exc:
+        logger.info("connection refused", extra={"code": exc.code})
+        metrics.add_metric(name="ConnectRefusedLimit", unit=MetricUnit.Count, value=1)
+        return _refuse(429, exc.code)
+    except (Unauthorized, ChatflowError) as exc:
+        logger.info("connection refused", extra={"code": exc.code})
+        metrics.add_metric(name="ConnectRefusedAuth", unit=MetricUnit.Count, value=1)
+        return _refuse(403, exc.code)
+    logger.info("connected", extra={"connections": registration.count, "first": registration.first})
+    metrics.add_metric(name="Connected", unit=MetricUnit.Count, value=1)
+    return {"statusCode": 200}

@@ -1,0 +1,150 @@
+"""The asynchronous fan-out path for large rooms: SQS queue -> ``fanout`` function.
+
+The sender's handler enqueues jobs and returns; the consumer delivers. A job carries the frame
+and a CHUNK of the room's member ids (at most :data:`CHUNK_MEMBERS`), so a 10,000-member room
+becomes 20 independent jobs that Lambda processes in parallel and retries separately. The
+consumer re-checks each chunk against the room's CURRENT members (a member removed meanwhile
+receives nothing) and resolves their live connections at delivery time.
+
+Jobs are sent with SendMessageBatch (<= 10 entries and <= 256 KB per call).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from chatflow.errors import InvalidInput, Unavailable
+from chatflow.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
+
+CHUNK_MEMBERS = 500
+_MAX_BATCH_ENTRIES = 10
+_MAX_BATCH_BYTES = 250 * 1024  # SQS: 256 KiB per message and per batch (headroom for attributes)
+JOB_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class FanoutJob:
+    room_id: UUID
+    frame: dict[str, Any]
+    member_ids: tuple[UUID, ...]
+    exclude_connection: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "v": JOB_VERSION,
+                "roomId": str(self.room_id),
+                "frame": self.frame,
+                "memberIds": [str(m) for m in self.member_ids],
+                "exclude": self.exclude_connection,
+            },
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_json(cls, body: str) -> FanoutJob:
+        try:
+            data = json.loads(body)
+            if data.get("v") != JOB_VERSION or not isinstance(data.get("frame"), dict):
+                raise ValueError("unknown job version or frame")
+            exclude = data.get("exclude")
+            return cls(
+                room_id=UUID(data["roomId"]),
+                frame=data["frame"],
+                member_ids=tuple(UUID(m) for m in data["memberIds"]),
+                exclude_connection=exclude if isinstance(exclude, str) else None,
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InvalidInput(f"malformed fan-out job: {exc}", code="bad_fanout_job") from None
+
+
+def chunk_jobs(
+    room_id: UUID,
+    frame: dict[str, Any],
+    member_ids: Iterable[UUID],
+    exclude_connection: str | None,
+    chunk: int = CHUNK_MEMBERS,
+) -> list[FanoutJob]:
+    members = list(dict.fromkeys(member_ids))
+    return [
+        FanoutJob(room_id, frame, tuple(members[i : i + chunk]), exclude_connection)
+        for i in range(0, len(members), chunk)
+    ]
+
+
+class SqsFanoutQueue:
+    """FanoutQueue port over SQS (``settings.fanout_queue_url``)."""
+
+    def __init__(self, settings: Settings | None = None, *, queue_url: str | None = None) -> None:
+        self._settings = settings or get_settings()
+        self._queue_url = queue_url or self._settings.fanout_queue_url
+        self._lock = threading.Lock()
+        self._client: SQSClient | None = None
+
+    @property
+    def client(self) -> SQSClient:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    import boto3
+                    from botocore.config import Config
+
+                    self._client = boto3.session.Session().client(
+                        "sqs",
+                        region_name=self._settings.aws_region,
+                        endpoint_url=self._settings.aws_endpoint_url,
+                        config=Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard"}),
+                    )
+        return self._client
+
+    def enqueue(
+        self,
+        room_id: UUID,
+        frame: dict[str, object],
+        *,
+        member_ids: Iterable[UUID],
+        exclude_connection: str | None = None,
+    ) -> None:
+        if not self._queue_url:
+            raise Unavailable("the fan-out queue is not configured", code="fanout_unavailable")
+        jobs = chunk_jobs(room_id, dict(frame), member_ids, exclude_connection)
+        batch: list[SendMessageBatchRequestEntryTypeDef] = []
+        size = 0
+        for job in jobs:
+            body = job.to_json()
+            if len(body.encode()) > _MAX_BATCH_BYTES:
+                raise InvalidInput("frame too large for the fan-out queue", code="frame_too_large")
+            if batch and (len(batch) == _MAX_BATCH_ENTRIES or size + len(body.encode()) > _MAX_BATCH_BYTES):
+                self._send(batch)
+                batch, size = [], 0
+            batch.append({"Id": uuid.uuid4().hex, "MessageBody": body})
+            size += len(body.encode())
+        if batch:
+            self._send(batch)
+
+    def _send(self, entries: list[SendMessageBatchRequestEntryTypeDef]) -> None:
+        assert self._queue_url is not None
+        pending = entries
+        for _ in range(3):
+            response = self.client.send_message_batch(QueueUrl=self._queue_url, Entries=pending)
+            failed_ids = {f["Id"] for f in response.get("Failed", []) if not f.get("SenderFault")}
+            sender_faults = [f for f in response.get("Failed", []) if f.get("SenderFault")]
+            if sender_faults:
+                raise Unavailable(
+                    f"fan-out job refused: {sender_faults[0].get('Message')}", code="fanout_unavailable"
+                )
+            pending = [e for e in pending if e["Id"] in failed_ids]
+            if not pending:
+                return
+        raise Unavailable(f"{len(pending)} fan-out job(s) not enqueued", code="fanout_unavailable")

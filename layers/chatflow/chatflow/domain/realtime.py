@@ -1,0 +1,295 @@
+"""Realtime domain: connections, presence, fan-out and session termination (no AWS, no Redis).
+
+:class:`RealtimeService` talks to ports only (``chatflow.ports``, REALTIME section): a
+ConnectionRegistry (Redis), a ConnectionNotifier (API Gateway Management API), a FanoutQueue
+(SQS, for large rooms), a RoomDirectory (ROOMS' cached member lists) and an EventPublisher
+(EventBridge). Handlers wire the real adapters (:mod:`chatflow.ws.wiring`).
+
+Rules it owns:
+
+* A user may hold ``max_connections_per_user`` live connections (atomic in the registry).
+* Presence is announced to CO-MEMBERS (users sharing a room) only on the first connection and
+  after the last one is gone -- never per device.
+* Every message-like frame goes to every live connection of the room's current members (all of
+  their devices), except the sending connection. Typing goes only to connections subscribed to
+  the room (``joinRoom``) whose user is still a member.
+* A 410 from the notifier removes THAT recipient's connection; if it was the user's last, the
+  user goes offline (announced once, without cascading further).
+* Rooms with more members than ``fanout_async_threshold`` are fanned out through the queue, so
+  the sender is not kept waiting.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+from uuid import UUID
+
+from chatflow.errors import LimitExceeded, RateLimited
+
+if TYPE_CHECKING:
+    from chatflow.domain.identity import Identity
+    from chatflow.events.schemas import DomainEvent
+    from chatflow.ports import (
+        ConnectionNotifier,
+        ConnectionRegistry,
+        EventPublisher,
+        FanoutQueue,
+        RoomDirectory,
+    )
+
+logger = logging.getLogger(__name__)
+
+RateKind = Literal["messages", "typing"]
+RATE_WINDOW_S = 10.0
+
+
+# --- value objects shared by the ports and adapters -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One live connection of one user: where a frame goes."""
+
+    user_id: UUID
+    connection_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    accepted: bool
+    #: True when this is the user's only live connection (announce "online").
+    first: bool
+    #: Live connections of the user after the call.
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unregistration:
+    #: The connection was registered (False: already removed, e.g. by a ban or a 410 cleanup).
+    removed: bool
+    #: True when the user has no live connection left (announce "offline").
+    last: bool
+    rooms: tuple[UUID, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    allowed: bool
+    retry_after_ms: int = 0
+
+
+@dataclass
+class DeliveryReport:
+    delivered: list[Target] = field(default_factory=list)
+    #: Stale recipients (410): their connections are removed from the registry.
+    gone: list[Target] = field(default_factory=list)
+    failed: list[Target] = field(default_factory=list)
+    #: True when the fan-out was handed to the asynchronous queue instead.
+    queued: bool = False
+
+    def merge(self, other: DeliveryReport) -> None:
+        self.delivered += other.delivered
+        self.gone += other.gone
+        self.failed += other.failed
+        self.queued = self.queued or other.queued
+
+
+def encode_frame(frame: dict[str, Any]) -> bytes:
+    """Frames travel as compact UTF-8 JSON."""
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def presence_frame(user_id: UUID, status: Literal["online", "offline"]) -> dict[str, Any]:
+    return {"type": "presence", "userId": str(user_id), "status": status}
+
+
+# --- the service ---------------------------------------------------------------------------------
+
+
+class RealtimeService:
+    def __init__(
+        self,
+        *,
+        registry: ConnectionRegistry,
+        notifier: ConnectionNotifier,
+        rooms: RoomDirectory,
+        publisher: EventPublisher | None = None,
+        queue: FanoutQueue | None = None,
+        max_connections_per_user: int = 5,
+        fanout_async_threshold: int = 200,
+        rate_messages_per_10s: int = 20,
+        rate_typing_per_10s: int = 10,
+    ) -> None:
+        self.registry = registry
+        self.notifier = notifier
+        self.rooms = rooms
+        self.publisher = publisher
+        self.queue = queue
+        self.max_connections_per_user = max_connections_per_user
+        self.fanout_async_threshold = fanout_async_threshold
+        self._rates: dict[RateKind, int] = {"messages": rate_messages_per_10s, "typing": rate_typing_per_10s}
+
+    # --- connection lifecycle ------------------------------------------------------------
+
+    def connect(self, identity: Identity, connection_id: str) -> Registration:
+        """Register the connection; LimitExceeded when the user already has the maximum."""
+        from chatflow.events.schemas import ConnectionOpened, UserOnline
+
+        reg = self.registry.register(identity.user_id, connection_id, limit=self.max_connections_per_user)
+        if not reg.accepted:
+            raise LimitExceeded(
+                f"at most {self.max_connections_per_user} connections per user",
+                code="too_many_connections",
+                limit=self.max_connections_per_user,
+            )
+        events: list[DomainEvent] = [ConnectionOpened(user_id=identity.user_id, connection_id=connection_id)]
+        if reg.first:
+            self.announce_presence(identity.user_id, "online", exclude_connection=connection_id)
+            events.insert(0, UserOnline(user_id=identity.user_id))
+        self._publish(events)
+        return reg
+
+    def disconnect(self, user_id: UUID, connection_id: str) -> Unregistration:
+        result = self.registry.unregister(user_id, connection_id)
+        if result.last:
+            self._went_offline(user_id, cascade=True)
+        return result
+
+    def keep_alive(self, identity: Identity, connection_id: str) -> bool:
+        """``ping``: refresh the TTLs. A connection whose record expired (long silence) is
+        registered again if the limit allows; False when it could not be."""
+        if self.registry.touch(identity.user_id, connection_id):
+            return True
+        reg = self.registry.register(identity.user_id, connection_id, limit=self.max_connections_per_user)
+        if reg.accepted and reg.first:
+            from chatflow.events.schemas import UserOnline
+
+            self.announce_presence(identity.user_id, "online", exclude_connection=connection_id)
+            self._publish([UserOnline(user_id=identity.user_id)])
+        return reg.accepted
+
+    def terminate_user_sessions(self, user_id: UUID) -> int:
+        """SessionTerminator (contract 4): close every live connection of the user now.
+
+        The registry entries go first, so nothing is fanned out to them while they close;
+        returns the number of connections API Gateway closed.
+        """
+        connection_ids = self.registry.remove_all(user_id)
+        if not connection_ids:
+            return 0
+        closed = self.notifier.close_connections(connection_ids)
+        self._went_offline(user_id, cascade=True)
+        return closed
+
+    # --- rate limits ---------------------------------------------------------------------------
+
+    def check_rate(self, kind: RateKind, connection_id: str) -> None:
+        """Raise RateLimited (with retryAfterMs) when this connection exceeds its budget."""
+        limit = self._rates[kind]
+        decision = self.registry.hit_rate_limit(kind, connection_id, limit=limit, window_s=RATE_WINDOW_S)
+        if not decision.allowed:
+            raise RateLimited(
+                f"too many {kind} frames: at most {limit} per {int(RATE_WINDOW_S)} s",
+                retryAfterMs=decision.retry_after_ms,
+            )
+
+    # --- fan-out -------------------------------------------------------------------------------
+
+    def deliver_to_room(
+        self, room_id: UUID, frame: dict[str, Any], *, exclude_connection: str | None = None
+    ) -> DeliveryReport:
+        """Every live connection of the room's members (one Redis round trip for connections).
+
+        Above ``fanout_async_threshold`` members the work goes to the queue (sender not kept
+        waiting) -- decided on the cached member count, before any connection lookup.
+        """
+        member_ids = self.rooms.member_ids(room_id)
+        if self.queue is not None and len(member_ids) > self.fanout_async_threshold:
+            self.queue.enqueue(room_id, frame, member_ids=member_ids, exclude_connection=exclude_connection)
+            return DeliveryReport(queued=True)
+        return self.deliver_to_users(member_ids, frame, exclude_connection=exclude_connection)
+
+    def deliver_to_users(
+        self,
+        user_ids: Iterable[UUID],
+        frame: dict[str, Any],
+        *,
+        exclude_connection: str | None = None,
+        cascade: bool = True,
+    ) -> DeliveryReport:
+        targets = [t for t in self.registry.connections_of(user_ids) if t.connection_id != exclude_connection]
+        return self.deliver(targets, frame, cascade=cascade)
+
+    def deliver_to_subscribers(
+        self, room_id: UUID, frame: dict[str, Any], *, exclude_connection: str | None = None
+    ) -> DeliveryReport:
+        """Connections subscribed to the room (joinRoom) whose user is STILL a member."""
+        members = set(self.rooms.member_ids(room_id))
+        targets = [
+            t
+            for t in self.registry.subscribers(room_id)
+            if t.user_id in members and t.connection_id != exclude_connection
+        ]
+        return self.deliver(targets, frame)
+
+    def deliver(
+        self, targets: Sequence[Target], frame: dict[str, Any], *, cascade: bool = True
+    ) -> DeliveryReport:
+        if not targets:
+            return DeliveryReport()
+        report = self.notifier.send(targets, encode_frame(frame))
+        for target in report.gone:
+            self.drop_stale(target, cascade=cascade)
+        return report
+
+    def drop_stale(self, target: Target, *, cascade: bool = True) -> None:
+        """A 410 for this recipient: remove exactly its connection (never the sender's)."""
+        result = self.registry.unregister(target.user_id, target.connection_id)
+        if result.last:
+            self._went_offline(target.user_id, cascade=cascade)
+
+    # --- presence ------------------------------------------------------------------------------
+
+    def co_member_ids(self, user_id: UUID) -> set[UUID]:
+        co: set[UUID] = set()
+        for room_id in self.rooms.room_ids(user_id):
+            co.update(self.rooms.member_ids(room_id))
+        co.discard(user_id)
+        return co
+
+    def announce_presence(
+        self,
+        user_id: UUID,
+        status: Literal["online", "offline"],
+        *,
+        exclude_connection: str | None = None,
+        cascade: bool = True,
+    ) -> DeliveryReport:
+        co_members = self.co_member_ids(user_id)
+        return self.deliver_to_users(
+            co_members,
+            presence_frame(user_id, status),
+            exclude_connection=exclude_connection,
+            cascade=cascade,
+        )
+
+    def _went_offline(self, user_id: UUID, *, cascade: bool) -> None:
+        from chatflow.events.schemas import UserOffline
+
+        self._publish([UserOffline(user_id=user_id)])
+        if cascade:
+            # Stale connections found while announcing are dropped without announcing again.
+            self.announce_presence(user_id, "offline", cascade=False)
+
+    def _publish(self, events: Sequence[DomainEvent]) -> None:
+        """Presence and connection events are best effort: a bus outage never refuses a socket."""
+        if self.publisher is None or not events:
+            return
+        try:
+            self.publisher.publish(events)
+        except Exception:
+            logger.exception("publishing %s failed", [type(e).__name__ for e in events])

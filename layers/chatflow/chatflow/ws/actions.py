@@ -1,0 +1,171 @@
+"""The chat actions of the ``ws_messages`` function: one function per client frame.
+
+Each takes the caller, its connection id and the validated frame, calls ROOMS' domain
+(:mod:`chatflow.domain.messages` / :mod:`chatflow.domain.rooms`) and the realtime service, and
+returns the reply frame (or None: no reply). Errors are ``chatflow.errors`` exceptions; the
+handler turns them into error frames.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from chatflow.domain import messages, rooms
+from chatflow.domain.identity import Identity
+from chatflow.domain.realtime import RealtimeService
+from chatflow.errors import NotFound
+from chatflow.settings import get_settings
+from chatflow.ws import frames
+from chatflow.ws.protocol import MAX_MESSAGE_BYTES
+
+#: A resume page must fit one frame (API Gateway: 128 KB); keep headroom for the envelope.
+_RESUME_BUDGET_BYTES = MAX_MESSAGE_BYTES - 8 * 1024
+DEFAULT_RESUME_LIMIT = 50
+
+Reply = dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    identity: Identity
+    connection_id: str
+    service: RealtimeService
+
+
+def send_message(c: Caller, f: frames.SendMessage) -> Reply:
+    c.service.check_rate("messages", c.connection_id)
+    message, created = messages.send(c.identity, f.room_id, f.client_message_id, f.body)
+    if created:
+        # Resends create nothing and fan out nothing: recipients already have it (or resume).
+        c.service.deliver_to_room(
+            f.room_id,
+            {"type": "message", "message": messages.message_to_dict(message)},
+            exclude_connection=c.connection_id,
+        )
+    return {
+        "type": "ack",
+        "clientMessageId": message.client_message_id,
+        "roomId": str(message.room_id),
+        "seq": message.seq,
+        "messageId": str(message.id),
+        "createdAt": messages.message_to_dict(message)["createdAt"],
+        "duplicate": not created,
+    }
+
+
+def edit_message(c: Caller, f: frames.EditMessage) -> Reply:
+    c.service.check_rate("messages", c.connection_id)
+    message = messages.edit(c.identity, f.room_id, f.seq, f.body)
+    frame = {"type": "messageEdited", "message": messages.message_to_dict(message)}
+    c.service.deliver_to_room(f.room_id, frame, exclude_connection=c.connection_id)
+    return frame
+
+
+def delete_message(c: Caller, f: frames.DeleteMessage) -> Reply:
+    c.service.check_rate("messages", c.connection_id)
+    message = messages.delete(c.identity, f.room_id, f.seq)
+    frame = {"type": "messageDeleted", "message": messages.message_to_dict(message)}
+    c.service.deliver_to_room(f.room_id, frame, exclude_connection=c.connection_id)
+    return frame
+
+
+def join_room(c: Caller, f: frames.JoinRoom) -> Reply:
+    """Subscribe this connection to the room's live stream (typing); members only."""
+    rooms.require_member(c.identity, f.room_id)
+    if not c.service.registry.subscribe(c.identity.user_id, c.connection_id, f.room_id):
+        raise NotFound("this connection is not registered; reconnect", code="connection_not_found")
+    return {"type": "joined", "roomId": str(f.room_id)}
+
+
+def leave_room(c: Caller, f: frames.LeaveRoom) -> Reply:
+    c.service.registry.unsubscribe(c.identity.user_id, c.connection_id, f.room_id)
+    return {"type": "left", "roomId": str(f.room_id)}
+
+
+def typing(c: Caller, f: frames.Typing) -> Reply:
+    """Ephemeral: rate-limited, never stored, only to subscribed connections of members."""
+    c.service.check_rate("typing", c.connection_id)
+    if not rooms.is_member(f.room_id, c.identity.user_id):
+        rooms.require_member(c.identity, f.room_id)  # raises the right 403/404
+    c.service.deliver_to_subscribers(
+        f.room_id,
+        {
+            "type": "typing",
+            "roomId": str(f.room_id),
+            "userId": str(c.identity.user_id),
+            "handle": c.identity.handle,
+            "isTyping": f.is_typing,
+        },
+        exclude_connection=c.connection_id,
+    )
+    return None
+
+
+def mark_read(c: Caller, f: frames.MarkRead) -> Reply:
+    seq = messages.mark_read(c.identity, f.room_id, f.seq)
+    frame = {"type": "read", "roomId": str(f.room_id), "seq": seq}
+    # The user's other devices clear their unread badge.
+    c.service.deliver_to_users([c.identity.user_id], frame, exclude_connection=c.connection_id)
+    return frame
+
+
+def resume(c: Caller, f: frames.Resume) -> Reply:
+    """Messages after ``sinceSeq`` in order, one bounded page; ``more`` says ask again from
+    ``nextSinceSeq``. Deleted messages are included (body null) so the client can drop them."""
+    settings = get_settings()
+    limit = min(f.limit or DEFAULT_RESUME_LIMIT, settings.history_page_max)
+    page = messages.history(c.identity, f.room_id, after=f.since_seq, limit=limit)
+    items: list[dict[str, Any]] = []
+    size = 0
+    for message in page.messages:
+        item = messages.message_to_dict(message)
+        item_size = len(json.dumps(item, ensure_ascii=False).encode()) + 1
+        if items and size + item_size > _RESUME_BUDGET_BYTES:
+            break
+        items.append(item)
+        size += item_size
+    next_since = items[-1]["seq"] if items else f.since_seq
+    return {
+        "type": "resumed",
+        "roomId": str(f.room_id),
+        "sinceSeq": f.since_seq,
+        "messages": items,
+        # Trimmed to the frame budget, or more messages than the page limit: ask again.
+        "more": next_since < page.last_seq,
+        "nextSinceSeq": next_since,
+        "lastSeq": page.last_seq,
+    }
+
+
+def ping(c: Caller, f: frames.Ping) -> Reply:
+    """``ping`` normally routes to the ws_ping function; answered here too for completeness."""
+    c.service.keep_alive(c.identity, c.connection_id)
+    return {"type": "pong"}
+
+
+ACTIONS: dict[type[Any], Callable[[Caller, Any], Reply]] = {
+    frames.SendMessage: send_message,
+    frames.EditMessage: edit_message,
+    frames.DeleteMessage: delete_message,
+    frames.JoinRoom: join_room,
+    frames.LeaveRoom: leave_room,
+    frames.Typing: typing,
+    frames.MarkRead: mark_read,
+    frames.Resume: resume,
+    frames.Ping: ping,
+}
+
+
+def dispatch(caller: Caller, frame: frames.ClientFrame) -> Reply:
+    reply = ACTIONS[type(frame)](caller, frame)
+    if reply is not None and frame.request_id:
+        reply = {**reply, "requestId": frame.request_id}
+    return reply
+
+
+def room_of(frame: frames.ClientFrame) -> UUID | None:
+    return getattr(frame, "room_id", None)

@@ -1,0 +1,96 @@
+"""Client -> server frames as pydantic models (one per action, discriminated on ``action``).
+
+Unknown fields are refused (``extra="forbid"``) so a typo is an error frame, not a silent no-op.
+Domain rules (body length vs ``settings.max_message_chars``, client message id syntax) are
+checked again by ROOMS' domain, which owns them; the limits here only bound the input.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, TypeAdapter, ValidationError
+
+from chatflow.errors import InvalidInput
+
+#: Larger than any sane message: ROOMS' max_message_chars is the real limit (default 4,000).
+_MAX_BODY = 128 * 1024
+Seq = Annotated[StrictInt, Field(ge=1, le=2**62)]
+RequestId = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class _Frame(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    request_id: RequestId | None = Field(default=None, alias="requestId")
+
+
+class _RoomFrame(_Frame):
+    room_id: UUID = Field(alias="roomId")
+
+
+class Ping(_Frame):
+    action: Literal["ping"]
+
+
+class SendMessage(_RoomFrame):
+    action: Literal["sendMessage"]
+    client_message_id: Annotated[str, Field(min_length=1, max_length=200)] = Field(alias="clientMessageId")
+    body: Annotated[str, Field(min_length=1, max_length=_MAX_BODY)]
+
+
+class EditMessage(_RoomFrame):
+    action: Literal["editMessage"]
+    seq: Seq
+    body: Annotated[str, Field(min_length=1, max_length=_MAX_BODY)]
+
+
+class DeleteMessage(_RoomFrame):
+    action: Literal["deleteMessage"]
+    seq: Seq
+
+
+class JoinRoom(_RoomFrame):
+    action: Literal["joinRoom"]
+
+
+class LeaveRoom(_RoomFrame):
+    action: Literal["leaveRoom"]
+
+
+class Typing(_RoomFrame):
+    action: Literal["typing"]
+    #: False = stopped typing (clients may send it when the input is cleared).
+    is_typing: StrictBool = Field(default=True, alias="isTyping")
+
+
+class MarkRead(_RoomFrame):
+    action: Literal["markRead"]
+    seq: Annotated[StrictInt, Field(ge=0, le=2**62)]
+
+
+class Resume(_RoomFrame):
+    action: Literal["resume"]
+    since_seq: Annotated[StrictInt, Field(ge=0, le=2**62)] = Field(alias="sinceSeq")
+    limit: Annotated[StrictInt, Field(ge=1, le=1000)] | None = None
+
+
+ClientFrame = Annotated[
+    Ping | SendMessage | EditMessage | DeleteMessage | JoinRoom | LeaveRoom | Typing | MarkRead | Resume,
+    Field(discriminator="action"),
+]
+_ADAPTER: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
+
+
+def parse_frame(data: dict[str, Any]) -> ClientFrame:
+    """Validate a decoded frame; InvalidInput (code ``invalid_frame``) lists every problem."""
+    try:
+        return _ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        problems = [
+            {"field": ".".join(str(p) for p in err["loc"][1:]) or str(err["loc"][0]), "problem": err["msg"]}
+            for err in exc.errors(include_url=False, include_input=False)
+        ]
+        summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
+        raise InvalidInput(f"invalid frame: {summary}", code="invalid_frame", errors=problems) from None

@@ -1,0 +1,135 @@
+"""WebSocket event and response helpers, free of pydantic/boto3/psycopg (cold start: ``$default``
+and ``ping`` import only this).
+
+A route with a route response (every route but ``$connect``/``$disconnect``) sends the handler's
+``body`` back to the caller as one frame; an invalid frame is answered with an error frame and
+status 200, so the connection stays open.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chatflow.domain.identity import Identity
+from chatflow.errors import ChatflowError, InvalidInput, PayloadTooLarge, Unauthorized
+
+#: Client -> server actions (the route keys of infra/catalog.py WS_ROUTES; a test keeps them equal).
+ACTIONS: tuple[str, ...] = (
+    "ping",
+    "sendMessage",
+    "editMessage",
+    "deleteMessage",
+    "joinRoom",
+    "leaveRoom",
+    "typing",
+    "markRead",
+    "resume",
+)
+
+#: API Gateway limits: one frame 32 KB, one message (frames reassembled) 128 KB. The gateway
+#: closes the socket (1009) above 128 KB; we refuse anything above it with an error frame too.
+MAX_FRAME_BYTES = 32 * 1024
+MAX_MESSAGE_BYTES = 128 * 1024
+
+#: Client-supplied correlation id echoed in the reply (optional on every frame).
+MAX_REQUEST_ID_CHARS = 64
+
+
+def dumps(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+
+
+def reply(frame: dict[str, Any], status: int = 200) -> dict[str, Any]:
+    """The Lambda proxy response whose body API Gateway sends back as a frame."""
+    return {"statusCode": status, "body": dumps(frame)}
+
+
+def error_frame(
+    code: str, message: str, *, action: str | None = None, request_id: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    if action:
+        frame["action"] = action
+    if request_id:
+        frame["requestId"] = request_id
+    frame.update(extra)
+    return frame
+
+
+def error_reply(
+    exc: ChatflowError, *, action: str | None = None, request_id: str | None = None
+) -> dict[str, Any]:
+    """A client mistake (or a refused action) as an error frame; the connection stays open."""
+    return reply(error_frame(exc.code, exc.message, action=action, request_id=request_id, **exc.details))
+
+
+def connection_id(event: dict[str, Any]) -> str:
+    cid = (event.get("requestContext") or {}).get("connectionId")
+    if not isinstance(cid, str) or not cid:
+        raise InvalidInput("event without requestContext.connectionId", code="bad_event")
+    return cid
+
+
+def identity(event: dict[str, Any]) -> Identity:
+    """The caller, from the ``ws-jwt`` authorizer's context (present on every route of the
+    connection). Bans are re-checked on $connect (ensure_active) and enforced on live sockets by
+    DeleteConnection; a missing context means a misconfigured route, so refuse."""
+    ctx = (event.get("requestContext") or {}).get("authorizer")
+    if not isinstance(ctx, dict):
+        raise Unauthorized("authentication required")
+    try:
+        return Identity.from_context(ctx)
+    except (KeyError, ValueError):
+        raise Unauthorized("malformed authorizer context") from None
+
+
+def body_object(event: dict[str, Any]) -> dict[str, Any]:
+    """The frame as a JSON object; InvalidInput/PayloadTooLarge with a precise code otherwise."""
+    raw = event.get("body")
+    if raw is None or raw == "":
+        raise InvalidInput("empty frame: send a JSON object with an 'action'", code="invalid_json")
+    if event.get("isBase64Encoded"):
+        raise InvalidInput("binary frames are not supported: send JSON text", code="invalid_json")
+    size = len(raw.encode()) if isinstance(raw, str) else len(raw)
+    if size > MAX_MESSAGE_BYTES:
+        raise PayloadTooLarge(
+            f"frame of {size} bytes exceeds {MAX_MESSAGE_BYTES}",
+            code="frame_too_large",
+            max=MAX_MESSAGE_BYTES,
+        )
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise InvalidInput("frame is not valid JSON", code="invalid_json") from None
+    if not isinstance(value, dict):
+        raise InvalidInput("frame must be a JSON object", code="invalid_json")
+    return value
+
+
+def request_id_of(frame: dict[str, Any] | None) -> str | None:
+    """The client's optional ``requestId`` (echoed back), when it is a short string."""
+    if not frame:
+        return None
+    rid = frame.get("requestId")
+    if isinstance(rid, str) and 0 < len(rid) <= MAX_REQUEST_ID_CHARS:
+        return rid
+    return None
+
+
+def unknown_action_reply(frame: dict[str, Any] | None) -> dict[str, Any]:
+    action = frame.get("action") if frame else None
+    valid = ", ".join(ACTIONS)
+    if action is None:
+        message = f"frame has no 'action'; valid actions: {valid}"
+    else:
+        message = f"unknown action {str(action)[:64]!r}; valid actions: {valid}"
+    return reply(
+        error_frame(
+            "unknown_action",
+            message,
+            action=str(action)[:64] if isinstance(action, str) else None,
+            request_id=request_id_of(frame),
+            validActions=list(ACTIONS),
+        )
+    )

@@ -1,0 +1,108 @@
+"""Default wiring of the realtime service from the real adapters (one per Lambda container).
+
+Redis registry, API Gateway notifier (``settings.ws_management_endpoint``), ROOMS' cached member
+lists, the EventBridge publisher and -- when ``settings.fanout_queue_url`` is set -- the SQS
+fan-out queue. Everything is created lazily: importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from chatflow.domain.realtime import RealtimeService
+from chatflow.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from chatflow.events.schemas import DomainEvent
+    from chatflow.ports import EventPublisher
+
+logger = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_service: RealtimeService | None = None
+
+
+class RoomsDirectory:
+    """RoomDirectory over ROOMS' cached lookups (Redis, invalidated on membership changes)."""
+
+    def member_ids(self, room_id: UUID) -> Collection[UUID]:
+        from chatflow.domain import rooms
+
+        return rooms.member_ids(room_id)
+
+    def room_ids(self, user_id: UUID) -> Collection[UUID]:
+        from chatflow.domain import rooms
+
+        return rooms.room_ids_for_user(user_id)
+
+
+class _NoBusPublisher:
+    """Local runs without an EventBridge endpoint (as the outbox relay does): events are logged,
+    not sent, instead of waiting on AWS timeouts. Never used in the cloud."""
+
+    def publish(self, events: Sequence[DomainEvent]) -> None:
+        logger.debug("no event bus configured; not publishing %s", [e.detail_type for e in events])
+
+
+def default_publisher(settings: Settings) -> EventPublisher:
+    if settings.env in ("local", "test") and not (settings.events_endpoint_url or settings.aws_endpoint_url):
+        return _NoBusPublisher()
+    from chatflow.adapters.eventbridge import get_publisher
+
+    return get_publisher()
+
+
+def build_service(
+    settings: Settings | None = None,
+    *,
+    publisher: EventPublisher | None = None,
+) -> RealtimeService:
+    from chatflow.adapters.apigw_connections import get_notifier
+    from chatflow.adapters.redis_realtime import get_realtime_store
+    from chatflow.adapters.sqs_fanout import SqsFanoutQueue
+
+    settings = settings or get_settings()
+    return RealtimeService(
+        registry=get_realtime_store(),
+        notifier=get_notifier(),
+        rooms=RoomsDirectory(),
+        publisher=publisher or default_publisher(settings),
+        queue=SqsFanoutQueue(settings) if settings.fanout_queue_url else None,
+        max_connections_per_user=settings.max_connections_per_user,
+        fanout_async_threshold=settings.fanout_async_threshold,
+        rate_messages_per_10s=settings.rate_messages_per_10s,
+        rate_typing_per_10s=settings.rate_typing_per_10s,
+    )
+
+
+def realtime() -> RealtimeService:
+    """The container's service, built on first use."""
+    global _service
+    if _service is None:
+        with _lock:
+            if _service is None:
+                _service = build_service()
+    return _service
+
+
+def use_service(service: RealtimeService | None) -> None:
+    """Install another service (tests), or None to rebuild from settings on next use."""
+    global _service
+    with _lock:
+        _service = service
+
+
+def terminate_user_sessions(user_id: UUID) -> int:
+    """IDENTITY's SessionTerminator port (contract 4), for the ban route's wiring."""
+    return realtime().terminate_user_sessions(user_id)
+
+
+class RealtimeSessionTerminator:
+    """SessionTerminator implementation: DeleteConnection for every live connection."""
+
+    def terminate_user_sessions(self, user_id: UUID) -> int:
+        return realtime().terminate_user_sessions(user_id)

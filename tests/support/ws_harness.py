@@ -1,0 +1,133 @@
+"""A harness for the WebSocket handler tests: real handlers, real Postgres + Redis, the local
+@connections endpoint (local_stack.connections, recording backend) and the local EventBridge
+endpoint (local_stack.eventbridge) -- both real HTTP servers on loopback reached through boto3.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from chatflow.domain.identity import Identity
+from local_stack.connections import RecordingBackend, RunningManagementApi, running_management_api
+from local_stack.eventbridge import Backoff, LocalEventBus, RunningEventBridgeApi, running_eventbridge_api
+from tests.support.apigw import lambda_context
+from tests.support.lambdas import load_handler
+from tests.support.ws_events import connect_event, disconnect_event, message_event, new_connection_id
+
+
+class EventRecorder:
+    """Receives what the local bus delivers to rule targets (here: every chat event)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, function: str, event: dict[str, Any]) -> None:
+        with self.lock:
+            self.calls.append((function, event))
+
+    def detail_types(self, function: str = "analytics") -> list[str]:
+        with self.lock:
+            return [e["detail-type"] for f, e in self.calls if f == function]
+
+    def details(self, detail_type: str, function: str = "analytics") -> list[dict[str, Any]]:
+        with self.lock:
+            return [e["detail"] for f, e in self.calls if f == function and e["detail-type"] == detail_type]
+
+
+@dataclass
+class WsHarness:
+    management: RunningManagementApi
+    eventbridge: RunningEventBridgeApi
+    recorder: EventRecorder
+    sockets: dict[str, Identity] = field(default_factory=dict)
+
+    @property
+    def backend(self) -> RecordingBackend:
+        backend: RecordingBackend = self.management.backend
+        return backend
+
+    # --- handler calls ---------------------------------------------------------------------
+
+    def connect(self, identity: Identity, connection_id: str | None = None) -> tuple[str, dict[str, Any]]:
+        """A client opens a socket: the gateway knows the connection, then $connect runs."""
+        cid = self.backend.register(connection_id or new_connection_id())
+        response = load_handler("ws_connect")(connect_event(identity, cid), lambda_context("ws_connect"))
+        if response["statusCode"] == 200:
+            self.sockets[cid] = identity
+        else:
+            self.backend.mark_gone(cid)  # the gateway refused the handshake
+        return cid, response
+
+    def connected(self, identity: Identity) -> str:
+        cid, response = self.connect(identity)
+        assert response["statusCode"] == 200, response
+        return cid
+
+    def disconnect(self, cid: str) -> dict[str, Any]:
+        identity = self.sockets.pop(cid)
+        self.backend.mark_gone(cid)
+        result: dict[str, Any] = load_handler("ws_disconnect")(
+            disconnect_event(identity, cid), lambda_context("ws_disconnect")
+        )
+        return result
+
+    def send(self, cid: str, frame: dict[str, Any] | str | None, *, route_key: str | None = None) -> Any:
+        """Send a frame as the client of ``cid``; returns the reply frame (None: no reply)."""
+        identity = self.sockets[cid]
+        event = message_event(identity, cid, frame, route_key=route_key)
+        route = event["requestContext"]["routeKey"]
+        function = {"$default": "ws_default", "ping": "ws_ping"}.get(route, "ws_messages")
+        response = load_handler(function)(event, lambda_context(function))
+        assert response["statusCode"] == 200, response
+        return json.loads(response["body"]) if response.get("body") else None
+
+    # --- what clients received -------------------------------------------------------------------
+
+    def received(self, cid: str, type_: str | None = None) -> list[dict[str, Any]]:
+        frames = self.backend.posted_json(cid)
+        return [f for f in frames if type_ is None or f.get("type") == type_]
+
+    def clear(self) -> None:
+        for cid in list(self.backend.all_posts()):
+            with self.backend._lock:
+                rec = self.backend._connections.get(cid)
+                if rec is not None:
+                    rec.posts.clear()
+
+
+@contextmanager
+def ws_harness(monkeypatch: pytest.MonkeyPatch) -> Iterator[WsHarness]:
+    """Point the handlers' settings at fresh local endpoints and reset the lazy singletons."""
+    from chatflow.adapters import apigw_connections, eventbridge, redis_realtime
+    from chatflow.settings import reset_settings_cache
+    from chatflow.ws import wiring
+
+    recorder = EventRecorder()
+    bus = LocalEventBus.from_catalog(
+        recorder, name="chatflow", region="us-east-1", backoff=Backoff(base_s=0.001)
+    )
+
+    def reset() -> None:
+        reset_settings_cache()
+        apigw_connections.reset_notifier()
+        redis_realtime.reset_realtime_store()
+        eventbridge.reset_publisher()
+        wiring.use_service(None)
+
+    with running_management_api() as management, running_eventbridge_api(bus) as events:
+        monkeypatch.setenv("WS_MANAGEMENT_ENDPOINT", management.endpoint_url)
+        monkeypatch.setenv("EVENTS_ENDPOINT_URL", events.endpoint_url)
+        reset()
+        try:
+            yield WsHarness(management, events, recorder)
+        finally:
+            monkeypatch.undo()
+            reset()
