@@ -136,6 +136,16 @@ class RoomCache(Protocol):
     """Read-through cache of room metadata, member sets and per-user room sets (Redis)."""
 
     def room(self, room_id: UUID, load: Callable[[], Room | None]) -> Room | None: ...
+    def access(
+        self,
+        room_id: UUID,
+        user_id: UUID,
+        load_room: Callable[[], Room | None],
+        load_members: Callable[[], Iterable[UUID]],
+    ) -> tuple[Room | None, bool]:
+        """(room, is ``user_id`` a member) -- one round trip when both are cached."""
+        ...
+
     def member_ids(self, room_id: UUID, load: Callable[[], Iterable[UUID]]) -> frozenset[UUID]: ...
     def room_ids(self, user_id: UUID, load: Callable[[], Iterable[UUID]]) -> frozenset[UUID]: ...
 

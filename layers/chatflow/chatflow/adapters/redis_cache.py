@@ -152,6 +152,31 @@ class RedisRoomCache:
 
         return self._fill(room_gen_key(room_id), load, store)
 
+    def access(
+        self,
+        room_id: UUID,
+        user_id: UUID,
+        load_room: Callable[[], Room | None],
+        load_members: Callable[[], Iterable[UUID]],
+    ) -> tuple[Room | None, bool]:
+        members_key = room_members_key(room_id)
+        try:
+            with self._redis.pipeline(transaction=False) as pipe:
+                pipe.get(room_meta_key(room_id))
+                pipe.sismember(members_key, str(user_id))
+                pipe.exists(members_key)
+                raw, is_member, members_cached = pipe.execute()
+        except RedisError:
+            log.warning("room cache unavailable; reading through to Postgres", exc_info=True)
+            room = load_room()
+            return room, room is not None and user_id in set(load_members())
+        room = _room_from_json(str(raw)) if raw is not None else self.room(room_id, load_room)
+        if room is None:
+            return None, False
+        if not members_cached:
+            is_member = user_id in self.member_ids(room_id, load_members)
+        return room, bool(is_member)
+
     def _set(self, data_key: str, gen_key: str, load: Callable[[], Iterable[UUID]]) -> frozenset[UUID]:
         try:
             members = self._redis.smembers(data_key)

@@ -131,28 +131,34 @@ class RoomService:
     def member_ids(self, room_id: UUID) -> list[UUID]:
         return sorted(self._cache.member_ids(room_id, lambda: self._repo.member_ids(room_id)))
 
+    def _access(self, room_id: UUID, user_id: UUID) -> tuple[Room | None, bool]:
+        return self._cache.access(
+            room_id,
+            user_id,
+            lambda: self._repo.find_room(room_id),
+            lambda: self._repo.member_ids(room_id),
+        )
+
     def is_member(self, room_id: UUID, user_id: UUID) -> bool:
-        return user_id in self._cache.member_ids(room_id, lambda: self._repo.member_ids(room_id))
+        return self._access(room_id, user_id)[1]
 
     def room_ids_for_user(self, user_id: UUID) -> frozenset[UUID]:
         return self._cache.room_ids(user_id, lambda: self._repo.room_ids_for_user(user_id))
 
     def require_member(self, identity: Identity, room_id: UUID) -> Room:
         """The room, if the caller is a member; else NotFound (private/DM/missing) or Forbidden."""
-        room = self.room(room_id)
+        room, member = self._access(room_id, identity.user_id)
         if room is None:
             raise _room_not_found()
-        if not self.is_member(room_id, identity.user_id):
+        if not member:
             raise _deny(room)
         return room
 
     # --- reads ---------------------------------------------------------------------------------
 
     def get_room(self, identity: Identity, room_id: UUID) -> RoomView:
-        room = self.room(room_id)
-        if room is None:
-            raise _room_not_found()
-        if room.kind != "public" and not self.is_member(room_id, identity.user_id):
+        room, member = self._access(room_id, identity.user_id)
+        if room is None or (room.kind != "public" and not member):
             raise _room_not_found()
         view = self._repo.room_view(room_id, identity.user_id)
         if view is None:  # replica lag right after creation: ask the writer

@@ -1,0 +1,247 @@
+"""The HTTP API: one Powertools ``APIGatewayHttpResolver`` (payload 2.0) serving every route.
+
+Other areas add their ``Router`` with ONE ``include_router`` line in :func:`create_app`.
+
+What the app guarantees for every route (tests/integration/test_http_app.py):
+- Errors are ``{"error": {"code", "message"[, "details"]}}``: ChatflowError -> its status;
+  request validation -> 422 with the field errors (malformed JSON -> 400 ``malformed_json``);
+  unknown path -> 404; known path, other method -> 405 with ``Allow``; body over
+  ``settings.max_request_body_bytes`` (Content-Length or the actual body) -> 413; anything
+  unexpected -> 500 ``internal``, logged with its stack trace, never returned.
+- Requests that carry an authorizer context are re-checked with ``ensure_active`` BEFORE routing
+  (bans, deletions, log-out-everywhere take effect at once even when API Gateway cached the
+  authorizer's answer); the verified identity is what ``current_identity`` returns.
+- CORS (settings.cors_allow_origin); OpenAPI 3 at ``GET /openapi.json`` with a bearer scheme.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from chatflow.domain.identity import Identity
+from chatflow.errors import ChatflowError, PayloadTooLarge
+from chatflow.http.context import IDENTITY_CONTEXT_KEY
+from chatflow.observability import get_logger
+from chatflow.settings import Settings, get_settings
+
+API_TITLE = "Chatflow HTTP API"
+API_VERSION = "1.0.0"
+BEARER_SCHEME = "bearerAuth"
+#: Routes reachable without a token (everything else is declared with the bearer scheme).
+PUBLIC_PATHS = frozenset(
+    {
+        "/health/live",
+        "/health/ready",
+        "/openapi.json",
+        "/.well-known/jwks.json",
+        "/auth/register",
+        "/auth/login",
+        "/auth/refresh",
+        "/auth/logout",
+    }
+)
+_RULE_PARAM = re.compile(r"<[^>]+>")
+
+
+def error_response(
+    status: int, code: str, message: str, details: Mapping[str, Any] | None = None
+) -> Response[Any]:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        body["details"] = dict(details)
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body={"error": body})
+
+
+class ChatflowHttpResolver(APIGatewayHttpResolver):
+    """APIGatewayHttpResolver plus the checks that must run before routing and validation."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(
+            cors=CORSConfig(
+                allow_origin=settings.cors_allow_origin,
+                allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+                expose_headers=["Allow"],
+                max_age=600,
+            ),
+            enable_validation=True,
+        )
+        self.settings = settings
+        #: (compiled path rule, method) of every route, for 405 answers.
+        self.route_methods: list[tuple[re.Pattern[str], str]] = []
+
+    def route(self, rule: str, method: Any, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        methods = [method] if isinstance(method, str) else list(method)
+        pattern = re.compile("^" + _RULE_PARAM.sub("[^/]+", rule) + "$")
+        self.route_methods.extend((pattern, m.upper()) for m in methods)
+        return super().route(rule, method, *args, **kwargs)
+
+    def allowed_methods(self, path: str) -> list[str]:
+        return sorted({m for pattern, m in self.route_methods if pattern.match(path)})
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        early = self._pre_route(event)
+        if early is not None:
+            return early
+        return super().resolve(event, context)
+
+    def _pre_route(self, event: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Body size and ban checks; returns a finished response to short-circuit, else None."""
+        try:
+            _check_body_size(event, self.settings.max_request_body_bytes)
+            ctx = ((event.get("requestContext") or {}).get("authorizer") or {}).get("lambda")
+            if isinstance(ctx, dict) and ctx:
+                from chatflow.domain.users import ensure_active
+                from chatflow.errors import Unauthorized
+
+                try:
+                    identity = Identity.from_context(ctx)
+                except (KeyError, ValueError):
+                    raise Unauthorized("malformed authorizer context") from None
+                checked = ensure_active(identity)
+                self.append_context(**{IDENTITY_CONTEXT_KEY: checked})  # type: ignore[no-untyped-call]
+        except ChatflowError as exc:
+            self.clear_context()  # type: ignore[no-untyped-call]
+            return self._finish(event, error_response(exc.status, exc.code, exc.message, exc.details))
+        except Exception:
+            self.clear_context()  # type: ignore[no-untyped-call]
+            get_logger().exception("unexpected error before routing")
+            return self._finish(event, error_response(500, "internal", "internal server error"))
+        return None
+
+    def _finish(self, event: Mapping[str, Any], response: Response[Any]) -> dict[str, Any]:
+        # Same serialization and CORS headers as routed responses.
+        if self._cors is not None:
+            response.headers.update(self._cors.to_dict(_header(event, "origin")))
+        body = response.body if isinstance(response.body, str) else json.dumps(response.body)
+        return {
+            "statusCode": response.status_code,
+            "headers": {k: v if isinstance(v, str) else ",".join(v) for k, v in response.headers.items()}
+            | {"Content-Type": content_types.APPLICATION_JSON},
+            "body": body,
+            "isBase64Encoded": False,
+        }
+
+
+def _header(event: Mapping[str, Any], name: str) -> str | None:
+    for key, value in (event.get("headers") or {}).items():
+        if key.lower() == name:
+            return str(value)
+    return None
+
+
+def _check_body_size(event: Mapping[str, Any], limit: int) -> None:
+    declared = _header(event, "content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise PayloadTooLarge(f"request body exceeds {limit} bytes", limit=limit)
+        except ValueError:
+            pass  # a malformed header: the actual body is measured below
+    body = event.get("body")
+    if body:
+        size = (
+            len(base64.b64decode(body, validate=False))
+            if event.get("isBase64Encoded")
+            else len(body.encode())
+        )
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds {limit} bytes", limit=limit)
+
+
+def _register_error_handlers(app: ChatflowHttpResolver) -> None:
+    @app.exception_handler(ChatflowError)  # type: ignore[untyped-decorator]
+    def _chatflow_error(exc: ChatflowError) -> Response[Any]:
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
+    def _validation_error(exc: RequestValidationError) -> Response[Any]:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return error_response(400, "malformed_json", "request body is not valid JSON")
+        fields = [
+            {"loc": [str(part) for part in e.get("loc", ())], "type": e.get("type"), "message": e.get("msg")}
+            for e in errors
+        ]
+        return error_response(422, "invalid", "request validation failed", {"fields": fields})
+
+    @app.exception_handler(RequestUnsupportedContentType)  # type: ignore[untyped-decorator]
+    def _unsupported_type(exc: RequestUnsupportedContentType) -> Response[Any]:
+        return error_response(415, "unsupported_media_type", "send the body as application/json")
+
+    @app.exception_handler(NotFoundError)  # type: ignore[untyped-decorator]
+    def _not_found(exc: NotFoundError) -> Response[Any]:
+        event = app.current_event
+        allowed = app.allowed_methods(event.path)
+        if allowed:
+            response = error_response(405, "method_not_allowed", f"{event.http_method} is not allowed here")
+            response.headers["Allow"] = ", ".join(allowed)
+            return response
+        return error_response(404, "not_found", "no such route")
+
+    @app.exception_handler(ServiceError)  # type: ignore[untyped-decorator]
+    def _service_error(exc: ServiceError) -> Response[Any]:
+        return error_response(exc.status_code, "error", str(exc.msg))
+
+    @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
+    def _unexpected(exc: Exception) -> Response[Any]:
+        # The stack trace goes to the log (with the correlation id); the client learns nothing.
+        get_logger().exception("unhandled error in route")
+        return error_response(500, "internal", "internal server error")
+
+
+def _register_openapi(app: ChatflowHttpResolver) -> None:
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi_document() -> Response[str]:
+        return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=openapi_json(app))
+
+
+def openapi_json(app: APIGatewayHttpResolver) -> str:
+    """The OpenAPI document of every route; non-public operations get the bearer requirement."""
+    raw = app.get_openapi_json_schema(
+        title=API_TITLE,
+        version=API_VERSION,
+        description="Chatflow: serverless real-time chat. Send `Authorization: Bearer <accessToken>`.",
+        security_schemes={BEARER_SCHEME: HTTPBearer(bearerFormat="JWT")},
+    )
+    doc = json.loads(raw)
+    for path, operations in (doc.get("paths") or {}).items():
+        if path in PUBLIC_PATHS:
+            continue
+        for operation in operations.values():
+            if isinstance(operation, dict):
+                operation.setdefault("security", [{BEARER_SCHEME: []}])
+    return json.dumps(doc)
+
+
+def create_app(settings: Settings | None = None) -> ChatflowHttpResolver:
+    """Build the resolver with every area's router (import-light: routers import lazily inside)."""
+    app = ChatflowHttpResolver(settings or get_settings())
+    _register_error_handlers(app)
+    _register_openapi(app)
+
+    from chatflow.http.routes import admin, auth, health, users
+
+    app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(users.router)
+    app.include_router(admin.router)
+    # Other areas: one include line each, below.
+    from chatflow.http.routes import messages as messages_routes
+    from chatflow.http.routes import rooms as rooms_routes
+
+    app.include_router(rooms_routes.router)
+    app.include_router(messages_routes.router)
+    return app
