@@ -58,7 +58,8 @@ class InvalidEvent(ValueError):
 class DomainEvent(BaseModel):
     """Base of every domain event. Subclasses set ``detail_type`` and pin ``version``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+    # Serialized details always carry every field: the exported schema says so (required).
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_serialization_defaults_required=True)
 
     detail_type: ClassVar[str]
 
