@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -35,6 +36,33 @@ def room_id(owner: Identity) -> UUID:
     return rooms.create_channel(owner, "public", f"general-{uuid4().hex[:8]}").room.id
 
 
+def _count(db: DB, room_id: UUID) -> int:
+    row = db.execute("SELECT count(*) AS n FROM messages WHERE room_id = %s", (room_id,)).fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
+@pytest.fixture
+def wide_pool(chat: None) -> Iterator[None]:
+    """Writer pool of 8 connections, so 8 threads really send at the same time (default: 2)."""
+    from chatflow.adapters.postgres.pool import close_pools
+    from chatflow.settings import reset_settings_cache
+
+    saved = os.environ.get("DB_POOL_MAX_SIZE")
+    close_pools()
+    os.environ["DB_POOL_MAX_SIZE"] = "8"
+    reset_settings_cache()
+    rooms.reset_services()
+    yield
+    close_pools()
+    if saved is None:
+        os.environ.pop("DB_POOL_MAX_SIZE", None)
+    else:
+        os.environ["DB_POOL_MAX_SIZE"] = saved
+    reset_settings_cache()
+    rooms.reset_services()
+
+
 def _outbox(db: DB, detail_type: str, room_id: UUID) -> list[dict[str, Any]]:
     return db.execute(
         "SELECT detail FROM outbox WHERE detail_type = %s AND detail->>'room_id' = %s ORDER BY id",
@@ -58,7 +86,8 @@ def test_send_assigns_next_seq_and_writes_outbox_row(db: DB, owner: Identity, ro
 def test_resend_returns_original_and_writes_nothing(db: DB, owner: Identity, room_id: UUID) -> None:
     original, created = messages.send(owner, room_id, "same", "first body")
     again, created_again = messages.send(owner, room_id, "same", "different body")
-    assert created and not created_again
+    assert created
+    assert not created_again
     assert again == original
     assert again.body == "first body"
     assert len(_outbox(db, "message.created", room_id)) == 1
@@ -72,7 +101,9 @@ def test_client_id_reused_in_another_room_is_a_conflict(owner: Identity, room_id
         messages.send(owner, other, "dup", "two")
 
 
-def test_concurrent_sends_get_gap_free_sequences(db: DB, owner: Identity, room_id: UUID) -> None:
+def test_concurrent_sends_get_gap_free_sequences(
+    db: DB, owner: Identity, room_id: UUID, wide_pool: None
+) -> None:
     senders = [owner] + [insert_user(db) for _ in range(7)]
     for user in senders[1:]:
         rooms.join(user, room_id)
@@ -93,13 +124,16 @@ def test_concurrent_sends_get_gap_free_sequences(db: DB, owner: Identity, room_i
     for t in threads:
         t.join()
     assert errors == []
-    seqs = [r["seq"] for r in db.execute("SELECT seq FROM messages WHERE room_id = %s ORDER BY seq", (room_id,))]
+    rows = db.execute("SELECT seq FROM messages WHERE room_id = %s ORDER BY seq", (room_id,))
+    seqs = [r["seq"] for r in rows]
     assert seqs == list(range(1, 201))
     assert db.execute("SELECT last_seq FROM rooms WHERE id = %s", (room_id,)).fetchone() == {"last_seq": 200}
     assert len(_outbox(db, "message.created", room_id)) == 200
 
 
-def test_concurrent_identical_sends_create_one_message(db: DB, owner: Identity, room_id: UUID) -> None:
+def test_concurrent_identical_sends_create_one_message(
+    db: DB, owner: Identity, room_id: UUID, wide_pool: None
+) -> None:
     results: list[tuple[int, bool]] = []
     barrier = threading.Barrier(6)
 
@@ -114,8 +148,7 @@ def test_concurrent_identical_sends_create_one_message(db: DB, owner: Identity, 
     for t in threads:
         t.join()
     assert sorted(results) == [(1, False)] * 5 + [(1, True)]
-    count = db.execute("SELECT count(*) AS n FROM messages WHERE room_id = %s", (room_id,)).fetchone()
-    assert count == {"n": 1}
+    assert _count(db, room_id) == 1
     assert len(_outbox(db, "message.created", room_id)) == 1
 
 
@@ -157,7 +190,7 @@ def test_failed_event_rolls_back_the_message(db: DB, owner: Identity, room_id: U
             check=lambda room, membership: None,
             event=boom,
         )
-    assert db.execute("SELECT count(*) AS n FROM messages WHERE room_id = %s", (room_id,)).fetchone() == {"n": 0}
+    assert _count(db, room_id) == 0
     assert db.execute("SELECT last_seq FROM rooms WHERE id = %s", (room_id,)).fetchone() == {"last_seq": 0}
     assert _outbox(db, "message.created", room_id) == []
 
@@ -230,7 +263,7 @@ def test_soft_delete_by_author_or_admin(db: DB, owner: Identity, room_id: UUID) 
     page = messages.history(owner, room_id)
     assert [(m.seq, messages.message_to_dict(m)["body"]) for m in page.messages] == [(1, None), (2, None)]
     # The row stays (soft delete), the body is kept for moderation but never served.
-    assert db.execute("SELECT count(*) AS n FROM messages WHERE room_id = %s", (room_id,)).fetchone() == {"n": 2}
+    assert _count(db, room_id) == 2
 
 
 def test_message_to_dict_shape(owner: Identity, room_id: UUID) -> None:

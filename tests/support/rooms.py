@@ -40,3 +40,10 @@ def insert_user(
 
 def set_status(conn: psycopg.Connection[Any], user_id: UUID, status: str) -> None:
     conn.execute("UPDATE users SET status = %s WHERE id = %s", (status, user_id))
+
+
+def access_token(identity: Identity) -> str:
+    """A real ES256 access token for ``identity`` signed with this run's key (IDENTITY's signer)."""
+    from chatflow.auth.tokens import get_signer
+
+    return get_signer().issue(user_id=identity.user_id, handle=identity.handle, role=identity.role).token
