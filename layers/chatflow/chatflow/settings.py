@@ -33,6 +33,10 @@ class Settings:
     env: Environment = "local"
     service_name: str = "chatflow"
     aws_region: str = "us-east-1"
+    #: Powertools' own variable: when true, handlers never create a Tracer (aws_xray_sdk ~0.3 s).
+    powertools_trace_disabled: bool = False
+    #: Powertools' own variable: the CloudWatch namespace of EMF metrics.
+    powertools_metrics_namespace: str = "Chatflow"
 
     # --- Postgres (writer always; reader optional, same code) ------------------------
     database_url: str = "postgresql://postgres@127.0.0.1:5432/chatflow"

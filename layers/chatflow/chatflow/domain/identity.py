@@ -17,6 +17,8 @@ class Identity:
     #: Token issue time (epoch seconds): tokens issued before a ban/logout-all are void.
     issued_at: int
     token_id: str
+    #: Set for users of an external OIDC issuer: their ``sub`` there (see docs/auth.md).
+    external_subject: str | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -24,13 +26,16 @@ class Identity:
 
     def to_context(self) -> dict[str, str | int]:
         """The authorizer context API Gateway passes to the integration (flat, string/number)."""
-        return {
+        ctx: dict[str, str | int] = {
             "userId": str(self.user_id),
             "handle": self.handle,
             "role": self.role,
             "iat": self.issued_at,
             "jti": self.token_id,
         }
+        if self.external_subject is not None:
+            ctx["extSub"] = self.external_subject
+        return ctx
 
     @classmethod
     def from_context(cls, ctx: dict[str, object]) -> Identity:
@@ -44,4 +49,5 @@ class Identity:
             role=role,  # type: ignore[arg-type]
             issued_at=int(str(ctx["iat"])),
             token_id=str(ctx.get("jti", "")),
+            external_subject=str(ctx["extSub"]) if ctx.get("extSub") else None,
         )

@@ -1,0 +1,91 @@
+"""Lambda authorizer for both APIs: pure JWT verification, no Postgres, no Redis, no boto3.
+
+- WebSocket ``$connect`` (REQUEST authorizer, event has ``methodArn``): the token comes from the
+  query string (``?token=``) or from the ``Sec-WebSocket-Protocol`` header
+  (``chatflow.v1, bearer.<jwt>``; $connect must then echo ``chatflow.v1``). Answers an IAM policy
+  allowing or denying ``execute-api:Invoke`` on the method ARN, ``principalId`` = the user id and
+  ``context`` = ``Identity.to_context()``.
+- HTTP API (payload 2.0, simple responses): the token comes from ``Authorization: Bearer``;
+  answers ``{"isAuthorized": bool, "context": {...}}``.
+
+Why no ban check here: API Gateway may cache this answer (ws-jwt caches 300 s per token) and the
+cold-start budget forbids database clients; handlers re-check every request with
+``chatflow.domain.users.ensure_active`` (docs/auth.md). Tokens are never logged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from chatflow.auth.tokens import bearer_token, get_verifier, token_from_subprotocols
+from chatflow.domain.identity import Identity
+from chatflow.errors import Unauthorized
+from chatflow.settings import get_settings
+
+logger = Logger(service=get_settings().service_name)
+verifier = get_verifier()  # parses the public keys once per container
+
+
+def _header(headers: dict[str, Any] | None, name: str) -> str | None:
+    for key, value in (headers or {}).items():
+        if key.lower() == name:
+            return str(value)
+    return None
+
+
+def _verify(token: str | None) -> Identity | None:
+    if not token:
+        return None
+    try:
+        return verifier.verify(token)
+    except Unauthorized as exc:
+        logger.info("token refused", extra={"reason": exc.code})
+        return None
+
+
+def _websocket(event: dict[str, Any]) -> dict[str, Any]:
+    query = event.get("queryStringParameters") or {}
+    token = query.get("token") or token_from_subprotocols(
+        _header(event.get("headers"), "sec-websocket-protocol")
+    )
+    identity = _verify(token)
+    policy: dict[str, Any] = {
+        "principalId": str(identity.user_id) if identity else "anonymous",
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Action": "execute-api:Invoke",
+                    "Effect": "Allow" if identity else "Deny",
+                    "Resource": event["methodArn"],
+                }
+            ],
+        },
+    }
+    if identity is not None:
+        policy["context"] = identity.to_context()
+    return policy
+
+
+def _http(event: dict[str, Any]) -> dict[str, Any]:
+    identity = _verify(bearer_token(_header(event.get("headers"), "authorization")))
+    if identity is None:
+        return {"isAuthorized": False}
+    return {"isAuthorized": True, "context": identity.to_context()}
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    request_id = (event.get("requestContext") or {}).get("requestId")
+    logger.set_correlation_id(request_id)
+    if "methodArn" in event:
+        result = _websocket(event)
+        allowed = result["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+        kind = "websocket"
+    else:
+        result = _http(event)
+        allowed = bool(result["isAuthorized"])
+        kind = "http"
+    logger.info("authorizer decision", extra={"api": kind, "allowed": allowed})
+    return result

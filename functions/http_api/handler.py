@@ -1,0 +1,38 @@
+"""HTTP API Lambda (payload 2.0): every route of chatflow.http.app.
+
+Cold start: the resolver and its routers are built once per container; Postgres/Redis clients and
+boto3 (secrets) are created on first use. The event is never logged whole (Authorization header).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from chatflow.http.app import create_app
+from chatflow.observability import get_logger, get_metrics, safe_request_fields, traced_handler
+from chatflow.secrets import install_cloud_resolvers
+from chatflow.settings import get_settings
+
+settings = get_settings()
+install_cloud_resolvers(settings)
+logger = get_logger()
+metrics = get_metrics()
+app = create_app(settings)
+
+
+@traced_handler
+@metrics.log_metrics
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response = app.resolve(event, context)
+    status = int(response.get("statusCode", 500))
+    logger.info("request", extra={**safe_request_fields(event), "status": status})
+    metrics.add_metric(name="HttpRequests", unit="Count", value=1)
+    if status >= 500:
+        metrics.add_metric(name="Http5xx", unit="Count", value=1)
+    elif status >= 400:
+        metrics.add_metric(name="Http4xx", unit="Count", value=1)
+    return response

@@ -1,0 +1,51 @@
+"""Redis adapter of :class:`chatflow.ports.UserStatusCache`.
+
+Key ``<prefix>user:<id>:status`` -> ``status|tokens_valid_after|role|handle``. Changes write the
+new value through (SET); cache fills after a Postgres read use SET NX, so a fill that raced with a
+ban can never overwrite the ban's value. The TTL only bounds memory: correctness never waits on it.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from chatflow.adapters.redis_client import get_redis, key
+from chatflow.domain.users import UserStatus
+
+TTL_S = 3600
+_STATUSES = frozenset({"active", "banned", "deleted"})
+_ROLES = frozenset({"user", "admin"})
+
+
+def _key(user_id: UUID) -> str:
+    return key("user", user_id, "status")
+
+
+def _encode(status: UserStatus) -> str:
+    return f"{status.status}|{status.tokens_valid_after!r}|{status.role}|{status.handle}"
+
+
+def _decode(raw: str) -> UserStatus | None:
+    parts = raw.split("|", 3)
+    if len(parts) != 4 or parts[0] not in _STATUSES or parts[2] not in _ROLES:
+        return None  # unknown format (e.g. an older deploy): treat as a miss
+    try:
+        tva = float(parts[1])
+    except ValueError:
+        return None
+    return UserStatus(status=parts[0], tokens_valid_after=tva, role=parts[2], handle=parts[3])  # type: ignore[arg-type]
+
+
+class RedisUserStatusCache:
+    def get(self, user_id: UUID) -> UserStatus | None:
+        raw = get_redis().get(_key(user_id))
+        return _decode(str(raw)) if raw is not None else None
+
+    def fill(self, user_id: UUID, status: UserStatus) -> None:
+        get_redis().set(_key(user_id), _encode(status), ex=TTL_S, nx=True)
+
+    def put(self, user_id: UUID, status: UserStatus) -> None:
+        get_redis().set(_key(user_id), _encode(status), ex=TTL_S)
+
+    def forget(self, user_id: UUID) -> None:
+        get_redis().delete(_key(user_id))

@@ -1,0 +1,61 @@
+"""The container's :class:`chatflow.domain.users.UserService`, wired to the real adapters.
+
+REALTIME wires its SessionTerminator with :func:`set_session_terminator` (e.g. at the http_api
+handler's cold start); until then bans close no live sockets themselves, and $connect / every
+frame handler refuses the banned user through ``ensure_active``.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from chatflow.domain.users import UserService
+from chatflow.ports import SessionTerminator
+from chatflow.settings import get_settings
+
+_lock = threading.Lock()
+_service: UserService | None = None
+_terminator: SessionTerminator | None = None
+
+
+def _flush_outbox() -> object:
+    from chatflow.events.relay import flush_after_commit
+
+    return flush_after_commit()
+
+
+def get_user_service() -> UserService:
+    global _service
+    if _service is None:
+        with _lock:
+            if _service is None:
+                from chatflow.adapters.postgres.users_repo import PostgresUserRepository
+                from chatflow.adapters.redis_user_status import RedisUserStatusCache
+                from chatflow.auth.tokens import get_signer
+
+                settings = get_settings()
+                _service = UserService(
+                    PostgresUserRepository(),
+                    RedisUserStatusCache(),
+                    get_signer,
+                    refresh_ttl_s=settings.refresh_token_ttl_s,
+                    oidc_issuer=settings.oidc_issuer,
+                    session_terminator=_terminator,
+                    after_commit=_flush_outbox,
+                )
+    return _service
+
+
+def set_session_terminator(terminator: SessionTerminator | None) -> None:
+    """Wire the adapter that closes a banned user's live sessions (REALTIME)."""
+    global _terminator
+    _terminator = terminator
+    if _service is not None:
+        _service.session_terminator = terminator
+
+
+def reset_user_service() -> None:
+    """For tests that change settings."""
+    global _service
+    with _lock:
+        _service = None

@@ -1,0 +1,371 @@
+"""Users: registration, login, token refresh with rotation, logout, bans, and the ban check.
+
+Handles are 3-32 characters of ``[a-z0-9_.-]``, stored lower-cased (so uniqueness is
+case-insensitive; the database enforces it on ``lower(handle)`` as well). Passwords follow
+:func:`chatflow.auth.passwords.check_password_policy`.
+
+Tokens: a short-lived ES256 access token (``chatflow.auth.tokens``) plus an opaque refresh token
+(256 random bits, stored as its SHA-256 only). Every refresh rotates it; presenting an already
+rotated refresh token again revokes its whole family -- one of the two holders is a thief.
+
+:func:`ensure_active` is what every handler calls on every request (HTTP and $connect): API
+Gateway may cache authorizer decisions, and the authorizer does no I/O, so bans, deletions and
+"log out everywhere" are enforced here, from a Redis cache that changes write through (a ban is
+effective at once, never after a TTL). See docs/auth.md.
+
+This module imports no psycopg/redis/boto3: it talks to the ports in :mod:`chatflow.ports`. The
+module-level :func:`ensure_active` uses the container's service from :mod:`chatflow.auth.service`
+(which wires the real adapters), imported lazily.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from chatflow.auth.passwords import (
+    check_password_policy,
+    dummy_verify,
+    hash_password,
+    verify_password,
+)
+from chatflow.domain.identity import Identity, Role
+from chatflow.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+
+if TYPE_CHECKING:
+    from chatflow.auth.tokens import TokenSigner
+    from chatflow.ports import SessionTerminator, UserRepository, UserStatusCache
+
+log = logging.getLogger(__name__)
+
+Status = Literal["active", "banned", "deleted"]
+HANDLE_RE = re.compile(r"^[a-z0-9_.-]{3,32}$")
+DISPLAY_NAME_MAX = 64
+REFRESH_PREFIX = "rt_"
+
+
+def normalize_handle(handle: str) -> str:
+    """The stored form of a handle; InvalidInput when it breaks the rules."""
+    normalized = handle.strip().lower()
+    if not HANDLE_RE.match(normalized):
+        raise InvalidInput("handle must be 3-32 characters of a-z, 0-9, '_', '.', '-'", code="invalid_handle")
+    return normalized
+
+
+@dataclass(frozen=True, slots=True)
+class NewUser:
+    id: uuid.UUID
+    handle: str
+    display_name: str
+    password_hash: str
+    role: Role = "user"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: uuid.UUID
+    handle: str
+    display_name: str
+    role: Role
+    status: Status
+    tokens_valid_after: datetime
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "handle": self.handle,
+            "displayName": self.display_name,
+            "role": self.role,
+            "status": self.status,
+            "createdAt": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UserStatus:
+    """What the per-request check needs, cached in Redis."""
+
+    status: Status
+    #: Epoch seconds; tokens with ``iat`` before it are void.
+    tokens_valid_after: float
+    role: Role
+    handle: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshTokenRecord:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    family_id: uuid.UUID
+    token_hash: bytes
+    expires_at: datetime
+
+
+RefreshResult = Literal["rotated", "unknown", "revoked", "reused", "expired", "inactive"]
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshOutcome:
+    result: RefreshResult
+    user: User | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    access_token: str
+    expires_in: int
+    refresh_token: str
+    refresh_expires_in: int
+    user: User
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "accessToken": self.access_token,
+            "tokenType": "Bearer",
+            "expiresIn": self.expires_in,
+            "refreshToken": self.refresh_token,
+            "refreshExpiresIn": self.refresh_expires_in,
+            "user": self.user.to_dict(),
+        }
+
+
+def hash_refresh_token(token: str) -> bytes:
+    # 256 random bits: a fast hash is enough (no dictionary to attack), and lookups stay indexed.
+    return hashlib.sha256(token.encode()).digest()
+
+
+_INVALID_CREDENTIALS = "invalid handle or password"
+
+
+class UserService:
+    """The users use cases, over ports. One instance per container (see chatflow.auth.service)."""
+
+    def __init__(
+        self,
+        repo: UserRepository,
+        cache: UserStatusCache,
+        signer_factory: Callable[[], TokenSigner],
+        *,
+        refresh_ttl_s: int,
+        oidc_issuer: str | None = None,
+        session_terminator: SessionTerminator | None = None,
+        after_commit: Callable[[], object] | None = None,
+    ) -> None:
+        self.repo = repo
+        self.cache = cache
+        self._signer_factory = signer_factory
+        self.refresh_ttl_s = refresh_ttl_s
+        self.oidc_issuer = oidc_issuer
+        self.session_terminator = session_terminator
+        self._after_commit = after_commit
+
+    # --- registration and sessions -------------------------------------------------------------
+
+    def register(self, handle: str, password: str, display_name: str | None = None) -> TokenPair:
+        normalized = normalize_handle(handle)
+        check_password_policy(password)
+        name = (display_name or "").strip() or normalized
+        if len(name) > DISPLAY_NAME_MAX:
+            raise InvalidInput(f"displayName must be at most {DISPLAY_NAME_MAX} characters")
+        user = self.repo.create_user(
+            NewUser(
+                id=uuid.uuid4(), handle=normalized, display_name=name, password_hash=hash_password(password)
+            )
+        )
+        return self._new_session(user)
+
+    def login(self, handle: str, password: str) -> TokenPair:
+        """Same answer for an unknown handle and a wrong password (no user enumeration); the
+        unknown-handle path still runs one scrypt so timing does not tell them apart either."""
+        found = self.repo.find_credentials(handle.strip().lower()) if len(handle) <= 64 else None
+        if found is None:
+            dummy_verify(password)
+            raise Unauthorized(_INVALID_CREDENTIALS, code="invalid_credentials")
+        user, password_hash = found
+        if not verify_password(password, password_hash):
+            raise Unauthorized(_INVALID_CREDENTIALS, code="invalid_credentials")
+        if user.status != "active":
+            # Only someone holding the right password learns the account state.
+            raise Forbidden("this account is disabled", code="account_disabled")
+        return self._new_session(user)
+
+    def refresh(self, refresh_token: str) -> TokenPair:
+        new_token, record = self._new_refresh_record_for_rotation()
+        outcome = self.repo.rotate_refresh_token(hash_refresh_token(refresh_token), record)
+        if outcome.result == "reused":
+            log.warning("refresh token reuse detected; token family revoked")
+        if outcome.result != "rotated" or outcome.user is None:
+            raise Unauthorized("invalid or expired refresh token", code="invalid_refresh_token")
+        user = outcome.user
+        access = self._signer_factory().issue(
+            user_id=user.id,
+            handle=user.handle,
+            role=user.role,
+            not_before=user.tokens_valid_after.timestamp(),
+        )
+        return TokenPair(access.token, access.expires_in, new_token, self.refresh_ttl_s, user)
+
+    def logout(self, refresh_token: str, *, everywhere: bool = False) -> None:
+        """Revoke the refresh token's family; ``everywhere`` also voids every access token issued so
+        far (tokens_valid_after = now) and every other refresh token of the user."""
+        user_id = self.repo.revoke_refresh_family(hash_refresh_token(refresh_token))
+        if everywhere:
+            if user_id is None:
+                raise Unauthorized("invalid refresh token", code="invalid_refresh_token")
+            status = self.repo.logout_everywhere(user_id)
+            self._cache_put(user_id, status)
+
+    def me(self, identity: Identity) -> User:
+        user = self.repo.get_user(identity.user_id)
+        if user is None:
+            raise Unauthorized("unknown user")
+        return user
+
+    # --- administration ----------------------------------------------------------------------
+
+    def ban(self, actor: Identity, user_id: uuid.UUID) -> tuple[User, int | None]:
+        """Ban ``user_id``: status banned, all tokens void, refresh tokens revoked, user.banned
+        emitted (outbox, same transaction), then live sessions closed. Idempotent.
+
+        Returns the user and how many live sessions were closed (None: no terminator wired, or
+        it failed -- the ban itself is committed and enforced by ensure_active regardless)."""
+        self._require_admin(actor)
+        if user_id == actor.user_id:
+            raise InvalidInput("administrators cannot ban themselves", code="cannot_ban_self")
+        from chatflow.events.schemas import UserBanned
+
+        status, changed = self.repo.ban(user_id, [UserBanned(user_id=user_id, banned_by=actor.user_id)])
+        self._cache_put(user_id, status)
+        if changed and self._after_commit is not None:
+            self._after_commit()
+        closed = self._terminate_sessions(user_id)
+        user = self.repo.get_user(user_id)
+        assert user is not None
+        return user, closed
+
+    def unban(self, actor: Identity, user_id: uuid.UUID) -> User:
+        self._require_admin(actor)
+        status = self.repo.unban(user_id)
+        self._cache_put(user_id, status)
+        user = self.repo.get_user(user_id)
+        if user is None:
+            raise NotFound("user not found")
+        return user
+
+    def set_role(self, handle: str, role: Role) -> User:
+        """Promote/demote (the admin CLI); effective on the next request (cache written through)."""
+        user = self.repo.set_role(normalize_handle(handle), role)
+        if user is None:
+            raise NotFound(f"no user with handle {handle!r}")
+        status = self.repo.user_status(user.id)
+        if status is not None:
+            self._cache_put(user.id, status)
+        return user
+
+    # --- the per-request check -----------------------------------------------------------------
+
+    def ensure_active(self, identity: Identity) -> Identity:
+        """Unauthorized unless the user exists, is active, and the token is not older than
+        tokens_valid_after. Returns the identity with the current role and handle (a demoted
+        admin loses admin rights at once, whatever the token says)."""
+        status = self._status(identity)
+        if status.status != "active":
+            raise Unauthorized("this account is disabled", code="account_disabled")
+        if identity.issued_at < status.tokens_valid_after:
+            raise Unauthorized("token has been revoked", code="token_revoked")
+        if status.role != identity.role or status.handle != identity.handle:
+            return replace(identity, role=status.role, handle=status.handle)
+        return identity
+
+    def _status(self, identity: Identity) -> UserStatus:
+        status = self._cache_get(identity.user_id)
+        if status is not None:
+            return status
+        status = self.repo.user_status(identity.user_id)
+        if status is None and identity.external_subject is not None and self.oidc_issuer:
+            status = self.repo.provision_external(
+                identity.user_id, self.oidc_issuer, identity.external_subject, identity.handle
+            )
+        if status is None:
+            raise Unauthorized("unknown user", code="account_disabled")
+        try:
+            self.cache.fill(identity.user_id, status)
+        except Exception:  # the cache is an optimisation: Postgres stays the source of truth
+            log.warning("user status cache fill failed", exc_info=True)
+        return status
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _cache_get(self, user_id: uuid.UUID) -> UserStatus | None:
+        try:
+            return self.cache.get(user_id)
+        except Exception:
+            log.warning("user status cache unavailable; reading Postgres", exc_info=True)
+            return None
+
+    def _cache_put(self, user_id: uuid.UUID, status: UserStatus) -> None:
+        try:
+            self.cache.put(user_id, status)
+        except Exception:
+            # A stale "active" entry could let a banned user in until it expires: surface it.
+            log.exception("user status cache write-through failed after a change")
+            raise
+
+    def _require_admin(self, actor: Identity) -> None:
+        if not actor.is_admin:
+            raise Forbidden("administrators only")
+
+    def _terminate_sessions(self, user_id: uuid.UUID) -> int | None:
+        if self.session_terminator is None:
+            return None
+        try:
+            return self.session_terminator.terminate_user_sessions(user_id)
+        except Exception:
+            log.exception("closing the banned user's live sessions failed; ensure_active still refuses them")
+            return None
+
+    def _new_refresh_record_for_rotation(self) -> tuple[str, RefreshTokenRecord]:
+        # user_id/family_id are filled by the repository from the consumed token.
+        token = REFRESH_PREFIX + secrets.token_urlsafe(32)
+        record = RefreshTokenRecord(
+            id=uuid.uuid4(),
+            user_id=uuid.UUID(int=0),
+            family_id=uuid.UUID(int=0),
+            token_hash=hash_refresh_token(token),
+            expires_at=datetime.now(UTC) + timedelta(seconds=self.refresh_ttl_s),
+        )
+        return token, record
+
+    def _new_session(self, user: User) -> TokenPair:
+        token = REFRESH_PREFIX + secrets.token_urlsafe(32)
+        self.repo.store_refresh_token(
+            RefreshTokenRecord(
+                id=uuid.uuid4(),
+                user_id=user.id,
+                family_id=uuid.uuid4(),
+                token_hash=hash_refresh_token(token),
+                expires_at=datetime.now(UTC) + timedelta(seconds=self.refresh_ttl_s),
+            )
+        )
+        access = self._signer_factory().issue(
+            user_id=user.id,
+            handle=user.handle,
+            role=user.role,
+            not_before=user.tokens_valid_after.timestamp(),
+        )
+        return TokenPair(access.token, access.expires_in, token, self.refresh_ttl_s, user)
+
+
+def ensure_active(identity: Identity) -> Identity:
+    """The container's :meth:`UserService.ensure_active` (contract 4: every handler calls it)."""
+    from chatflow.auth.service import get_user_service
+
+    return get_user_service().ensure_active(identity)

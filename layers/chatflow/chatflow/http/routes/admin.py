@@ -1,0 +1,24 @@
+"""Admin: ban / unban a user (admins only; see docs/auth.md for how admins are made)."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from chatflow.auth.service import get_user_service
+from chatflow.http.context import current_identity
+
+router = Router()  # type: ignore[no-untyped-call]
+
+
+@router.post("/admin/users/<user_id>/ban", summary="Ban a user: tokens void, sessions closed", tags=["admin"])
+def ban(user_id: UUID) -> dict[str, Any]:
+    user, closed = get_user_service().ban(current_identity(router), user_id)
+    return {"user": user.to_dict(), "sessionsClosed": closed}
+
+
+@router.post("/admin/users/<user_id>/unban", summary="Lift a ban (old tokens stay void)", tags=["admin"])
+def unban(user_id: UUID) -> dict[str, Any]:
+    return {"user": get_user_service().unban(current_identity(router), user_id).to_dict()}

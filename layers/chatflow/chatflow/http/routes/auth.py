@@ -1,0 +1,77 @@
+"""Auth routes: register, login, refresh (rotation), logout, and the public JWKS.
+
+Bodies are camelCase JSON; answers with tokens are the ``TokenPair`` shape:
+``{"accessToken", "tokenType": "Bearer", "expiresIn", "refreshToken", "refreshExpiresIn", "user"}``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from chatflow.auth.passwords import PASSWORD_MAX_CHARS
+from chatflow.auth.service import get_user_service
+
+router = Router()  # type: ignore[no-untyped-call]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class RegisterRequest(_Body):
+    handle: str = Field(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$", examples=["ada"])
+    password: str = Field(min_length=8, max_length=PASSWORD_MAX_CHARS)
+    displayName: str | None = Field(default=None, max_length=64)
+
+
+class LoginRequest(_Body):
+    handle: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=PASSWORD_MAX_CHARS)
+
+
+class RefreshRequest(_Body):
+    refreshToken: str = Field(min_length=1, max_length=256)
+
+
+@router.post(
+    "/auth/register", status_code=201, summary="Create an account; returns a token pair", tags=["auth"]
+)
+def register(body: RegisterRequest) -> dict[str, Any]:
+    return get_user_service().register(body.handle, body.password, body.displayName).to_dict()
+
+
+@router.post("/auth/login", summary="Exchange handle + password for a token pair", tags=["auth"])
+def login(body: LoginRequest) -> dict[str, Any]:
+    return get_user_service().login(body.handle, body.password).to_dict()
+
+
+@router.post("/auth/refresh", summary="Rotate a refresh token; returns a new pair", tags=["auth"])
+def refresh(body: RefreshRequest) -> dict[str, Any]:
+    return get_user_service().refresh(body.refreshToken).to_dict()
+
+
+@router.post("/auth/logout", status_code=204, summary="Revoke the refresh token's family", tags=["auth"])
+def logout(
+    body: RefreshRequest,
+    all: Annotated[bool, Query(description="also void every access and refresh token of the user")] = False,
+) -> Response[str]:
+    get_user_service().logout(body.refreshToken, everywhere=all)
+    return Response(status_code=204, content_type=content_types.APPLICATION_JSON, body="")
+
+
+@router.get("/.well-known/jwks.json", summary="Public keys that verify access tokens", tags=["auth"])
+def jwks() -> Response[dict[str, Any]]:
+    from chatflow.auth.tokens import get_verifier, public_jwk
+
+    keys = [public_jwk(key) for key in get_verifier().public_keys.values()]
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body={"keys": keys},
+        headers={"Cache-Control": "public, max-age=300"},
+    )

@@ -1,0 +1,94 @@
+"""Secrets: from the environment locally, from Secrets Manager in the cloud (Powertools parameters).
+
+In the cloud the CDK app sets ``*_SECRET_ARN`` instead of the values; each is fetched with
+Powertools' ``get_secret`` (cached in the container for :data:`SECRET_MAX_AGE_S`, so a rotated
+secret is picked up within minutes without a redeploy). Powertools parameters (and boto3 behind
+them) are imported only when an ARN is set: local runs and functions without secrets never pay it.
+
+:func:`install_cloud_resolvers` wires the Postgres pool's ``dsn_resolver`` and the Redis client's
+``password_resolver`` hooks when the matching ARNs are set; handlers call it at cold start.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from chatflow.settings import Settings, SettingsError
+
+#: How long a fetched secret is reused before Secrets Manager is asked again.
+SECRET_MAX_AGE_S = 300
+
+
+def fetch_secret(arn: str) -> str:
+    """The secret string of ``arn`` (Powertools, cached ``max_age``)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    value = parameters.get_secret(arn, max_age=SECRET_MAX_AGE_S)
+    if isinstance(value, bytes):
+        return value.decode()
+    return str(value)
+
+
+def _json_or_none(raw: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def jwt_private_key(settings: Settings) -> str:
+    """The ES256 signing key (PEM): ``JWT_PRIVATE_KEY`` or the secret ``JWT_PRIVATE_KEY_SECRET_ARN``.
+
+    The secret may be the PEM itself or JSON ``{"privateKey": "<PEM>"}``.
+    """
+    if settings.jwt_private_key_secret_arn:
+        raw = fetch_secret(settings.jwt_private_key_secret_arn)
+        data = _json_or_none(raw)
+        return str(data["privateKey"]) if data and "privateKey" in data else raw
+    if settings.jwt_private_key:
+        return settings.jwt_private_key
+    raise SettingsError("JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_SECRET_ARN must be set to issue tokens")
+
+
+def database_dsn(role: str, settings: Settings) -> str:
+    """The DSN for ``role`` with the credentials of the RDS secret.
+
+    Host/port/dbname come from the settings' URL (the RDS Proxy writer or reader endpoint), user
+    and password from the secret (``{"username","password",...}`` as RDS generates it).
+    """
+    base = settings.database_url if role == "writer" else settings.reader_url
+    if not settings.database_secret_arn:
+        return base
+    secret = _json_or_none(fetch_secret(settings.database_secret_arn)) or {}
+    parts = urlsplit(base)
+    user = quote(str(secret.get("username", parts.username or "")), safe="")
+    password = quote(str(secret.get("password", "")), safe="")
+    host = parts.hostname or str(secret.get("host", ""))
+    port = parts.port or secret.get("port")
+    netloc = f"{user}:{password}@{host}" + (f":{port}" if port else "")
+    path = parts.path if parts.path not in ("", "/") else f"/{secret.get('dbname', 'chatflow')}"
+    return urlunsplit((parts.scheme, netloc, path, parts.query, parts.fragment))
+
+
+def redis_password(settings: Settings) -> str | None:
+    """The Redis AUTH token from ``REDIS_AUTH_SECRET_ARN`` (plain string or ``{"password": ...}``)."""
+    if not settings.redis_auth_secret_arn:
+        return None
+    raw = fetch_secret(settings.redis_auth_secret_arn)
+    data = _json_or_none(raw)
+    return str(data.get("password") or data.get("authToken") or "") if data else raw
+
+
+def install_cloud_resolvers(settings: Settings) -> None:
+    """Point the pool and Redis hooks at Secrets Manager when the ARNs are configured."""
+    if settings.database_secret_arn:
+        from chatflow.adapters.postgres import pool
+
+        pool.dsn_resolver = database_dsn
+    if settings.redis_auth_secret_arn:
+        from chatflow.adapters import redis_client
+
+        redis_client.password_resolver = redis_password
