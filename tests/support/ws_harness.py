@@ -104,9 +104,11 @@ class WsHarness:
 
 
 @contextmanager
-def ws_harness(monkeypatch: pytest.MonkeyPatch) -> Iterator[WsHarness]:
-    """Point the handlers' settings at fresh local endpoints and reset the lazy singletons."""
+def ws_harness(monkeypatch: pytest.MonkeyPatch, env: dict[str, str] | None = None) -> Iterator[WsHarness]:
+    """Point the handlers' settings at fresh local endpoints (plus ``env``) and reset the lazy
+    singletons that captured settings."""
     from chatflow.adapters import apigw_connections, eventbridge, redis_realtime
+    from chatflow.events import relay
     from chatflow.settings import reset_settings_cache
     from chatflow.ws import wiring
 
@@ -120,11 +122,14 @@ def ws_harness(monkeypatch: pytest.MonkeyPatch) -> Iterator[WsHarness]:
         apigw_connections.reset_notifier()
         redis_realtime.reset_realtime_store()
         eventbridge.reset_publisher()
+        relay.set_flush_relay(None)
         wiring.use_service(None)
 
     with running_management_api() as management, running_eventbridge_api(bus) as events:
         monkeypatch.setenv("WS_MANAGEMENT_ENDPOINT", management.endpoint_url)
         monkeypatch.setenv("EVENTS_ENDPOINT_URL", events.endpoint_url)
+        for name, value in (env or {}).items():
+            monkeypatch.setenv(name, value)
         reset()
         try:
             yield WsHarness(management, events, recorder)
