@@ -1,0 +1,337 @@
+"""Transactional outbox + relay against real Postgres and the local EventBridge emulator
+(``local_stack.eventbridge`` over HTTP, boto3 ``events`` client with endpoint_url).
+
+Fault injection is the emulator's PutEventsFaults: whole requests failing (bus down) and
+individual entries rejected (partial failure).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from chatflow.adapters.eventbridge import EventBridgePublisher, reset_publisher
+from chatflow.adapters.postgres import outbox
+from chatflow.adapters.postgres.pool import writer
+from chatflow.events import relay as relay_module
+from chatflow.events.relay import BackoffPolicy, OutboxRelay, flush_after_commit
+from chatflow.events.schemas import DomainEvent, InvalidEvent, UserBanned, UserOnline
+from chatflow.settings import reset_settings_cache
+from local_stack.eventbridge.http_api import RunningEventBridgeApi
+from tests.support.events import archived_event_ids, emulator, events_client, insert_user
+
+DB = psycopg.Connection[dict[str, Any]]
+
+
+@pytest.fixture
+def api(chatflow_env: dict[str, str]) -> Iterator[RunningEventBridgeApi]:
+    with emulator() as running:
+        yield running
+
+
+@pytest.fixture
+def entry_counts(api: RunningEventBridgeApi) -> list[int]:
+    return []
+
+
+@pytest.fixture
+def publisher(api: RunningEventBridgeApi, entry_counts: list[int]) -> EventBridgePublisher:
+    client = events_client(api.endpoint_url)
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        entry_counts.append(len(params["Entries"]))
+
+    client.meta.events.register("provide-client-params.events.PutEvents", record)
+    return EventBridgePublisher(
+        client=client, bus_name="chatflow", source="chatflow.chat", sleep=lambda _: None
+    )
+
+
+@pytest.fixture
+def relay(publisher: EventBridgePublisher) -> OutboxRelay:
+    return OutboxRelay(publisher=publisher, claim_size=50)
+
+
+def _events(n: int) -> list[DomainEvent]:
+    return [UserOnline(user_id=uuid.uuid4()) for _ in range(n)]
+
+
+def _commit(events: list[DomainEvent]) -> None:
+    with writer().connection() as conn, conn.transaction():
+        for event in events:
+            outbox.enqueue(conn, event)
+
+
+def _rows(db: DB, events: list[DomainEvent]) -> dict[str, dict[str, Any]]:
+    rows = db.execute(
+        "SELECT event_id, attempts, last_error, published_at, next_attempt_at > now() AS backed_off "
+        "FROM outbox WHERE event_id = ANY(%s)",
+        ([e.event_id for e in events],),
+    ).fetchall()
+    return {str(r["event_id"]): r for r in rows}
+
+
+def _ids(events: list[DomainEvent]) -> list[str]:
+    return [str(e.event_id) for e in events]
+
+
+# --- atomicity -----------------------------------------------------------------------------
+
+
+def test_rolled_back_change_leaves_no_event_and_committed_change_has_one(db: DB) -> None:
+    class Boom(Exception):
+        pass
+
+    admin = insert_user(db)
+    victim = insert_user(db)
+    event = UserBanned(user_id=victim, banned_by=admin)
+
+    def ban_then_fail() -> None:
+        with writer().connection() as conn, conn.transaction():
+            conn.execute("UPDATE users SET status = 'banned' WHERE id = %s", (victim,))
+            outbox.enqueue(conn, event)
+            raise Boom
+
+    with pytest.raises(Boom):
+        ban_then_fail()
+    assert _rows(db, [event]) == {}
+    assert db.execute("SELECT status FROM users WHERE id = %s", (victim,)).fetchone() == {"status": "active"}
+
+    with writer().connection() as conn, conn.transaction():
+        conn.execute("UPDATE users SET status = 'banned' WHERE id = %s", (victim,))
+        outbox.enqueue(conn, event)
+    row = db.execute(
+        "SELECT detail_type, source, detail FROM outbox WHERE event_id = %s", (event.event_id,)
+    ).fetchone()
+    assert row is not None
+    assert row["detail_type"] == "user.banned"
+    assert row["source"] == "chatflow.chat"
+    assert row["detail"]["user_id"] == str(victim)
+
+
+def test_enqueue_refuses_an_autocommit_connection_outside_a_transaction(chatflow_env: dict[str, str]) -> None:
+    event = UserOnline(user_id=uuid.uuid4())
+    with writer().connection() as conn, pytest.raises(outbox.OutboxError):
+        outbox.enqueue(conn, event)
+
+
+def test_invalid_event_is_refused_before_anything_is_written(db: DB) -> None:
+    bad = UserBanned.model_construct(
+        event_id=uuid.uuid4(), user_id="not-a-uuid", banned_by=uuid.uuid4(), version=1
+    )
+    with pytest.raises(InvalidEvent), writer().connection() as conn, conn.transaction():
+        outbox.enqueue(conn, bad)
+    assert db.execute("SELECT count(*) AS n FROM outbox WHERE event_id = %s", (bad.event_id,)).fetchone() == {
+        "n": 0
+    }
+
+
+# --- relay ---------------------------------------------------------------------------------
+
+
+def test_relay_sends_committed_rows_in_batches_of_ten_and_marks_them_published(
+    db: DB, api: RunningEventBridgeApi, relay: OutboxRelay, entry_counts: list[int]
+) -> None:
+    events = _events(23)
+    _commit(events)
+    result = relay.drain()
+    assert result.failed == 0
+    assert set(_ids(events)) <= set(archived_event_ids(api))
+    assert entry_counts
+    assert max(entry_counts) <= 10
+    rows = _rows(db, events)
+    assert all(r["published_at"] is not None and r["attempts"] == 1 for r in rows.values())
+    # Published rows are never sent again.
+    relay.drain()
+    assert Counter(archived_event_ids(api))[str(events[0].event_id)] == 1
+
+
+def test_bus_down_during_publish_loses_nothing_and_delivers_after_recovery(
+    db: DB, api: RunningEventBridgeApi, relay: OutboxRelay
+) -> None:
+    events = _events(12)
+    _commit(events)
+    api.bus.faults.set_unavailable(True)
+    result = relay.run_once()
+    assert result.sent == 0
+    assert result.failed >= 12
+    rows = _rows(db, events)
+    assert all(r["published_at"] is None for r in rows.values())
+    assert all(r["attempts"] == 1 and r["backed_off"] for r in rows.values())
+    assert all("InternalException" in r["last_error"] for r in rows.values())
+    assert not set(_ids(events)) & set(archived_event_ids(api))
+
+    api.bus.faults.clear()
+    # Backed off: a sweep right now leaves them alone...
+    relay.drain()
+    assert not set(_ids(events)) & set(archived_event_ids(api))
+    # ...and once they are due, the sweep delivers each exactly once.
+    db.execute(
+        "UPDATE outbox SET next_attempt_at = now() WHERE event_id = ANY(%s)", ([e.event_id for e in events],)
+    )
+    relay.drain()
+    counts = Counter(archived_event_ids(api))
+    assert all(counts[i] == 1 for i in _ids(events))
+    rows = _rows(db, events)
+    assert all(
+        r["published_at"] is not None and r["attempts"] == 2 and r["last_error"] is None
+        for r in rows.values()
+    )
+
+
+def test_partial_failures_are_retried_with_backoff_inside_the_call(
+    db: DB, api: RunningEventBridgeApi, relay: OutboxRelay, entry_counts: list[int]
+) -> None:
+    events = _events(15)
+    _commit(events)
+    api.bus.faults.fail_entries(4, error_code="ThrottlingException", message="Rate exceeded")
+    result = relay.drain()
+    assert api.bus.faults.failed_entries == 4
+    assert result.failed == 0
+    counts = Counter(archived_event_ids(api))
+    assert all(counts[i] == 1 for i in _ids(events))
+    assert len(entry_counts) >= 3  # two batches plus the retry of the rejected entries
+    assert max(entry_counts) <= 10
+
+
+def test_entries_still_failing_after_retries_stay_pending_with_error(
+    db: DB, api: RunningEventBridgeApi, publisher: EventBridgePublisher
+) -> None:
+    events = _events(3)
+    _commit(events)
+    publisher.max_attempts = 2
+    api.bus.faults.fail_entries(1000)
+    result = OutboxRelay(publisher=publisher, backoff=BackoffPolicy(base_s=30)).run_once()
+    api.bus.faults.clear()
+    assert result.sent == 0
+    rows = _rows(db, events)
+    assert all(r["published_at"] is None and r["backed_off"] for r in rows.values())
+    assert all(r["last_error"].startswith("InternalFailure") for r in rows.values())
+
+
+def test_non_retryable_entry_error_is_not_retried_in_the_call(
+    db: DB, api: RunningEventBridgeApi, relay: OutboxRelay, entry_counts: list[int]
+) -> None:
+    events = _events(1)
+    _commit(events)
+    api.bus.faults.fail_entries(1, error_code="AccessDeniedException", message="no")
+    before = len(entry_counts)
+    result = relay.run_once()
+    assert result.failed >= 1
+    assert len(entry_counts) - before == 1
+    assert _rows(db, events)[str(events[0].event_id)]["last_error"].startswith("AccessDeniedException")
+
+
+def test_concurrent_relays_never_send_a_row_twice(db: DB, api: RunningEventBridgeApi) -> None:
+    """Relay A holds its claimed rows (locked) while relay B runs: B skips them (SKIP LOCKED)."""
+    events = _events(40)
+    _commit(events)
+    a_claimed = threading.Event()
+    b_done = threading.Event()
+
+    class PausingPublisher(EventBridgePublisher):
+        def send(self, events: Any) -> Any:
+            a_claimed.set()
+            assert b_done.wait(20), "relay B blocked on rows relay A holds"
+            return super().send(events)
+
+    pub_a = PausingPublisher(
+        client=events_client(api.endpoint_url), bus_name="chatflow", sleep=lambda _: None
+    )
+    pub_b = EventBridgePublisher(
+        client=events_client(api.endpoint_url), bus_name="chatflow", sleep=lambda _: None
+    )
+    results: dict[str, Any] = {}
+
+    def run_a() -> None:
+        results["a"] = OutboxRelay(publisher=pub_a, claim_size=20).run_once()
+
+    thread = threading.Thread(target=run_a)
+    thread.start()
+    assert a_claimed.wait(20)
+    try:
+        results["b"] = OutboxRelay(publisher=pub_b, claim_size=500).drain()
+    finally:
+        b_done.set()
+        thread.join(30)
+    assert results["a"].sent == 20
+    counts = Counter(archived_event_ids(api))
+    assert [i for i in _ids(events) if counts[i] != 1] == []
+    assert all(r["published_at"] is not None for r in _rows(db, events).values())
+
+
+def test_row_whose_detail_no_longer_validates_is_never_sent(
+    db: DB, api: RunningEventBridgeApi, relay: OutboxRelay
+) -> None:
+    event_id = uuid.uuid4()
+    db.execute(
+        "INSERT INTO outbox (event_id, detail_type, source, detail) "
+        "VALUES (%s, 'user.online', 'chatflow.chat', %s)",
+        (event_id, psycopg.types.json.Jsonb({"event_id": str(event_id), "version": 1, "user_id": "nope"})),
+    )
+    result = relay.drain()
+    assert result.invalid >= 1
+    row = db.execute(
+        "SELECT published_at, last_error FROM outbox WHERE event_id = %s", (event_id,)
+    ).fetchone()
+    assert row is not None
+    assert row["published_at"] is None
+    assert row["last_error"].startswith("invalid:")
+    assert str(event_id) not in archived_event_ids(api)
+    db.execute("DELETE FROM outbox WHERE event_id = %s", (event_id,))
+
+
+# --- flush after commit ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def flush_to(api: RunningEventBridgeApi, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningEventBridgeApi]:
+    monkeypatch.setenv("EVENTS_ENDPOINT_URL", api.endpoint_url)
+    reset_settings_cache()
+    reset_publisher()
+    relay_module.set_flush_relay(None)
+    yield api
+    monkeypatch.delenv("EVENTS_ENDPOINT_URL")
+    reset_settings_cache()
+    reset_publisher()
+    relay_module.set_flush_relay(None)
+
+
+def test_flush_after_commit_sends_at_once(db: DB, flush_to: RunningEventBridgeApi) -> None:
+    events = _events(2)
+    _commit(events)
+    result = flush_after_commit()
+    assert result is not None
+    assert set(_ids(events)) <= set(archived_event_ids(flush_to))
+    assert all(r["published_at"] is not None for r in _rows(db, events).values())
+
+
+def test_flush_after_commit_never_raises_and_leaves_rows_for_the_sweep(
+    db: DB, flush_to: RunningEventBridgeApi
+) -> None:
+    events = _events(1)
+    _commit(events)
+    flush_to.bus.faults.set_unavailable(True)
+    try:
+        result = flush_after_commit()
+    finally:
+        flush_to.bus.faults.clear()
+    assert result is not None
+    assert result.sent == 0
+    row = _rows(db, events)[str(events[0].event_id)]
+    assert row["published_at"] is None
+    assert row["attempts"] == 1
+
+
+def test_flush_is_skipped_locally_without_an_endpoint(db: DB) -> None:
+    events = _events(1)
+    _commit(events)
+    assert flush_after_commit() is None
+    assert _rows(db, events)[str(events[0].event_id)]["published_at"] is None
+    db.execute("DELETE FROM outbox WHERE event_id = %s", (events[0].event_id,))

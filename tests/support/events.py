@@ -1,0 +1,116 @@
+"""Helpers for the event tests: the local EventBridge emulator over HTTP (EVENTBUS-WEB's
+``local_stack.eventbridge``), a boto3 ``events`` client against it, EventBridge envelopes and
+users/rooms inserted straight into this run's database.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import boto3
+import psycopg
+from botocore.config import Config
+
+from chatflow.events.schemas import DomainEvent
+from local_stack.eventbridge import Backoff, LocalEventBus, running_eventbridge_api
+from local_stack.eventbridge.http_api import RunningEventBridgeApi
+
+FAST = Backoff(base_s=0.001, cap_s=0.005)
+
+
+def events_client(endpoint_url: str) -> Any:
+    return boto3.client(
+        "events",
+        region_name="us-east-1",
+        endpoint_url=endpoint_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(
+            retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=2, read_timeout=5
+        ),
+    )
+
+
+@contextmanager
+def emulator(
+    invoke: Callable[[str, dict[str, Any]], Any] | None = None, *, rules: Any = None
+) -> Iterator[RunningEventBridgeApi]:
+    """The catalog's rules on a local bus served over HTTP; ``invoke(function, event)`` runs targets.
+
+    Without ``invoke`` the bus has no rules (``rules=()``): events are only archived.
+    """
+    bus = LocalEventBus.from_catalog(
+        invoke, rules=rules if rules is not None else (None if invoke else ()), backoff=FAST
+    )
+    with running_eventbridge_api(bus) as api:
+        yield api
+
+
+def archived_event_ids(api: RunningEventBridgeApi) -> list[str]:
+    """event_id of every event the bus accepted (the archive keeps them all, replays excluded)."""
+    return [str(e["detail"]["event_id"]) for e in api.bus.archived()]
+
+
+def envelope(
+    event: DomainEvent, *, replay_name: str | None = None, source: str = "chatflow.chat"
+) -> dict[str, Any]:
+    """The event as EventBridge hands it to a Lambda target."""
+    out: dict[str, Any] = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": event.detail_type,
+        "source": source,
+        "account": "000000000000",
+        "time": event.occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": "us-east-1",
+        "resources": [],
+        "detail": event.detail(),
+    }
+    if replay_name:
+        out["replay-name"] = replay_name
+    return out
+
+
+def insert_user(conn: psycopg.Connection[Any], handle: str | None = None, *, status: str = "active") -> UUID:
+    user_id = uuid.uuid4()
+    handle = handle or f"u{secrets.token_hex(5)}"
+    conn.execute(
+        "INSERT INTO users (id, handle, display_name, password_hash, status) "
+        "VALUES (%s, %s, %s, 'test-only', %s)",
+        (user_id, handle, handle, status),
+    )
+    return user_id
+
+
+def insert_room(
+    conn: psycopg.Connection[Any], owner: UUID, members: list[UUID], *, kind: str = "public"
+) -> UUID:
+    room_id = uuid.uuid4()
+    if kind == "dm":
+        low, high = sorted([owner, *members], key=str)[:2]
+        conn.execute(
+            "INSERT INTO rooms (id, kind, created_by, dm_user_low, dm_user_high) "
+            "VALUES (%s, 'dm', %s, %s, %s)",
+            (room_id, owner, low, high),
+        )
+    else:
+        conn.execute(
+            "INSERT INTO rooms (id, kind, name, created_by) VALUES (%s, %s, %s, %s)",
+            (room_id, kind, f"room-{secrets.token_hex(4)}", owner),
+        )
+    conn.execute(
+        "INSERT INTO memberships (room_id, user_id, role) VALUES (%s, %s, 'owner')", (room_id, owner)
+    )
+    for member in members:
+        conn.execute("INSERT INTO memberships (room_id, user_id) VALUES (%s, %s)", (room_id, member))
+    return room_id
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
