@@ -1,0 +1,66 @@
+"""A small catalog of test functions (tests/support/gateway_functions) for the gateway's own tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from infra.catalog import Authorizer, Function, HttpRoute, Need, WsRoute
+from local_stack.catalog_view import GatewayCatalog
+
+FUNCTIONS_DIR = Path(__file__).resolve().parent / "gateway_functions"
+
+
+def build_test_catalog() -> GatewayCatalog:
+    functions = (
+        Function("authz", "handler.handler", "test authorizer", timeout_s=5),
+        Function("connect", "handler.handler", "test $connect"),
+        Function("disconnect", "handler.handler", "test $disconnect"),
+        Function("default", "handler.handler", "test $default"),
+        Function(
+            "echo",
+            "handler.handler",
+            "echo",
+            memory_mb=256,
+            environment={"GREETING": "hello from the catalog"},
+        ),
+        Function(
+            "signer",
+            "handler.handler",
+            "same code as echo, may read the key",
+            needs=frozenset({Need.JWT_SIGN}),
+        ),
+        Function("boom", "handler.handler", "raises"),
+        Function("slow", "handler.handler", "sleeps", timeout_s=1),
+        Function(
+            "notify", "handler.handler", "posts via @connections", needs=frozenset({Need.MANAGE_CONNECTIONS})
+        ),
+        Function("http", "handler.handler", "HTTP integration"),
+    )
+    return GatewayCatalog(
+        functions=functions,
+        authorizers=(
+            Authorizer("ws-auth", "authz", ("route.request.querystring.token",), cache_ttl_s=300),
+            Authorizer("http-auth", "authz", ("$request.header.Authorization",), cache_ttl_s=0),
+        ),
+        ws_routes=(
+            WsRoute("$connect", "connect", authorizer="ws-auth"),
+            WsRoute("$disconnect", "disconnect"),
+            WsRoute("$default", "default", route_response=True),
+            WsRoute("echo", "echo", route_response=True),
+            WsRoute("sign", "signer", route_response=True),
+            WsRoute("silent", "echo", route_response=False),
+            WsRoute("boom", "boom", route_response=True),
+            WsRoute("slow", "slow", route_response=True),
+            WsRoute("notify", "notify"),
+        ),
+        http_routes=(
+            HttpRoute("GET", "/items/{item_id}", "http", "http-auth"),
+            HttpRoute("GET", "/items/special", "http"),
+            HttpRoute("POST", "/items", "http"),
+            HttpRoute("GET", "/files/{proxy+}", "http"),
+            HttpRoute("GET", "/boom", "http"),
+            HttpRoute("GET", "/binary", "http"),
+            HttpRoute("GET", "/plain", "http"),
+        ),
+        functions_dir=FUNCTIONS_DIR,
+    )

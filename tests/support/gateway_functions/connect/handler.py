@@ -1,0 +1,16 @@
+"""Test $connect: ?reject=<status> refuses; ?protocol=<name> selects a subprotocol."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    query = event.get("queryStringParameters") or {}
+    if "reject" in query:
+        return {"statusCode": int(query["reject"]), "body": "refused"}
+    if query.get("crash"):
+        raise RuntimeError("connect crashed")
+    if "protocol" in query:
+        return {"statusCode": 200, "headers": {"Sec-WebSocket-Protocol": query["protocol"]}}
+    return {"statusCode": 200}
