@@ -11,16 +11,20 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from chatflow.auth.service import set_session_terminator
 from chatflow.http.app import create_app
 from chatflow.observability import get_logger, get_metrics, safe_request_fields, traced_handler
 from chatflow.secrets import install_cloud_resolvers
 from chatflow.settings import get_settings
+from chatflow.ws.wiring import RealtimeSessionTerminator
 
 settings = get_settings()
 install_cloud_resolvers(settings)
 logger = get_logger()
 metrics = get_metrics()
 app = create_app(settings)
+# Bans close the user's live WebSockets (DeleteConnection; REALTIME's SessionTerminator).
+set_session_terminator(RealtimeSessionTerminator())
 
 
 @traced_handler

@@ -1,0 +1,84 @@
+"""A ban through the real HTTP route closes the user's live WebSockets (DeleteConnection on the
+local @connections endpoint) and the next $connect is refused."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID, uuid4
+
+import psycopg
+import pytest
+
+from chatflow.adapters.redis_realtime import get_realtime_store
+from chatflow.domain import rooms
+from chatflow.domain.identity import Identity
+from tests.support.apigw import http_event, lambda_context
+from tests.support.lambdas import load_handler
+from tests.support.rooms import insert_user
+from tests.support.ws_harness import WsHarness, ws_harness
+
+DB = psycopg.Connection[dict[str, Any]]
+
+
+@pytest.fixture
+def ws(chatflow_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[WsHarness]:
+    from chatflow.auth.service import reset_user_service
+
+    rooms.reset_services()
+    reset_user_service()
+    with ws_harness(monkeypatch) as harness:
+        yield harness
+    rooms.reset_services()
+    reset_user_service()
+
+
+def _ban(admin: Identity, user_id: UUID) -> dict[str, Any]:
+    event = http_event(
+        "POST",
+        f"/admin/users/{user_id}/ban",
+        authorizer_context={k: str(v) for k, v in admin.to_context().items()},
+    )
+    response: dict[str, Any] = load_handler("http_api")(event, lambda_context("http_api"))
+    return response
+
+
+def test_ban_closes_every_live_socket_and_refuses_new_ones(ws: WsHarness, db: DB) -> None:
+    admin = insert_user(db, role="admin")
+    troll = insert_user(db)
+    friend = insert_user(db)
+    room = rooms.create_channel(friend, "public", f"ban-{uuid4().hex[:8]}").room
+    rooms.join(troll, room.id)
+    troll_sockets = [ws.connected(troll) for _ in range(3)]
+    friend_cid = ws.connected(friend)
+    ws.clear()
+
+    response = _ban(admin, troll.user_id)
+    assert response["statusCode"] == 200, response
+    assert json.loads(response["body"])["sessionsClosed"] == 3
+
+    for cid in troll_sockets:
+        assert ws.backend.closed_by_api(cid)  # DeleteConnection reached the gateway
+    assert not ws.backend.closed_by_api(friend_cid)  # nobody else is kicked
+    assert get_realtime_store().connections_of([troll.user_id]) == []
+    assert {"type": "presence", "userId": str(troll.user_id), "status": "offline"} in ws.received(friend_cid)
+
+    # The authorizer's cached "allow" does not help: $connect re-checks the ban.
+    _, refused = ws.connect(troll)
+    assert refused["statusCode"] == 403
+    # Messages sent to the room no longer reach the banned user's (closed) sockets.
+    reply = ws.send(
+        friend_cid,
+        {"action": "sendMessage", "roomId": str(room.id), "clientMessageId": "after-ban", "body": "x"},
+    )
+    assert reply["type"] == "ack"
+    assert all(ws.received(cid, "message") == [] for cid in troll_sockets)
+
+
+def test_ban_of_a_user_without_sockets_closes_nothing(ws: WsHarness, db: DB) -> None:
+    admin = insert_user(db, role="admin")
+    quiet = insert_user(db)
+    response = _ban(admin, quiet.user_id)
+    assert response["statusCode"] == 200, response
+    assert json.loads(response["body"])["sessionsClosed"] == 0
