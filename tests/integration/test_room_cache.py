@@ -1,0 +1,164 @@
+"""Room cache on the real Redis: read-through, invalidation on every membership change, races."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID, uuid4
+
+import psycopg
+import pytest
+import redis
+
+from chatflow.adapters.redis_cache import (
+    RedisRoomCache,
+    room_gen_key,
+    room_members_key,
+    room_meta_key,
+    user_rooms_key,
+)
+from chatflow.domain import messages, rooms
+from chatflow.domain.identity import Identity
+from chatflow.errors import Forbidden, NotFound, Unavailable
+from tests.support.rooms import insert_user
+
+DB = psycopg.Connection[dict[str, Any]]
+
+
+@pytest.fixture
+def chat(chatflow_env: dict[str, str]) -> Iterator[None]:
+    rooms.reset_services()
+    yield
+    rooms.reset_services()
+
+
+@pytest.fixture
+def owner(db: DB, chat: None) -> Identity:
+    return insert_user(db)
+
+
+def _channel(owner: Identity, kind: str = "public") -> UUID:
+    return rooms.create_channel(owner, kind, f"c-{uuid4().hex[:8]}").room.id  # type: ignore[arg-type]
+
+
+def test_member_ids_read_through_with_ttl(db: DB, rds: redis.Redis, owner: Identity) -> None:
+    room = _channel(owner)
+    member = insert_user(db)
+    rooms.join(member, room)
+    assert rds.exists(room_members_key(room)) == 0
+    assert set(rooms.member_ids(room)) == {owner.user_id, member.user_id}
+    assert rds.exists(room_members_key(room)) == 1
+    from chatflow.settings import get_settings
+
+    assert 0 < rds.ttl(room_members_key(room)) <= get_settings().room_cache_ttl_s
+    # A hit does not touch Postgres: a row inserted behind the cache's back is not seen...
+    sneaky = insert_user(db)
+    db.execute("INSERT INTO memberships (room_id, user_id) VALUES (%s, %s)", (room, sneaky.user_id))
+    assert sneaky.user_id not in rooms.member_ids(room)
+    # ...until an invalidation (here: a regular join through the domain).
+    rooms.join(insert_user(db), room)
+    assert sneaky.user_id in rooms.member_ids(room)
+
+
+def test_removed_member_loses_access_at_once(db: DB, rds: redis.Redis, owner: Identity) -> None:
+    room = _channel(owner, "private")
+    bob = insert_user(db)
+    rooms.add_member(owner, room, user_id=bob.user_id)
+    messages.send(owner, room, "c-1", "hi bob")
+    assert len(messages.history(bob, room).messages) == 1  # fills the cache
+    assert rds.sismember(room_members_key(room), str(bob.user_id))
+    rooms.remove_member(owner, room, bob.user_id)
+    assert rds.exists(room_members_key(room)) == 0
+    with pytest.raises(NotFound):
+        messages.history(bob, room)
+    with pytest.raises(NotFound):
+        messages.send(bob, room, "c-2", "still here?")
+    assert not rooms.is_member(room, bob.user_id)
+
+
+def test_leave_and_join_invalidate(db: DB, rds: redis.Redis, owner: Identity) -> None:
+    room = _channel(owner)
+    bob = insert_user(db)
+    assert not rooms.is_member(room, bob.user_id)  # caches the set without bob
+    rooms.join(bob, room)
+    assert rooms.is_member(room, bob.user_id)
+    assert room in rooms.room_ids_for_user(bob.user_id)
+    assert rds.exists(user_rooms_key(bob.user_id)) == 1
+    rooms.leave(bob, room)
+    assert rds.exists(user_rooms_key(bob.user_id)) == 0
+    assert not rooms.is_member(room, bob.user_id)
+    assert room not in rooms.room_ids_for_user(bob.user_id)
+    with pytest.raises(Forbidden):
+        messages.history(bob, room)
+
+
+def test_dm_creation_invalidates_both_users(db: DB, owner: Identity) -> None:
+    peer = insert_user(db)
+    assert rooms.room_ids_for_user(peer.user_id) == frozenset()  # cached empty set
+    view, created = rooms.open_dm(owner, user_id=peer.user_id)
+    assert created
+    assert rooms.room_ids_for_user(peer.user_id) == {view.room.id}
+    assert rooms.room_ids_for_user(owner.user_id) >= {view.room.id}
+
+
+def test_keys_per_room_are_bounded(db: DB, rds: redis.Redis, owner: Identity, redis_prefix: str) -> None:
+    room = _channel(owner)
+    for _ in range(5):
+        user = insert_user(db)
+        rooms.join(user, room)
+        messages.send(user, room, uuid4().hex, "hello")
+        messages.history(user, room)
+        rooms.leave(user, room)
+        rooms.is_member(room, user.user_id)
+    keys = set(rds.scan_iter(match=f"{redis_prefix}room:{room}:*"))
+    assert keys <= {room_meta_key(room), room_members_key(room), room_gen_key(room)}
+
+
+def test_fill_racing_with_invalidation_is_not_stored(db: DB, rds: redis.Redis, owner: Identity) -> None:
+    """A read that loaded the old member set must not re-insert it after the invalidation."""
+    room = _channel(owner)
+    cache = RedisRoomCache()
+    stale = {owner.user_id, uuid4()}
+
+    def slow_load() -> set[UUID]:
+        # The membership change commits and invalidates while this read is loading.
+        cache.invalidate(room_ids=[room])
+        return stale
+
+    assert cache.member_ids(room, slow_load) == frozenset(stale)  # this request gets its read
+    assert rds.exists(room_members_key(room)) == 0  # but it is not cached
+    assert cache.member_ids(room, lambda: {owner.user_id}) == {owner.user_id}
+    assert rds.exists(room_members_key(room)) == 1
+
+
+def test_empty_member_set_is_cached(rds: redis.Redis, chat: None) -> None:
+    cache = RedisRoomCache()
+    room = uuid4()
+    calls: list[int] = []
+
+    def load() -> list[UUID]:
+        calls.append(1)
+        return []
+
+    assert cache.member_ids(room, load) == frozenset()
+    assert cache.member_ids(room, load) == frozenset()
+    assert calls == [1]
+
+
+def test_redis_down_reads_fall_back_and_invalidation_fails_loudly(chat: None) -> None:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    dead = redis.Redis(
+        host="127.0.0.1",
+        port=1,
+        socket_connect_timeout=0.2,
+        retry=Retry(NoBackoff(), 0),
+        decode_responses=True,
+    )
+    cache = RedisRoomCache(client=dead)
+    room, user = uuid4(), uuid4()
+    assert cache.member_ids(room, lambda: [user]) == {user}
+    assert cache.access(room, user, lambda: None, lambda: [user]) == (None, False)
+    with pytest.raises(Unavailable):
+        cache.invalidate(room_ids=[room])
