@@ -59,6 +59,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if applied.duplicate:
         metrics.add_metric(name="DuplicateEventsIgnored", unit=MetricUnit.Count, value=1)
     else:
+        metrics.add_metric(name="EventsCounted", unit=MetricUnit.Count, value=1)
         metric = _METRIC_OF.get(delta.counter)
         if metric:
             metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)

@@ -1,0 +1,217 @@
+"""Notifications consumer: real Postgres (counters, notifications, processed events) and real
+Redis (presence from REALTIME's connection registry); the handler invoked as Lambda does with
+EventBridge envelopes. The SNS client is a recording stand-in (no SNS can run here), and says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from types import ModuleType
+from typing import Any
+from uuid import UUID
+
+import psycopg
+import pytest
+
+from chatflow.adapters.redis_realtime import get_realtime_store, reset_realtime_store
+from chatflow.adapters.sns_delivery import SnsNotificationChannel
+from chatflow.events.schemas import MemberJoined, MemberLeft, MessageCreated
+from tests.support.apigw import lambda_context
+from tests.support.events import envelope, insert_room, insert_user
+from tests.support.lambdas import load_handler_module
+
+DB = psycopg.Connection[dict[str, Any]]
+
+
+class RecordingSns:
+    """Stand-in for the boto3 SNS client (AWS SNS cannot run here): records publish calls."""
+
+    def __init__(self, fail: int = 0) -> None:
+        self.published: list[dict[str, Any]] = []
+        self.fail = fail
+
+    def publish(self, **kwargs: Any) -> dict[str, str]:
+        if self.fail > 0:
+            self.fail -= 1
+            raise ConnectionError("sns endpoint unreachable")
+        self.published.append(kwargs)
+        return {"MessageId": str(uuid.uuid4())}
+
+
+@pytest.fixture
+def fn(chatflow_env: dict[str, str]) -> ModuleType:
+    reset_realtime_store()
+    return load_handler_module("notifications")
+
+
+def _use_channel(
+    monkeypatch: pytest.MonkeyPatch, module: ModuleType, channel: SnsNotificationChannel
+) -> None:
+    monkeypatch.setattr(module, "get_channel", lambda: channel)
+
+
+def _invoke(module: ModuleType, raw: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = module.handler(raw, lambda_context("chatflow-notifications"))
+    return result
+
+
+def _message(
+    room: UUID, sender: UUID, handle: str, seq: int, body: str, mentions: list[str]
+) -> MessageCreated:
+    now = datetime.now(UTC)
+    return MessageCreated(
+        room_id=room,
+        seq=seq,
+        message_id=uuid.uuid4(),
+        sender_id=sender,
+        sender_handle=handle,
+        client_message_id=f"c{seq}",
+        body=body,
+        mentions=mentions,
+        created_at=now,
+    )
+
+
+def _counters(db: DB, room: UUID) -> dict[UUID, tuple[int, int]]:
+    rows = db.execute(
+        "SELECT user_id, unread_messages, unread_mentions FROM notification_counters WHERE room_id = %s",
+        (room,),
+    ).fetchall()
+    return {r["user_id"]: (r["unread_messages"], r["unread_mentions"]) for r in rows}
+
+
+def _notifications(db: DB, user: UUID) -> list[dict[str, Any]]:
+    return db.execute(
+        "SELECT kind, room_id, seq, actor_handle, preview, delivery_status, delivery_attempts "
+        "FROM notifications WHERE user_id = %s ORDER BY id",
+        (user,),
+    ).fetchall()
+
+
+def test_offline_members_get_counters_and_mentions_online_ones_and_sender_do_not(
+    db: DB, fn: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sender = insert_user(db, "sam_" + uuid.uuid4().hex[:6])
+    offline = insert_user(db, "olga_" + uuid.uuid4().hex[:6])
+    mentioned = insert_user(db, "mia_" + uuid.uuid4().hex[:6])
+    online = insert_user(db, "otto_" + uuid.uuid4().hex[:6])
+    banned = insert_user(db, status="banned")
+    room = insert_room(db, sender, [offline, mentioned, online, banned])
+    get_realtime_store().register(online, "conn-online-1")
+    mia = db.execute("SELECT handle FROM users WHERE id = %s", (mentioned,)).fetchone()
+    otto = db.execute("SELECT handle FROM users WHERE id = %s", (online,)).fetchone()
+    assert mia is not None
+    assert otto is not None
+    sns = RecordingSns()
+    _use_channel(
+        monkeypatch, fn, SnsNotificationChannel("arn:aws:sns:us-east-1:000000000000:chatflow", client=sns)
+    )  # type: ignore[arg-type]
+
+    event = _message(room, sender, "sam", 7, "hello @MIA and @otto", [mia["handle"].upper(), otto["handle"]])
+    result = _invoke(fn, envelope(event))
+
+    assert result["duplicate"] is False
+    assert _counters(db, room) == {offline: (1, 0), mentioned: (1, 1)}
+    mentions = _notifications(db, mentioned)
+    assert [(n["kind"], n["seq"], n["actor_handle"], n["delivery_status"]) for n in mentions] == [
+        ("mention", 7, "sam", "delivered")
+    ]
+    assert _notifications(db, online) == []
+    assert _notifications(db, offline) == []
+    assert len(sns.published) == 1
+    published = sns.published[0]
+    assert published["MessageAttributes"]["user_id"]["StringValue"] == str(mentioned)
+    assert '"kind":"mention"' in published["Message"]
+
+
+def test_redelivered_and_replayed_events_do_not_notify_twice(
+    db: DB, fn: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sender = insert_user(db)
+    peer = insert_user(db, "pat_" + uuid.uuid4().hex[:6])
+    room = insert_room(db, sender, [peer], kind="dm")
+    sns = RecordingSns()
+    _use_channel(monkeypatch, fn, SnsNotificationChannel("arn:aws:sns:us-east-1:000000000000:t", client=sns))  # type: ignore[arg-type]
+    event = _message(room, sender, "sam", 1, "  psst\n  are you there?  ", [])
+
+    first = _invoke(fn, envelope(event))
+    again = _invoke(fn, envelope(event))  # EventBridge retry: new envelope id, same event id
+    replayed = _invoke(fn, envelope(event, replay_name="replay-1"))
+
+    assert first["duplicate"] is False
+    assert again["duplicate"] is True
+    assert replayed["duplicate"] is True
+    assert _counters(db, room) == {peer: (1, 0)}
+    notes = _notifications(db, peer)
+    assert [(n["kind"], n["preview"]) for n in notes] == [("direct_message", "psst are you there?")]
+    assert len(sns.published) == 1
+
+
+def test_failed_hand_off_raises_and_the_retry_only_delivers(
+    db: DB, fn: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sender = insert_user(db)
+    peer = insert_user(db)
+    room = insert_room(db, sender, [peer], kind="dm")
+    sns = RecordingSns(fail=1)
+    _use_channel(monkeypatch, fn, SnsNotificationChannel("arn:aws:sns:us-east-1:000000000000:t", client=sns))  # type: ignore[arg-type]
+    event = _message(room, sender, "sam", 3, "hi", [])
+
+    with pytest.raises(Exception, match="not delivered"):
+        _invoke(fn, envelope(event))
+    pending = _notifications(db, peer)
+    assert [(n["delivery_status"], n["delivery_attempts"]) for n in pending] == [("pending", 1)]
+
+    retried = _invoke(fn, envelope(event))
+    assert retried["duplicate"] is True
+    assert retried["delivered"] == 1
+    assert _counters(db, room) == {peer: (1, 0)}  # counted once
+    assert [(n["delivery_status"], n["delivery_attempts"]) for n in _notifications(db, peer)] == [
+        ("delivered", 2)
+    ]
+    assert len(sns.published) == 1
+
+
+def test_unconfigured_channel_delivers_nothing_and_says_so(
+    db: DB, fn: ModuleType, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    sender = insert_user(db)
+    peer = insert_user(db)
+    room = insert_room(db, sender, [peer], kind="dm")
+    _use_channel(monkeypatch, fn, SnsNotificationChannel(None, use_settings=False))
+    caplog.set_level(logging.INFO, logger="chatflow.adapters.sns_delivery")
+    result = _invoke(fn, envelope(_message(room, sender, "sam", 1, "hi", [])))
+    assert result["skipped"] == 1
+    assert [n["delivery_status"] for n in _notifications(db, peer)] == ["skipped"]
+    assert any("not configured" in r.getMessage() for r in caplog.records)
+
+
+def test_member_added_by_someone_else_is_notified_self_join_is_not(
+    db: DB, fn: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner = insert_user(db, "owen_" + uuid.uuid4().hex[:6])
+    added = insert_user(db)
+    joiner = insert_user(db)
+    room = insert_room(db, owner, [added, joiner])
+    _use_channel(monkeypatch, fn, SnsNotificationChannel(None, use_settings=False))
+    _invoke(fn, envelope(MemberJoined(room_id=room, user_id=added, added_by=owner)))
+    _invoke(fn, envelope(MemberJoined(room_id=room, user_id=joiner, added_by=None)))
+    notes = _notifications(db, added)
+    assert [n["kind"] for n in notes] == ["added_to_room"]
+    assert notes[0]["actor_handle"].startswith("owen_")
+    assert notes[0]["preview"].startswith("owen_")
+    assert _notifications(db, joiner) == []
+
+
+def test_invalid_or_foreign_events_are_refused(fn: ModuleType) -> None:
+    from chatflow.events.schemas import InvalidEvent
+
+    good = envelope(MemberLeft(room_id=uuid.uuid4(), user_id=uuid.uuid4()))
+    with pytest.raises(InvalidEvent, match="unexpected source"):
+        _invoke(fn, good | {"source": "someone.else"})
+    with pytest.raises(InvalidEvent, match="room_id"):
+        _invoke(fn, good | {"detail": {**good["detail"], "room_id": "x"}})
+    with pytest.raises(InvalidEvent):
+        _invoke(fn, {"hello": "world"})
