@@ -32,7 +32,9 @@ def unique_handle(prefix: str = "u") -> str:
     return f"{prefix}{secrets.token_hex(4)}"
 
 
-def register(client: HttpApiClient, handle: str | None = None, password: str = "correct horse 1") -> dict[str, Any]:
+def register(
+    client: HttpApiClient, handle: str | None = None, password: str = "correct horse 1"
+) -> dict[str, Any]:
     handle = handle or unique_handle()
     resp = client.post("/auth/register", json={"handle": handle, "password": password})
     assert resp.status == 201, resp.body

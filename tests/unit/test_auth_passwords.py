@@ -1,0 +1,65 @@
+"""scrypt password hashing: salted, self-describing, constant-time, policy bounds."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatflow.auth.passwords import (
+    PASSWORD_MAX_CHARS,
+    UNUSABLE_PASSWORD,
+    check_password_policy,
+    hash_password,
+    needs_rehash,
+    verify_password,
+)
+from chatflow.errors import InvalidInput
+
+
+def test_hash_roundtrip_and_salting() -> None:
+    first = hash_password("correct horse battery")
+    second = hash_password("correct horse battery")
+    assert first != second  # random salt
+    assert first.startswith("scrypt$32768$8$1$")
+    assert verify_password("correct horse battery", first)
+    assert verify_password("correct horse battery", second)
+    assert not verify_password("correct horse batterY", first)
+    assert not needs_rehash(first)
+
+
+def test_parameters_are_read_from_the_hash() -> None:
+    import base64
+    import hashlib
+
+    salt = b"0123456789abcdef"
+    digest = hashlib.scrypt(b"pw-old-cost", salt=salt, n=2**10, r=8, p=1, dklen=32)
+    salt_b64 = base64.b64encode(salt).decode().rstrip("=")
+    digest_b64 = base64.b64encode(digest).decode().rstrip("=")
+    stored = f"scrypt$1024$8$1${salt_b64}${digest_b64}"
+    assert verify_password("pw-old-cost", stored)
+    assert needs_rehash(stored)
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        UNUSABLE_PASSWORD,
+        "",
+        "scrypt$x$8$1$aa$bb",
+        "bcrypt$...",
+        "scrypt$1073741824$8$1$AAAA$AAAA",
+        "test-only",
+    ],
+)
+def test_malformed_or_unusable_hashes_never_match(stored: str) -> None:
+    assert not verify_password("anything", stored)
+
+
+@pytest.mark.parametrize("password", ["short", "", " " * 10, "x" * (PASSWORD_MAX_CHARS + 1)])
+def test_policy_refuses(password: str) -> None:
+    with pytest.raises(InvalidInput):
+        check_password_policy(password)
+
+
+def test_policy_accepts_bounds() -> None:
+    check_password_policy("x" * 8)
+    check_password_policy("x" * PASSWORD_MAX_CHARS)
