@@ -1,0 +1,204 @@
+"""The asynchronous fan-out path: sendMessage in a room above the threshold enqueues jobs on SQS;
+the ``fanout`` function (an SQS consumer) delivers them.
+
+SQS is moto's in-process mock (a FAKE: no SQS can run on this machine); everything else is real:
+Postgres, Redis, and the @connections / PutEvents endpoints on loopback (moto passes those
+requests through).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+from uuid import UUID, uuid4
+
+import boto3
+import psycopg
+import pytest
+from moto import mock_aws
+
+from chatflow.adapters.sqs_fanout import CHUNK_MEMBERS, FanoutJob, SqsFanoutQueue, chunk_jobs
+from chatflow.domain import rooms
+from chatflow.domain.identity import Identity
+from tests.support.apigw import lambda_context
+from tests.support.lambdas import load_handler
+from tests.support.rooms import insert_user
+from tests.support.ws_harness import WsHarness, ws_harness
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+DB = psycopg.Connection[dict[str, Any]]
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def sqs_queue() -> Iterator[tuple[SQSClient, str]]:
+    with mock_aws(config={"core": {"passthrough": {"urls": [r"http://127\.0\.0\.1:\d+/.*"]}}}):
+        client = boto3.client("sqs", region_name=REGION)
+        url = client.create_queue(QueueName=f"fanout-{uuid4().hex[:6]}")["QueueUrl"]
+        yield client, url
+
+
+@pytest.fixture
+def ws(
+    chatflow_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, sqs_queue: tuple[SQSClient, str]
+) -> Iterator[WsHarness]:
+    rooms.reset_services()
+    env = {"FANOUT_QUEUE_URL": sqs_queue[1], "FANOUT_ASYNC_THRESHOLD": "2"}
+    with ws_harness(monkeypatch, env) as harness:
+        yield harness
+    rooms.reset_services()
+
+
+def _drain(client: SQSClient, url: str) -> list[dict[str, Any]]:
+    """Receive every queued message as Lambda's SQS event records."""
+    records: list[dict[str, Any]] = []
+    while True:
+        got = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])
+        messages = got.get("Messages", [])
+        if not messages:
+            return records
+        for m in messages:
+            records.append(
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "attributes": {
+                        "ApproximateReceiveCount": "1",
+                        "SentTimestamp": str(int(time.time() * 1000)),
+                        "SenderId": "AIDAEXAMPLE",
+                        "ApproximateFirstReceiveTimestamp": str(int(time.time() * 1000)),
+                    },
+                    "messageAttributes": {},
+                    "md5OfBody": m["MD5OfBody"],
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:fanout",
+                    "awsRegion": REGION,
+                }
+            )
+            client.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def _consume(records: list[dict[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = load_handler("fanout")({"Records": records}, lambda_context("fanout"))
+    return result
+
+
+@pytest.fixture
+def big_room(db: DB, ws: WsHarness) -> tuple[Identity, list[Identity], UUID]:
+    owner = insert_user(db)
+    members = [insert_user(db) for _ in range(3)]
+    room = rooms.create_channel(owner, "public", f"big-{uuid4().hex[:8]}").room
+    for m in members:
+        rooms.join(m, room.id)
+    return owner, members, room.id
+
+
+def test_large_room_is_fanned_out_through_the_queue(
+    ws: WsHarness, db: DB, sqs_queue: tuple[SQSClient, str], big_room: tuple[Identity, list[Identity], UUID]
+) -> None:
+    client, url = sqs_queue
+    owner, members, room_id = big_room
+    outsider = insert_user(db)
+    sender = ws.connected(owner)
+    owner_other = ws.connected(owner)
+    member_cids = {m.user_id: [ws.connected(m), ws.connected(m)] for m in members}
+    outsider_cid = ws.connected(outsider)
+    ws.clear()
+
+    ack = ws.send(
+        sender, {"action": "sendMessage", "roomId": str(room_id), "clientMessageId": "q-1", "body": "hi all"}
+    )
+    assert ack["type"] == "ack"
+    assert all(ws.received(c, "message") == [] for cids in member_cids.values() for c in cids)  # not yet
+
+    leaver = members[0]
+    rooms.leave(leaver, room_id)  # removed between enqueue and delivery: gets nothing
+
+    records = _drain(client, url)
+    assert len(records) == 1  # 4 members -> one chunk
+    assert _consume(records) == {"batchItemFailures": []}
+
+    for user_id, cids in member_cids.items():
+        expected = 0 if user_id == leaver.user_id else 1
+        for cid in cids:
+            got = ws.received(cid, "message")
+            assert len(got) == expected, (user_id, cid)
+            if expected:
+                assert got[0]["message"]["id"] == ack["messageId"]
+    assert len(ws.received(owner_other, "message")) == 1  # the sender's other device
+    assert ws.received(sender, "message") == []  # not the sending connection
+    assert ws.received(outsider_cid) == []
+
+
+def test_partial_batch_failure_retries_only_the_failed_record(
+    ws: WsHarness, big_room: tuple[Identity, list[Identity], UUID], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, members, room_id = big_room
+    cid = ws.connected(members[1])
+    broken_room = uuid4()
+    frame = {"type": "message", "message": {"roomId": str(room_id), "seq": 1}}
+    good = FanoutJob(room_id, frame, tuple(m.user_id for m in members))
+    bad = FanoutJob(broken_room, frame, tuple(m.user_id for m in members))
+    malformed_body = '{"v": 99}'
+
+    from chatflow.ws.wiring import realtime
+
+    directory = realtime().rooms
+    original = directory.member_ids
+
+    def member_ids(room: UUID) -> Any:
+        if room == broken_room:  # an outage of the member cache for this record only
+            raise ConnectionError("member cache unavailable")
+        return original(room)
+
+    monkeypatch.setattr(directory, "member_ids", member_ids)
+    records: list[dict[str, Any]] = [
+        {"messageId": "m-good", "body": good.to_json()},
+        {"messageId": "m-bad", "body": bad.to_json()},
+        {"messageId": "m-malformed", "body": malformed_body},
+    ]
+    for r in records:
+        r.update(
+            receiptHandle="h",
+            attributes={"ApproximateReceiveCount": "1", "SentTimestamp": "0", "SenderId": "x"},
+            messageAttributes={},
+            md5OfBody="0",
+            eventSource="aws:sqs",
+            eventSourceARN="arn:aws:sqs:us-east-1:123456789012:fanout",
+            awsRegion=REGION,
+        )
+    result = _consume(records)
+    # Only the record that failed is retried; a malformed job is dropped (it cannot heal).
+    assert result == {"batchItemFailures": [{"itemIdentifier": "m-bad"}]}
+    assert ws.received(cid, "message") == [frame]
+
+
+def test_enqueue_chunks_members_and_batches_sends(
+    sqs_queue: tuple[SQSClient, str], chatflow_env: dict[str, str]
+) -> None:
+    client, url = sqs_queue
+    members = [uuid4() for _ in range(CHUNK_MEMBERS * 2 + 1)]
+    room_id = uuid4()
+    SqsFanoutQueue(queue_url=url).enqueue(
+        room_id, {"type": "message"}, member_ids=members, exclude_connection="c="
+    )
+    jobs = [FanoutJob.from_json(r["body"]) for r in _drain(client, url)]
+    assert len(jobs) == 3
+    assert sorted(len(j.member_ids) for j in jobs) == [1, CHUNK_MEMBERS, CHUNK_MEMBERS]
+    assert {m for j in jobs for m in j.member_ids} == set(members)
+    assert all(j.exclude_connection == "c=" and j.room_id == room_id for j in jobs)
+
+
+def test_jobs_round_trip_and_reject_garbage() -> None:
+    job = chunk_jobs(uuid4(), {"type": "x", "body": "é"}, [uuid4(), uuid4()], None)[0]
+    assert FanoutJob.from_json(job.to_json()) == job
+    from chatflow.errors import InvalidInput
+
+    for garbage in ("nope", "{}", json.dumps({"v": 1, "roomId": "x", "frame": {}, "memberIds": []})):
+        with pytest.raises(InvalidInput):
+            FanoutJob.from_json(garbage)
