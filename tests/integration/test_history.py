@@ -13,7 +13,7 @@ import pytest
 from chatflow.domain import messages, rooms
 from chatflow.domain.identity import Identity
 from chatflow.errors import Forbidden, InvalidInput, NotFound
-from tests.support.rooms import insert_user
+from tests.support.rooms import insert_user, wide_writer_pool
 
 DB = psycopg.Connection[dict[str, Any]]
 TOTAL = 23
@@ -159,6 +159,11 @@ def test_mark_read_is_monotonic_and_bounded(db: DB, owner: Identity, room_id: UU
 
 
 def test_concurrent_mark_read_never_moves_backwards(db: DB, owner: Identity, room_id: UUID) -> None:
+    with wide_writer_pool():
+        _concurrent_mark_read(db, owner, room_id)
+
+
+def _concurrent_mark_read(db: DB, owner: Identity, room_id: UUID) -> None:
     reader = insert_user(db)
     rooms.join(reader, room_id)
     barrier = threading.Barrier(4)

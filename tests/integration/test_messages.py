@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 from chatflow.domain import messages, rooms
 from chatflow.domain.identity import Identity
 from chatflow.errors import Conflict, Forbidden, InvalidInput, NotFound
-from tests.support.rooms import insert_user
+from tests.support.rooms import insert_user, wide_writer_pool
 
 DB = psycopg.Connection[dict[str, Any]]
 
@@ -44,23 +43,8 @@ def _count(db: DB, room_id: UUID) -> int:
 
 @pytest.fixture
 def wide_pool(chat: None) -> Iterator[None]:
-    """Writer pool of 8 connections, so 8 threads really send at the same time (default: 2)."""
-    from chatflow.adapters.postgres.pool import close_pools
-    from chatflow.settings import reset_settings_cache
-
-    saved = os.environ.get("DB_POOL_MAX_SIZE")
-    close_pools()
-    os.environ["DB_POOL_MAX_SIZE"] = "8"
-    reset_settings_cache()
-    rooms.reset_services()
-    yield
-    close_pools()
-    if saved is None:
-        os.environ.pop("DB_POOL_MAX_SIZE", None)
-    else:
-        os.environ["DB_POOL_MAX_SIZE"] = saved
-    reset_settings_cache()
-    rooms.reset_services()
+    with wide_writer_pool():
+        yield
 
 
 def _outbox(db: DB, detail_type: str, room_id: UUID) -> list[dict[str, Any]]:
@@ -158,7 +142,7 @@ def test_failed_send_writes_no_outbox_row_and_leaves_no_gap(db: DB, owner: Ident
     # are stopped by validation, so bypass it and hit the repository directly.
     service = rooms.services()[1]
     with pytest.raises(psycopg.Error):
-        service._messages.insert(  # type: ignore[attr-defined]
+        service._messages.insert(
             room_id=room_id,
             message_id=uuid4(),
             sender_id=owner.user_id,
@@ -180,7 +164,7 @@ def test_failed_event_rolls_back_the_message(db: DB, owner: Identity, room_id: U
         raise RuntimeError("event construction failed")
 
     with pytest.raises(RuntimeError):
-        service._messages.insert(  # type: ignore[attr-defined]
+        service._messages.insert(
             room_id=room_id,
             message_id=uuid4(),
             sender_id=owner.user_id,

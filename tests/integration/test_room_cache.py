@@ -41,7 +41,7 @@ def _channel(owner: Identity, kind: str = "public") -> UUID:
     return rooms.create_channel(owner, kind, f"c-{uuid4().hex[:8]}").room.id  # type: ignore[arg-type]
 
 
-def test_member_ids_read_through_with_ttl(db: DB, rds: redis.Redis, owner: Identity) -> None:
+def test_member_ids_read_through_with_ttl(db: DB, rds: redis.Redis[str], owner: Identity) -> None:
     room = _channel(owner)
     member = insert_user(db)
     rooms.join(member, room)
@@ -60,7 +60,7 @@ def test_member_ids_read_through_with_ttl(db: DB, rds: redis.Redis, owner: Ident
     assert sneaky.user_id in rooms.member_ids(room)
 
 
-def test_removed_member_loses_access_at_once(db: DB, rds: redis.Redis, owner: Identity) -> None:
+def test_removed_member_loses_access_at_once(db: DB, rds: redis.Redis[str], owner: Identity) -> None:
     room = _channel(owner, "private")
     bob = insert_user(db)
     rooms.add_member(owner, room, user_id=bob.user_id)
@@ -76,7 +76,7 @@ def test_removed_member_loses_access_at_once(db: DB, rds: redis.Redis, owner: Id
     assert not rooms.is_member(room, bob.user_id)
 
 
-def test_leave_and_join_invalidate(db: DB, rds: redis.Redis, owner: Identity) -> None:
+def test_leave_and_join_invalidate(db: DB, rds: redis.Redis[str], owner: Identity) -> None:
     room = _channel(owner)
     bob = insert_user(db)
     assert not rooms.is_member(room, bob.user_id)  # caches the set without bob
@@ -101,7 +101,7 @@ def test_dm_creation_invalidates_both_users(db: DB, owner: Identity) -> None:
     assert rooms.room_ids_for_user(owner.user_id) >= {view.room.id}
 
 
-def test_keys_per_room_are_bounded(db: DB, rds: redis.Redis, owner: Identity, redis_prefix: str) -> None:
+def test_keys_per_room_are_bounded(db: DB, rds: redis.Redis[str], owner: Identity, redis_prefix: str) -> None:
     room = _channel(owner)
     for _ in range(5):
         user = insert_user(db)
@@ -114,7 +114,7 @@ def test_keys_per_room_are_bounded(db: DB, rds: redis.Redis, owner: Identity, re
     assert keys <= {room_meta_key(room), room_members_key(room), room_gen_key(room)}
 
 
-def test_fill_racing_with_invalidation_is_not_stored(db: DB, rds: redis.Redis, owner: Identity) -> None:
+def test_fill_racing_with_invalidation_is_not_stored(db: DB, rds: redis.Redis[str], owner: Identity) -> None:
     """A read that loaded the old member set must not re-insert it after the invalidation."""
     room = _channel(owner)
     cache = RedisRoomCache()
@@ -131,7 +131,7 @@ def test_fill_racing_with_invalidation_is_not_stored(db: DB, rds: redis.Redis, o
     assert rds.exists(room_members_key(room)) == 1
 
 
-def test_empty_member_set_is_cached(rds: redis.Redis, chat: None) -> None:
+def test_empty_member_set_is_cached(rds: redis.Redis[str], chat: None) -> None:
     cache = RedisRoomCache()
     room = uuid4()
     calls: list[int] = []

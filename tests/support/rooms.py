@@ -6,9 +6,11 @@ them directly (password hash is a placeholder: nobody logs in as these users her
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -47,3 +49,28 @@ def access_token(identity: Identity) -> str:
     from chatflow.auth.tokens import get_signer
 
     return get_signer().issue(user_id=identity.user_id, handle=identity.handle, role=identity.role).token
+
+
+@contextmanager
+def wide_writer_pool(size: int = 8) -> Iterator[None]:
+    """Reopen the pools with ``size`` connections so that threads really run transactions at the
+    same time (the default Lambda-sized pool has 2); restored afterwards."""
+    from chatflow.adapters.postgres.pool import close_pools
+    from chatflow.domain import rooms
+    from chatflow.settings import reset_settings_cache
+
+    saved = os.environ.get("DB_POOL_MAX_SIZE")
+    close_pools()
+    os.environ["DB_POOL_MAX_SIZE"] = str(size)
+    reset_settings_cache()
+    rooms.reset_services()
+    try:
+        yield
+    finally:
+        close_pools()
+        if saved is None:
+            os.environ.pop("DB_POOL_MAX_SIZE", None)
+        else:
+            os.environ["DB_POOL_MAX_SIZE"] = saved
+        reset_settings_cache()
+        rooms.reset_services()
