@@ -1,0 +1,155 @@
+"""Deploy-time custom resources (plain CloudFormation custom-resource protocol).
+
+``ResourceProperties.Action`` selects the work:
+
+- ``migrate``: applies pending SQL migrations (``chatflow.adapters.postgres.migrate.migrate``)
+  through RDS Proxy with an IAM token. CloudFormation sends Update whenever ``MigrationsHash``
+  changes, i.e. when a migration file is added. Delete never drops anything.
+- ``jwt-keys``: makes sure the signing-key secret holds an ES256 private key -- generated here on
+  first deploy, or again when the ``Rotation`` property changes (the previous public key stays in
+  the secret and in ``PublicKeys`` so tokens signed before the rotation still verify). Returns
+  ``PublicKeys`` (PEM, blank-line separated) and ``KeyId``; the CDK app puts them into the
+  verifiers' ``JWT_PUBLIC_KEYS`` / ``JWT_KEY_ID`` so the authorizer never calls AWS at cold start.
+
+The handler always answers CloudFormation (SUCCESS or FAILED with the reason): a crash without an
+answer would leave the stack waiting for an hour.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import urllib.request
+from typing import Any
+
+from chatflow.adapters.postgres.iam_auth import iam_dsn
+from chatflow.adapters.postgres.migrate import migrate
+from chatflow.settings import get_settings
+
+logger = logging.getLogger("chatflow.migrate")
+logger.setLevel(logging.INFO)
+
+#: CloudFormation's limit for the response's Data is 4 KB; keep well below.
+_MAX_DATA_CHARS = 3000
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    request_type = str(event.get("RequestType", ""))
+    props: dict[str, Any] = dict(event.get("ResourceProperties") or {})
+    old_props: dict[str, Any] = dict(event.get("OldResourceProperties") or {})
+    action = str(props.get("Action", ""))
+    physical_id = str(event.get("PhysicalResourceId") or f"chatflow-{action or 'bootstrap'}")
+    status, reason, data = "SUCCESS", "", {}
+    try:
+        if request_type in ("Create", "Update"):
+            data = run_action(action, props, old_props, request_type)
+        elif request_type != "Delete":
+            raise ValueError(f"unknown RequestType {request_type!r}")
+    except Exception as exc:  # every failure must reach CloudFormation as FAILED
+        logger.exception("custom resource %s (%s) failed", action, request_type)
+        status, reason = "FAILED", f"{type(exc).__name__}: {exc}"[:500]
+    response = {
+        "Status": status,
+        "Reason": reason or f"see CloudWatch log stream {getattr(context, 'log_stream_name', '?')}",
+        "PhysicalResourceId": physical_id,
+        "StackId": event.get("StackId"),
+        "RequestId": event.get("RequestId"),
+        "LogicalResourceId": event.get("LogicalResourceId"),
+        "NoEcho": False,
+        "Data": data,
+    }
+    if event.get("ResponseURL"):
+        send_response(str(event["ResponseURL"]), response)
+    return response
+
+
+def run_action(
+    action: str, props: dict[str, Any], old_props: dict[str, Any], request_type: str
+) -> dict[str, str]:
+    if action == "migrate":
+        settings = get_settings()
+        applied = migrate(iam_dsn(settings.database_url, settings))
+        logger.info("migrations applied: %s", applied or "none (up to date)")
+        return {"Applied": ",".join(applied)[:_MAX_DATA_CHARS]}
+    if action == "jwt-keys":
+        rotate = request_type == "Update" and props.get("Rotation") != old_props.get("Rotation")
+        return ensure_jwt_keys(str(props["SecretArn"]), rotate=rotate)
+    raise ValueError(f"unknown Action {action!r}")
+
+
+def send_response(url: str, response: dict[str, Any]) -> None:
+    body = json.dumps(response).encode()
+    request = urllib.request.Request(  # noqa: S310 -- CloudFormation's pre-signed https URL
+        url, data=body, method="PUT", headers={"Content-Type": "", "Content-Length": str(len(body))}
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+        answer.read()
+
+
+# --- JWT signing key -------------------------------------------------------------------------
+def ensure_jwt_keys(secret_arn: str, *, rotate: bool, client: Any | None = None) -> dict[str, str]:
+    """Generate the ES256 key into the secret if it holds none (or ``rotate``); return public data.
+
+    The secret is JSON ``{"privateKey": PEM, "previousPublicKeys": [PEM]}``
+    (``chatflow.secrets.jwt_private_key`` reads ``privateKey``).
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    if client is None:
+        import boto3
+
+        client = boto3.client("secretsmanager")
+    current = parse_key_secret(str(client.get_secret_value(SecretId=secret_arn)["SecretString"]))
+    private_pem = current["privateKey"]
+    previous: list[str] = list(current["previousPublicKeys"])
+    if private_pem is None or rotate:
+        if private_pem is not None:
+            previous = [public_pem(private_pem)]
+        key = ec.generate_private_key(ec.SECP256R1())
+        private_pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        client.put_secret_value(
+            SecretId=secret_arn,
+            SecretString=json.dumps({"privateKey": private_pem, "previousPublicKeys": previous}),
+        )
+        logger.info("generated a new JWT signing key (rotation=%s)", rotate)
+    public = public_pem(private_pem)
+    return {"PublicKeys": "\n\n".join([public, *previous]), "KeyId": key_id(public)}
+
+
+def parse_key_secret(raw: str) -> dict[str, Any]:
+    """The secret's content; a value that is no key (CDK's random placeholder) means no key yet."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and str(data.get("privateKey", "")).startswith("-----BEGIN"):
+        return {
+            "privateKey": data["privateKey"],
+            "previousPublicKeys": list(data.get("previousPublicKeys") or []),
+        }
+    if raw.startswith("-----BEGIN"):
+        return {"privateKey": raw, "previousPublicKeys": []}
+    return {"privateKey": None, "previousPublicKeys": []}
+
+
+def public_pem(private_pem: str) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(private_pem.encode(), password=None)
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+        .strip()
+    )
+
+
+def key_id(public: str) -> str:
+    """A stable key id: the first 16 chars of the base64url SHA-256 of the public key PEM."""
+    digest = hashlib.sha256(public.encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")[:16]

@@ -1,0 +1,158 @@
+"""Events: the bus, its archive and schema discovery, rules and schedules from the catalog.
+
+Every target gets EventBridge's retry policy (the catalog rule's attempts and maximum event age)
+and its own SQS dead-letter queue, so a failed delivery is kept and can be redriven, never lost.
+The bus' name is fixed (``infra.functions.bus_name``) so the functions, deployed before this stack,
+name it in ``EVENT_BUS_NAME`` and in their ``events:PutEvents`` statement without a reference.
+
+``target_queues`` replaces the function targets by SQS queues: the LocalStack community profile
+(no Lambda without Docker) routes events to inspectable queues instead (docs/localstack.md).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import (
+    Duration,
+    Stack,
+)
+from aws_cdk import (
+    aws_events as events,
+)
+from aws_cdk import (
+    aws_events_targets as targets,
+)
+from aws_cdk import aws_eventschemas as eventschemas
+from aws_cdk import (
+    aws_lambda as lambda_,
+)
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra import catalog
+from infra.common import encrypted_queue, pascal
+from infra.config import EnvConfig
+from infra.functions import bus_name
+
+#: EventBridge event-pattern keys (catalog dict form) -> aws_events.EventPattern arguments.
+_PATTERN_FIELDS = {
+    "source": "source",
+    "detail-type": "detail_type",
+    "detail": "detail",
+    "account": "account",
+    "region": "region",
+    "resources": "resources",
+    "id": "id",
+    "time": "time",
+    "version": "version",
+}
+
+
+def event_pattern(pattern: dict[str, object]) -> events.EventPattern:
+    unknown = set(pattern) - set(_PATTERN_FIELDS)
+    if unknown:
+        raise ValueError(f"unsupported event-pattern keys: {sorted(unknown)}")
+    return events.EventPattern(**{_PATTERN_FIELDS[k]: v for k, v in pattern.items()})  # type: ignore[arg-type]
+
+
+class EventsStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvConfig,
+        invocables: dict[str, lambda_.IFunction] | None,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        self.bus = events.EventBus(self, "Bus", event_bus_name=bus_name(config))
+        self.archive = self.bus.archive(
+            "Archive",
+            description="Every chat event, for replay after a consumer bug",
+            event_pattern=events.EventPattern(source=[catalog.EVENT_SOURCE]),
+            retention=Duration.days(config.archive_retention_days),
+        )
+        if config.schema_discovery:
+            eventschemas.CfnDiscoverer(
+                self,
+                "SchemaDiscoverer",
+                source_arn=self.bus.event_bus_arn,
+                description="Discovers schemas of chat events (the pydantic models are the source of truth)",
+                cross_account=False,
+            )
+        #: "<rule>:<target>" -> its dead-letter queue (the observability stack alarms on each).
+        self.dead_letter_queues: dict[str, sqs.Queue] = {}
+        #: Where the community LocalStack profile delivers instead of Lambda.
+        self.target_queues: dict[str, sqs.Queue] = {}
+        self.rules: dict[str, events.Rule] = {}
+
+        for rule_spec in catalog.EVENT_RULES:
+            rule = events.Rule(
+                self,
+                f"Rule{pascal(rule_spec.name)}",
+                event_bus=self.bus,
+                description=rule_spec.description,
+                event_pattern=event_pattern(rule_spec.pattern),
+            )
+            self.rules[rule_spec.name] = rule
+            for target in rule_spec.targets:
+                self._add_target(
+                    rule,
+                    f"{rule_spec.name}:{target}",
+                    target,
+                    invocables,
+                    attempts=rule_spec.retry.max_attempts,
+                    max_age_s=rule_spec.retry.max_event_age_s,
+                )
+
+        for schedule in catalog.SCHEDULES:
+            rule = events.Rule(
+                self,
+                f"Schedule{pascal(schedule.name)}",
+                description=f"Every {schedule.rate_minutes} min: {schedule.function}",
+                schedule=events.Schedule.rate(Duration.minutes(schedule.rate_minutes)),
+            )
+            self.rules[schedule.name] = rule
+            # A late sweep is useless: retry briefly, the next tick does the work anyway.
+            self._add_target(
+                rule,
+                f"{schedule.name}:{schedule.function}",
+                schedule.function,
+                invocables,
+                attempts=2,
+                max_age_s=max(60, schedule.rate_minutes * 60),
+            )
+
+    def _add_target(
+        self,
+        rule: events.Rule,
+        key: str,
+        function: str,
+        invocables: dict[str, lambda_.IFunction] | None,
+        *,
+        attempts: int,
+        max_age_s: int,
+    ) -> None:
+        ident = pascal(key.replace(":", "_"))
+        dlq = encrypted_queue(self, f"{ident}Dlq", retention_days=14)
+        self.dead_letter_queues[key] = dlq
+        if invocables is not None:
+            rule.add_target(
+                targets.LambdaFunction(
+                    invocables[function],
+                    dead_letter_queue=dlq,
+                    retry_attempts=attempts,
+                    max_event_age=Duration.seconds(max_age_s),
+                )
+            )
+            return
+        queue = self.target_queues.get(function) or encrypted_queue(self, f"{pascal(function)}Inbox")
+        self.target_queues[function] = queue
+        rule.add_target(
+            targets.SqsQueue(
+                queue,
+                dead_letter_queue=dlq,
+                retry_attempts=attempts,
+                max_event_age=Duration.seconds(max_age_s),
+            )
+        )

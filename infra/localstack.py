@@ -1,0 +1,96 @@
+"""``-c profile=localstack-community``: what LocalStack's community edition can deploy.
+
+Community (measured, ../shared/notes/platform-facts.md): EventBridge (bus, rules, SQS targets with
+retry policy + DLQ), SQS (redrive DLQs), SNS, CloudWatch alarms (really evaluated), Logs, Secrets
+Manager, CloudFormation. NOT available: API Gateway v2 and its Management API, RDS, ElastiCache
+(paid edition), Lambda (needs Docker), EventBridge archives through CloudFormation (skipped).
+
+So this one stack deploys the event backbone with the SAME catalog rules and retry/DLQ settings as
+AWS, delivering to one SQS "inbox" queue per target function instead of Lambda, plus the fan-out
+queue, the notification topic, the JWT secret and the DLQ-depth alarms -- enough to test event
+routing, redrive and alarms against LocalStack (scripts/localstack-deploy.sh).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra import catalog
+from infra.common import encrypted_queue, pascal
+from infra.config import EnvConfig
+from infra.events import event_pattern
+from infra.functions import bus_name
+
+
+class LocalStackCommunityStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvConfig, **kwargs: object) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        from aws_cdk import aws_events_targets as targets
+
+        bus = events.EventBus(self, "Bus", event_bus_name=bus_name(config))
+        self.dead_letter_queues: dict[str, sqs.Queue] = {}
+        self.inboxes: dict[str, sqs.Queue] = {}
+        for rule_spec in catalog.EVENT_RULES:
+            rule = events.Rule(
+                self,
+                f"Rule{pascal(rule_spec.name)}",
+                event_bus=bus,
+                description=rule_spec.description,
+                event_pattern=event_pattern(rule_spec.pattern),
+            )
+            for target in rule_spec.targets:
+                key = f"{rule_spec.name}:{target}"
+                dlq = encrypted_queue(self, f"{pascal(key.replace(':', '_'))}Dlq", retention_days=14)
+                self.dead_letter_queues[key] = dlq
+                inbox = self.inboxes.get(target) or encrypted_queue(self, f"{pascal(target)}Inbox")
+                self.inboxes[target] = inbox
+                rule.add_target(
+                    targets.SqsQueue(
+                        inbox,
+                        dead_letter_queue=dlq,
+                        retry_attempts=rule_spec.retry.max_attempts,
+                        max_event_age=Duration.seconds(rule_spec.retry.max_event_age_s),
+                    )
+                )
+        for trigger in catalog.QUEUES:
+            dlq = encrypted_queue(self, f"{pascal(trigger.name)}Dlq", retention_days=14)
+            self.dead_letter_queues[f"queue-{trigger.name}"] = dlq
+            queue = encrypted_queue(
+                self,
+                f"{pascal(trigger.name)}Queue",
+                visibility_timeout=Duration.seconds(trigger.visibility_timeout_s),
+                dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=trigger.max_receive_count, queue=dlq),
+            )
+            CfnOutput(self, f"{pascal(trigger.name)}QueueUrl", value=queue.queue_url)
+        secretsmanager.Secret(
+            self,
+            "JwtSigningKey",
+            description="ES256 JWT signing key (PEM); LocalStack profile",
+            generate_secret_string=secretsmanager.SecretStringGenerator(exclude_punctuation=True),
+        )
+        sns.Topic(self, "NotificationTopic", enforce_ssl=True)
+        alarm_topic = sns.Topic(self, "AlarmTopic", enforce_ssl=True)
+        for key, dlq in self.dead_letter_queues.items():
+            alarm = cw.Alarm(
+                self,
+                f"DlqDepth{pascal(key.replace(':', '_'))}",
+                alarm_name=f"{config.prefix}-slo-dlq-depth-{key.replace(':', '-')}",
+                metric=dlq.metric_approximate_number_of_messages_visible(
+                    statistic="Maximum", period=Duration.minutes(1)
+                ),
+                threshold=0,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            )
+            alarm.add_alarm_action(cw_actions.SnsAction(alarm_topic))
+        CfnOutput(self, "EventBusName", value=bus.event_bus_name)
+        for target, inbox in self.inboxes.items():
+            CfnOutput(self, f"{pascal(target)}InboxUrl", value=inbox.queue_url)

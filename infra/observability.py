@@ -1,0 +1,225 @@
+"""Observability: the alarm topic, one set of alarms per SLO (infra/slos.py), and a dashboard.
+
+- RatioSlo -> for each burn window (fast 1 h/5 min at 14.4x, slow 6 h/30 min at 6x): a long- and a
+  short-window alarm on the error ratio (CloudWatch metric math), joined by a composite alarm
+  (long AND short) that notifies. Only the composites notify, so one incident sends one message.
+- LatencySlo -> a percentile alarm; ThresholdSlo -> one alarm per resource it expands to.
+- Dashboard: per SLO its SLI, and for error budgets the budget left over the last 30 days.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from infra.common import pascal, sns_managed_key
+from infra.config import EnvConfig
+from infra.slos import BUDGET_PERIOD_DAYS, BURN_WINDOWS, SLOS, LatencySlo, MetricRef, RatioSlo, ThresholdSlo
+
+_EACH = re.compile(r"^\{each:([a-z_]+)\}$")
+_PLACEHOLDER = re.compile(r"\{([a-z_]+(?::[a-z_]+)?)\}")
+
+
+@dataclass(frozen=True)
+class MonitoredResources:
+    """Names the SLO placeholders resolve to (tokens from the other stacks)."""
+
+    refs: dict[str, str]  # "ws_api_id" -> token, "fn:ws_messages" -> function name, ...
+    each: dict[str, dict[str, str]]  # "dlq" -> {label: queue name}, "cache_node" -> {...}
+
+
+class ObservabilityStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvConfig,
+        resources: MonitoredResources,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        self.config = config
+        self.resources = resources
+        self.alarm_topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            display_name=f"Chatflow {config.env} alarms",
+            enforce_ssl=True,
+            master_key=sns_managed_key(self, "AlarmTopicKey"),
+        )
+        if config.alarm_email:
+            self.alarm_topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+        self.action = cw_actions.SnsAction(self.alarm_topic)
+        #: SLO name -> the alarms built for it (tests check every SLO has some).
+        self.alarms: dict[str, list[cw.AlarmBase]] = {}
+        self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"{config.prefix}-slos")
+        for slo in SLOS:
+            self.alarms[slo.name] = []
+            if isinstance(slo, RatioSlo):
+                self._ratio(slo)
+            elif isinstance(slo, LatencySlo):
+                self._latency(slo)
+            else:
+                self._threshold(slo)
+
+    # --- metrics ------------------------------------------------------------------------------
+    def _resolve(self, value: str) -> str:
+        def sub(match: re.Match[str]) -> str:
+            key = match.group(1)
+            if key not in self.resources.refs:
+                raise KeyError(f"SLO placeholder {{{key}}} has no resource")
+            return self.resources.refs[key]
+
+        return _PLACEHOLDER.sub(sub, value)
+
+    def _metric(self, ref: MetricRef, statistic: str, period: Duration, **dims: str) -> cw.Metric:
+        dimensions = {k: dims.get(k) or self._resolve(v) for k, v in ref.dimensions.items()}
+        return cw.Metric(
+            namespace=ref.namespace,
+            metric_name=ref.name,
+            dimensions_map=dimensions,
+            statistic=statistic,
+            period=period,
+        )
+
+    def _ratio_expression(self, slo: RatioSlo, period: Duration) -> cw.MathExpression:
+        using: dict[str, cw.IMetric] = {}
+        bad, total = [], []
+        for i, ref in enumerate(slo.bad):
+            using[f"b{i}"] = self._metric(ref, "Sum", period)
+            bad.append(f"FILL(b{i}, 0)")
+        for i, ref in enumerate(slo.total):
+            using[f"t{i}"] = self._metric(ref, "Sum", period)
+            total.append(f"FILL(t{i}, 0)")
+        b, t = " + ".join(bad), " + ".join(total)
+        return cw.MathExpression(
+            expression=f"IF(({t}) > 0, ({b}) / ({t}), 0)",
+            using_metrics=using,
+            period=period,
+            label=f"{slo.name} error ratio",
+        )
+
+    # --- alarms per SLO kind ------------------------------------------------------------------
+    def _ratio(self, slo: RatioSlo) -> None:
+        ident = pascal(slo.name)
+        for window in BURN_WINDOWS:
+            threshold = window.factor * slo.budget
+            parts: list[cw.Alarm] = []
+            for label, seconds in (("long", window.long_s), ("short", window.short_s)):
+                alarm = cw.Alarm(
+                    self,
+                    f"{ident}{window.name.capitalize()}{label.capitalize()}",
+                    alarm_name=f"{self.config.prefix}-slo-{slo.name}-{window.name}-{label}",
+                    alarm_description=(
+                        f"SLO {slo.name} ({slo.objective}%): error ratio over {seconds // 60} min above "
+                        f"{window.factor}x the budget"
+                    ),
+                    metric=self._ratio_expression(slo, Duration.seconds(seconds)),
+                    threshold=threshold,
+                    comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                    evaluation_periods=1,
+                    treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                )
+                parts.append(alarm)
+                self.alarms[slo.name].append(alarm)
+            composite = cw.CompositeAlarm(
+                self,
+                f"{ident}{window.name.capitalize()}Burn",
+                composite_alarm_name=f"{self.config.prefix}-slo-{slo.name}-{window.name}-burn",
+                alarm_description=(
+                    f"[{window.severity}] SLO {slo.name}: error budget burning {window.factor}x too fast "
+                    f"({window.long_s // 3600} h and {window.short_s // 60} min windows). {slo.description}"
+                ),
+                alarm_rule=cw.AlarmRule.all_of(*parts),
+            )
+            composite.add_alarm_action(self.action)
+            self.alarms[slo.name].append(composite)
+
+        budget_days = Duration.days(BUDGET_PERIOD_DAYS)
+        remaining = cw.MathExpression(
+            expression=f"100 * (1 - e / {slo.budget})",
+            using_metrics={"e": self._ratio_expression(slo, budget_days)},
+            period=budget_days,
+            label=f"{slo.name}: error budget left (%)",
+        )
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title=f"{slo.name} ({slo.objective}%) error ratio",
+                left=[self._ratio_expression(slo, Duration.minutes(5))],
+                left_annotations=[
+                    cw.HorizontalAnnotation(value=slo.budget, label="budget"),
+                    cw.HorizontalAnnotation(value=14.4 * slo.budget, label="fast burn"),
+                ],
+                width=16,
+            ),
+            cw.SingleValueWidget(
+                title=f"{slo.name}: budget left, {BUDGET_PERIOD_DAYS} d", metrics=[remaining], width=8
+            ),
+        )
+
+    def _latency(self, slo: LatencySlo) -> None:
+        metric = self._metric(slo.metric, slo.percentile, Duration.minutes(5))
+        alarm = cw.Alarm(
+            self,
+            pascal(slo.name),
+            alarm_name=f"{self.config.prefix}-slo-{slo.name}",
+            alarm_description=f"SLO {slo.name}: {slo.description}",
+            metric=metric,
+            threshold=slo.threshold_ms,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=slo.periods,
+            datapoints_to_alarm=slo.breaching,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(self.action)
+        self.alarms[slo.name].append(alarm)
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title=f"{slo.name}: {slo.percentile} (ms)",
+                left=[metric],
+                left_annotations=[cw.HorizontalAnnotation(value=slo.threshold_ms, label="objective")],
+                width=24,
+            )
+        )
+
+    def _threshold(self, slo: ThresholdSlo) -> None:
+        targets: dict[str, dict[str, str]] = {"": {}}
+        for dim, value in slo.metric.dimensions.items():
+            match = _EACH.match(value)
+            if match:
+                targets = {label: {dim: name} for label, name in self.resources.each[match.group(1)].items()}
+        metrics: list[cw.IMetric] = []
+        for label, dims in targets.items():
+            metric = self._metric(slo.metric, slo.statistic, Duration.seconds(slo.period_s), **dims)
+            suffix = f"-{label.replace(':', '-')}" if label else ""
+            alarm = cw.Alarm(
+                self,
+                pascal(f"{slo.name}{suffix}"),
+                alarm_name=f"{self.config.prefix}-slo-{slo.name}{suffix}",
+                alarm_description=f"SLO {slo.name}{suffix}: {slo.description}",
+                metric=metric,
+                threshold=slo.threshold,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=slo.periods,
+                datapoints_to_alarm=slo.breaching,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            )
+            alarm.add_alarm_action(self.action)
+            self.alarms[slo.name].append(alarm)
+            metrics.append(metric)
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title=f"{slo.name} ({slo.statistic})",
+                left=metrics,
+                left_annotations=[cw.HorizontalAnnotation(value=slo.threshold, label="threshold")],
+                width=24,
+            )
+        )
