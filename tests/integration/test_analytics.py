@@ -117,7 +117,7 @@ def test_report_fills_days_filters_room_and_validates_range(db: DB, fn: ModuleTy
     _invoke(fn, envelope(UserOnline(occurred_at=day, user_id=uuid.uuid4())))
     repo = PostgresAnalyticsRepository()
     report = analytics.report(repo, start=day.date() - timedelta(days=2), end=day.date(), room_id=room)
-    body = report.to_dict()
+    body: Any = json.loads(json.dumps(report.to_dict()))
     assert [d["date"] for d in body["daily"]] == [
         (day.date() - timedelta(days=2)).isoformat(),
         (day.date() - timedelta(days=1)).isoformat(),

@@ -9,7 +9,7 @@ import logging
 import uuid
 from datetime import UTC, datetime
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import psycopg
@@ -106,8 +106,10 @@ def test_offline_members_get_counters_and_mentions_online_ones_and_sender_do_not
     assert otto is not None
     sns = RecordingSns()
     _use_channel(
-        monkeypatch, fn, SnsNotificationChannel("arn:aws:sns:us-east-1:000000000000:chatflow", client=sns)
-    )  # type: ignore[arg-type]
+        monkeypatch,
+        fn,
+        SnsNotificationChannel("arn:aws:sns:us-east-1:000000000000:chatflow", client=cast(Any, sns)),
+    )
 
     event = _message(room, sender, "sam", 7, "hello @MIA and @otto", [mia["handle"].upper(), otto["handle"]])
     result = _invoke(fn, envelope(event))
@@ -133,7 +135,9 @@ def test_redelivered_and_replayed_events_do_not_notify_twice(
     peer = insert_user(db, "pat_" + uuid.uuid4().hex[:6])
     room = insert_room(db, sender, [peer], kind="dm")
     sns = RecordingSns()
-    _use_channel(monkeypatch, fn, SnsNotificationChannel("arn:aws:sns:us-east-1:000000000000:t", client=sns))  # type: ignore[arg-type]
+    _use_channel(
+        monkeypatch, fn, SnsNotificationChannel("arn:aws:sns:us-east-1:000000000000:t", client=cast(Any, sns))
+    )
     event = _message(room, sender, "sam", 1, "  psst\n  are you there?  ", [])
 
     first = _invoke(fn, envelope(event))
@@ -156,7 +160,9 @@ def test_failed_hand_off_raises_and_the_retry_only_delivers(
     peer = insert_user(db)
     room = insert_room(db, sender, [peer], kind="dm")
     sns = RecordingSns(fail=1)
-    _use_channel(monkeypatch, fn, SnsNotificationChannel("arn:aws:sns:us-east-1:000000000000:t", client=sns))  # type: ignore[arg-type]
+    _use_channel(
+        monkeypatch, fn, SnsNotificationChannel("arn:aws:sns:us-east-1:000000000000:t", client=cast(Any, sns))
+    )
     event = _message(room, sender, "sam", 3, "hi", [])
 
     with pytest.raises(Exception, match="not delivered"):

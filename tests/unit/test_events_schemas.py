@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from chatflow.events import schemas
 from chatflow.events.consumer import parse_envelope
@@ -144,7 +145,7 @@ def test_eventbridge_samples_are_valid_events_routed_to_their_function(path: Pat
 def test_api_gateway_and_queue_samples_parse_with_powertools_models() -> None:
     from aws_lambda_powertools.utilities.parser import models as m
 
-    expected = {
+    expected: dict[str, type[BaseModel]] = {
         "ws_connect": m.APIGatewayWebSocketConnectEventModel,
         "ws_disconnect": m.APIGatewayWebSocketDisconnectEventModel,
         "ws_default": m.APIGatewayWebSocketMessageEventModel,

@@ -1,0 +1,277 @@
+"""The event pipeline end to end, locally: outbox -> relay -> EventBridge emulator (rules from
+infra/catalog.py, retry policy, dead letters, archive, replay) -> the notifications and analytics
+functions invoked as Lambda does -> Postgres. Real Postgres and Redis; the SNS client and the SQS
+client of the redrive test are recording stand-ins (neither service can run here).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from types import ModuleType
+from typing import Any, cast
+from uuid import UUID
+
+import psycopg
+import pytest
+
+from chatflow.adapters.eventbridge import EventBridgePublisher
+from chatflow.adapters.postgres import outbox
+from chatflow.adapters.postgres.pool import writer
+from chatflow.adapters.redis_realtime import reset_realtime_store
+from chatflow.adapters.sns_delivery import SnsNotificationChannel
+from chatflow.events import tools
+from chatflow.events.relay import OutboxRelay
+from chatflow.events.schemas import DomainEvent, MemberLeft, MessageCreated, UserOnline
+from infra.catalog import EVENT_RULES
+from local_stack.eventbridge.http_api import RunningEventBridgeApi
+from tests.support.apigw import lambda_context
+from tests.support.events import emulator, events_client, insert_room, insert_user
+from tests.support.lambdas import load_handler_module
+
+DB = psycopg.Connection[dict[str, Any]]
+
+
+class RecordingSns:
+    """Stand-in for the boto3 SNS client: records publishes, fails while ``failing`` is set."""
+
+    def __init__(self) -> None:
+        self.failing = False
+        self.published: list[dict[str, Any]] = []
+
+    def publish(self, **kwargs: Any) -> dict[str, str]:
+        if self.failing:
+            raise ConnectionError("sns unavailable")
+        self.published.append(kwargs)
+        return {"MessageId": str(uuid.uuid4())}
+
+
+@pytest.fixture
+def sns(chatflow_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> RecordingSns:
+    reset_realtime_store()
+    recorder = RecordingSns()
+    channel = SnsNotificationChannel(
+        "arn:aws:sns:us-east-1:000000000000:chatflow", client=cast(Any, recorder)
+    )
+    monkeypatch.setattr(load_handler_module("notifications"), "get_channel", lambda: channel)
+    return recorder
+
+
+@pytest.fixture
+def api(sns: RecordingSns) -> Iterator[RunningEventBridgeApi]:
+    # Loaded before the bus's worker threads start (importing concurrently would race).
+    modules: dict[str, ModuleType] = {fn: load_handler_module(fn) for fn in ("notifications", "analytics")}
+
+    def invoke(function: str, event: dict[str, Any]) -> Any:
+        return modules[function].handler(event, lambda_context(f"chatflow-{function}"))
+
+    with emulator(invoke) as running:
+        yield running
+
+
+@pytest.fixture
+def relay(api: RunningEventBridgeApi) -> OutboxRelay:
+    publisher = EventBridgePublisher(
+        client=events_client(api.endpoint_url), bus_name="chatflow", sleep=lambda _: None
+    )
+    return OutboxRelay(publisher=publisher)
+
+
+def _commit_and_relay(relay: OutboxRelay, api: RunningEventBridgeApi, events: list[DomainEvent]) -> None:
+    with writer().connection() as conn, conn.transaction():
+        for event in events:
+            outbox.enqueue(conn, event)
+    relay.drain()
+    assert api.bus.wait_idle(30)
+
+
+def _message(room: UUID, sender: UUID, seq: int, body: str = "hello") -> MessageCreated:
+    now = datetime.now(UTC)
+    return MessageCreated(
+        room_id=room,
+        seq=seq,
+        message_id=uuid.uuid4(),
+        sender_id=sender,
+        sender_handle="sam",
+        client_message_id=f"c{seq}-{uuid.uuid4().hex[:6]}",
+        body=body,
+        created_at=now,
+    )
+
+
+def _deliveries(api: RunningEventBridgeApi, event: DomainEvent) -> set[tuple[str, str]]:
+    return {(rule, target) for rule, target, _ in _delivered_of(api, event)}
+
+
+def _delivered_of(api: RunningEventBridgeApi, event: DomainEvent) -> list[tuple[str, str, str]]:
+    ids = {e["id"] for e in api.bus.archived() if e["detail"]["event_id"] == str(event.event_id)}
+    return [d for d in _all_delivered(api) if d[2] in ids]
+
+
+def _all_delivered(api: RunningEventBridgeApi) -> list[tuple[str, str, str]]:
+    delivered: Any = api.bus.delivered
+    return list(delivered() if callable(delivered) else delivered)
+
+
+def _unread(db: DB, room: UUID, user: UUID) -> int | None:
+    row = db.execute(
+        "SELECT unread_messages FROM notification_counters WHERE room_id = %s AND user_id = %s", (room, user)
+    ).fetchone()
+    return None if row is None else int(row["unread_messages"])
+
+
+def _room_messages(db: DB, room: UUID) -> int:
+    row = db.execute(
+        "SELECT coalesce(sum(messages), 0) AS n FROM analytics_room_hourly WHERE room_id = %s", (room,)
+    )
+    return int(row.fetchone()["n"])  # type: ignore[index]
+
+
+def test_events_are_routed_by_the_catalog_patterns(
+    db: DB, api: RunningEventBridgeApi, relay: OutboxRelay
+) -> None:
+    sender, reader = insert_user(db), insert_user(db)
+    room = insert_room(db, sender, [reader])
+    message = _message(room, sender, 1)
+    left = MemberLeft(room_id=room, user_id=reader)
+    online = UserOnline(user_id=sender)
+    _commit_and_relay(relay, api, [message, left, online])
+
+    assert _deliveries(api, message) == {
+        ("notify-on-message-and-join", "notifications"),
+        ("analytics-all-chat-events", "analytics"),
+    }
+    assert _deliveries(api, left) == {("analytics-all-chat-events", "analytics")}
+    assert _deliveries(api, online) == {("analytics-all-chat-events", "analytics")}
+    assert _unread(db, room, reader) == 1
+    assert _room_messages(db, room) == 1
+    assert api.bus.dead_letters() == []
+
+
+def test_dead_letter_after_retries_run_out_then_redrive_delivers_once(
+    db: DB, api: RunningEventBridgeApi, relay: OutboxRelay, sns: RecordingSns
+) -> None:
+    sender, peer = insert_user(db), insert_user(db)
+    room = insert_room(db, sender, [peer], kind="dm")
+    message = _message(room, sender, 1, "are you there?")
+    sns.failing = True
+    _commit_and_relay(relay, api, [message])
+
+    letters = [
+        d
+        for d in api.bus.dead_letters("notifications")
+        if d.event["detail"]["event_id"] == str(message.event_id)
+    ]
+    assert len(letters) == 1
+    max_attempts = next(r.retry.max_attempts for r in EVENT_RULES if "notifications" in r.targets)
+    assert letters[0].attempts == max_attempts + 1  # the first try plus every retry
+    assert "not delivered" in letters[0].error_message
+    # The other target of the same event was not held back, and the effect happened once.
+    assert ("analytics-all-chat-events", "analytics") in _deliveries(api, message)
+    assert _unread(db, room, peer) == 1
+    assert sns.published == []
+
+    sns.failing = False
+    redriven = tools.redrive_local(api.endpoint_url, "notifications")
+    assert redriven["Redriven"] >= 1
+    assert api.bus.wait_idle(30)
+    assert [
+        d
+        for d in api.bus.dead_letters("notifications")
+        if d.event["detail"]["event_id"] == str(message.event_id)
+    ] == []
+    assert len([p for p in sns.published if str(peer) in json.dumps(p)]) == 1
+    assert _unread(db, room, peer) == 1  # redrive did not count again
+
+
+def test_archive_replay_does_not_double_apply(db: DB, api: RunningEventBridgeApi, relay: OutboxRelay) -> None:
+    sender, reader = insert_user(db), insert_user(db)
+    room = insert_room(db, sender, [reader])
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    events: list[DomainEvent] = [_message(room, sender, seq) for seq in (1, 2, 3)]
+    _commit_and_relay(relay, api, events)
+    assert _unread(db, room, reader) == 3
+    assert _room_messages(db, room) == 3
+    before = len(_all_delivered(api))
+
+    time.sleep(0.01)  # the replay window must end after the archived events, and not in the future
+    replay = tools.start_replay(
+        events_client(api.endpoint_url),
+        archive_arn=api.bus.archive_arn,
+        bus_arn=api.bus.arn,
+        start=start,
+        end=datetime.now(UTC),
+        poll_s=0.02,
+        wait_timeout_s=30,
+    )
+    assert replay["State"] == "COMPLETED"
+    assert api.bus.wait_idle(30)
+    assert len(_all_delivered(api)) >= before + 6  # every event went to both consumers again
+    assert _unread(db, room, reader) == 3
+    assert _room_messages(db, room) == 3
+
+
+class RecordingSqs:
+    """Stand-in for the boto3 SQS client of a target's DLQ (SQS cannot run here)."""
+
+    def __init__(self, bodies: list[str]) -> None:
+        self.messages = {f"m{i}": body for i, body in enumerate(bodies)}
+        self.deleted: list[str] = []
+        self._served = False
+
+    def receive_message(self, **_: Any) -> dict[str, Any]:
+        if self._served:
+            return {}
+        self._served = True
+        return {
+            "Messages": [
+                {"MessageId": mid, "ReceiptHandle": f"rh-{mid}", "Body": body}
+                for mid, body in self.messages.items()
+            ]
+        }
+
+    def delete_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:
+        self.deleted += [e["ReceiptHandle"] for e in Entries]
+        return {"Successful": [{"Id": e["Id"]} for e in Entries]}
+
+
+def test_sqs_dead_letters_are_put_back_on_the_bus_and_only_then_deleted(
+    db: DB, api: RunningEventBridgeApi
+) -> None:
+    sender, reader = insert_user(db), insert_user(db)
+    room = insert_room(db, sender, [reader])
+    message = _message(room, sender, 1)
+    dead = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "message.created",
+        "source": "chatflow.chat",
+        "account": "000000000000",
+        "time": "2026-11-25T10:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": message.detail(),
+    }
+    garbage = json.dumps(
+        {"detail-type": "message.created", "source": "chatflow.chat", "detail": {"version": 1}}
+    )
+    sqs = RecordingSqs([json.dumps(dead), garbage])
+    result = tools.redrive_sqs(
+        cast(Any, sqs),
+        events_client(api.endpoint_url),
+        "https://sqs.us-east-1.amazonaws.com/000000000000/notify-dlq",
+        bus_name="chatflow",
+    )
+    assert result.to_dict() | {"errors": []} == {
+        "received": 2,
+        "redriven": 1,
+        "invalid": 1,
+        "failed": 0,
+        "errors": [],
+    }
+    assert sqs.deleted == ["rh-m0"]  # the invalid one stays in the DLQ for a human
+    assert api.bus.wait_idle(30)
+    assert _unread(db, room, reader) == 1
