@@ -266,6 +266,7 @@ HTTP_ROUTES: tuple[HttpRoute, ...] = (
     HttpRoute("GET", "/rooms/{room_id}/messages", "http_api", _A),
     HttpRoute("PATCH", "/rooms/{room_id}/messages/{seq}", "http_api", _A),
     HttpRoute("DELETE", "/rooms/{room_id}/messages/{seq}", "http_api", _A),
+    HttpRoute("POST", "/rooms/{room_id}/read", "http_api", _A),
     HttpRoute("POST", "/dms", "http_api", _A),
     HttpRoute("POST", "/admin/users/{user_id}/ban", "http_api", _A),
     HttpRoute("POST", "/admin/users/{user_id}/unban", "http_api", _A),

@@ -140,3 +140,18 @@ def test_banned_users_token_stops_working(
     banned = admin("POST", f"/admin/users/{member.identity.user_id}/ban")
     assert banned.status in (200, 204), banned.body
     assert member("GET", f"/rooms/{room_id}/messages").status == 401
+
+
+def test_mark_read_route(db: DB, api: HttpApiClient, room: tuple[UUID, Caller, Caller]) -> None:
+    room_id, _, member = room
+    assert member("GET", f"/rooms/{room_id}").json["unread"] == 12
+    moved = member("POST", f"/rooms/{room_id}/read", json={"seq": 7})
+    assert moved.status == 200, moved.body
+    assert moved.json == {"roomId": str(room_id), "lastReadSeq": 7}
+    assert member("POST", f"/rooms/{room_id}/read", json={"seq": 3}).json["lastReadSeq"] == 7
+    assert member("POST", f"/rooms/{room_id}/read", json={"seq": 500}).json["lastReadSeq"] == 12
+    assert member("GET", f"/rooms/{room_id}").json["unread"] == 0
+    assert member("POST", f"/rooms/{room_id}/read", json={"seq": -1}).status == 422
+    assert member("POST", f"/rooms/{room_id}/read", json={}).status == 422
+    stranger = Caller(api, insert_user(db))
+    assert stranger("POST", f"/rooms/{room_id}/read", json={"seq": 1}).status == 403

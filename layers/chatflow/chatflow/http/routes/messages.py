@@ -1,4 +1,4 @@
-"""Room history and message edits: GET /rooms/{id}/messages, PATCH/DELETE /rooms/{id}/messages/{seq}.
+"""History, edits, read marks: GET /rooms/{id}/messages, PATCH/DELETE .../messages/{seq}, POST .../read.
 
 Sending goes through the WebSocket (``sendMessage``); the shapes come from
 :func:`chatflow.domain.messages.message_to_dict`, the same for both transports.
@@ -19,6 +19,12 @@ from chatflow.http.context import current_identity
 router = Router()  # type: ignore[no-untyped-call]
 
 Seq = Annotated[int, Path(ge=1, le=2**62, description="The message's sequence number in the room")]
+
+
+class MarkReadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seq: int = Field(ge=0, le=2**62, description="The last seq the caller has read")
 
 
 class EditMessageRequest(BaseModel):
@@ -57,3 +63,13 @@ def edit_message(room_id: UUID, seq: Seq, body: EditMessageRequest) -> dict[str,
 )
 def delete_message(room_id: UUID, seq: Seq) -> dict[str, Any]:
     return messages.message_to_dict(messages.delete(current_identity(router), room_id, seq))
+
+
+@router.post(
+    "/rooms/<room_id>/read",
+    summary="Move the caller's read position forward (never backwards, at most lastSeq)",
+    tags=["messages"],
+)
+def mark_read(room_id: UUID, body: MarkReadRequest) -> dict[str, Any]:
+    position = messages.mark_read(current_identity(router), room_id, body.seq)
+    return {"roomId": str(room_id), "lastReadSeq": position}
