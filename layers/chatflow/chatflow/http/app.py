@@ -81,11 +81,14 @@ class ChatflowHttpResolver(APIGatewayHttpResolver):
         self.settings = settings
         #: (compiled path rule, method) of every route, for 405 answers.
         self.route_methods: list[tuple[re.Pattern[str], str]] = []
+        #: (method, Powertools rule) of every route, e.g. ("GET", "/rooms/<room_id>").
+        self.route_rules: list[tuple[str, str]] = []
 
     def route(self, rule: str, method: Any, *args: Any, **kwargs: Any) -> Callable[..., Any]:
         methods = [method] if isinstance(method, str) else list(method)
         pattern = re.compile("^" + _RULE_PARAM.sub("[^/]+", rule) + "$")
         self.route_methods.extend((pattern, m.upper()) for m in methods)
+        self.route_rules.extend((m.upper(), rule) for m in methods)
         return super().route(rule, method, *args, **kwargs)
 
     def allowed_methods(self, path: str) -> list[str]:
@@ -244,4 +247,9 @@ def create_app(settings: Settings | None = None) -> ChatflowHttpResolver:
 
     app.include_router(rooms_routes.router)
     app.include_router(messages_routes.router)
+    from chatflow.http.routes import analytics as analytics_routes
+    from chatflow.http.routes import notifications as notifications_routes
+
+    app.include_router(notifications_routes.router)
+    app.include_router(analytics_routes.router)
     return app

@@ -1,0 +1,294 @@
+"""The HTTP app's guarantees: error shapes, limits, CORS, health, OpenAPI, catalog agreement.
+
+Requests go through the real ``functions/http_api`` handler with payload-2.0 events (directly,
+for answers API Gateway itself would never produce, e.g. a route the catalog lacks).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from infra.catalog import HTTP_ROUTES
+from tests.support.apigw import HttpApiClient, http_event, lambda_context
+from tests.support.identity import http_client, register, reset_identity_caches
+from tests.support.lambdas import load_handler, load_handler_module
+
+Handler = Any
+
+
+@pytest.fixture
+def http(chatflow_env: dict[str, str]) -> Handler:
+    reset_identity_caches()
+    return load_handler("http_api")
+
+
+@pytest.fixture
+def api(chatflow_env: dict[str, str]) -> HttpApiClient:
+    reset_identity_caches()
+    return http_client()
+
+
+def _call(handler: Handler, event: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+    raw = handler(event, lambda_context("http_api"))
+    body = raw.get("body") or ""
+    return (
+        raw["statusCode"],
+        {k.lower(): v for k, v in raw.get("headers", {}).items()},
+        json.loads(body) if body else None,
+    )
+
+
+def _assert_error(body: Any, code: str) -> None:
+    assert set(body) == {"error"}
+    assert body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str)
+    assert body["error"]["message"]
+
+
+def test_unknown_route_is_404_json(http: Handler) -> None:
+    status, headers, body = _call(http, http_event("GET", "/no/such/thing", route_key="$default"))
+    assert status == 404
+    assert headers["content-type"] == "application/json"
+    _assert_error(body, "not_found")
+
+
+def test_known_path_other_method_is_405_with_allow(http: Handler) -> None:
+    status, headers, body = _call(http, http_event("DELETE", "/users/me", route_key="$default"))
+    assert status == 405
+    assert headers["allow"] == "GET"
+    _assert_error(body, "method_not_allowed")
+
+
+def test_malformed_json_is_400(http: Handler) -> None:
+    status, _, body = _call(
+        http,
+        http_event("POST", "/auth/login", body="{not json", headers={"content-type": "application/json"}),
+    )
+    assert status == 400
+    _assert_error(body, "malformed_json")
+
+
+def test_validation_error_lists_fields_without_echoing_input(http: Handler) -> None:
+    secret = "hunter2-secret-value-" * 10
+    status, _, body = _call(
+        http, http_event("POST", "/auth/login", json={"handle": "", "password": secret, "x": 1})
+    )
+    assert status == 422
+    _assert_error(body, "invalid")
+    locs = {tuple(f["loc"]) for f in body["error"]["details"]["fields"]}
+    assert ("body", "handle") in locs
+    assert ("body", "x") in locs
+    assert secret not in json.dumps(body)
+
+
+def test_wrong_content_type_is_415(http: Handler) -> None:
+    status, _, body = _call(
+        http, http_event("POST", "/auth/login", body="handle=a", headers={"content-type": "text/plain"})
+    )
+    assert status == 415
+    _assert_error(body, "unsupported_media_type")
+
+
+def test_oversized_body_by_content_length_and_by_actual_size(
+    http: Handler, chatflow_env: dict[str, str]
+) -> None:
+    from chatflow.settings import get_settings
+
+    limit = get_settings().max_request_body_bytes
+    declared = http_event("POST", "/auth/login", json={"handle": "a", "password": "b"})
+    declared["headers"]["content-length"] = str(limit + 1)
+    status, _, body = _call(http, declared)
+    assert status == 413
+    _assert_error(body, "payload_too_large")
+
+    actual = http_event(
+        "POST", "/auth/register", body="x" * (limit + 1), headers={"content-type": "application/json"}
+    )
+    del actual["headers"]["content-length"]  # a lying/missing header does not help
+    assert _call(http, actual)[0] == 413
+
+    b64 = http_event("POST", "/auth/register", body=b"y" * (limit + 1))
+    b64["headers"]["content-length"] = "10"
+    assert b64["isBase64Encoded"] is True
+    assert _call(http, b64)[0] == 413
+
+    at_limit = http_event("POST", "/auth/login", body=json.dumps({"handle": "h" * 10, "password": "p" * 100}))
+    assert _call(http, at_limit)[0] != 413
+
+
+def test_unexpected_exception_is_500_without_details_and_logged(
+    chatflow_env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from chatflow.http.app import create_app
+
+    app = create_app()
+
+    @app.get("/boom")
+    def boom() -> dict[str, Any]:
+        raise RuntimeError("database password is swordfish")
+
+    with caplog.at_level(logging.ERROR):
+        raw = app.resolve(http_event("GET", "/boom", route_key="$default"), lambda_context())  # type: ignore[arg-type]
+    assert raw["statusCode"] == 500
+    body = json.loads(raw["body"])
+    _assert_error(body, "internal")
+    assert "swordfish" not in raw["body"]
+    assert any(r.exc_info and "swordfish" in str(r.exc_info[1]) for r in caplog.records)
+
+
+def test_cors_preflight_and_response_headers(http: Handler) -> None:
+    preflight = http_event(
+        "OPTIONS",
+        "/auth/login",
+        route_key="$default",
+        headers={"origin": "https://chat.example", "access-control-request-method": "POST"},
+    )
+    status, headers, _ = _call(http, preflight)
+    assert status == 204
+    assert headers["access-control-allow-origin"] in ("*", "https://chat.example")
+    assert "authorization" in headers["access-control-allow-headers"].lower()
+    status, headers, _ = _call(
+        http, http_event("GET", "/health/live", headers={"origin": "https://chat.example"})
+    )
+    assert status == 200
+    assert "access-control-allow-origin" in headers
+    # Errors answered before routing carry CORS headers too (browsers need them to read the error).
+    big = http_event(
+        "POST",
+        "/auth/login",
+        body="{}",
+        headers={"origin": "https://chat.example", "content-length": "99999999"},
+    )
+    status, headers, _ = _call(http, big)
+    assert status == 413
+    assert "access-control-allow-origin" in headers
+
+
+def test_health_live_and_ready(http: Handler) -> None:
+    status, _, body = _call(http, http_event("GET", "/health/live"))
+    assert (status, body) == (200, {"status": "ok"})
+    status, _, body = _call(http, http_event("GET", "/health/ready"))
+    assert status == 200, body
+    assert body["status"] == "ok"
+    for name in ("postgres", "redis"):
+        assert body["checks"][name]["ok"] is True
+        assert isinstance(body["checks"][name]["latencyMs"], float | int)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port  # closed once the socket is: connections are refused
+
+
+@pytest.fixture
+def broken(monkeypatch: pytest.MonkeyPatch, chatflow_env: dict[str, str]) -> Iterator[Any]:
+    """Point settings at a closed port for one dependency; restore clients afterwards."""
+    from chatflow.adapters.postgres.pool import close_pools
+    from chatflow.adapters.redis_client import close_redis
+    from chatflow.settings import reset_settings_cache
+
+    def breaker(dependency: str) -> None:
+        port = _closed_port()
+        if dependency == "redis":
+            monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{port}/0")
+        else:
+            url = re.sub(r"@[^/]+/", f"@127.0.0.1:{port}/", chatflow_env["DATABASE_URL"])
+            monkeypatch.setenv("DATABASE_URL", url)
+            monkeypatch.setenv("DB_CONNECT_TIMEOUT_S", "1")
+        reset_settings_cache()
+        close_pools()
+        close_redis()
+
+    yield breaker
+    monkeypatch.undo()
+    reset_settings_cache()
+    close_pools()
+    close_redis()
+
+
+@pytest.mark.parametrize("dependency", ["redis", "postgres"])
+def test_ready_is_503_when_a_dependency_is_down(http: Handler, broken: Any, dependency: str) -> None:
+    broken(dependency)
+    status, _, body = _call(http, http_event("GET", "/health/ready"))
+    assert status == 503
+    assert body["status"] == "unavailable"
+    assert body["checks"][dependency]["ok"] is False
+    assert "error" in body["checks"][dependency]
+    other = "postgres" if dependency == "redis" else "redis"
+    assert body["checks"][other]["ok"] is True
+    # Liveness does no I/O: still fine.
+    assert _call(http, http_event("GET", "/health/live"))[0] == 200
+
+
+def test_openapi_document(http: Handler) -> None:
+    status, _, doc = _call(http, http_event("GET", "/openapi.json"))
+    assert status == 200
+    assert doc["openapi"].startswith("3.")
+    assert doc["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+    }
+    paths = doc["paths"]
+    assert paths["/users/me"]["get"]["security"] == [{"bearerAuth": []}]
+    assert "security" not in paths["/auth/login"]["post"]
+    assert "/openapi.json" not in paths
+    register_body = paths["/auth/register"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert register_body  # generated from the pydantic model
+
+
+def _catalog_http_api_routes() -> set[tuple[str, str]]:
+    return {(r.method, r.path) for r in HTTP_ROUTES if r.function == "http_api"}
+
+
+def test_every_catalog_route_is_served_and_vice_versa(chatflow_env: dict[str, str]) -> None:
+    app = load_handler_module("http_api").app
+    served = {(method, re.sub(r"<([^>]+)>", r"{\1}", rule)) for method, rule in app.route_rules}
+    catalog = _catalog_http_api_routes()
+    assert catalog - served == set(), "catalog routes the http_api resolver does not serve"
+    assert served - catalog == set(), "resolver routes API Gateway would never send (add to infra/catalog.py)"
+
+
+def test_catalog_authorizer_matches_openapi_security(http: Handler) -> None:
+    _, _, doc = _call(http, http_event("GET", "/openapi.json"))
+    for route in HTTP_ROUTES:
+        if route.function != "http_api" or route.path == "/openapi.json":
+            continue
+        operation = doc["paths"][route.path][route.method.lower()]
+        assert bool(operation.get("security")) == (route.authorizer is not None), route.route_key
+
+
+def test_requests_are_logged_without_tokens_and_with_correlation_id(
+    api: HttpApiClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    pair = register(api)
+    with caplog.at_level(logging.DEBUG):
+        resp = api.get("/users/me", token=pair["accessToken"])
+    assert resp.status == 200
+    logged = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert "request" in logged
+    assert pair["accessToken"] not in logged
+    assert pair["refreshToken"] not in logged
+    module = load_handler_module("http_api")
+    assert resp.event is not None
+    assert module.logger.get_correlation_id() == resp.event["requestContext"]["requestId"]
+
+
+def test_base64_json_body_is_accepted(http: Handler) -> None:
+    event = http_event(
+        "POST", "/auth/login", body=base64.b64decode(base64.b64encode(b'{"handle":"nobody1","password":"x"}'))
+    )
+    event["headers"]["content-type"] = "application/json"
+    status, _, body = _call(http, event)
+    assert status == 401
+    _assert_error(body, "invalid_credentials")
