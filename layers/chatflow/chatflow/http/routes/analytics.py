@@ -1,22 +1,21 @@
 """GET /admin/analytics (admins only): daily active users, daily counters and messages per room
-per hour for a range of UTC days.
+per hour, for a range of UTC days (filled by the analytics function from the event stream).
 
-``?from=YYYY-MM-DD&to=YYYY-MM-DD`` (inclusive, default the last 7 days, at most 92 days) and
+``?from=YYYY-MM-DD&to=YYYY-MM-DD`` (inclusive; default the last 7 days; at most 92 days) and
 optionally ``roomId`` to restrict the hourly series to one room.
 """
 
 from __future__ import annotations
 
 from datetime import date
-from typing import cast
+from typing import Annotated, Any
 from uuid import UUID
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from chatflow.domain import analytics
-from chatflow.domain.users import ensure_active
-from chatflow.errors import Forbidden, InvalidInput
+from chatflow.errors import Forbidden
 from chatflow.http.context import current_identity
 
 router = Router()  # type: ignore[no-untyped-call]
@@ -32,27 +31,12 @@ def repository() -> analytics.AnalyticsRepository:
     return _repo
 
 
-def _query_date(name: str) -> date | None:
-    raw = router.current_event.get_query_string_value(name)
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise InvalidInput(f"{name} must be a date (YYYY-MM-DD)") from None
-
-
-@router.get("/admin/analytics")
-def get_analytics() -> dict[str, object]:
-    identity = ensure_active(current_identity(cast(APIGatewayHttpResolver, router)))
-    if not identity.is_admin:
+@router.get("/admin/analytics", summary="Usage figures (admins only)", tags=["admin"])
+def get_analytics(
+    from_: Annotated[date | None, Query(alias="from", description="first UTC day (YYYY-MM-DD)")] = None,
+    to: Annotated[date | None, Query(description="last UTC day, inclusive (YYYY-MM-DD)")] = None,
+    roomId: Annotated[UUID | None, Query(description="only this room's hourly series")] = None,
+) -> dict[str, Any]:
+    if not current_identity(router).is_admin:
         raise Forbidden("admins only")
-    raw_room = router.current_event.get_query_string_value("roomId")
-    room_id: UUID | None = None
-    if raw_room:
-        try:
-            room_id = UUID(raw_room)
-        except ValueError:
-            raise InvalidInput("roomId must be a UUID") from None
-    result = analytics.report(repository(), start=_query_date("from"), end=_query_date("to"), room_id=room_id)
-    return result.to_dict()
+    return analytics.report(repository(), start=from_, end=to, room_id=roomId).to_dict()
