@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install dev test lint typecheck unit migrate synth bench clean
+.PHONY: install dev test lint typecheck unit migrate synth bench clean invoke event-schemas
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml layers/chatflow/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,15 @@ migrate: install
 bench: install
 	scripts/ensure-services.sh
 	$(PY) bench/cold_start.py
+
+## Invoke one function locally with a sample event: make invoke FN=notifications EVENT=message_created
+invoke: install
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=<sample in events/samples/FN/>"; exit 2; }
+	$(PY) -m chatflow.events.tools invoke $(FN) $(EVENT)
+
+## Re-export the event JSON Schemas (events/schemas) after changing chatflow/events/schemas.py.
+event-schemas: install
+	$(PY) -m chatflow.events.tools export-schemas
 
 clean:
 	rm -rf $(VENV) cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -153,12 +153,15 @@ def invoke(root: Path, function: str, sample: str) -> Any:
     if not module_path.exists():
         raise SystemExit(f"no function {function!r} ({module_path} missing)")
     event = json.loads(sample_path(root, function, sample).read_text())
-    spec = importlib.util.spec_from_file_location(f"chatflow_fn_{function}", module_path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    name = f"chatflow_fn_{function}"
+    module = sys.modules.get(name)  # a warm container keeps its module
+    if module is None:
+        spec = importlib.util.spec_from_file_location(name, module_path)
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
     context = LocalLambdaContext(
         function_name=f"chatflow-{function}", memory_limit_in_mb=memory, timeout_s=timeout
     )
