@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from chatflow.ports import MessageRepository
 
 #: Client message ids: printable, no whitespace, bounded (the event schema allows 200).
-_CLIENT_ID = re.compile(r"^[\x21-\x7e]{1,200}$")
+_CLIENT_ID = re.compile(r"[\x21-\x7e]{1,200}")
 #: "@handle" not preceded by a word char or "@" (so e-mail addresses are not mentions).
 _MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_][A-Za-z0-9_.\-]{0,63})")
 _MAX_MENTIONS = 50
@@ -70,7 +70,7 @@ def validate_body(body: object, settings: Settings) -> str:
 
 
 def validate_client_message_id(client_message_id: object) -> str:
-    if not isinstance(client_message_id, str) or not _CLIENT_ID.match(client_message_id):
+    if not isinstance(client_message_id, str) or not _CLIENT_ID.fullmatch(client_message_id):
         raise InvalidInput(
             "clientMessageId must be 1-200 printable characters without spaces",
             code="invalid_client_message_id",

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from chatflow.domain.messages import MessageService
     from chatflow.ports import RoomCache, RoomRepository
 
-_NAME = re.compile(r"^[\w][\w .\-]{0,79}$")
+_NAME = re.compile(r"\w[\w .\-]{0,79}")
 _FORBIDDEN_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 MAX_TOPIC_CHARS = 250
 DEFAULT_LIST_LIMIT = 50
@@ -64,7 +64,7 @@ def _deny(room: Room) -> Exception:
 
 
 def validate_name(name: object) -> str:
-    if not isinstance(name, str) or not _NAME.match(name.strip()):
+    if not isinstance(name, str) or not _NAME.fullmatch(name.strip()):
         raise InvalidInput(
             "name must be 1-80 letters, digits, spaces, '.', '-' or '_' and start with a letter or digit",
             code="invalid_name",
