@@ -250,7 +250,7 @@ def ensure_valid(event: DomainEvent) -> DomainEvent:
     if not isinstance(detail_type, str) or REGISTRY.get(detail_type) is None:
         raise InvalidEvent(f"unregistered event class {type(event).__name__}")
     try:
-        detail = event.detail()
+        detail = event.model_dump(mode="json", warnings=False)
     except Exception as exc:  # serialization of a bypassed, malformed value
         raise InvalidEvent(f"{detail_type}: cannot serialize ({exc})") from None
     return parse_detail(detail_type, detail)

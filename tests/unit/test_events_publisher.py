@@ -1,0 +1,87 @@
+"""EventBridge publisher (EventPublisher port) against the local EventBridge emulator over HTTP."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from chatflow.adapters.eventbridge import EventBridgePublisher, PublishFailed
+from chatflow.events.schemas import ConnectionOpened, InvalidEvent, UserOffline, UserOnline
+from local_stack.eventbridge.http_api import RunningEventBridgeApi
+from tests.support.events import archived_event_ids, emulator, events_client
+
+
+@pytest.fixture
+def api() -> Iterator[RunningEventBridgeApi]:
+    with emulator() as running:
+        yield running
+
+
+def _publisher(api: RunningEventBridgeApi, **kw: Any) -> EventBridgePublisher:
+    return EventBridgePublisher(
+        client=events_client(api.endpoint_url),
+        bus_name="chatflow",
+        source="chatflow.chat",
+        sleep=lambda _: None,
+        **kw,
+    )
+
+
+def test_publish_puts_valid_events_with_source_detail_type_and_time(api: RunningEventBridgeApi) -> None:
+    event = ConnectionOpened(user_id=uuid.uuid4(), connection_id="abc=")
+    _publisher(api).publish([event])
+    (archived,) = [e for e in api.bus.archived() if e["detail"]["event_id"] == str(event.event_id)]
+    assert archived["source"] == "chatflow.chat"
+    assert archived["detail-type"] == "connection.opened"
+    assert archived["detail"] == event.detail()
+    assert archived["time"].startswith(event.occurred_at.strftime("%Y-%m-%dT%H:%M"))
+
+
+def test_one_invalid_event_means_nothing_is_sent(api: RunningEventBridgeApi) -> None:
+    good = UserOnline(user_id=uuid.uuid4())
+    bad = UserOffline.model_construct(event_id=uuid.uuid4(), user_id="someone", version=1)
+    publisher = _publisher(api)
+    with pytest.raises(InvalidEvent):
+        publisher.publish([good, bad])
+    assert api.api.requests == 0
+    assert archived_event_ids(api) == []
+
+
+def test_bus_down_raises_publish_failed_after_retries(api: RunningEventBridgeApi) -> None:
+    api.bus.faults.set_unavailable(True)
+    events = [UserOnline(user_id=uuid.uuid4()) for _ in range(12)]
+    with pytest.raises(PublishFailed) as caught:
+        _publisher(api, max_attempts=3).publish(events)
+    assert {f.event_id for f in caught.value.failed} == {e.event_id for e in events}
+    assert caught.value.status == 503
+    assert api.api.requests == 2 * 3  # two batches (10 + 2), three attempts each
+
+
+def test_partial_failure_retries_only_the_rejected_entries(api: RunningEventBridgeApi) -> None:
+    events = [UserOnline(user_id=uuid.uuid4()) for _ in range(5)]
+    api.bus.faults.fail_entries(2)
+    _publisher(api).publish(events)
+    assert sorted(archived_event_ids(api)) == sorted(str(e.event_id) for e in events)
+    assert api.api.requests == 2
+
+
+def test_client_is_created_lazily(api: RunningEventBridgeApi) -> None:
+    made: list[int] = []
+
+    def factory() -> Any:
+        made.append(1)
+        return events_client(api.endpoint_url)
+
+    publisher = EventBridgePublisher(client_factory=factory, bus_name="chatflow", sleep=lambda _: None)
+    assert made == []
+    publisher.publish([UserOnline(user_id=uuid.uuid4())])
+    publisher.publish([UserOnline(user_id=uuid.uuid4())])
+    assert made == [1]
+
+
+def test_publish_of_nothing_sends_nothing(api: RunningEventBridgeApi) -> None:
+    _publisher(api).publish([])
+    assert api.api.requests == 0
