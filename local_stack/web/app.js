@@ -46,7 +46,8 @@
     loadingHistory: false,
     lastSeq: new Map(), // roomId -> highest seq seen
     pending: new Map(), // clientMessageId -> {roomId, body, createdAt, sentAt, failed, error}
-    online: new Set(),
+    presence: new Map(), // userId -> "online" | "offline" (from presence frames)
+    holdReconnectUntil: 0, // test seam: chatflowTest.dropConnection(pauseMs)
     handles: new Map(), // userId -> handle
     typing: new Map(), // roomId -> Map(userId -> {handle, timer})
     lastTypingSent: 0,
@@ -232,7 +233,7 @@
     state.historyCursor.clear();
     state.lastSeq.clear();
     state.pending.clear();
-    state.online.clear();
+    state.presence.clear();
     state.currentRoomId = null;
     state.subscribedRoomId = null;
     el.chatView.hidden = true;
@@ -599,13 +600,17 @@
   function renderPresence() {
     el.presence.replaceChildren();
     if (!state.session) return;
+    // Me, then everyone a presence frame told us about (co-members), online first.
     const people = [[state.session.user.id, state.wsOpen]];
-    for (const userId of state.online) if (userId !== state.session.user.id) people.push([userId, true]);
+    const others = [...state.presence].filter(([id]) => id !== state.session.user.id);
+    others.sort((a, b) => (a[1] === b[1] ? handleOf(a[0]).localeCompare(handleOf(b[0])) : a[1] === "online" ? -1 : 1));
+    for (const [userId, status] of others) people.push([userId, status === "online"]);
     for (const [userId, isOnline] of people) {
       const span = document.createElement("span");
       span.className = "user" + (isOnline ? " online" : "");
       span.dataset.userId = userId;
       span.textContent = handleOf(userId);
+      span.title = isOnline ? "online" : "offline";
       el.presence.append(span);
     }
   }
@@ -678,7 +683,8 @@
 
   function scheduleReconnect() {
     if (!state.session) return;
-    const delay = Math.min(10000, 500 * 2 ** state.reconnectAttempt) * (0.5 + Math.random() / 2);
+    const backoff = Math.min(10000, 500 * 2 ** state.reconnectAttempt) * (0.5 + Math.random() / 2);
+    const delay = Math.max(backoff, state.holdReconnectUntil - Date.now());
     state.reconnectAttempt += 1;
     clearTimeout(state.reconnectTimer);
     state.reconnectTimer = setTimeout(connect, delay);
@@ -760,8 +766,7 @@
         onTypingFrame(frame);
         break;
       case "presence":
-        if (frame.status === "online") state.online.add(frame.userId);
-        else state.online.delete(frame.userId);
+        if (frame.status === "online" || frame.status === "offline") state.presence.set(frame.userId, frame.status);
         renderPresence();
         break;
       case "read": {
@@ -817,6 +822,16 @@
     }
     document.body.dataset.ready = "true";
   }
+
+  // Test seam (tests/e2e/test_browser_chat.py): drop the socket as a network failure would and keep
+  // it down for pauseMs, so a test can show that messages sent meanwhile arrive through resume.
+  window.chatflowTest = {
+    dropConnection(pauseMs = 0) {
+      state.holdReconnectUntil = Date.now() + pauseMs;
+      if (state.ws) state.ws.close(4000, "test: connection dropped");
+    },
+    connectionState: () => el.connStatus.dataset.state,
+  };
 
   main();
 })();

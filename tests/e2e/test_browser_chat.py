@@ -1,0 +1,323 @@
+"""The web chat page (local_stack/web) end to end in headless Chromium, two users, real handlers.
+
+Target: ``CHATFLOW_WEB_URL`` (a running ``make dev``'s page) when set; otherwise the test starts
+the local gateway (every catalog function, this run's Postgres database and Redis prefix) with the
+page on an ephemeral port. The browser is Debian's ``chromium`` + ``chromium-driver`` driven by
+selenium; ``scripts/ensure-browser.sh`` (part of ``make test``) installs them. Without them the
+test skips locally, and fails as root / in CI where they can be installed.
+
+Flow: alice registers and creates a room; 45 older messages are seeded over a raw WebSocket as
+alice; bob registers and joins by room id; bob's page loads the latest page of history and older
+pages as he scrolls up; bob's typing shows on alice's page; messages each way arrive live and are
+acked; bob signs out and in again and alice sees him offline, then online; bob's socket drops
+and what alice sends meanwhile reaches him through resume; bob reloads and the session and room
+are restored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+CHROMIUM = os.environ.get("CHROMIUM_BINARY", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("CHROMEDRIVER_BINARY", "/usr/bin/chromedriver")
+WAIT_S = 30.0
+SEEDED = 45
+PASSWORD = "correct horse battery"  # the test's own throwaway users
+
+
+def _browser_available() -> str | None:
+    """None when Chromium and its driver are usable, else why not."""
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not (os.path.exists(p) or shutil.which(p))]
+    if missing:
+        return (
+            f"missing {', '.join(missing)}: run scripts/ensure-browser.sh (installs chromium chromium-driver)"
+        )
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed: pip install -r requirements-dev.txt"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser_ready() -> None:
+    reason = _browser_available()
+    if reason is None:
+        return
+    must_run = bool(os.environ.get("CI")) or (hasattr(os, "geteuid") and os.geteuid() == 0)
+    if must_run:
+        pytest.fail(f"headless Chromium is required here: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def web_url(browser_ready: None, request: pytest.FixtureRequest) -> Iterator[str]:
+    external = os.environ.get("CHATFLOW_WEB_URL")
+    if external:
+        yield external
+        return
+    chatflow_env: dict[str, str] = request.getfixturevalue("chatflow_env")
+    from local_stack.gateway import GatewayConfig, running_gateway
+
+    env = {**os.environ, **chatflow_env}
+    with running_gateway(GatewayConfig(env=env, web_port=0, warm=("authorizer", "http_api"))) as gw:
+        assert gw.gateway.web_url is not None
+        yield gw.gateway.web_url
+
+
+@pytest.fixture
+def new_browser(
+    browser_ready: None, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[[str], Any]]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    drivers: list[tuple[str, Any]] = []
+
+    def make(name: str) -> Any:
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for flag in (
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--window-size=1100,760",
+            f"--user-data-dir={tmp_path / f'profile-{name}'}",
+        ):
+            options.add_argument(flag)
+        driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+        driver.set_page_load_timeout(WAIT_S)
+        drivers.append((name, driver))
+        return driver
+
+    yield make
+    # Screenshots of the final state help when a wait fails (kept in pytest's tmp_path, or
+    # BROWSER_SCREENSHOTS=dir).
+    shots = Path(os.environ.get("BROWSER_SCREENSHOTS") or tmp_path)
+    for name, driver in drivers:
+        with contextlib.suppress(Exception):
+            shots.mkdir(parents=True, exist_ok=True)
+            driver.save_screenshot(str(shots / f"{request.node.name}-{name}.png"))
+        with contextlib.suppress(Exception):
+            driver.quit()
+
+
+class ChatPage:
+    """What a user does on the page, by element ids (local_stack/web/index.html)."""
+
+    def __init__(self, driver: Any, url: str) -> None:
+        self.driver = driver
+        self.url = url
+
+    def wait(self, condition: Callable[[Any], Any], what: str, timeout: float = WAIT_S) -> Any:
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(condition, message=what)
+
+    def find(self, element_id: str) -> Any:
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.ID, element_id)
+
+    def texts(self, css: str) -> list[str]:
+        """textContent of every match, read in one script (the page re-renders lists wholesale,
+        so element handles can go stale between finding and reading them)."""
+        found: list[str] = self.driver.execute_script(
+            "return [...document.querySelectorAll(arguments[0])].map(e => e.textContent)", css
+        )
+        return found
+
+    def open(self) -> None:
+        self.driver.get(self.url)
+        self.wait(lambda d: d.execute_script("return document.body.dataset.ready") == "true", "page ready")
+
+    def register(self, handle: str) -> None:
+        self.find("auth-handle").send_keys(handle)
+        self.find("auth-password").send_keys(PASSWORD)
+        self.find("register-btn").click()
+        self.wait(lambda d: self.find("chat-view").is_displayed(), f"{handle} signed in")
+        self.wait_online()
+
+    def login(self, handle: str) -> None:
+        self.find("auth-handle").clear()
+        self.find("auth-handle").send_keys(handle)
+        self.find("auth-password").send_keys(PASSWORD)
+        self.find("login-btn").click()
+        self.wait(lambda d: self.find("chat-view").is_displayed(), f"{handle} signed in")
+        self.wait_online()
+
+    def wait_online(self) -> None:
+        self.wait(
+            lambda d: self.find("conn-status").get_attribute("data-state") == "online", "WebSocket online"
+        )
+
+    def create_room(self, name: str) -> str:
+        self.find("new-room-name").send_keys(name)
+        self.find("create-room-btn").click()
+        self.wait(lambda d: self.find("room-title").text == name, f"room {name} open")
+        room_id: str = self.find("room-id").text
+        return room_id
+
+    def join_room(self, room_id: str, name: str) -> None:
+        self.find("join-room-id").send_keys(room_id)
+        self.find("join-room-btn").click()
+        self.wait(lambda d: self.find("room-title").text == name, f"joined {name}")
+
+    def bodies(self) -> list[str]:
+        return self.texts("#message-list .message .body")
+
+    def wait_for_message(self, body: str) -> None:
+        self.wait(lambda d: body in self.bodies(), f"message {body!r} shown")
+
+    def send(self, body: str) -> None:
+        self.find("message-input").send_keys(body)
+        self.find("send-btn").click()
+        # Acked: the item carries the server's sequence number, no longer "pending".
+        self.wait(
+            lambda d: d.execute_script(
+                "return [...document.querySelectorAll('#message-list .message:not(.pending)[data-seq]')]"
+                ".some(li => li.querySelector('.body').textContent === arguments[0])",
+                body,
+            ),
+            f"{body!r} acked",
+        )
+
+    def session(self) -> dict[str, Any]:
+        raw = self.driver.execute_script("return sessionStorage.getItem('chatflow.session')")
+        data: dict[str, Any] = json.loads(raw)
+        return data
+
+    def scroll_history_to_top(self) -> bool:
+        """Scroll the message pane to the top (loads older history); True once 'seed 1' shows."""
+        self.driver.execute_script("document.getElementById('messages').scrollTop = 0")
+        return "seed 1" in self.bodies()
+
+
+def _ws_url(page: ChatPage) -> str:
+    cfg = page.driver.execute_script(
+        "return fetch('config.json').then(r => r.ok ? r.json() : {}).catch(() => ({}))"
+    )
+    url = cfg.get("wsUrl") if isinstance(cfg, dict) else None
+    if not url:
+        pytest.fail("the page's config.json names no wsUrl")
+    return str(url)
+
+
+def _seed_messages(ws_url: str, token: str, room_id: str, count: int) -> None:
+    """Send ``count`` messages over a raw WebSocket (the real protocol), pacing on rate limits."""
+    import time
+
+    from websockets.sync.client import connect
+
+    sent = 0
+    with connect(f"{ws_url}?token={token}", open_timeout=WAIT_S) as ws:
+        while sent < count:
+            cid = f"seed-{secrets.token_hex(6)}"
+            ws.send(
+                json.dumps(
+                    {
+                        "action": "sendMessage",
+                        "roomId": room_id,
+                        "clientMessageId": cid,
+                        "body": f"seed {sent + 1}",
+                    }
+                )
+            )
+            while True:
+                frame = json.loads(ws.recv(timeout=WAIT_S))
+                if frame.get("type") == "ack" and frame.get("clientMessageId") == cid:
+                    sent += 1
+                    break
+                if frame.get("type") == "error":
+                    if frame.get("code") != "rate_limited":
+                        pytest.fail(f"seeding failed: {frame}")
+                    time.sleep(int(frame.get("retryAfterMs") or 500) / 1000)  # back off, then resend
+                    break
+
+
+def test_two_users_chat_in_the_browser(web_url: str, new_browser: Callable[[str], Any]) -> None:
+    tag = secrets.token_hex(3)
+    alice_handle, bob_handle = f"alice_{tag}", f"bob_{tag}"
+    room_name = f"lobby {tag}"
+
+    alice = ChatPage(new_browser("alice"), web_url)
+    alice.open()
+    alice.register(alice_handle)
+    room_id = alice.create_room(room_name)
+
+    _seed_messages(_ws_url(alice), alice.session()["accessToken"], room_id, SEEDED)
+    alice.wait_for_message(f"seed {SEEDED}")  # her page got them live (another connection of hers)
+
+    bob = ChatPage(new_browser("bob"), web_url)
+    bob.open()
+    bob.register(bob_handle)
+    bob.join_room(room_id, room_name)
+
+    # History: the latest page first, older pages as bob scrolls up (keyset, ?before=).
+    bob.wait_for_message(f"seed {SEEDED}")
+    assert "seed 1" not in bob.bodies()
+    bob.wait(
+        lambda d: bob.scroll_history_to_top() or "seed 1" in bob.bodies(),
+        "older history loaded on scroll",
+    )
+    seeded = [b for b in bob.bodies() if b.startswith("seed ")]
+    assert seeded == [f"seed {n}" for n in range(1, SEEDED + 1)]  # in order, no gaps, no duplicates
+    bob.wait(lambda d: "Beginning" in bob.find("history-status").text, "history exhausted")
+
+    # Typing: bob types, alice sees the indicator.
+    bob.find("message-input").send_keys("hel")
+    alice.wait(lambda d: f"{bob_handle} is typing" in alice.find("typing-indicator").text, "typing shown")
+
+    # Live messages both ways, with acks.
+    bob.find("message-input").clear()
+    bob.send(f"hello from {bob_handle}")
+    alice.wait_for_message(f"hello from {bob_handle}")
+    alice.wait(lambda d: not alice.find("typing-indicator").text, "typing cleared by the message")
+    alice.send(f"hi {bob_handle}, {alice_handle} here")
+    bob.wait_for_message(f"hi {bob_handle}, {alice_handle} here")
+
+    # Presence: bob signs out (his only socket closes) and back in; alice sees him go and come back.
+    bob.find("logout").click()
+    bob.wait(lambda d: bob.find("auth-view").is_displayed(), "bob signed out")
+    alice.wait(lambda d: bob_handle in alice.texts("#presence .user:not(.online)"), "bob shown offline")
+    bob.login(bob_handle)
+    bob.wait(lambda d: bob.find("room-title").text == room_name, "room reopened after sign-in")
+    alice.wait(lambda d: bob_handle in alice.texts("#presence .user.online"), "bob shown online")
+
+    # Reconnect + resume: bob's socket drops (held down for a while); what alice sends meanwhile
+    # reaches bob's page through resume once it reconnects, exactly once.
+    bob.driver.execute_script("window.chatflowTest.dropConnection(arguments[0])", 3000)
+    bob.wait(
+        lambda d: bob.find("conn-status").get_attribute("data-state") != "online", "bob's socket dropped"
+    )
+    alice.send("while bob was away")
+    bob.wait_online()
+    bob.wait_for_message("while bob was away")
+    assert bob.bodies().count("while bob was away") == 1
+
+    # Reload: the session and the open room survive; live delivery continues on the new socket.
+    bob.driver.refresh()
+    bob.wait(lambda d: d.execute_script("return document.body.dataset.ready") == "true", "reloaded")
+    bob.wait_online()
+    bob.wait(lambda d: bob.find("room-title").text == room_name, "room restored after reload")
+    bob.wait_for_message("while bob was away")
+    alice.send("after the reload")
+    bob.wait_for_message("after the reload")
+    assert bob.bodies().count("after the reload") == 1
