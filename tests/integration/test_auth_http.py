@@ -267,7 +267,7 @@ def test_demotion_takes_effect_on_the_next_request(api: HttpApiClient) -> None:
 
 
 def test_ban_calls_the_wired_session_terminator(api: HttpApiClient) -> None:
-    from chatflow.auth.service import set_session_terminator
+    from chatflow.auth.service import get_session_terminator, set_session_terminator
 
     closed: list[uuid.UUID] = []
 
@@ -281,11 +281,12 @@ def test_ban_calls_the_wired_session_terminator(api: HttpApiClient) -> None:
     promote(admin_handle)
     admin = _token_for(api, admin_handle)
     victim = register(api)
+    wired = get_session_terminator()  # the http_api handler wires REALTIME's at cold start
     set_session_terminator(RecordingTerminator())
     try:
         resp = api.post(f"/admin/users/{victim['user']['id']}/ban", token=admin["accessToken"])
     finally:
-        set_session_terminator(None)
+        set_session_terminator(wired)
     assert resp.status == 200
     assert resp.json["sessionsClosed"] == 2
     assert closed == [uuid.UUID(victim["user"]["id"])]

@@ -21,11 +21,27 @@ from chatflow.settings import Settings, SettingsError
 SECRET_MAX_AGE_S = 300
 
 
-def fetch_secret(arn: str) -> str:
-    """The secret string of ``arn`` (Powertools, cached ``max_age``)."""
-    from aws_lambda_powertools.utilities import parameters
+_provider: Any = None
 
-    value = parameters.get_secret(arn, max_age=SECRET_MAX_AGE_S)
+
+def _secrets_provider() -> Any:
+    global _provider
+    if _provider is None:
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+        _provider = SecretsProvider()
+    return _provider
+
+
+def use_secrets_provider(provider: Any) -> None:
+    """Install a Powertools ``SecretsProvider`` (e.g. over a stubbed client); None = default."""
+    global _provider
+    _provider = provider
+
+
+def fetch_secret(arn: str) -> str:
+    """The secret string of ``arn`` (Powertools parameters, cached ``max_age`` per container)."""
+    value = _secrets_provider().get(arn, max_age=SECRET_MAX_AGE_S)
     if isinstance(value, bytes):
         return value.decode()
     return str(value)

@@ -54,6 +54,10 @@ def set_session_terminator(terminator: SessionTerminator | None) -> None:
         _service.session_terminator = terminator
 
 
+def get_session_terminator() -> SessionTerminator | None:
+    return _terminator
+
+
 def reset_user_service() -> None:
     """For tests that change settings."""
     global _service
