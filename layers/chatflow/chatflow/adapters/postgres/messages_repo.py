@@ -7,8 +7,9 @@ Send (contract 3), in ONE writer transaction:
   2. seq = last_seq + 1; ``INSERT`` the message ``ON CONFLICT (sender_id, client_message_id)
      DO NOTHING`` -- a duplicate (even one committed by a concurrent transaction, whose COMMIT
      the INSERT waits for) aborts the transaction and the stored original is returned;
-  3. the MessageCreated outbox row, ``last_seq`` and the sender's read position;
-  COMMIT, then ``flush_after_commit``.
+     (the same statement bumps ``last_seq`` and the sender's read position);
+  3. the MessageCreated outbox row (``outbox.enqueue``);
+  COMMIT, then ``flush_after_commit``. Round trips: BEGIN, 1, 2, 3, COMMIT.
 History reads the reader pool with keyset conditions on the primary key (room_id, seq).
 """
 
@@ -98,46 +99,58 @@ class PostgresMessageRepository:
     ) -> tuple[Message, bool]:
         try:
             with write_transaction() as conn:
+                # Round trip 1: lock the room; read the sender's membership and handle and which
+                # mention candidates are members (starting from the handle index, not the room's
+                # member list, so big rooms cost nothing extra).
                 row = conn.execute(
                     f"""SELECT {ROOM_COLUMNS}, r.last_seq, u.handle AS sender_handle,
                                m.role AS m_role, m.last_read_seq AS m_last_read_seq,
-                               m.joined_at AS m_joined_at
+                               m.joined_at AS m_joined_at,
+                               ARRAY(SELECT c.handle FROM users c
+                                      WHERE lower(c.handle) = ANY(%(candidates)s)
+                                        AND EXISTS (SELECT 1 FROM memberships cm
+                                                     WHERE cm.room_id = r.id AND cm.user_id = c.id)
+                               ) AS mentioned
                           FROM rooms r
                           LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = %(sender)s
                           LEFT JOIN users u ON u.id = m.user_id
                          WHERE r.id = %(room)s
                            FOR NO KEY UPDATE OF r""",  # noqa: S608 -- fixed column list
-                    {"room": room_id, "sender": sender_id},
+                    {"room": room_id, "sender": sender_id, "candidates": list(mention_candidates)},
                 ).fetchone()
                 if row is None:
                     raise NotFound("room not found", code="room_not_found")
                 check(room_from_row(row), membership_from_row(row, room_id, sender_id))
                 seq = int(row["last_seq"]) + 1
+                # Round trip 2: the message, the new last_seq and the sender's read position; the
+                # two updates only apply when the insert did (a duplicate inserts nothing).
                 inserted = conn.execute(
-                    """INSERT INTO messages (room_id, seq, id, sender_id, client_message_id, body)
-                       VALUES (%s, %s, %s, %s, %s, %s)
-                       ON CONFLICT (sender_id, client_message_id) DO NOTHING
-                       RETURNING created_at""",
-                    (room_id, seq, message_id, sender_id, client_message_id, body),
+                    """WITH ins AS (
+                           INSERT INTO messages (room_id, seq, id, sender_id, client_message_id, body)
+                           VALUES (%(room)s, %(seq)s, %(id)s, %(sender)s, %(client_id)s, %(body)s)
+                           ON CONFLICT (sender_id, client_message_id) DO NOTHING
+                           RETURNING created_at
+                       ), bump AS (
+                           UPDATE rooms SET last_seq = %(seq)s
+                            WHERE id = %(room)s AND EXISTS (SELECT 1 FROM ins)
+                       ), seen AS (
+                           UPDATE memberships SET last_read_seq = GREATEST(last_read_seq, %(seq)s)
+                            WHERE room_id = %(room)s AND user_id = %(sender)s AND EXISTS (SELECT 1 FROM ins)
+                       )
+                       SELECT created_at FROM ins""",
+                    {
+                        "room": room_id,
+                        "seq": seq,
+                        "id": message_id,
+                        "sender": sender_id,
+                        "client_id": client_message_id,
+                        "body": body,
+                    },
                 ).fetchone()
                 if inserted is None:
                     raise _DuplicateSend
-                mentions: list[str] = []
-                if mention_candidates:
-                    found = conn.execute(
-                        """SELECT u.handle FROM memberships ms JOIN users u ON u.id = ms.user_id
-                            WHERE ms.room_id = %s AND lower(u.handle) = ANY(%s)""",
-                        (room_id, list(mention_candidates)),
-                    ).fetchall()
-                    by_lower = {r["handle"].lower(): r["handle"] for r in found}
-                    mentions = [by_lower[c] for c in mention_candidates if c in by_lower]
-                # Bump the sequence and mark the message read for its sender, in one statement.
-                conn.execute(
-                    """WITH bump AS (UPDATE rooms SET last_seq = %(seq)s WHERE id = %(room)s)
-                       UPDATE memberships SET last_read_seq = GREATEST(last_read_seq, %(seq)s)
-                        WHERE room_id = %(room)s AND user_id = %(sender)s""",
-                    {"seq": seq, "room": room_id, "sender": sender_id},
-                )
+                by_lower = {h.lower(): h for h in row["mentioned"]}
+                mentions = [by_lower[c] for c in mention_candidates if c in by_lower]
                 message = Message(
                     room_id=room_id,
                     seq=seq,
