@@ -244,6 +244,7 @@ def test_sqs_dead_letters_are_put_back_on_the_bus_and_only_then_deleted(
     sender, reader = insert_user(db), insert_user(db)
     room = insert_room(db, sender, [reader])
     message = _message(room, sender, 1)
+    left = MemberLeft(room_id=room, user_id=reader)
     dead = {
         "version": "0",
         "id": str(uuid.uuid4()),
@@ -258,7 +259,13 @@ def test_sqs_dead_letters_are_put_back_on_the_bus_and_only_then_deleted(
     garbage = json.dumps(
         {"detail-type": "message.created", "source": "chatflow.chat", "detail": {"version": 1}}
     )
-    sqs = RecordingSqs([json.dumps(dead), garbage])
+    lambda_failure = {
+        "version": "1.0",
+        "requestContext": {"condition": "RetriesExhausted", "approximateInvokeCount": 3},
+        "requestPayload": {**dead, "detail": left.detail(), "detail-type": "member.left"},
+        "responsePayload": {"errorMessage": "boom"},
+    }
+    sqs = RecordingSqs([json.dumps(dead), garbage, json.dumps(lambda_failure)])
     result = tools.redrive_sqs(
         cast(Any, sqs),
         events_client(api.endpoint_url),
@@ -266,12 +273,13 @@ def test_sqs_dead_letters_are_put_back_on_the_bus_and_only_then_deleted(
         bus_name="chatflow",
     )
     assert result.to_dict() | {"errors": []} == {
-        "received": 2,
-        "redriven": 1,
+        "received": 3,
+        "redriven": 2,
         "invalid": 1,
         "failed": 0,
         "errors": [],
     }
-    assert sqs.deleted == ["rh-m0"]  # the invalid one stays in the DLQ for a human
+    assert sqs.deleted == ["rh-m0", "rh-m2"]  # the invalid one stays in the DLQ for a human
     assert api.bus.wait_idle(30)
     assert _unread(db, room, reader) == 1
+    assert str(left.event_id) in {e["detail"]["event_id"] for e in api.bus.archived()}

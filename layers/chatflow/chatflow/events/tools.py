@@ -192,9 +192,17 @@ class RedriveResult:
 def envelope_to_entry(envelope: dict[str, Any], bus_name: str) -> dict[str, Any]:
     """A PutEvents entry re-creating a dead-lettered event (same source, detail-type, detail).
 
+    Accepts what either dead-letter queue holds: the event itself (EventBridge target DLQ) or a
+    Lambda async-invoke failure record whose ``requestPayload`` is the event.
+
     The detail is validated first (InvalidEvent: it stays in the DLQ); its event_id is kept, so
     consumers that already applied it ignore the redriven copy.
     """
+    if "requestPayload" in envelope and "detail" not in envelope:
+        # A Lambda async-invoke failure record (on-failure destination queue): the event is the
+        # payload of the failed invocation.
+        payload = envelope["requestPayload"]
+        envelope = payload if isinstance(payload, dict) else {}
     detail = envelope.get("detail")
     detail_type = envelope.get("detail-type")
     source = envelope.get("source")
