@@ -22,6 +22,7 @@ dev: install
 ## The full test suite: lint, types, unit + integration + e2e + infra tests.
 test: install
 	scripts/ensure-services.sh
+	scripts/ensure-browser.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
