@@ -143,6 +143,8 @@ class LocalGateway:
             invoke, rules=rules, name=cfg.env.get("EVENT_BUS_NAME", "chatflow"), region="us-east-1"
         )
         self.bus.start()
+        # Catalog schedules (the outbox sweep) fire as EventBridge schedule rules do.
+        self.bus.start_schedules([s for s in catalog.SCHEDULES if s.function in names])
         runner, port = await start_site(EventBridgeApi(self.bus).app(), cfg.host, cfg.events_port)
         self._runners.append(runner)
         return f"http://{cfg.host}:{port}"
