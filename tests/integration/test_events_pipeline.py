@@ -283,3 +283,64 @@ def test_sqs_dead_letters_are_put_back_on_the_bus_and_only_then_deleted(
     assert api.bus.wait_idle(30)
     assert _unread(db, room, reader) == 1
     assert str(left.event_id) in {e["detail"]["event_id"] for e in api.bus.archived()}
+
+
+@pytest.fixture
+def live_bus(api: RunningEventBridgeApi, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningEventBridgeApi]:
+    """Writers' flush_after_commit pointed at the emulator (as the local gateway configures it)."""
+    from chatflow.adapters.eventbridge import reset_publisher
+    from chatflow.domain import rooms
+    from chatflow.events import relay as relay_module
+    from chatflow.settings import reset_settings_cache
+
+    monkeypatch.setenv("EVENTS_ENDPOINT_URL", api.endpoint_url)
+    reset_settings_cache()
+    reset_publisher()
+    relay_module.set_flush_relay(None)
+    rooms.reset_services()
+    yield api
+    monkeypatch.delenv("EVENTS_ENDPOINT_URL")
+    reset_settings_cache()
+    reset_publisher()
+    relay_module.set_flush_relay(None)
+    rooms.reset_services()
+
+
+def test_a_real_send_reaches_the_consumers_and_survives_a_bus_outage(
+    db: DB, live_bus: RunningEventBridgeApi
+) -> None:
+    """ROOMS' own write path (message + outbox row in one transaction, flush after commit)."""
+    from chatflow.domain import messages, rooms
+    from tests.support.rooms import insert_user as insert_identity
+
+    owner = insert_identity(db)
+    reader = insert_identity(db)
+    room_id = rooms.create_channel(owner, "public", f"ev-{uuid.uuid4().hex[:8]}").room.id
+    rooms.join(reader, room_id)
+    _, created = messages.send(owner, room_id, "c-1", f"hi @{reader.handle}")
+    assert created
+    assert live_bus.bus.wait_idle(30)
+    row = db.execute(
+        "SELECT unread_messages, unread_mentions FROM notification_counters "
+        "WHERE room_id = %s AND user_id = %s",
+        (room_id, reader.user_id),
+    ).fetchone()
+    assert row == {"unread_messages": 1, "unread_mentions": 1}
+    assert _room_messages(db, room_id) == 1
+
+    # EventBridge down while a message is sent: the send succeeds, the event waits in the outbox.
+    live_bus.bus.faults.set_unavailable(True)
+    second, _ = messages.send(owner, room_id, "c-2", "anyone?")
+    pending = db.execute(
+        "SELECT event_id FROM outbox WHERE detail_type = 'message.created' AND published_at IS NULL "
+        "AND detail->>'message_id' = %s",
+        (str(second.id),),
+    ).fetchone()
+    assert pending is not None
+    live_bus.bus.faults.clear()
+    db.execute("UPDATE outbox SET next_attempt_at = now() WHERE event_id = %s", (pending["event_id"],))
+    sweep = load_handler_module("outbox_relay").handler({}, lambda_context("chatflow-outbox_relay"))
+    assert sweep["sent"] >= 1
+    assert live_bus.bus.wait_idle(30)
+    assert _unread(db, room_id, reader.user_id) == 2
+    assert _room_messages(db, room_id) == 2
