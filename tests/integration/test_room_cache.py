@@ -162,3 +162,45 @@ def test_redis_down_reads_fall_back_and_invalidation_fails_loudly(chat: None) ->
     assert cache.access(room, user, lambda: None, lambda: [user]) == (None, False)
     with pytest.raises(Unavailable):
         cache.invalidate(room_ids=[room])
+
+
+class _RoundTrips:
+    """Counts commands written to Redis sockets (a pipeline is one write = one round trip)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from redis.connection import AbstractConnection
+
+        self.count = 0
+        original = AbstractConnection.send_packed_command
+
+        def counted(conn: Any, command: Any, check_health: bool = True) -> None:
+            self.count += 1
+            original(conn, command, check_health)
+
+        monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+
+
+def test_cached_access_check_is_one_round_trip(
+    db: DB, owner: Identity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    room = _channel(owner)
+    for _ in range(20):
+        rooms.join(insert_user(db), room)
+    rooms.require_member(owner, room)  # fill meta + members
+    trips = _RoundTrips(monkeypatch)
+    for _ in range(5):
+        rooms.require_member(owner, room)
+    assert trips.count == 5
+
+    # Invalidating several rooms and users is one MULTI/EXEC: one round trip.
+    trips.count = 0
+    RedisRoomCache().invalidate(room_ids=[room, uuid4()], user_ids=[owner.user_id, uuid4(), uuid4()])
+    assert trips.count == 1
+    # After an invalidation the next check refills: a constant number of round trips.
+    trips.count = 0
+    rooms.require_member(owner, room)
+    refill = trips.count
+    trips.count = 0
+    rooms.require_member(owner, room)
+    assert trips.count == 1
+    assert refill == 3  # pipelined check, WATCH, MULTI/EXEC

@@ -170,12 +170,34 @@ class RedisRoomCache:
             log.warning("room cache unavailable; reading through to Postgres", exc_info=True)
             room = load_room()
             return room, room is not None and user_id in set(load_members())
-        room = _room_from_json(str(raw)) if raw is not None else self.room(room_id, load_room)
+        if raw is not None and members_cached:
+            return _room_from_json(str(raw)), bool(is_member)
+        # A miss: load what is missing under ONE watch of the room's generation and store it in
+        # one MULTI/EXEC (three round trips in all, whatever is missing).
+        cached_room = _room_from_json(str(raw)) if raw is not None else None
+
+        def load() -> tuple[Room | None, frozenset[UUID] | None]:
+            room = cached_room if cached_room is not None else load_room()
+            if room is None:
+                return None, None
+            return room, None if members_cached else frozenset(load_members())
+
+        def store(pipe: Any, loaded: tuple[Room | None, frozenset[UUID] | None]) -> None:
+            room, members = loaded
+            if room is not None and cached_room is None:
+                pipe.set(room_meta_key(room_id), _room_to_json(room), ex=self._ttl)
+            if members is not None:
+                self._store_set(pipe, members_key, members)
+
+        room, members = self._fill(room_gen_key(room_id), load, store)
         if room is None:
             return None, False
-        if not members_cached:
-            is_member = user_id in self.member_ids(room_id, load_members)
-        return room, bool(is_member)
+        return room, (user_id in members) if members is not None else bool(is_member)
+
+    def _store_set(self, pipe: Any, data_key: str, ids: frozenset[UUID]) -> None:
+        pipe.delete(data_key)
+        pipe.sadd(data_key, _SENTINEL, *(str(i) for i in ids))
+        pipe.expire(data_key, self._ttl)
 
     def _set(self, data_key: str, gen_key: str, load: Callable[[], Iterable[UUID]]) -> frozenset[UUID]:
         try:
@@ -187,9 +209,7 @@ class RedisRoomCache:
             return _ids(str(m) for m in members)
 
         def store(pipe: Any, ids: frozenset[UUID]) -> None:
-            pipe.delete(data_key)
-            pipe.sadd(data_key, _SENTINEL, *(str(i) for i in ids))
-            pipe.expire(data_key, self._ttl)
+            self._store_set(pipe, data_key, ids)
 
         return self._fill(gen_key, lambda: frozenset(load()), store)
 

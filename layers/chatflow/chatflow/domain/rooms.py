@@ -129,7 +129,7 @@ class RoomService:
         return self._cache.room(room_id, lambda: self._repo.find_room(room_id))
 
     def member_ids(self, room_id: UUID) -> list[UUID]:
-        return sorted(self._cache.member_ids(room_id, lambda: self._repo.member_ids(room_id)))
+        return list(self._cache.member_ids(room_id, lambda: self._repo.member_ids(room_id)))
 
     def _access(self, room_id: UUID, user_id: UUID) -> tuple[Room | None, bool]:
         return self._cache.access(
