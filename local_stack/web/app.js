@@ -191,10 +191,13 @@
     }
     if (!res.ok) {
       const err = (data && data.error) || {};
-      const detail = Array.isArray(err.details && err.details.errors)
-        ? ` (${err.details.errors.map((e) => e.field || e.loc || "").filter(Boolean).join(", ")})`
-        : "";
-      throw new ApiError(res.status, err.code || "http_error", (err.message || (data && data.message) || `HTTP ${res.status}`) + detail);
+      // Validation errors list their fields: {"details": {"fields": [{"loc": ["body", "x"], "message"}]}}.
+      const fields = err.details && Array.isArray(err.details.fields) ? err.details.fields : [];
+      const detail = fields
+        .map((f) => `${Array.isArray(f.loc) ? f.loc.filter((p) => p !== "body").join(".") : ""}: ${f.message || ""}`)
+        .join("; ");
+      const message = err.message || (data && data.message) || `HTTP ${res.status}`;
+      throw new ApiError(res.status, err.code || "http_error", detail ? `${message} (${detail})` : message);
     }
     return data;
   }
@@ -218,7 +221,8 @@
       el.authPassword.value = "";
       await enterChat();
     } catch (err) {
-      showError(el.authError, err.message);
+      if (state.session) signOut(err.message); // signed in, but the chat could not load
+      else showError(el.authError, err.message);
     } finally {
       for (const b of el.authForm.querySelectorAll("button")) b.disabled = false;
     }

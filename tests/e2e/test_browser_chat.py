@@ -321,3 +321,22 @@ def test_two_users_chat_in_the_browser(web_url: str, new_browser: Callable[[str]
     alice.send("after the reload")
     bob.wait_for_message("after the reload")
     assert bob.bodies().count("after the reload") == 1
+
+
+def test_sign_in_errors_are_shown_not_swallowed(web_url: str, new_browser: Callable[[str], Any]) -> None:
+    page = ChatPage(new_browser("carol"), web_url)
+    page.open()
+    page.find("auth-handle").send_keys("c")
+    page.find("auth-password").send_keys("short")
+    page.find("register-btn").click()
+    page.wait(lambda d: page.find("auth-error").is_displayed(), "validation error shown")
+    error = page.find("auth-error").text
+    assert "handle" in error
+    assert "password" in error
+    page.find("auth-handle").clear()
+    page.find("auth-handle").send_keys(f"nobody_{secrets.token_hex(3)}")
+    page.find("auth-password").clear()
+    page.find("auth-password").send_keys(PASSWORD)
+    page.find("login-btn").click()
+    page.wait(lambda d: "invalid handle or password" in page.find("auth-error").text, "bad login shown")
+    assert not page.find("chat-view").is_displayed()
