@@ -3,20 +3,24 @@ after-commit flush did not (bus down, writer crashed after COMMIT), and report t
 
 Rows are claimed FOR UPDATE SKIP LOCKED, so the sweep and concurrent flushes never send the
 same row twice. Metrics: OutboxSent, OutboxFailed, OutboxInvalid, OutboxPending,
-OutboxOldestPendingSeconds (alarm on the last one: events are late).
+OutboxOldestPendingSeconds (alarm on the last one: events are late). Also deletes published
+rows and consumers' dedupe records past their retention (settings), in bounded batches.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from chatflow.adapters.eventbridge import EventBridgePublisher
 from chatflow.adapters.postgres import outbox
+from chatflow.adapters.postgres.consumers import purge_processed
 from chatflow.adapters.postgres.pool import writer
 from chatflow.events.relay import OutboxRelay
 from chatflow.observability import get_logger, get_metrics, traced_handler
+from chatflow.settings import get_settings
 
 logger = get_logger()
 metrics = get_metrics()
@@ -36,8 +40,12 @@ def _sweeper() -> OutboxRelay:
 @traced_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = _sweeper().drain()
+    settings = get_settings()
     with writer().connection() as conn:
         backlog = outbox.stats(conn)
+        # Housekeeping in small bounded batches: a minute's worth keeps up with any real load.
+        purged = outbox.purge_published(conn, timedelta(days=settings.outbox_retention_days))
+        forgotten = purge_processed(conn, timedelta(days=settings.processed_events_retention_days))
     metrics.add_metric(name="OutboxSent", unit=MetricUnit.Count, value=result.sent)
     metrics.add_metric(name="OutboxFailed", unit=MetricUnit.Count, value=result.failed)
     metrics.add_metric(name="OutboxInvalid", unit=MetricUnit.Count, value=result.invalid)
@@ -52,6 +60,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "invalid": result.invalid,
         "pending": backlog.pending,
         "oldestPendingSeconds": backlog.oldest_pending_age_s,
+        "purgedPublished": purged,
+        "purgedProcessedEvents": forgotten,
     }
     if result.failed or result.invalid:
         logger.warning("outbox sweep left rows unsent", extra={**summary, "errors": result.errors[:5]})

@@ -335,3 +335,36 @@ def test_flush_is_skipped_locally_without_an_endpoint(db: DB) -> None:
     assert flush_after_commit() is None
     assert _rows(db, events)[str(events[0].event_id)]["published_at"] is None
     db.execute("DELETE FROM outbox WHERE event_id = %s", (events[0].event_id,))
+
+
+def test_retention_purges_only_old_published_rows_and_old_dedupe_records(db: DB) -> None:
+    from datetime import timedelta
+
+    from chatflow.adapters.postgres.consumers import purge_processed
+
+    old_sent, old_unsent, new_sent = _events(3)
+    _commit([old_sent, old_unsent, new_sent])
+    db.execute(
+        "UPDATE outbox SET created_at = now() - interval '30 days', "
+        "published_at = CASE WHEN event_id = %s THEN now() - interval '30 days' END WHERE event_id = ANY(%s)",
+        (old_sent.event_id, [old_sent.event_id, old_unsent.event_id]),
+    )
+    db.execute("UPDATE outbox SET published_at = now() WHERE event_id = %s", (new_sent.event_id,))
+    with writer().connection() as conn:
+        assert outbox.purge_published(conn, timedelta(days=7)) >= 1
+    assert set(_rows(db, [old_sent, old_unsent, new_sent])) == {
+        str(old_unsent.event_id),
+        str(new_sent.event_id),
+    }
+    db.execute("DELETE FROM outbox WHERE event_id = %s", (old_unsent.event_id,))
+
+    stale, fresh = uuid.uuid4(), uuid.uuid4()
+    db.execute(
+        "INSERT INTO processed_events (consumer, event_id, detail_type, processed_at) VALUES "
+        "('test', %s, 'user.online', now() - interval '40 days'), ('test', %s, 'user.online', now())",
+        (stale, fresh),
+    )
+    with writer().connection() as conn:
+        assert purge_processed(conn, timedelta(days=30)) >= 1
+    kept = db.execute("SELECT event_id FROM processed_events WHERE consumer = 'test'").fetchall()
+    assert [r["event_id"] for r in kept] == [fresh]

@@ -103,6 +103,10 @@ class Settings:
     event_source: str = "chatflow.chat"
     events_endpoint_url: str | None = None
     notification_topic_arn: str | None = None
+    #: The outbox sweep deletes rows published longer ago than this (the archive keeps events).
+    outbox_retention_days: int = 7
+    #: Consumers' dedupe records; keep longer than the archive's retention (replays).
+    processed_events_retention_days: int = 30
 
     # --- AWS endpoints for local emulation (None = the real AWS endpoints) ---------------
     aws_endpoint_url: str | None = None

@@ -34,9 +34,12 @@ def record_processed(conn: psycopg.Connection[Any], consumer: str, event: Domain
     return cur.rowcount == 1
 
 
-def purge_processed(conn: psycopg.Connection[Any], older_than: timedelta) -> int:
-    """Forget dedupe records older than ``older_than``. Keep it longer than the archive's
-    retention, or a replay from further back would apply events again (docs/events.md)."""
+def purge_processed(conn: psycopg.Connection[Any], older_than: timedelta, limit: int = 5000) -> int:
+    """Forget up to ``limit`` dedupe records older than ``older_than``. Keep them longer than the
+    archive's retention, or a replay from further back would apply events again (docs/events.md)."""
     return conn.execute(
-        "DELETE FROM processed_events WHERE processed_at < now() - %s", (older_than,)
+        """DELETE FROM processed_events WHERE (consumer, event_id) IN (
+               SELECT consumer, event_id FROM processed_events
+                WHERE processed_at < now() - %s ORDER BY processed_at LIMIT %s)""",
+        (older_than, limit),
     ).rowcount

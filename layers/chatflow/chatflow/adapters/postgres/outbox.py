@@ -125,9 +125,14 @@ def stats(conn: psycopg.Connection[Any]) -> OutboxStats:
     return OutboxStats(int(row["pending"]), row["oldest"], int(row["max_attempts"]))
 
 
-def purge_published(conn: psycopg.Connection[Any], older_than: timedelta) -> int:
-    """Delete rows published more than ``older_than`` ago (the archive keeps the events)."""
+def purge_published(conn: psycopg.Connection[Any], older_than: timedelta, limit: int = 1000) -> int:
+    """Delete up to ``limit`` rows published more than ``older_than`` ago (the archive keeps the
+    events). Walks the primary key from the oldest row, so each call stays cheap."""
     cur = conn.execute(
-        "DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < now() - %s", (older_than,)
+        """DELETE FROM outbox WHERE id IN (
+               SELECT id FROM outbox
+                WHERE published_at IS NOT NULL AND created_at < now() - %s
+                ORDER BY id LIMIT %s)""",
+        (older_than, limit),
     )
     return cur.rowcount
