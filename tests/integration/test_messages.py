@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -268,3 +269,43 @@ def test_message_to_dict_shape(owner: Identity, room_id: UUID) -> None:
     assert data["roomId"] == str(room_id)
     assert data["createdAt"].endswith("Z")
     assert data["editedAt"] is None
+
+
+class _CommitProbe:
+    """Stands in for EVENTS' relay in ``flush_after_commit`` and records what another connection
+    sees at that moment: the flush must come AFTER the commit (the outbox row is visible)."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.seen: list[int] = []
+
+    def run_once(self, limit: int) -> Any:
+        from chatflow.events.relay import RelayResult
+
+        with psycopg.connect(self.database_url) as conn:
+            row = conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()
+        assert row is not None
+        self.seen.append(int(row[0]))
+        return RelayResult()
+
+
+def test_outbox_is_flushed_after_commit(
+    db: DB, owner: Identity, room_id: UUID, chatflow_env: dict[str, str]
+) -> None:
+    from chatflow.events import relay
+    from chatflow.settings import reset_settings_cache
+
+    probe = _CommitProbe(chatflow_env["DATABASE_URL"])
+    os.environ["EVENTS_ENDPOINT_URL"] = "http://127.0.0.1:9"  # a bus is "configured": flush runs
+    reset_settings_cache()
+    relay.set_flush_relay(probe)  # type: ignore[arg-type]
+    try:
+        before = db.execute("SELECT count(*) AS n FROM outbox WHERE published_at IS NULL").fetchone()
+        assert before is not None
+        messages.send(owner, room_id, "flushed", "hello")
+        messages.send(owner, room_id, "flushed", "hello")  # a resend writes nothing, flushes nothing
+    finally:
+        relay.set_flush_relay(None)
+        os.environ.pop("EVENTS_ENDPOINT_URL", None)
+        reset_settings_cache()
+    assert probe.seen == [before["n"] + 1]
