@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import APIGatewayWebSocketMessageEventModel
 from pydantic import ValidationError
 
+from chatflow.domain.users import ensure_active
 from chatflow.errors import ChatflowError
 from chatflow.ws import actions, frames, protocol
 from chatflow.ws.wiring import realtime
@@ -35,7 +36,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         except ValidationError:
             return protocol.reply(protocol.error_frame("bad_event", "malformed WebSocket event"))
         action = parsed.request_context.route_key
-        identity = protocol.identity(event)
+        # Bans close live sockets (DeleteConnection); re-checking here (cached status, one Redis
+        # read) also stops a banned user whose socket could not be closed.
+        identity = ensure_active(protocol.identity(event))
         cid = parsed.request_context.connection_id
         logger.append_keys(user_id=str(identity.user_id), connection_id=cid, action=action)
         raw = protocol.body_object(event)

@@ -82,3 +82,28 @@ def test_ban_of_a_user_without_sockets_closes_nothing(ws: WsHarness, db: DB) -> 
     response = _ban(admin, quiet.user_id)
     assert response["statusCode"] == 200, response
     assert json.loads(response["body"])["sessionsClosed"] == 0
+
+
+def test_frames_from_a_socket_that_could_not_be_closed_are_refused(
+    ws: WsHarness, db: DB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chatflow.auth import service
+
+    admin = insert_user(db, role="admin")
+    troll = insert_user(db)
+    room = rooms.create_channel(troll, "public", f"ban2-{uuid4().hex[:8]}").room
+    cid = ws.connected(troll)
+    # No terminator this time (as if DeleteConnection had failed): the socket stays open...
+    monkeypatch.setattr(service, "_terminator", None)
+    user_service = service.get_user_service()
+    monkeypatch.setattr(user_service, "session_terminator", None)
+    user_service.ban(admin, troll.user_id)
+    assert not ws.backend.closed_by_api(cid)
+    # ...but every frame re-checks the account.
+    reply = ws.send(
+        cid, {"action": "sendMessage", "roomId": str(room.id), "clientMessageId": "x", "body": "y"}
+    )
+    assert reply["type"] == "error"
+    assert reply["code"] == "account_disabled"
+    count = db.execute("SELECT count(*) AS n FROM messages WHERE room_id = %s", (room.id,)).fetchone()
+    assert count == {"n": 0}
