@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -183,3 +184,67 @@ def _concurrent_mark_read(db: DB, owner: Identity, room_id: UUID) -> None:
         "SELECT last_read_seq FROM memberships WHERE room_id = %s AND user_id = %s", (room_id, reader.user_id)
     ).fetchone()
     assert row == {"last_read_seq": TOTAL}
+
+
+@pytest.fixture
+def frozen_replica(chatflow_env: dict[str, str]) -> Iterator[str]:
+    """A reader endpoint that never catches up: a second, migrated but empty database.
+
+    Shows which paths read the reader (they see nothing) and which need the writer.
+    """
+    import secrets
+
+    from chatflow.adapters.postgres.migrate import migrate
+    from chatflow.adapters.postgres.pool import close_pools
+    from chatflow.settings import reset_settings_cache
+    from tests.conftest import ADMIN_URL, _db_url
+
+    name = f"chatflow_r_{secrets.token_hex(4)}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = _db_url(name)
+    migrate(url)
+    close_pools()
+    os.environ["DATABASE_READER_URL"] = url
+    reset_settings_cache()
+    rooms.reset_services()
+    try:
+        yield url
+    finally:
+        close_pools()
+        os.environ.pop("DATABASE_READER_URL", None)
+        reset_settings_cache()
+        rooms.reset_services()
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_reader_writer_split(db: DB, owner: Identity, frozen_replica: str) -> None:
+    room = rooms.create_channel(owner, "public", f"split-{uuid4().hex[:8]}").room.id
+    bob = insert_user(db)
+    # Writes, authorization and read-your-writes responses use the writer.
+    assert rooms.join(bob, room).membership is not None
+    message, _ = messages.send(bob, room, "split-1", "hello")
+    assert message.seq == 1
+    assert rooms.get_room(bob, room).room.id == room  # falls back to the writer
+    assert messages.mark_read(owner, room, 1) == 1
+    # Lists and history come from the reader, which has not seen anything yet.
+    assert rooms.list_my_rooms(bob).items == []
+    with pytest.raises(NotFound):
+        messages.history(bob, room)
+    # "Replication" catches up: the reader now answers.
+    with psycopg.connect(frozen_replica, autocommit=True) as replica:
+        replica.execute(
+            "INSERT INTO users (id, handle, display_name, password_hash) VALUES (%s, %s, 'B', 'x')",
+            (bob.user_id, bob.handle),
+        )
+        replica.execute(
+            "INSERT INTO rooms (id, kind, name, created_by, last_seq) VALUES (%s, 'public', 'r', %s, 1)",
+            (room, bob.user_id),
+        )
+        replica.execute(
+            """INSERT INTO messages (room_id, seq, id, sender_id, client_message_id, body)
+               VALUES (%s, 1, %s, %s, 'split-1', 'hello')""",
+            (room, message.id, bob.user_id),
+        )
+    assert [m.id for m in messages.history(bob, room).messages] == [message.id]
