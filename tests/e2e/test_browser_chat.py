@@ -62,18 +62,26 @@ def browser_ready() -> None:
 
 
 @pytest.fixture(scope="module")
-def web_url(browser_ready: None, request: pytest.FixtureRequest) -> Iterator[str]:
-    external = os.environ.get("CHATFLOW_WEB_URL")
-    if external:
-        yield external
+def local_gateway(browser_ready: None, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The gateway this module started (None when testing ``CHATFLOW_WEB_URL``)."""
+    if os.environ.get("CHATFLOW_WEB_URL"):
+        yield None
         return
     chatflow_env: dict[str, str] = request.getfixturevalue("chatflow_env")
     from local_stack.gateway import GatewayConfig, running_gateway
 
     env = {**os.environ, **chatflow_env}
     with running_gateway(GatewayConfig(env=env, web_port=0, warm=("authorizer", "http_api"))) as gw:
-        assert gw.gateway.web_url is not None
-        yield gw.gateway.web_url
+        yield gw
+
+
+@pytest.fixture(scope="module")
+def web_url(local_gateway: Any) -> str:
+    if local_gateway is None:
+        return os.environ["CHATFLOW_WEB_URL"]
+    url = local_gateway.gateway.web_url
+    assert url is not None
+    return str(url)
 
 
 @pytest.fixture
@@ -252,7 +260,9 @@ def _seed_messages(ws_url: str, token: str, room_id: str, count: int) -> None:
                     break
 
 
-def test_two_users_chat_in_the_browser(web_url: str, new_browser: Callable[[str], Any]) -> None:
+def test_two_users_chat_in_the_browser(
+    web_url: str, new_browser: Callable[[str], Any], local_gateway: Any
+) -> None:
     tag = secrets.token_hex(3)
     alice_handle, bob_handle = f"alice_{tag}", f"bob_{tag}"
     room_name = f"lobby {tag}"
@@ -321,6 +331,29 @@ def test_two_users_chat_in_the_browser(web_url: str, new_browser: Callable[[str]
     alice.send("after the reload")
     bob.wait_for_message("after the reload")
     assert bob.bodies().count("after the reload") == 1
+
+    if local_gateway is not None:
+        _assert_events_reached_their_targets(local_gateway.gateway.bus, f"hello from {bob_handle}")
+
+
+def _assert_events_reached_their_targets(bus: Any, body: str) -> None:
+    """The chat's domain events went through the local EventBridge (outbox -> PutEvents -> rules)
+    to the notifications and analytics functions, with nothing dead-lettered."""
+    import time
+
+    def delivered_targets() -> set[str]:
+        created = [
+            e["id"]
+            for e in bus.archived()
+            if e["detail-type"] == "message.created" and e["detail"].get("body") == body
+        ]
+        return {target for _, target, event_id in bus.delivered() if created and event_id == created[0]}
+
+    deadline = time.monotonic() + WAIT_S
+    while not {"notifications", "analytics"} <= delivered_targets() and time.monotonic() < deadline:
+        time.sleep(0.1)  # waiting for asynchronous delivery, not measuring it
+    assert {"notifications", "analytics"} <= delivered_targets(), bus.dead_letters()
+    assert bus.dead_letters() == []
 
 
 def test_sign_in_errors_are_shown_not_swallowed(web_url: str, new_browser: Callable[[str], Any]) -> None:
