@@ -8,14 +8,14 @@ Handler code never imports this module: functions must not know where they run.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = ROOT / "functions"
 
 
-class Need(str, Enum):
+class Need(StrEnum):
     """What a function touches; the CDK app derives VPC placement, IAM and env from it."""
 
     POSTGRES = "postgres"  # RDS Proxy (writer + reader), DB secret

@@ -75,7 +75,9 @@ def signing_keys() -> tuple[str, str]:
 
 
 @pytest.fixture(scope="session")
-def chatflow_env(database_url: str, redis_prefix: str, signing_keys: tuple[str, str]) -> Iterator[dict[str, str]]:
+def chatflow_env(
+    database_url: str, redis_prefix: str, signing_keys: tuple[str, str]
+) -> Iterator[dict[str, str]]:
     """The process environment every handler of this run reads its settings from."""
     private, public = signing_keys
     env = {
@@ -113,11 +115,11 @@ def db(chatflow_env: dict[str, str]) -> Iterator[psycopg.Connection[dict[str, ob
     from psycopg.rows import dict_row
 
     with psycopg.connect(chatflow_env["DATABASE_URL"], autocommit=True, row_factory=dict_row) as conn:
-        yield conn  # type: ignore[misc]
+        yield conn
 
 
 @pytest.fixture
-def rds(chatflow_env: dict[str, str]) -> Iterator[redis.Redis]:
+def rds(chatflow_env: dict[str, str]) -> Iterator[redis.Redis[str]]:
     client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
     yield client
     client.close()

@@ -17,7 +17,8 @@ def load_handler_module(name: str) -> ModuleType:
     if module_name in sys.modules:
         return sys.modules[module_name]
     spec = importlib.util.spec_from_file_location(module_name, fn.module_path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
@@ -25,5 +26,7 @@ def load_handler_module(name: str) -> ModuleType:
 
 
 def load_handler(name: str) -> Callable[[dict[str, Any], Any], Any]:
-    handler: Callable[[dict[str, Any], Any], Any] = getattr(load_handler_module(name), function(name).handler_attr)
+    handler: Callable[[dict[str, Any], Any], Any] = getattr(
+        load_handler_module(name), function(name).handler_attr
+    )
     return handler

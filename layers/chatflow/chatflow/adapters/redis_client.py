@@ -14,31 +14,28 @@ import redis
 from chatflow.settings import Settings, get_settings
 
 _lock = threading.Lock()
-_client: redis.Redis | None = None
+_client: redis.Redis[str] | None = None
 
 #: Cloud hook: returns the AUTH token (from Secrets Manager); None = use the URL's password.
 password_resolver: Callable[[Settings], str | None] | None = None
 
 
-def get_redis(settings: Settings | None = None) -> redis.Redis:
+def get_redis(settings: Settings | None = None) -> redis.Redis[str]:
     global _client
     if _client is None:
         with _lock:
             if _client is None:
                 settings = settings or get_settings()
-                extra: dict[str, object] = {}
-                if password_resolver is not None:
-                    password = password_resolver(settings)
-                    if password:
-                        extra["password"] = password
+                password = password_resolver(settings) if password_resolver is not None else None
                 _client = redis.Redis.from_url(
                     settings.redis_url,
                     socket_timeout=settings.redis_socket_timeout_s,
                     socket_connect_timeout=settings.redis_socket_timeout_s,
                     health_check_interval=30,
                     decode_responses=True,
-                    **extra,  # type: ignore[arg-type]
                 )
+                if password:  # a resolved secret overrides the URL's password
+                    _client.connection_pool.connection_kwargs["password"] = password
     return _client
 
 
