@@ -292,3 +292,18 @@ def test_base64_json_body_is_accepted(http: Handler) -> None:
     status, _, body = _call(http, event)
     assert status == 401
     _assert_error(body, "invalid_credentials")
+
+
+def test_routes_use_the_checked_identity_even_after_another_app_was_built(api: HttpApiClient) -> None:
+    """Routers are module singletons re-bound by every create_app(); the identity ensure_active
+    checked (current role from the database) must still be what routes see."""
+    from chatflow.http.app import create_app
+    from tests.support.identity import promote, unique_handle
+
+    handle = unique_handle("adm")
+    admin = register(api, handle)  # token says role "user"
+    promote(handle)
+    create_app()  # e.g. a test or tool building its own resolver
+    target = register(api)
+    resp = api.post(f"/admin/users/{target['user']['id']}/ban", token=admin["accessToken"])
+    assert resp.status == 200, resp.body

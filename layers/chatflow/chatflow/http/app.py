@@ -32,7 +32,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chatflow.domain.identity import Identity
 from chatflow.errors import ChatflowError, PayloadTooLarge
-from chatflow.http.context import IDENTITY_CONTEXT_KEY
+from chatflow.http.context import checked_identity
 from chatflow.observability import get_logger
 from chatflow.settings import Settings, get_settings
 
@@ -94,10 +94,14 @@ class ChatflowHttpResolver(APIGatewayHttpResolver):
         return sorted({m for pattern, m in self.route_methods if pattern.match(path)})
 
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
-        early = self._pre_route(event)
-        if early is not None:
-            return early
-        return super().resolve(event, context)
+        token = checked_identity.set(None)
+        try:
+            early = self._pre_route(event)
+            if early is not None:
+                return early
+            return super().resolve(event, context)
+        finally:
+            checked_identity.reset(token)
 
     def _pre_route(self, event: Mapping[str, Any]) -> dict[str, Any] | None:
         """Body size and ban checks; returns a finished response to short-circuit, else None."""
@@ -112,13 +116,10 @@ class ChatflowHttpResolver(APIGatewayHttpResolver):
                     identity = Identity.from_context(ctx)
                 except (KeyError, ValueError):
                     raise Unauthorized("malformed authorizer context") from None
-                checked = ensure_active(identity)
-                self.append_context(**{IDENTITY_CONTEXT_KEY: checked})  # type: ignore[no-untyped-call]
+                checked_identity.set(ensure_active(identity))
         except ChatflowError as exc:
-            self.clear_context()  # type: ignore[no-untyped-call]
             return self._finish(event, error_response(exc.status, exc.code, exc.message, exc.details))
         except Exception:
-            self.clear_context()  # type: ignore[no-untyped-call]
             get_logger().exception("unexpected error before routing")
             return self._finish(event, error_response(500, "internal", "internal server error"))
         return None
