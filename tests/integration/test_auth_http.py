@@ -318,3 +318,42 @@ def test_jwks_publishes_the_verification_keys(api: HttpApiClient) -> None:
         pair["accessToken"], jwt.PyJWK(keys[0]).key, algorithms=["ES256"], audience="chatflow-clients"
     )
     assert claims["sub"] == pair["user"]["id"]
+
+
+def test_repeated_failed_logins_are_throttled_per_handle(api: HttpApiClient) -> None:
+    from chatflow.settings import get_settings
+
+    limit = get_settings().login_max_failures
+    handle = unique_handle()
+    register(api, handle)
+    ok = api.post("/auth/login", json={"handle": handle, "password": PASSWORD})
+    assert ok.status == 200
+    for _ in range(limit):
+        assert api.post("/auth/login", json={"handle": handle, "password": "wrong guess"}).status == 401
+    throttled = api.post("/auth/login", json={"handle": handle.upper(), "password": PASSWORD})
+    assert throttled.status == 429
+    assert throttled.json["error"]["code"] == "too_many_attempts"
+    assert 0 < int(throttled.headers["retry-after"]) <= get_settings().login_failure_window_s
+    # Unknown handles are throttled the same way (no enumeration through the throttle either).
+    ghost = unique_handle("ghost")
+    for _ in range(limit):
+        assert api.post("/auth/login", json={"handle": ghost, "password": "wrong guess"}).status == 401
+    assert api.post("/auth/login", json={"handle": ghost, "password": "wrong guess"}).status == 429
+    # Other users are unaffected.
+    other = unique_handle()
+    register(api, other)
+    assert api.post("/auth/login", json={"handle": other, "password": PASSWORD}).status == 200
+
+
+def test_a_successful_login_resets_the_failure_count(api: HttpApiClient) -> None:
+    from chatflow.settings import get_settings
+
+    limit = get_settings().login_max_failures
+    handle = unique_handle()
+    register(api, handle)
+    for _ in range(limit - 1):
+        api.post("/auth/login", json={"handle": handle, "password": "wrong guess"})
+    assert api.post("/auth/login", json={"handle": handle, "password": PASSWORD}).status == 200
+    for _ in range(limit - 1):
+        api.post("/auth/login", json={"handle": handle, "password": "wrong guess"})
+    assert api.post("/auth/login", json={"handle": handle, "password": PASSWORD}).status == 200

@@ -296,6 +296,17 @@ class UserStatusCache(Protocol):
         ...
 
 
+class LoginThrottle(Protocol):
+    """Counts failed sign-ins per handle in a window (Redis); fail-open when unavailable."""
+
+    def retry_after(self, handle: str) -> int | None:
+        """Seconds until sign-in is allowed again, or None when not throttled."""
+        ...
+
+    def record_failure(self, handle: str) -> None: ...
+    def reset(self, handle: str) -> None: ...
+
+
 class SessionTerminator(Protocol):
     """Closes a user's live sessions (REALTIME: DeleteConnection on every WebSocket)."""
 

@@ -73,6 +73,9 @@ class Settings:
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 30 * 24 * 3600
     jwt_leeway_s: int = 10
+    #: Failed sign-ins per handle within the window before login answers 429 (brute force).
+    login_max_failures: int = 10
+    login_failure_window_s: int = 900
     #: Optional external OIDC issuer (e.g. Cognito): tokens verified through its JWKS.
     oidc_issuer: str | None = None
     oidc_audience: str | None = None

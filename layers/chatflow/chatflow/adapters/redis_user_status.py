@@ -49,3 +49,31 @@ class RedisUserStatusCache:
 
     def forget(self, user_id: UUID) -> None:
         get_redis().delete(_key(user_id))
+
+
+class RedisLoginThrottle:
+    """Fixed window of failed sign-ins per handle: ``<prefix>login:fail:<handle>`` (INCR + EXPIRE)."""
+
+    def __init__(self, max_failures: int, window_s: int) -> None:
+        self.max_failures = max_failures
+        self.window_s = window_s
+
+    def _key(self, handle: str) -> str:
+        return key("login", "fail", handle)
+
+    def retry_after(self, handle: str) -> int | None:
+        client = get_redis()
+        raw = client.get(self._key(handle))
+        if raw is None or int(str(raw)) < self.max_failures:
+            return None
+        ttl = int(client.ttl(self._key(handle)))
+        return max(ttl, 1)
+
+    def record_failure(self, handle: str) -> None:
+        pipe = get_redis().pipeline()
+        pipe.incr(self._key(handle))
+        pipe.expire(self._key(handle), self.window_s, nx=True)  # the window starts at the first failure
+        pipe.execute()
+
+    def reset(self, handle: str) -> None:
+        get_redis().delete(self._key(handle))

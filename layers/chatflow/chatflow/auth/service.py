@@ -30,7 +30,7 @@ def get_user_service() -> UserService:
         with _lock:
             if _service is None:
                 from chatflow.adapters.postgres.users_repo import PostgresUserRepository
-                from chatflow.adapters.redis_user_status import RedisUserStatusCache
+                from chatflow.adapters.redis_user_status import RedisLoginThrottle, RedisUserStatusCache
                 from chatflow.auth.tokens import get_signer
 
                 settings = get_settings()
@@ -42,6 +42,9 @@ def get_user_service() -> UserService:
                     oidc_issuer=settings.oidc_issuer,
                     session_terminator=_terminator,
                     after_commit=_flush_outbox,
+                    login_throttle=RedisLoginThrottle(
+                        settings.login_max_failures, settings.login_failure_window_s
+                    ),
                 )
     return _service
 

@@ -37,11 +37,11 @@ from chatflow.auth.passwords import (
     verify_password,
 )
 from chatflow.domain.identity import Identity, Role
-from chatflow.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+from chatflow.errors import Forbidden, InvalidInput, NotFound, RateLimited, Unauthorized
 
 if TYPE_CHECKING:
     from chatflow.auth.tokens import TokenSigner
-    from chatflow.ports import SessionTerminator, UserRepository, UserStatusCache
+    from chatflow.ports import LoginThrottle, SessionTerminator, UserRepository, UserStatusCache
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +158,7 @@ class UserService:
         oidc_issuer: str | None = None,
         session_terminator: SessionTerminator | None = None,
         after_commit: Callable[[], object] | None = None,
+        login_throttle: LoginThrottle | None = None,
     ) -> None:
         self.repo = repo
         self.cache = cache
@@ -166,6 +167,7 @@ class UserService:
         self.oidc_issuer = oidc_issuer
         self.session_terminator = session_terminator
         self._after_commit = after_commit
+        self.login_throttle = login_throttle
 
     # --- registration and sessions -------------------------------------------------------------
 
@@ -184,18 +186,54 @@ class UserService:
 
     def login(self, handle: str, password: str) -> TokenPair:
         """Same answer for an unknown handle and a wrong password (no user enumeration); the
-        unknown-handle path still runs one scrypt so timing does not tell them apart either."""
-        found = self.repo.find_credentials(handle.strip().lower()) if len(handle) <= 64 else None
+        unknown-handle path still runs one scrypt so timing does not tell them apart either.
+        After ``login_max_failures`` failures for a handle within the window: 429 for that
+        handle (known or not, so the throttle does not reveal existence either)."""
+        key = handle.strip().lower()[:64]
+        self._check_throttle(key)
+        found = self.repo.find_credentials(key) if len(handle) <= 64 else None
         if found is None:
             dummy_verify(password)
+            self._record_failure(key)
             raise Unauthorized(_INVALID_CREDENTIALS, code="invalid_credentials")
         user, password_hash = found
         if not verify_password(password, password_hash):
+            self._record_failure(key)
             raise Unauthorized(_INVALID_CREDENTIALS, code="invalid_credentials")
+        self._reset_throttle(key)
         if user.status != "active":
             # Only someone holding the right password learns the account state.
             raise Forbidden("this account is disabled", code="account_disabled")
         return self._new_session(user)
+
+    def _check_throttle(self, key: str) -> None:
+        if self.login_throttle is None:
+            return
+        try:
+            wait = self.login_throttle.retry_after(key)
+        except Exception:  # fail open: scrypt already makes each guess expensive
+            log.warning("login throttle unavailable", exc_info=True)
+            return
+        if wait is not None:
+            raise RateLimited(
+                "too many failed sign-in attempts; try again later",
+                code="too_many_attempts",
+                retry_after=wait,
+            )
+
+    def _record_failure(self, key: str) -> None:
+        if self.login_throttle is not None:
+            try:
+                self.login_throttle.record_failure(key)
+            except Exception:
+                log.warning("login throttle unavailable", exc_info=True)
+
+    def _reset_throttle(self, key: str) -> None:
+        if self.login_throttle is not None:
+            try:
+                self.login_throttle.reset(key)
+            except Exception:
+                log.warning("login throttle unavailable", exc_info=True)
 
     def refresh(self, refresh_token: str) -> TokenPair:
         new_token, record = self._new_refresh_record_for_rotation()

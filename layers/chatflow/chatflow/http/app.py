@@ -167,7 +167,11 @@ def _check_body_size(event: Mapping[str, Any], limit: int) -> None:
 def _register_error_handlers(app: ChatflowHttpResolver) -> None:
     @app.exception_handler(ChatflowError)  # type: ignore[untyped-decorator]
     def _chatflow_error(exc: ChatflowError) -> Response[Any]:
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        response = error_response(exc.status, exc.code, exc.message, exc.details)
+        retry_after = exc.details.get("retry_after")
+        if exc.status == 429 and isinstance(retry_after, int | float):
+            response.headers["Retry-After"] = str(int(retry_after))
+        return response
 
     @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
     def _validation_error(exc: RequestValidationError) -> Response[Any]:
