@@ -357,3 +357,17 @@ def test_a_successful_login_resets_the_failure_count(api: HttpApiClient) -> None
     for _ in range(limit - 1):
         api.post("/auth/login", json={"handle": handle, "password": "wrong guess"})
     assert api.post("/auth/login", json={"handle": handle, "password": PASSWORD}).status == 200
+
+
+def test_deleted_user_is_refused_at_once(api: HttpApiClient) -> None:
+    from chatflow.auth.admin_cli import main
+
+    pair = register(api)
+    assert api.get("/users/me", token=pair["accessToken"]).status == 200  # cached as active
+    assert main(["delete", pair["user"]["handle"]]) == 0
+    me = api.get("/users/me", token=pair["accessToken"])
+    assert me.status == 401
+    assert me.json["error"]["code"] == "account_disabled"
+    assert api.post("/auth/refresh", json={"refreshToken": pair["refreshToken"]}).status == 401
+    login = api.post("/auth/login", json={"handle": pair["user"]["handle"], "password": PASSWORD})
+    assert login.status == 403

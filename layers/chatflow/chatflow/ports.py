@@ -272,6 +272,10 @@ class UserRepository(Protocol):
         """tokens_valid_after=now and every refresh token revoked, one transaction."""
         ...
 
+    def delete_user(self, user_id: UUID) -> UserStatus:
+        """status=deleted (soft: messages keep their sender), tokens void, refresh tokens revoked."""
+        ...
+
     def store_refresh_token(self, token: RefreshTokenRecord) -> None: ...
     def rotate_refresh_token(self, token_hash: bytes, replacement: RefreshTokenRecord) -> RefreshOutcome:
         """Atomically consume ``token_hash`` and store ``replacement`` in the same family; a

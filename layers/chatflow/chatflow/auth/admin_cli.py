@@ -6,7 +6,8 @@ REDIS_URL; in AWS from a shell that can reach the database, e.g. with the same e
 functions get). The Redis status cache is written through, so the change applies on the next
 request, including to tokens already issued (``ensure_active`` returns the current role).
 
-Commands: ``promote <handle>``, ``demote <handle>``, ``show <handle>``.
+Commands: ``promote <handle>``, ``demote <handle>``, ``show <handle>``, ``delete <handle>``
+(soft delete: status deleted, every token void, live sessions closed when a terminator is wired).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         ("promote", "make the user an administrator"),
         ("demote", "make the administrator a regular user"),
         ("show", "print the user's id, role and status"),
+        ("delete", "soft-delete the user: tokens void, sign-in refused"),
     ):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("handle")
@@ -45,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"no user with handle {args.handle!r}", file=sys.stderr)
                 return 1
             user = found[0]
+        elif args.command == "delete":
+            user = service.delete_user(args.handle)
         else:
             user = service.set_role(args.handle, "admin" if args.command == "promote" else "user")
     except ChatflowError as exc:

@@ -298,6 +298,18 @@ class UserService:
             raise NotFound("user not found")
         return user
 
+    def delete_user(self, handle: str) -> User:
+        """Soft-delete (the admin CLI): every token void at once, live sessions closed."""
+        found = self.repo.find_credentials(normalize_handle(handle))
+        if found is None:
+            raise NotFound(f"no user with handle {handle!r}")
+        user_id = found[0].id
+        self._cache_put(user_id, self.repo.delete_user(user_id))
+        self._terminate_sessions(user_id)
+        user = self.repo.get_user(user_id)
+        assert user is not None
+        return user
+
     def set_role(self, handle: str, role: Role) -> User:
         """Promote/demote (the admin CLI); effective on the next request (cache written through)."""
         user = self.repo.set_role(normalize_handle(handle), role)

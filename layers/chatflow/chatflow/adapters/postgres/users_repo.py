@@ -141,6 +141,18 @@ class PostgresUserRepository:
             raise NotFound("user not found")
         return _status(row)
 
+    def delete_user(self, user_id: UUID) -> UserStatus:
+        with writer().connection() as conn, conn.transaction():
+            row = conn.execute(
+                f"""UPDATE users SET status = 'deleted', tokens_valid_after = now(), updated_at = now()
+                    WHERE id = %s RETURNING {_STATUS_COLUMNS}""",
+                (user_id,),
+            ).fetchone()
+            if row is None:
+                raise NotFound("user not found")
+            self._revoke_all_refresh_tokens(conn, user_id)
+        return _status(row)
+
     def logout_everywhere(self, user_id: UUID) -> UserStatus:
         with writer().connection() as conn, conn.transaction():
             row = conn.execute(
