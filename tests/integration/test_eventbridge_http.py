@@ -13,7 +13,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from infra.catalog import EVENT_RULES, EVENT_SOURCE
+from infra.catalog import EVENT_RULES, EVENT_SOURCE, RetryPolicy
 from local_stack.eventbridge import Backoff, LocalEventBus, RunningEventBridgeApi, running_eventbridge_api
 
 if TYPE_CHECKING:
@@ -201,3 +201,54 @@ def test_unknown_operation_is_a_clear_error(client: EventBridgeClient) -> None:
     with pytest.raises(ClientError) as excinfo:
         client.list_event_buses()
     assert excinfo.value.response["Error"]["Code"] == "UnknownOperationException"
+
+
+def test_local_dead_letter_endpoints_list_and_redrive() -> None:
+    """``/_local/dead-letters`` and ``/_local/redrive`` (used by chatflow.events.tools redrive --local)."""
+    import urllib.request
+
+    attempts: dict[str, int] = {}
+
+    def flaky(function: str, event: dict[str, Any]) -> None:
+        attempts[function] = attempts.get(function, 0) + 1
+        if function == "notifications" and not healed.is_set():
+            raise RuntimeError("notifications store is down")
+
+    healed = threading.Event()
+    rule = type(EVENT_RULES[0])(
+        "notify",
+        "d",
+        {"source": [EVENT_SOURCE]},
+        targets=("notifications",),
+        retry=RetryPolicy(max_attempts=1),
+    )
+    bus = LocalEventBus.from_catalog(
+        flaky, rules=[rule], name="chatflow", region="us-east-1", backoff=Backoff(base_s=0.001)
+    )
+    with running_eventbridge_api(bus) as api:
+        local = boto3.client(
+            "events",
+            endpoint_url=api.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        event_id = local.put_events(Entries=[{"Source": EVENT_SOURCE, "DetailType": "x", "Detail": "{}"}])[
+            "Entries"
+        ][0]["EventId"]
+        assert bus.wait_idle()
+        with urllib.request.urlopen(f"{api.endpoint_url}/_local/dead-letters?target=notifications") as resp:
+            letters = json.loads(resp.read())["DeadLetters"]
+        assert [(d["target_id"], d["event"]["id"], d["attempts"]) for d in letters] == [
+            ("notifications", event_id, 2)
+        ]
+        assert letters[0]["error_message"] == "notifications store is down"
+
+        healed.set()
+        req = urllib.request.Request(f"{api.endpoint_url}/_local/redrive?target=notifications", method="POST")
+        with urllib.request.urlopen(req) as resp:
+            assert json.loads(resp.read()) == {"Redriven": 1}
+        assert bus.wait_idle()
+        assert bus.dead_letters() == []
+        assert attempts["notifications"] == 3
+        assert bus.delivered() == [("notify", "notifications", event_id)]
