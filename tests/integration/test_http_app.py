@@ -307,3 +307,14 @@ def test_routes_use_the_checked_identity_even_after_another_app_was_built(api: H
     target = register(api)
     resp = api.post(f"/admin/users/{target['user']['id']}/ban", token=admin["accessToken"])
     assert resp.status == 200, resp.body
+
+
+def test_requests_emit_emf_metrics(http: Handler, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    _call(http, http_event("GET", "/no/such/route", route_key="$default"))
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    assert emf, "no EMF document printed"
+    doc = emf[-1]
+    names = {m["Name"] for d in doc["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
+    assert {"HttpRequests", "Http4xx"} <= names
+    assert doc["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "ChatflowTest"
