@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticache as elasticache
 from aws_cdk import aws_logs as logs
@@ -140,6 +140,16 @@ class DataStack(Stack):
             target_role="READ_ONLY",
         )
         self.proxy_endpoint = self.proxy.endpoint
+        # The proxy's resource id (prx-...) names it in rds-db:connect ARNs. Exported under a fixed
+        # name: splitting the ARN in the importing stack would split a cross-stack output, which
+        # cfn-lint (E1022) rejects.
+        self.proxy_resource_id_export = f"{config.prefix}-DbProxyResourceId"
+        CfnOutput(
+            self,
+            "DbProxyResourceId",
+            value=Fn.select(6, Fn.split(":", self.proxy.db_proxy_arn)),
+            export_name=self.proxy_resource_id_export,
+        )
         self.proxy_reader_endpoint = reader_endpoint.attr_endpoint
 
         # --- ElastiCache Valkey ----------------------------------------------------------------

@@ -26,39 +26,16 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from aws_cdk import (
-    CustomResource,
-    Duration,
-    RemovalPolicy,
-    Stack,
-)
-from aws_cdk import (
-    aws_ec2 as ec2,
-)
-from aws_cdk import (
-    aws_iam as iam,
-)
-from aws_cdk import (
-    aws_lambda as lambda_,
-)
-from aws_cdk import (
-    aws_lambda_destinations as destinations,
-)
-from aws_cdk import (
-    aws_lambda_event_sources as event_sources,
-)
-from aws_cdk import (
-    aws_logs as logs,
-)
-from aws_cdk import (
-    aws_secretsmanager as secretsmanager,
-)
-from aws_cdk import (
-    aws_sns as sns,
-)
-from aws_cdk import (
-    aws_sqs as sqs,
-)
+from aws_cdk import Aws, CustomResource, Duration, Fn, RemovalPolicy, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra import catalog
@@ -129,6 +106,7 @@ class FunctionsStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         self.config = config
+        self.ws = ws
         removal = RemovalPolicy.RETAIN if config.deletion_protection else RemovalPolicy.DESTROY
         self.layer = shared_layer(self, "SharedLayer", RUNTIME)
 
@@ -303,7 +281,15 @@ class FunctionsStack(Stack):
         env: dict[str, str] = {}
         needs = fn.needs
         if Need.POSTGRES in needs:
-            data.proxy.grant_connect(role, DB_USER)
+            proxy_id = Fn.import_value(data.proxy_resource_id_export)
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["rds-db:connect"],
+                    resources=[
+                        f"arn:{Aws.PARTITION}:rds-db:{Aws.REGION}:{Aws.ACCOUNT_ID}:dbuser:{proxy_id}/{DB_USER}"
+                    ],
+                )
+            )
             query = "sslmode=verify-full&sslrootcert=system"
             env["DATABASE_URL"] = f"postgresql://{DB_USER}@{data.proxy_endpoint}:{DB_PORT}/{DB_NAME}?{query}"
             env["DATABASE_READER_URL"] = (

@@ -69,7 +69,7 @@ class LocalStackCommunityStack(Stack):
                 dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=trigger.max_receive_count, queue=dlq),
             )
             CfnOutput(self, f"{pascal(trigger.name)}QueueUrl", value=queue.queue_url)
-        secretsmanager.Secret(
+        self.jwt_secret = secretsmanager.Secret(
             self,
             "JwtSigningKey",
             description="ES256 JWT signing key (PEM); LocalStack profile",

@@ -19,6 +19,8 @@ from constructs import Construct
 from infra.common import retention
 from infra.config import EnvConfig
 
+VPC_CIDR = "10.40.0.0/16"
+
 #: Interface endpoints for the AWS APIs the functions call (catalog needs -> services).
 INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
     "SecretsManager": ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
@@ -37,7 +39,7 @@ class NetworkStack(Stack):
         self.vpc = ec2.Vpc(
             self,
             "Vpc",
-            ip_addresses=ec2.IpAddresses.cidr("10.40.0.0/16"),
+            ip_addresses=ec2.IpAddresses.cidr(VPC_CIDR),
             max_azs=config.max_azs,
             nat_gateways=config.nat_gateways,
             subnet_configuration=[
@@ -69,14 +71,13 @@ class NetworkStack(Stack):
                 description="Interface endpoints: HTTPS from inside the VPC only",
                 allow_all_outbound=False,
             )
-            endpoint_sg.add_ingress_rule(
-                ec2.Peer.ipv4(self.vpc.vpc_cidr_block), ec2.Port.tcp(443), "HTTPS from the VPC"
-            )
+            endpoint_sg.add_ingress_rule(ec2.Peer.ipv4(VPC_CIDR), ec2.Port.tcp(443), "HTTPS from the VPC")
             for name, service in INTERFACE_ENDPOINTS.items():
                 self.vpc.add_interface_endpoint(
                     name,
                     service=service,
                     private_dns_enabled=True,
                     security_groups=[endpoint_sg],
+                    open=False,  # the SG above already allows 443 from the VPC's literal CIDR
                     subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
                 )

@@ -55,9 +55,11 @@ def build_stacks(app: cdk.App) -> ChatflowStacks:
         config=config,
         vpc=network.vpc,
         data=data,
-        ws=WsApiRef(api_id=api.ws_api.api_id, stage=WS_STAGE),
+        ws=WsApiRef(api_id=cdk.Fn.import_value(api.ws_api_id_export), stage=WS_STAGE),
         description="Chatflow: Lambda functions, layer, queues, deploy-time custom resources",
     )
+    functions.add_stack_dependency(api, "the WebSocket API id is imported by export name")
+    functions.add_stack_dependency(data, "the RDS Proxy resource id is imported by export name")
     routes = ApiRoutesStack(
         app,
         f"{prefix}-ApiRoutes",

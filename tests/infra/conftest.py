@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def cdk_app(cdk_out: Path) -> Iterator[Any]:
+def cdk_app(cdk_out: Path) -> Any:
     import aws_cdk as cdk
 
     import infra
@@ -46,7 +45,7 @@ def cdk_app(cdk_out: Path) -> Iterator[Any]:
     app = cdk.App(context=cdk_context(), outdir=str(cdk_out))
     built = infra.build(app)
     app.synth()
-    yield built
+    return built
 
 
 @pytest.fixture(scope="session")

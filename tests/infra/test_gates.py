@@ -1,0 +1,95 @@
+"""Quality gates: cdk-nag AwsSolutions (own apps, nag kept out of the shared fixture), cfn-lint,
+the LocalStack community profile, and environment validation."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.infra.conftest import cdk_context
+
+pytestmark = pytest.mark.infra
+
+
+def _synth(tmp_path: Path, nag: bool = False, **context: Any) -> Any:
+    import aws_cdk as cdk
+    from cdk_nag import AwsSolutionsChecks
+
+    import infra
+
+    app = cdk.App(context=cdk_context(**context), outdir=str(tmp_path))
+    built = infra.build(app)
+    if nag:
+        cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    app.synth()  # raises ValidationFailed on any unacknowledged finding
+    return built
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_cdk_nag_aws_solutions_has_no_unacknowledged_findings(tmp_path: Path, env: str) -> None:
+    # app.synth() raises ValidationFailed (report in validation-report.json) on any finding
+    # that infra/nag.py does not acknowledge.
+    _synth(tmp_path, nag=True, env=env)
+
+
+def test_cfn_lint_is_clean_on_every_template(cdk_app: Any, cdk_out: Path) -> None:
+    templates = sorted(str(p) for p in cdk_out.glob("*.template.json"))
+    assert len(templates) == len(cdk_app.stacks)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "cfn-lint"), "-i", "W3005", "--", *templates],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_localstack_community_profile_synthesizes_only_community_services(tmp_path: Path) -> None:
+    built = _synth(tmp_path, nag=True, profile="localstack-community")
+    from aws_cdk.assertions import Template
+
+    (stack,) = built.stacks.values()
+    types = {r["Type"] for r in Template.from_stack(stack).to_json()["Resources"].values()}
+    paid_or_docker = {
+        "AWS::ApiGatewayV2::Api",
+        "AWS::RDS::DBCluster",
+        "AWS::ElastiCache::ReplicationGroup",
+        "AWS::Lambda::Function",
+    }
+    assert not types & paid_or_docker
+    assert {
+        "AWS::Events::EventBus",
+        "AWS::Events::Rule",
+        "AWS::SQS::Queue",
+        "AWS::CloudWatch::Alarm",
+    } <= types
+
+
+def test_prod_is_protected_and_highly_available(tmp_path: Path) -> None:
+    built = _synth(tmp_path, env="prod")
+    from aws_cdk.assertions import Template
+
+    data = Template.from_stack(built.stacks["Data"]).to_json()["Resources"]
+    (cluster,) = [r for r in data.values() if r["Type"] == "AWS::RDS::DBCluster"]
+    assert cluster["Properties"]["DeletionProtection"] is True
+    (cache,) = [r for r in data.values() if r["Type"] == "AWS::ElastiCache::ReplicationGroup"]
+    assert cache["Properties"]["MultiAZEnabled"] is True
+    assert cache["Properties"]["AutomaticFailoverEnabled"] is True
+
+
+def test_environment_validation_refuses_unsafe_settings() -> None:
+    import aws_cdk as cdk
+
+    from infra.config import ConfigError, load
+
+    with pytest.raises(ConfigError, match="dev only"):
+        load(cdk.App(context=cdk_context(env="staging", **{"chatflow:cacheReplicas": "0"})).node)
+    with pytest.raises(ConfigError, match="deletionProtection"):
+        load(cdk.App(context=cdk_context(env="prod", **{"chatflow:deletionProtection": "false"})).node)
+    with pytest.raises(ConfigError, match="unknown env"):
+        load(cdk.App(context=cdk_context(env="qa")).node)
+    assert load(cdk.App(context=cdk_context(env="dev")).node).min_acu == 0.5
