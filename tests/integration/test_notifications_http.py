@@ -151,3 +151,37 @@ def test_admin_analytics_is_for_admins_only_and_validates_dates(api: HttpApiClie
     assert _get(api, admin, "/admin/analytics", **{"from": "2026-11-05", "to": "2026-11-01"}).status == 422
     assert _get(api, admin, "/admin/analytics", **{"from": "yesterday"}).status == 422
     assert _get(api, admin, "/admin/analytics", roomId="nope").status == 422
+
+
+def test_reading_the_room_or_leaving_it_clears_what_is_shown(api: HttpApiClient, db: DB) -> None:
+    sender = insert_user(db)
+    reader = insert_user(db)
+    room = insert_room(db, sender.user_id, [reader.user_id])
+    _deliver(_message(room, sender, 1, "one"))
+    _deliver(_message(room, sender, 2, f"two @{reader.handle}", [reader.handle]))
+    _deliver(_message(room, sender, 3, "three"))
+    rooms = _get(api, reader, "/notifications").json["rooms"]
+    assert [(r["unreadMessages"], r["unreadMentions"]) for r in rooms] == [(3, 1)]
+
+    # markRead (ROOMS) moves the membership's read position; set here directly.
+    db.execute(
+        "UPDATE memberships SET last_read_seq = 2 WHERE room_id = %s AND user_id = %s", (room, reader.user_id)
+    )
+    body = _get(api, reader, "/notifications").json
+    assert [(r["unreadMessages"], r["unreadMentions"]) for r in body["rooms"]] == [(1, 0)]
+    assert [(i["kind"], i["read"]) for i in body["items"]] == [("mention", True)]
+    assert _get(api, reader, "/notifications", unreadOnly="true").json["items"] == []
+
+    db.execute(
+        "UPDATE memberships SET last_read_seq = 3 WHERE room_id = %s AND user_id = %s", (room, reader.user_id)
+    )
+    assert _get(api, reader, "/notifications").json["rooms"] == []
+
+    db.execute("DELETE FROM memberships WHERE room_id = %s AND user_id = %s", (room, reader.user_id))
+    assert _get(api, reader, "/notifications").json == {
+        "rooms": [],
+        "totalUnreadMessages": 0,
+        "totalUnreadMentions": 0,
+        "items": [],
+        "nextBefore": None,
+    }

@@ -92,10 +92,13 @@ class Notification:
     preview: str
     created_at: datetime
     read_at: datetime | None
+    #: Read: marked read here, or the user has read the room past this message (markRead).
+    read: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return {
             "id": self.id,
+            "read": self.read or self.read_at is not None,
             "kind": self.kind,
             "roomId": str(self.room_id),
             "messageId": str(self.message_id) if self.message_id else None,

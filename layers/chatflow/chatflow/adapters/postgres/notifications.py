@@ -150,22 +150,36 @@ class PostgresNotificationRepository:
         self, user_id: UUID, *, unread_only: bool, before: int | None, limit: int
     ) -> tuple[list[RoomUnread], list[Notification]]:
         # Writer, not reader: a client that just marked things read must not see them again.
+        # Joined with memberships: a room the user left shows nothing any more, and what the user
+        # has read since (markRead moves memberships.last_read_seq) no longer counts as unread.
         with self._writer().connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             cur.execute(
-                """SELECT room_id, unread_messages, unread_mentions, last_seq, last_message_at,
-                          last_sender_handle
-                     FROM notification_counters
-                    WHERE user_id = %s AND (unread_messages > 0 OR unread_mentions > 0)
-                    ORDER BY last_message_at DESC NULLS LAST, room_id""",
+                """SELECT c.room_id,
+                          least(c.unread_messages, c.last_seq - m.last_read_seq) AS unread_messages,
+                          least(c.unread_mentions, (
+                              SELECT count(*) FROM notifications n
+                               WHERE n.user_id = c.user_id AND n.room_id = c.room_id
+                                 AND n.kind = 'mention' AND n.read_at IS NULL
+                                 AND n.seq > m.last_read_seq))::int AS unread_mentions,
+                          c.last_seq, c.last_message_at, c.last_sender_handle
+                     FROM notification_counters c
+                     JOIN memberships m ON m.room_id = c.room_id AND m.user_id = c.user_id
+                    WHERE c.user_id = %s AND (c.unread_messages > 0 OR c.unread_mentions > 0)
+                      AND c.last_seq > m.last_read_seq
+                    ORDER BY c.last_message_at DESC NULLS LAST, c.room_id""",
                 (user_id,),
             )
             rooms = [RoomUnread(**r) for r in cur.fetchall()]
+            columns = ", ".join(f"n.{c.strip()}" for c in _NOTIFICATION_COLUMNS.split(","))
             cur.execute(
-                f"""SELECT {_NOTIFICATION_COLUMNS} FROM notifications
-                     WHERE user_id = %s
-                       AND (%s::bigint IS NULL OR id < %s)
-                       AND (NOT %s OR read_at IS NULL)
-                     ORDER BY id DESC LIMIT %s""",  # noqa: S608 - constant column list
+                f"""SELECT {columns},
+                           (n.read_at IS NOT NULL OR coalesce(n.seq <= m.last_read_seq, false)) AS read
+                      FROM notifications n
+                      JOIN memberships m ON m.room_id = n.room_id AND m.user_id = n.user_id
+                     WHERE n.user_id = %s
+                       AND (%s::bigint IS NULL OR n.id < %s)
+                       AND (NOT %s OR (n.read_at IS NULL AND NOT coalesce(n.seq <= m.last_read_seq, false)))
+                     ORDER BY n.id DESC LIMIT %s""",  # noqa: S608 - constant column list
                 (user_id, before, before, unread_only, limit),
             )
             items = [_notification(r) for r in cur.fetchall()]
