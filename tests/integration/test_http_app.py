@@ -318,3 +318,18 @@ def test_requests_emit_emf_metrics(http: Handler, capsys: pytest.CaptureFixture[
     names = {m["Name"] for d in doc["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
     assert {"HttpRequests", "Http4xx"} <= names
     assert doc["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "ChatflowTest"
+
+
+def test_dependency_outage_is_503_not_500(api: HttpApiClient, broken: Any) -> None:
+    pair = register(api)
+    assert api.get("/users/me", token=pair["accessToken"]).status == 200  # status cached in Redis
+    broken("postgres")
+    # ensure_active is served by the Redis cache; the route's own query fails -> 503.
+    resp = api.get("/users/me", token=pair["accessToken"])
+    assert resp.status == 503, resp.body
+    _assert_error(resp.json, "unavailable")
+    broken("redis")
+    # Now the ban check itself cannot be answered: refuse with 503 before routing.
+    resp = api.get("/users/me", token=pair["accessToken"])
+    assert resp.status == 503, resp.body
+    _assert_error(resp.json, "unavailable")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -119,9 +120,8 @@ class ChatflowHttpResolver(APIGatewayHttpResolver):
                 checked_identity.set(ensure_active(identity))
         except ChatflowError as exc:
             return self._finish(event, error_response(exc.status, exc.code, exc.message, exc.details))
-        except Exception:
-            get_logger().exception("unexpected error before routing")
-            return self._finish(event, error_response(500, "internal", "internal server error"))
+        except Exception as exc:
+            return self._finish(event, unexpected_error_response(exc, "before routing"))
         return None
 
     def _finish(self, event: Mapping[str, Any], response: Response[Any]) -> dict[str, Any]:
@@ -164,6 +164,30 @@ def _check_body_size(event: Mapping[str, Any], limit: int) -> None:
             raise PayloadTooLarge(f"request body exceeds {limit} bytes", limit=limit)
 
 
+def is_dependency_outage(exc: BaseException) -> bool:
+    """Postgres or Redis unreachable/timing out (not a bug): worth a 503 the client may retry.
+
+    Checks only modules already imported, so this never pulls psycopg or redis in by itself.
+    """
+    outage: list[type[BaseException]] = []
+    if (psycopg := sys.modules.get("psycopg")) is not None:
+        outage.append(psycopg.OperationalError)
+    if (psycopg_pool := sys.modules.get("psycopg_pool")) is not None:
+        outage.append(psycopg_pool.PoolTimeout)
+    if (redis := sys.modules.get("redis")) is not None:
+        outage.extend((redis.ConnectionError, redis.TimeoutError))
+    return isinstance(exc, tuple(outage))
+
+
+def unexpected_error_response(exc: Exception, where: str) -> Response[Any]:
+    # The stack trace goes to the log (with the correlation id); the client learns nothing.
+    if is_dependency_outage(exc):
+        get_logger().exception(f"dependency unavailable {where}")
+        return error_response(503, "unavailable", "a backing service is unavailable; retry shortly")
+    get_logger().exception(f"unhandled error {where}")
+    return error_response(500, "internal", "internal server error")
+
+
 def _register_error_handlers(app: ChatflowHttpResolver) -> None:
     @app.exception_handler(ChatflowError)  # type: ignore[untyped-decorator]
     def _chatflow_error(exc: ChatflowError) -> Response[Any]:
@@ -204,9 +228,7 @@ def _register_error_handlers(app: ChatflowHttpResolver) -> None:
 
     @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
     def _unexpected(exc: Exception) -> Response[Any]:
-        # The stack trace goes to the log (with the correlation id); the client learns nothing.
-        get_logger().exception("unhandled error in route")
-        return error_response(500, "internal", "internal server error")
+        return unexpected_error_response(exc, "in route")
 
 
 def _register_openapi(app: ChatflowHttpResolver) -> None:
