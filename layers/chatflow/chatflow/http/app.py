@@ -6,8 +6,9 @@ What the app guarantees for every route (tests/integration/test_http_app.py):
 - Errors are ``{"error": {"code", "message"[, "details"]}}``: ChatflowError -> its status;
   request validation -> 422 with the field errors (malformed JSON -> 400 ``malformed_json``);
   unknown path -> 404; known path, other method -> 405 with ``Allow``; body over
-  ``settings.max_request_body_bytes`` (Content-Length or the actual body) -> 413; anything
-  unexpected -> 500 ``internal``, logged with its stack trace, never returned.
+  ``settings.max_request_body_bytes`` (Content-Length or the actual body) -> 413; Postgres or
+  Redis unreachable -> 503 ``unavailable``; anything else unexpected -> 500 ``internal``, logged
+  with its stack trace, never returned.
 - Requests that carry an authorizer context are re-checked with ``ensure_active`` BEFORE routing
   (bans, deletions, log-out-everywhere take effect at once even when API Gateway cached the
   authorizer's answer); the verified identity is what ``current_identity`` returns.
