@@ -1,0 +1,216 @@
+"""The deploy-time pieces that run in Lambda: the migrate/JWT-key custom resource, the RDS IAM DSN,
+and the SnapStart hooks -- against the real Postgres and Redis of the machine.
+
+Secrets Manager is a control plane that cannot run here: :class:`FakeSecretsManager` stands in for
+it (get/put of one secret string), and says so. CloudFormation's response URL is a real local HTTP
+server, so the custom-resource protocol (PUT of the JSON answer) is exercised for real.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import jwt
+import pytest
+
+from tests.support.lambdas import load_handler_module
+
+
+class FakeSecretsManager:
+    """FAKE: stands in for the Secrets Manager API (get_secret_value / put_secret_value)."""
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+        self.puts = 0
+
+    def get_secret_value(self, SecretId: str) -> dict[str, str]:
+        return {"SecretString": self.value}
+
+    def put_secret_value(self, SecretId: str, SecretString: str) -> None:
+        self.value = SecretString
+        self.puts += 1
+
+
+@pytest.fixture
+def migrate_handler() -> Any:
+    return load_handler_module("migrate")
+
+
+@pytest.fixture
+def response_server() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A local stand-in for CloudFormation's pre-signed response URL (records PUT bodies)."""
+    received: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            length = int(self.headers["Content-Length"])
+            received.append(json.loads(self.rfile.read(length)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/response", received
+    server.shutdown()
+    server.server_close()
+
+
+def _event(
+    request_type: str, props: dict[str, Any], url: str, old: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "RequestType": request_type,
+        "ResponseURL": url,
+        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/Chatflow-test/1",
+        "RequestId": "req-1",
+        "LogicalResourceId": "Resource",
+        "ResourceProperties": props,
+    }
+    if old is not None:
+        event["OldResourceProperties"] = old
+        event["PhysicalResourceId"] = "chatflow-" + props["Action"]
+    return event
+
+
+# --- migrations --------------------------------------------------------------------------------
+def test_migrate_custom_resource_answers_cloudformation(
+    migrate_handler: Any,
+    chatflow_env: dict[str, str],
+    response_server: tuple[str, list[dict[str, Any]]],
+    db: Any,
+) -> None:
+    url, received = response_server
+    result = migrate_handler.handler(
+        _event("Create", {"Action": "migrate", "MigrationsHash": "x"}, url), None
+    )
+    assert result["Status"] == "SUCCESS", result["Reason"]
+    assert received == [result]
+    assert received[0]["PhysicalResourceId"] == "chatflow-migrate"
+    # The session database is already migrated: nothing new, and every file is recorded.
+    assert received[0]["Data"] == {"Applied": ""}
+    names = {row["name"] for row in db.execute("SELECT name FROM schema_migrations").fetchall()}
+    assert "0001_core.sql" in names
+
+
+def test_failures_reach_cloudformation_as_failed(
+    migrate_handler: Any, response_server: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, received = response_server
+    result = migrate_handler.handler(_event("Create", {"Action": "drop-everything"}, url), None)
+    assert result["Status"] == "FAILED"
+    assert "unknown Action" in result["Reason"]
+    assert received == [result]
+
+
+def test_delete_never_touches_the_database(
+    migrate_handler: Any, response_server: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, received = response_server
+    event = _event("Delete", {"Action": "migrate"}, url)
+    event["PhysicalResourceId"] = "chatflow-migrate"
+    assert migrate_handler.handler(event, None)["Status"] == "SUCCESS"
+    assert received[0]["PhysicalResourceId"] == "chatflow-migrate"
+
+
+# --- JWT signing key ---------------------------------------------------------------------------------
+def test_first_deploy_generates_a_key_pair_whose_public_key_verifies(migrate_handler: Any) -> None:
+    secrets = FakeSecretsManager("RandomPlaceholderFromCdk")
+    data = migrate_handler.ensure_jwt_keys("arn:secret", rotate=False, client=secrets)
+    stored = json.loads(secrets.value)
+    assert stored["privateKey"].startswith("-----BEGIN PRIVATE KEY-----")
+    token = jwt.encode({"sub": "u1"}, stored["privateKey"], algorithm="ES256", headers={"kid": data["KeyId"]})
+    assert jwt.decode(token, data["PublicKeys"], algorithms=["ES256"])["sub"] == "u1"
+    assert len(data["KeyId"]) == 16
+
+
+def test_redeploy_keeps_the_key_and_rotation_keeps_the_previous_public_key(migrate_handler: Any) -> None:
+    secrets = FakeSecretsManager("placeholder")
+    first = migrate_handler.ensure_jwt_keys("arn:secret", rotate=False, client=secrets)
+    old_private = json.loads(secrets.value)["privateKey"]
+    again = migrate_handler.ensure_jwt_keys("arn:secret", rotate=False, client=secrets)
+    assert again == first
+    assert secrets.puts == 1
+    rotated = migrate_handler.ensure_jwt_keys("arn:secret", rotate=True, client=secrets)
+    assert rotated["KeyId"] != first["KeyId"]
+    new_public, old_public = rotated["PublicKeys"].split("\n\n")
+    assert old_public == first["PublicKeys"]
+    old_token = jwt.encode({"sub": "u1"}, old_private, algorithm="ES256")
+    assert jwt.decode(old_token, old_public, algorithms=["ES256"])["sub"] == "u1"
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(old_token, new_public, algorithms=["ES256"])
+
+
+def test_rotation_is_requested_by_changing_the_rotation_property(
+    migrate_handler: Any, monkeypatch: Any
+) -> None:
+    calls: list[bool] = []
+
+    def record(arn: str, *, rotate: bool) -> dict[str, str]:
+        calls.append(rotate)
+        return {"KeyId": "k"}
+
+    monkeypatch.setattr(migrate_handler, "ensure_jwt_keys", record)
+    props = {"Action": "jwt-keys", "SecretArn": "arn:s", "Rotation": "2"}
+    migrate_handler.run_action("jwt-keys", props, {**props, "Rotation": "1"}, "Update")
+    migrate_handler.run_action("jwt-keys", props, props, "Update")
+    migrate_handler.run_action("jwt-keys", props, {}, "Create")
+    assert calls == [True, False, False]
+
+
+# --- RDS IAM authentication ----------------------------------------------------------------------------
+def test_iam_dsn_puts_a_signed_token_in_the_password(chatflow_env: dict[str, str]) -> None:
+    from chatflow.adapters.postgres.iam_auth import iam_dsn
+    from chatflow.settings import Settings
+
+    url = "postgresql://chatflow_admin@proxy.example:5432/chatflow?sslmode=verify-full&sslrootcert=system"
+    assert iam_dsn(url, Settings(database_iam_auth=False)) == url
+    # boto3 signs the token locally (SigV4 presign): real boto3, dummy credentials, no network.
+    dsn = iam_dsn(url, Settings(database_iam_auth=True, aws_region="eu-west-1"))
+    parts = urlsplit(dsn)
+    assert parts.username == "chatflow_admin"
+    assert parts.hostname == "proxy.example"
+    assert parts.query == "sslmode=verify-full&sslrootcert=system"
+    token = unquote(parts.password or "")
+    assert token.startswith("proxy.example:5432/?Action=connect&DBUser=chatflow_admin")
+    assert "X-Amz-Signature=" in token
+    assert "eu-west-1" in token
+
+
+# --- SnapStart -------------------------------------------------------------------------------------------
+def test_snapstart_hooks_close_connections_and_they_reopen_lazily(chatflow_env: dict[str, str]) -> None:
+    import snapshot_restore_py
+
+    import chatflow.snapstart as snapstart
+    from chatflow.adapters import redis_client
+    from chatflow.adapters.postgres import pool
+
+    assert snapstart.register() is True
+    registered = [
+        entry[0] if isinstance(entry, tuple) else entry
+        for entry in snapshot_restore_py._before_snapshot_registry
+    ]
+    assert snapstart.close_connections in registered
+
+    writer = pool.writer()
+    with writer.connection() as conn:
+        assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
+    client = redis_client.get_redis()
+    assert client.ping() is True
+
+    snapstart.close_connections()  # what the runtime calls before the snapshot
+    assert writer.closed
+    assert pool._pools == {}
+    assert redis_client._client is None
+
+    with pool.writer().connection() as conn:  # first request after the restore
+        assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
+    assert redis_client.get_redis().ping() is True
