@@ -184,7 +184,9 @@ FUNCTIONS: tuple[Function, ...] = (
         "fanout",
         "handler.handler",
         "Asynchronous fan-out for large rooms (SQS consumer)",
-        needs=frozenset({Need.REDIS, Need.MANAGE_CONNECTIONS}),
+        # Postgres: re-checking a job's members against the room's CURRENT members reads
+        # ROOMS' member cache, which falls back to Postgres on a miss.
+        needs=frozenset({Need.POSTGRES, Need.REDIS, Need.MANAGE_CONNECTIONS}),
         memory_mb=1024,
         timeout_s=60,
     ),

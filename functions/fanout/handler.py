@@ -18,10 +18,11 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from chatflow.adapters.sqs_fanout import FanoutJob
 from chatflow.errors import InvalidInput
-from chatflow.ws.wiring import realtime
+from chatflow.ws.wiring import prime, realtime
 
 logger = Logger()
 metrics = Metrics()
+prime(chat=False)
 processor = BatchProcessor(event_type=EventType.SQS)
 
 

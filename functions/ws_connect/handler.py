@@ -2,6 +2,10 @@
 minutes), so bans are re-checked here (IDENTITY's ensure_active); then the per-user connection
 limit (atomic in Redis), registration, and -- on the user's first connection -- presence
 "online" to co-members. A refused handshake returns 403 (not allowed) or 429 (limit).
+
+The event is read as a dict (connection id + authorizer context): Powertools' parser models
+cost ~0.1-0.2 s of imports at cold start here, for two fields (docs/performance.md). The test
+event builders are checked against APIGatewayWebSocketConnectEventModel instead.
 """
 
 from __future__ import annotations
@@ -10,9 +14,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import parse
-from aws_lambda_powertools.utilities.parser.models import APIGatewayWebSocketConnectEventModel
-from pydantic import ValidationError
 
 from chatflow.domain.users import ensure_active
 from chatflow.errors import ChatflowError, LimitExceeded, Unauthorized
@@ -32,11 +33,10 @@ def _refuse(status: int, code: str) -> dict[str, Any]:
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
-        parsed = parse(event=event, model=APIGatewayWebSocketConnectEventModel)
-    except ValidationError:
+        cid = protocol.connection_id(event)
+    except ChatflowError:
         logger.warning("malformed $connect event")
         return _refuse(400, "bad_event")
-    cid = parsed.request_context.connection_id
     try:
         identity = protocol.identity(event)
         logger.append_keys(user_id=str(identity.user_id), connection_id=cid)

@@ -1,5 +1,7 @@
 """$disconnect (best effort: API Gateway may never send it -- registry entries also expire):
 unregister the connection; after the user's LAST connection, presence "offline" to co-members.
+
+Read as a dict like $connect (no Powertools parser models: cold start, docs/performance.md).
 """
 
 from __future__ import annotations
@@ -8,9 +10,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import parse
-from aws_lambda_powertools.utilities.parser.models import APIGatewayWebSocketDisconnectEventModel
-from pydantic import ValidationError
 
 from chatflow.errors import ChatflowError
 from chatflow.ws import protocol
@@ -24,17 +23,21 @@ metrics = Metrics()
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
-        parsed = parse(event=event, model=APIGatewayWebSocketDisconnectEventModel)
+        cid = protocol.connection_id(event)
         identity = protocol.identity(event)
-    except (ValidationError, ChatflowError):
+    except ChatflowError:
         logger.warning("malformed $disconnect event")
         return {"statusCode": 400}
-    ctx = parsed.request_context
-    logger.append_keys(user_id=str(identity.user_id), connection_id=ctx.connection_id)
-    result = realtime().disconnect(identity.user_id, ctx.connection_id)
+    ctx = event["requestContext"]
+    logger.append_keys(user_id=str(identity.user_id), connection_id=cid)
+    result = realtime().disconnect(identity.user_id, cid)
     logger.info(
         "disconnected",
-        extra={"status": ctx.disconnect_status_code, "reason": ctx.disconnect_reason, "last": result.last},
+        extra={
+            "status": ctx.get("disconnectStatusCode"),
+            "reason": ctx.get("disconnectReason"),
+            "last": result.last,
+        },
     )
     metrics.add_metric(name="Disconnected", unit=MetricUnit.Count, value=1)
     return {"statusCode": 200}

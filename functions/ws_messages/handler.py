@@ -1,9 +1,15 @@
 """Chat actions on the WebSocket: sendMessage, editMessage, deleteMessage, joinRoom, leaveRoom,
 typing, markRead, resume (docs/protocol.md).
 
-parse (Powertools WebSocket event model + pydantic frame) -> chatflow.ws.actions -> reply frame.
-Every invalid frame or refused action is answered with an error frame and status 200, so the
-connection stays open; nothing raises to API Gateway.
+parse (pydantic frame) -> chatflow.ws.actions -> reply frame. Every invalid frame or refused
+action is answered with an error frame and status 200, so the connection stays open; nothing
+raises to API Gateway.
+
+The event itself is read as a dict (route key, connection id, authorizer context, body):
+Powertools' WebSocket parser models cost ~0.1-0.2 s of imports at cold start here
+(docs/performance.md); the test event builders are validated against them instead.
+Init primes the adapters (imports, boto3 client object; no network): with SnapStart (catalog)
+that work is in the snapshot, without it the first invocation pays the same either way.
 """
 
 from __future__ import annotations
@@ -12,17 +18,15 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import parse
-from aws_lambda_powertools.utilities.parser.models import APIGatewayWebSocketMessageEventModel
-from pydantic import ValidationError
 
 from chatflow.domain.users import ensure_active
 from chatflow.errors import ChatflowError
 from chatflow.ws import actions, frames, protocol
-from chatflow.ws.wiring import realtime
+from chatflow.ws.wiring import prime, realtime
 
 logger = Logger()
 metrics = Metrics()
+prime()
 
 
 @metrics.log_metrics
@@ -31,15 +35,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     action: str | None = None
     request_id: str | None = None
     try:
-        try:
-            parsed = parse(event=event, model=APIGatewayWebSocketMessageEventModel)
-        except ValidationError:
-            return protocol.reply(protocol.error_frame("bad_event", "malformed WebSocket event"))
-        action = parsed.request_context.route_key
+        route = (event.get("requestContext") or {}).get("routeKey")
+        action = route if isinstance(route, str) else None
         # Bans close live sockets (DeleteConnection); re-checking here (cached status, one Redis
         # read) also stops a banned user whose socket could not be closed.
         identity = ensure_active(protocol.identity(event))
-        cid = parsed.request_context.connection_id
+        cid = protocol.connection_id(event)
         logger.append_keys(user_id=str(identity.user_id), connection_id=cid, action=action)
         raw = protocol.body_object(event)
         request_id = protocol.request_id_of(raw)

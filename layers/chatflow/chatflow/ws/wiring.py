@@ -79,6 +79,24 @@ def build_service(
     )
 
 
+def prime(*, chat: bool = True) -> None:
+    """Init-phase warm-up: build the realtime service, the boto3 client OBJECT and (``chat``)
+    ROOMS' and IDENTITY's services -- imports and object graphs only, no network I/O (pools and
+    sockets open on first use), so nothing needs re-opening after a SnapStart restore.
+    Failures are left to the first invocation to report."""
+    try:
+        service = realtime()
+        getattr(service.notifier, "client", None)
+        if chat:
+            from chatflow.auth.service import get_user_service
+            from chatflow.domain import rooms
+
+            rooms.services()
+            get_user_service()
+    except Exception:
+        logger.warning("realtime prime failed; the first invocation will retry", exc_info=True)
+
+
 def realtime() -> RealtimeService:
     """The container's service, built on first use."""
     global _service
