@@ -57,7 +57,7 @@ print("RESULT " + json.dumps({"s": elapsed, "imports": heavy}))
 
 
 def _child(path: str, event: dict[str, Any]) -> dict[str, Any]:
-    proc = subprocess.run(  # noqa: S603
+    proc = subprocess.run(
         [sys.executable, "-c", _CHILD, path],
         input=json.dumps(event),
         capture_output=True,
@@ -103,8 +103,15 @@ def run(runs: int) -> dict[str, Any]:
 
             def events(i: int) -> dict[str, dict[str, Any]]:
                 cid = api.backend.register(new_connection_id())
-                frame = {"action": "sendMessage", "roomId": str(room.id), "clientMessageId": f"cold-{i}", "body": "hi"}
-                job = FanoutJob(room.id, {"type": "message", "message": {"seq": i}}, (owner.user_id, peer.user_id))
+                frame = {
+                    "action": "sendMessage",
+                    "roomId": str(room.id),
+                    "clientMessageId": f"cold-{i}",
+                    "body": "hi",
+                }
+                job = FanoutJob(
+                    room.id, {"type": "message", "message": {"seq": i}}, (owner.user_id, peer.user_id)
+                )
                 return {
                     "ws_default": message_event(owner, sender, "not json", route_key="$default"),
                     "ws_ping": message_event(owner, sender, {"action": "ping"}),
@@ -117,7 +124,11 @@ def run(runs: int) -> dict[str, Any]:
                                 "messageId": f"m-{i}",
                                 "receiptHandle": "h",
                                 "body": job.to_json(),
-                                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0", "SenderId": "x"},
+                                "attributes": {
+                                    "ApproximateReceiveCount": "1",
+                                    "SentTimestamp": "0",
+                                    "SenderId": "x",
+                                },
                                 "messageAttributes": {},
                                 "md5OfBody": "0",
                                 "eventSource": "aws:sqs",
