@@ -85,3 +85,35 @@ def test_client_is_created_lazily(api: RunningEventBridgeApi) -> None:
 def test_publish_of_nothing_sends_nothing(api: RunningEventBridgeApi) -> None:
     _publisher(api).publish([])
     assert api.api.requests == 0
+
+
+def test_batches_also_respect_the_256_kb_request_limit(api: RunningEventBridgeApi) -> None:
+    from datetime import UTC, datetime
+
+    from chatflow.events.schemas import MessageCreated
+
+    counts: list[int] = []
+    client = events_client(api.endpoint_url)
+    client.meta.events.register(
+        "provide-client-params.events.PutEvents", lambda params, **_: counts.append(len(params["Entries"]))
+    )
+    publisher = EventBridgePublisher(client=client, bus_name="chatflow", sleep=lambda _: None)
+    body = "日本語のメッセージ" * 1700  # ~15,300 characters, ~46 KB of UTF-8
+    events = [
+        MessageCreated(
+            room_id=uuid.uuid4(),
+            seq=i + 1,
+            message_id=uuid.uuid4(),
+            sender_id=uuid.uuid4(),
+            sender_handle="kei",
+            client_message_id=f"c{i}",
+            body=body,
+            created_at=datetime.now(UTC),
+        )
+        for i in range(10)
+    ]
+    publisher.publish(events)
+    assert sorted(archived_event_ids(api)) == sorted(str(e.event_id) for e in events)
+    assert len(counts) >= 2
+    assert max(counts) <= 5
+    assert api.bus.archived()[0]["detail"]["body"] == body  # non-ASCII survives intact

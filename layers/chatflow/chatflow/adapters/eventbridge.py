@@ -2,7 +2,8 @@
 
 * Every event is validated against its schema BEFORE anything is sent: one invalid event in a
   call raises :class:`chatflow.events.schemas.InvalidEvent` and nothing is put on the bus.
-* PutEvents takes at most 10 entries per call; events are sent in batches of 10.
+* PutEvents takes at most 10 entries and 256 KB per call; events are sent in batches within
+  both limits (an entry above 256 KB on its own fails as ``EntryTooLarge``, never retried).
 * PutEvents can fail partially (``FailedEntryCount`` > 0, per-entry ``ErrorCode``) or entirely
   (throttling, network). Retryable failures are retried with exponential backoff and full
   jitter; what still fails is returned by :meth:`EventBridgePublisher.send` (the outbox relay
@@ -33,8 +34,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: PutEvents accepts at most 10 entries per request.
+#: PutEvents accepts at most 10 entries per request...
 MAX_BATCH = 10
+#: ...and at most 256 KB for all entries together (UTF-8 of Source, DetailType, Detail; Time 14 B).
+MAX_REQUEST_BYTES = 256 * 1024
 #: Per-entry error codes worth retrying; others (MalformedDetail, AccessDenied...) will not heal.
 _RETRYABLE_ENTRY_CODES = frozenset({"InternalFailure", "InternalException", "ThrottlingException"})
 #: Whole-call errors that will not heal by retrying.
@@ -131,12 +134,37 @@ class EventBridgePublisher:
     # --- per-entry outcome (the outbox relay uses this) ---------------------------------------
 
     def send(self, events: Sequence[DomainEvent]) -> list[FailedEntry]:
-        """Validate all, put in batches of 10, retry retryable failures; return what failed."""
+        """Validate all, put in batches (≤ 10 entries, ≤ 256 KB), retry retryable failures;
+        return what failed."""
         valid = [ensure_valid(e) for e in events]  # raises before anything is sent
         failed: list[FailedEntry] = []
-        for start in range(0, len(valid), MAX_BATCH):
-            failed.extend(self._send_batch(valid[start : start + MAX_BATCH]))
+        batch: list[DomainEvent] = []
+        batch_bytes = 0
+        for event in valid:
+            size = self.entry_size(event)
+            if size > MAX_REQUEST_BYTES:
+                failed.append(
+                    FailedEntry(event.event_id, event.detail_type, "EntryTooLarge", f"{size} bytes", False)
+                )
+                continue
+            if batch and (len(batch) == MAX_BATCH or batch_bytes + size > MAX_REQUEST_BYTES):
+                failed.extend(self._send_batch(batch))
+                batch, batch_bytes = [], 0
+            batch.append(event)
+            batch_bytes += size
+        if batch:
+            failed.extend(self._send_batch(batch))
         return failed
+
+    def entry_size(self, event: DomainEvent) -> int:
+        """The entry's size as EventBridge counts it."""
+        entry = self.entry(event)
+        return (
+            14
+            + len(entry["Source"].encode())
+            + len(entry["DetailType"].encode())
+            + len(entry["Detail"].encode())
+        )
 
     def entry(self, event: DomainEvent) -> PutEventsRequestEntryTypeDef:
         import json
@@ -144,7 +172,8 @@ class EventBridgePublisher:
         return {
             "Source": self.source,
             "DetailType": event.detail_type,
-            "Detail": json.dumps(event.detail(), separators=(",", ":")),
+            # UTF-8 as is (not \uXXXX escapes, which would triple the size of non-Latin text).
+            "Detail": json.dumps(event.detail(), separators=(",", ":"), ensure_ascii=False),
             "EventBusName": self.bus_name,
             "Time": event.occurred_at,
         }
