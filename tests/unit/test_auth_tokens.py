@@ -19,6 +19,7 @@ from chatflow.auth.tokens import (
     bearer_token,
     load_public_keys,
     public_jwk,
+    subprotocol_response_headers,
     token_from_subprotocols,
 )
 from chatflow.errors import Unauthorized
@@ -259,3 +260,11 @@ def test_bearer_token_parsing(header: str | None, expected: str | None) -> None:
 )
 def test_token_from_subprotocols(header: str | None, expected: str | None) -> None:
     assert token_from_subprotocols(header) == expected
+
+
+def test_subprotocol_response_echoes_only_the_chatflow_protocol() -> None:
+    assert subprotocol_response_headers("chatflow.v1, bearer.abc") == {
+        "Sec-WebSocket-Protocol": "chatflow.v1"
+    }
+    assert subprotocol_response_headers("bearer.abc") == {}
+    assert subprotocol_response_headers(None) == {}

@@ -274,6 +274,14 @@ def token_from_subprotocols(header: str | None) -> str | None:
     return None
 
 
+def subprotocol_response_headers(offered: str | None) -> dict[str, str]:
+    """The headers $connect must return for ``offered`` (the request's Sec-WebSocket-Protocol):
+    ``{"Sec-WebSocket-Protocol": "chatflow.v1"}`` when the client offered it, else none. Never
+    echo the ``bearer.<jwt>`` entry (it would put the token in a response header)."""
+    entries = [entry.strip() for entry in (offered or "").split(",")]
+    return {"Sec-WebSocket-Protocol": WS_SUBPROTOCOL} if WS_SUBPROTOCOL in entries else {}
+
+
 def verifier_from_settings(settings: Settings) -> TokenVerifier:
     return TokenVerifier(
         load_public_keys(settings.jwt_public_keys or ""),
