@@ -479,6 +479,20 @@
     if (msg.editedAt && !msg.deletedAt) st.textContent = "edited";
     if (failed && error) st.title = error;
     meta.append(who, when, st);
+    // Own, stored, not deleted: edit / delete (editMessage / deleteMessage frames).
+    if (mine && typeof msg.seq === "number" && msg.body !== null && !msg.deletedAt && !pending && !failed) {
+      const edit = document.createElement("button");
+      edit.type = "button";
+      edit.className = "link edit";
+      edit.textContent = "edit";
+      edit.addEventListener("click", () => editMessage(msg));
+      const del = document.createElement("button");
+      del.type = "button";
+      del.className = "link delete";
+      del.textContent = "delete";
+      del.addEventListener("click", () => deleteMessage(msg));
+      meta.append(edit, del);
+    }
     const body = document.createElement("div");
     body.className = "body";
     body.textContent = msg.body === null || msg.deletedAt ? "message deleted" : msg.body;
@@ -510,6 +524,21 @@
     updateHistoryStatus();
     if (keepAnchor) box.scrollTop = box.scrollHeight - prevHeight + prevTop;
     else if (toBottom || nearBottom) box.scrollTop = box.scrollHeight;
+  }
+
+  function editMessage(msg) {
+    const body = window.prompt("Edit message", msg.body);
+    if (body === null || !body.trim() || body === msg.body) return;
+    if (!sendFrame({ action: "editMessage", roomId: msg.roomId, seq: msg.seq, body })) {
+      showError(el.chatError, "Not connected; try again in a moment.");
+    }
+  }
+
+  function deleteMessage(msg) {
+    if (!window.confirm("Delete this message?")) return;
+    if (!sendFrame({ action: "deleteMessage", roomId: msg.roomId, seq: msg.seq })) {
+      showError(el.chatError, "Not connected; try again in a moment.");
+    }
   }
 
   // --- sending ----------------------------------------------------------------------------------------------

@@ -9,9 +9,11 @@ test skips locally, and fails as root / in CI where they can be installed.
 Flow: alice registers and creates a room; 45 older messages are seeded over a raw WebSocket as
 alice; bob registers and joins by room id; bob's page loads the latest page of history and older
 pages as he scrolls up; bob's typing shows on alice's page; messages each way arrive live and are
-acked; bob signs out and in again and alice sees him offline, then online; bob's socket drops
-and what alice sends meanwhile reaches him through resume; bob reloads and the session and room
-are restored.
+acked; bob edits and deletes a message and alice's page follows; bob signs out and in again and
+alice sees him offline, then online; bob's socket drops and what alice sends meanwhile reaches him
+through resume; bob reloads and the session and room are restored. With the test's own gateway,
+the chat's events are checked to have reached the notifications and analytics functions through
+the local EventBridge.
 """
 
 from __future__ import annotations
@@ -207,6 +209,21 @@ class ChatPage:
             f"{body!r} acked",
         )
 
+    def click_own_message_action(self, body: str, action: str, prompt_answer: str | None = None) -> None:
+        """Click "edit"/"delete" on one's own message (the page asks via prompt/confirm)."""
+        self.driver.execute_script(
+            """
+            window.confirm = () => true;
+            window.prompt = () => arguments[2];
+            const li = [...document.querySelectorAll('#message-list .message')]
+              .find(m => m.querySelector('.body').textContent === arguments[0]);
+            li.querySelector('button.' + arguments[1]).click();
+            """,
+            body,
+            action,
+            prompt_answer,
+        )
+
     def session(self) -> dict[str, Any]:
         raw = self.driver.execute_script("return sessionStorage.getItem('chatflow.session')")
         data: dict[str, Any] = json.loads(raw)
@@ -302,6 +319,18 @@ def test_two_users_chat_in_the_browser(
     alice.wait(lambda d: not alice.find("typing-indicator").text, "typing cleared by the message")
     alice.send(f"hi {bob_handle}, {alice_handle} here")
     bob.wait_for_message(f"hi {bob_handle}, {alice_handle} here")
+
+    # Edit and delete own messages: the change reaches the other page live.
+    bob.send("oops, wrong room")
+    alice.wait_for_message("oops, wrong room")
+    bob.click_own_message_action("oops, wrong room", "edit", prompt_answer="right room after all")
+    alice.wait_for_message("right room after all")
+    assert "oops, wrong room" not in alice.bodies()
+    bob.click_own_message_action("right room after all", "delete")
+    alice.wait(
+        lambda d: "right room after all" not in alice.bodies() and "message deleted" in alice.bodies(),
+        "deletion shown live",
+    )
 
     # Presence: bob signs out (his only socket closes) and back in; alice sees him go and come back.
     bob.find("logout").click()
