@@ -277,8 +277,12 @@ def plan_member_joined(
         return Plan()
     if audience is None or event.user_id not in {m.user_id for m in audience.members}:
         return Plan()  # left again (or banned) before we got here: nothing to tell
-    room_label = audience.name or "a direct message"
-    text = f"{actor_handle or 'someone'} added you to {room_label}"
+    who = actor_handle or "someone"
+    text = (
+        f"{who} started a direct message with you"
+        if audience.kind == "dm"
+        else f"{who} added you to {audience.name}"
+    )
     return Plan(
         notifications=(
             NewNotification(

@@ -82,9 +82,11 @@ class PostgresNotificationRepository:
                                last_sender_handle = CASE WHEN EXCLUDED.last_seq >= c.last_seq
                                    THEN EXCLUDED.last_sender_handle ELSE c.last_sender_handle END,
                                updated_at = now()""",
+                        # Always the same lock order (user, room): two deliveries touching the
+                        # same counters concurrently wait for each other instead of deadlocking.
                         [
                             (b.user_id, b.room_id, b.messages, b.mentions, b.seq, b.at, b.sender_handle)
-                            for b in plan.counters
+                            for b in sorted(plan.counters, key=lambda b: (str(b.user_id), str(b.room_id)))
                         ],
                     )
             ids: list[int] = []
