@@ -89,8 +89,15 @@ def parse_frame(data: dict[str, Any]) -> ClientFrame:
         return _ADAPTER.validate_python(data)
     except ValidationError as exc:
         problems = [
-            {"field": ".".join(str(p) for p in err["loc"][1:]) or str(err["loc"][0]), "problem": err["msg"]}
+            {"field": _field(err["loc"]), "problem": err["msg"]}
             for err in exc.errors(include_url=False, include_input=False)
         ]
         summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
         raise InvalidInput(f"invalid frame: {summary}", code="invalid_frame", errors=problems) from None
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    """Error location without the union tag; a missing/unknown tag is about ``action``."""
+    if len(loc) > 1:
+        return ".".join(str(p) for p in loc[1:])
+    return "action"

@@ -1,0 +1,111 @@
+"""Frame models and protocol helpers (no I/O)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from chatflow.errors import InvalidInput, PayloadTooLarge, Unauthorized
+from chatflow.ws import frames, protocol
+
+ROOM = str(uuid.uuid4())
+
+
+def test_every_action_parses_to_its_model() -> None:
+    cases: dict[str, tuple[dict[str, object], type]] = {
+        "ping": ({}, frames.Ping),
+        "sendMessage": ({"roomId": ROOM, "clientMessageId": "c1", "body": "hi"}, frames.SendMessage),
+        "editMessage": ({"roomId": ROOM, "seq": 3, "body": "x"}, frames.EditMessage),
+        "deleteMessage": ({"roomId": ROOM, "seq": 3}, frames.DeleteMessage),
+        "joinRoom": ({"roomId": ROOM}, frames.JoinRoom),
+        "leaveRoom": ({"roomId": ROOM}, frames.LeaveRoom),
+        "typing": ({"roomId": ROOM}, frames.Typing),
+        "markRead": ({"roomId": ROOM, "seq": 0}, frames.MarkRead),
+        "resume": ({"roomId": ROOM, "sinceSeq": 0}, frames.Resume),
+    }
+    assert set(cases) == set(protocol.ACTIONS)
+    for action, (fields, model) in cases.items():
+        parsed = frames.parse_frame({"action": action, **fields})
+        assert isinstance(parsed, model)
+
+
+def test_typing_defaults_and_request_id() -> None:
+    f = frames.parse_frame({"action": "typing", "roomId": ROOM, "requestId": "r1"})
+    assert isinstance(f, frames.Typing)
+    assert f.is_typing is True
+    assert f.request_id == "r1"
+    assert f.room_id == uuid.UUID(ROOM)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"action": "sendMessage", "roomId": ROOM, "clientMessageId": "c", "body": "b", "extra": 1},
+        {"action": "sendMessage", "roomId": ROOM, "clientMessageId": "", "body": "b"},
+        {"action": "editMessage", "roomId": ROOM, "seq": 0, "body": "b"},
+        {"action": "editMessage", "roomId": ROOM, "seq": True, "body": "b"},
+        {"action": "markRead", "roomId": ROOM, "seq": 1.5},
+        {"action": "resume", "roomId": ROOM, "sinceSeq": 0, "limit": 0},
+        {"action": "joinRoom", "roomId": 42},
+        {"action": "ping", "requestId": "x" * 65},
+        {"action": "nope"},
+        {},
+    ],
+)
+def test_schema_violations_raise_invalid_frame_with_details(frame: dict[str, object]) -> None:
+    with pytest.raises(InvalidInput) as info:
+        frames.parse_frame(frame)
+    assert info.value.code == "invalid_frame"
+    assert info.value.details["errors"]
+    assert all({"field", "problem"} <= set(e) for e in info.value.details["errors"])
+
+
+def test_body_object_errors() -> None:
+    def ev(body: object, b64: bool = False) -> dict[str, object]:
+        return {"body": body, "isBase64Encoded": b64, "requestContext": {"connectionId": "c="}}
+
+    for bad in (None, "", "nope", "[1]", '"str"'):
+        with pytest.raises(InvalidInput) as info:
+            protocol.body_object(ev(bad))
+        assert info.value.code == "invalid_json"
+    with pytest.raises(InvalidInput):
+        protocol.body_object(ev("eyJ9", b64=True))
+    with pytest.raises(PayloadTooLarge) as too_big:
+        protocol.body_object(ev(json.dumps({"a": "x" * protocol.MAX_MESSAGE_BYTES})))
+    assert too_big.value.code == "frame_too_large"
+    assert protocol.body_object(ev('{"action": "ping"}')) == {"action": "ping"}
+
+
+def test_identity_requires_a_well_formed_authorizer_context() -> None:
+    with pytest.raises(Unauthorized):
+        protocol.identity({"requestContext": {}})
+    with pytest.raises(Unauthorized):
+        protocol.identity({"requestContext": {"authorizer": {"userId": "not-a-uuid", "role": "user"}}})
+    uid = uuid.uuid4()
+    ctx = {
+        "userId": str(uid),
+        "handle": "ann",
+        "role": "user",
+        "iat": "1700000000",
+        "jti": "j",
+        "principalId": "p",
+    }
+    ident = protocol.identity({"requestContext": {"authorizer": ctx}})
+    assert ident.user_id == uid
+    assert ident.issued_at == 1700000000
+
+
+def test_error_reply_shape_keeps_the_connection_open() -> None:
+    exc = InvalidInput("bad", code="invalid_frame", errors=[{"field": "x", "problem": "y"}])
+    reply = protocol.error_reply(exc, action="sendMessage", request_id="r")
+    assert reply["statusCode"] == 200
+    assert json.loads(reply["body"]) == {
+        "type": "error",
+        "code": "invalid_frame",
+        "message": "bad",
+        "action": "sendMessage",
+        "requestId": "r",
+        "errors": [{"field": "x", "problem": "y"}],
+    }
