@@ -221,3 +221,43 @@ def test_invalid_or_foreign_events_are_refused(fn: ModuleType) -> None:
         _invoke(fn, good | {"detail": {**good["detail"], "room_id": "x"}})
     with pytest.raises(InvalidEvent):
         _invoke(fn, {"hello": "world"})
+
+
+def test_concurrent_deliveries_apply_once_and_concurrent_events_all_count(
+    db: DB, fn: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chatflow.adapters.postgres.pool import close_pools
+
+    sender = insert_user(db)
+    members = [insert_user(db) for _ in range(5)]
+    room = insert_room(db, sender, members)
+    _use_channel(monkeypatch, fn, SnsNotificationChannel(None, use_settings=False))
+    # Enough pool connections for the threads (the Lambda-sized default is 2).
+    monkeypatch.setenv("DB_POOL_MAX_SIZE", "8")
+    from chatflow.settings import reset_settings_cache
+
+    reset_settings_cache()
+    close_pools()
+    try:
+        same = _message(room, sender, "sam", 1, "once", [])
+        barrier = threading.Barrier(4)
+
+        def deliver_same(_: int) -> bool:
+            barrier.wait(10)
+            return bool(_invoke(fn, envelope(same))["duplicate"])
+
+        with ThreadPoolExecutor(4) as pool:
+            duplicates = list(pool.map(deliver_same, range(4)))
+        assert sorted(duplicates) == [False, True, True, True]
+
+        others = [_message(room, sender, "sam", seq, "more", []) for seq in range(2, 22)]
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda e: _invoke(fn, envelope(e)), others))
+        assert _counters(db, room) == dict.fromkeys(members, (21, 0))
+    finally:
+        monkeypatch.delenv("DB_POOL_MAX_SIZE")
+        reset_settings_cache()
+        close_pools()
