@@ -1,0 +1,152 @@
+"""``python -m local_stack`` (``make dev``): the whole backend on this machine, zero config.
+
+Finds or starts Postgres and Redis (local_stack.services), migrates, generates the dev signing
+keys once into ``.local/``, starts the gateway on fixed ports and prints how to use it. Ctrl-C stops
+everything (open sockets get their ``$disconnect``, workers and embedded servers are stopped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+
+from local_stack.gateway import GatewayConfig, LocalGateway
+from local_stack.http_api import CorsConfig
+from local_stack.services import ServiceUnavailable, dev_signing_keys, function_env, services
+from local_stack.websocket_api import WsLimits
+
+log = logging.getLogger("local_stack")
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, str(default)))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m local_stack", description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default=os.environ.get("LOCAL_HOST", "127.0.0.1"))
+    parser.add_argument("--http-port", type=int, default=_env_int("LOCAL_HTTP_PORT", 8000))
+    parser.add_argument("--ws-port", type=int, default=_env_int("LOCAL_WS_PORT", 8001))
+    parser.add_argument("--connections-port", type=int, default=_env_int("LOCAL_CONNECTIONS_PORT", 8002))
+    parser.add_argument("--events-port", type=int, default=_env_int("LOCAL_EVENTS_PORT", 8003))
+    parser.add_argument("--web-port", type=int, default=_env_int("LOCAL_WEB_PORT", 8080))
+    parser.add_argument("--stage", default=os.environ.get("LOCAL_STAGE", "local"))
+    parser.add_argument(
+        "--idle-timeout", type=float, default=float(os.environ.get("LOCAL_WS_IDLE_TIMEOUT_S", "600"))
+    )
+    parser.add_argument(
+        "--max-lifetime", type=float, default=float(os.environ.get("LOCAL_WS_MAX_LIFETIME_S", "7200"))
+    )
+    parser.add_argument(
+        "--connections-latency",
+        type=float,
+        default=float(os.environ.get("LOCAL_CONNECTIONS_LATENCY_S", "0")),
+        help="artificial delay (seconds) of every @connections answer",
+    )
+    parser.add_argument("--no-migrate", action="store_true", help="skip the SQL migrations")
+    parser.add_argument("--quiet", action="store_true", help="do not print the functions' log lines")
+    return parser.parse_args(argv)
+
+
+def banner(gateway: LocalGateway, origins: dict[str, str]) -> str:
+    http = gateway.http_url
+    return f"""
+Chatflow local stack is up (Postgres: {origins["postgres"]}, Redis: {origins["redis"]}).
+
+  HTTP API        {http}
+  WebSocket API   {gateway.ws_url}?token=<accessToken>
+  Web chat page   {gateway.web_url or "(disabled)"}
+  @connections    {gateway.management_endpoint}    (boto3 apigatewaymanagementapi endpoint_url)
+  EventBridge     {gateway.events_url}    (boto3 events endpoint_url)
+
+Get a token:
+  curl -s -X POST {http}/auth/register -H 'content-type: application/json' \\
+       -d '{{"handle":"ada","password":"correct-horse-battery"}}'
+  curl -s -X POST {http}/auth/login -H 'content-type: application/json' \\
+       -d '{{"handle":"ada","password":"correct-horse-battery"}}'      # -> accessToken
+Connect:  python -m websockets '{gateway.ws_url}?token=<accessToken>'
+Admin:    python -m chatflow.auth.admin_cli promote ada   (with this DATABASE_URL / REDIS_URL)
+
+Ctrl-C stops.
+"""
+
+
+async def serve(args: argparse.Namespace) -> int:
+    try:
+        found = services()
+        svc = found.__enter__()
+    except ServiceUnavailable as exc:
+        print(f"local_stack: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if not args.no_migrate:
+            from chatflow.adapters.postgres.migrate import migrate
+
+            applied = await asyncio.to_thread(migrate, svc.database_url)
+            log.info("migrations: %s", ", ".join(applied) if applied else "database is up to date")
+        private, public = dev_signing_keys()
+        env = function_env(svc.database_url, svc.redis_url, private, public)
+        # The CLI (admin_cli, migrate) and this process read the same settings as the functions.
+        os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "JWT_PUBLIC_KEYS")})
+
+        def sink(function: str, line: str) -> None:
+            if not args.quiet:
+                print(f"[{function}] {line}", flush=True)
+
+        config = GatewayConfig(
+            env=env,
+            host=args.host,
+            http_port=args.http_port,
+            ws_port=args.ws_port,
+            management_port=args.connections_port,
+            events_port=args.events_port,
+            web_port=args.web_port,
+            stage=args.stage,
+            limits=WsLimits(idle_timeout_s=args.idle_timeout, max_lifetime_s=args.max_lifetime),
+            cors=CorsConfig(allow_origins=tuple(os.environ.get("LOCAL_CORS_ALLOW_ORIGINS", "*").split(","))),
+            management_latency_s=args.connections_latency,
+            log_sink=sink,
+        )
+        gateway = LocalGateway(config)
+        try:
+            await gateway.start()
+        except OSError as exc:
+            print(
+                f"local_stack: cannot listen ({exc}); another `make dev` running? Use --*-port.",
+                file=sys.stderr,
+            )
+            await gateway.stop()
+            return 2
+        print(banner(gateway, svc.origins), flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        assert gateway.runtime is not None
+        warming = asyncio.create_task(
+            gateway.runtime.warm(["authorizer", "http_api", "ws_connect", "ws_messages"])
+        )
+        await stop.wait()
+        print("\nstopping...", flush=True)
+        warming.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await warming
+        await gateway.stop()
+        return 0
+    finally:
+        found.__exit__(None, None, None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = parse_args(argv)
+    return asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
