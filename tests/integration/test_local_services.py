@@ -1,0 +1,58 @@
+"""make dev's zero-config services: env URLs win, local servers next, embedded ones last."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from local_stack import services as svc
+from tests.conftest import ADMIN_URL
+
+
+def test_environment_urls_win() -> None:
+    found = svc.resolve_services({"DATABASE_URL": "postgresql://x@h/db", "REDIS_URL": "redis://h:1/0"})
+    try:
+        assert found.database_url == "postgresql://x@h/db"
+        assert found.redis_url == "redis://h:1/0"
+        assert found.origins == {"postgres": "env", "redis": "env"}
+    finally:
+        found.close()
+
+
+def test_ensure_database_creates_it_once() -> None:
+    name = f"chatflow_t_gw_{secrets.token_hex(3)}"
+    try:
+        url = svc.ensure_database(ADMIN_URL, name)
+        assert svc.ensure_database(ADMIN_URL, name) == url  # second call: already there
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT current_database()").fetchone() == (name,)
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_embedded_servers_when_nothing_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(svc, "LOCAL_DIR", tmp_path)
+    monkeypatch.setattr(svc, "_port_open", lambda host, port: False)
+    found = svc.resolve_services({})
+    try:
+        assert found.origins == {"postgres": "embedded", "redis": "embedded"}
+        with psycopg.connect(found.database_url) as conn:
+            assert conn.execute("SELECT current_database()").fetchone() == ("chatflow",)
+        client = redis.Redis.from_url(found.redis_url)
+        assert client.ping()
+        client.close()
+    finally:
+        found.close()
+
+
+def test_dev_keys_are_generated_once(tmp_path: Path) -> None:
+    private, public = svc.dev_signing_keys(tmp_path)
+    assert "PRIVATE KEY" in private
+    assert "PUBLIC KEY" in public
+    assert svc.dev_signing_keys(tmp_path) == (private, public)
+    assert (tmp_path / "jwt-private.pem").stat().st_mode & 0o077 == 0
