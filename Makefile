@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install dev test lint typecheck unit migrate synth bench clean invoke event-schemas
+.PHONY: install dev test lint typecheck unit migrate synth bench bench-cold clean invoke event-schemas
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml layers/chatflow/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ migrate: install
 bench: install
 	scripts/ensure-services.sh
 	$(PY) bench/cold_start.py
+
+## Cold start of every function vs the baseline (docs/performance.md): make bench-cold REPEAT=5
+bench-cold: install
+	scripts/ensure-services.sh
+	$(PY) bench/cold_start.py --repeat $(or $(REPEAT),5)
 
 ## Invoke one function locally with a sample event: make invoke FN=notifications EVENT=message_created
 invoke: install

@@ -1,0 +1,939 @@
+"""Cold start of every Lambda function (infra/catalog.py FUNCTIONS) vs the issue's baseline.
+
+    .venv/bin/python bench/cold_start.py --repeat 5          # or: make bench-cold
+    .venv/bin/python bench/cold_start.py --only authorizer,ws_ping --repeat 3
+
+Each sample is a FRESH interpreter (bench/_cold_child.py) that imports the function's handler
+module by file path, as Lambda does, and runs its FIRST invocation with a realistic event against
+this machine's Postgres and Redis -- so an import deferred into the handler is still paid. The
+baseline, measured the same way in the same run, imports boto3, Powertools (Logger, Metrics,
+Tracer, APIGatewayHttpResolver), pydantic, pyjwt, psycopg and redis and creates an ``events`` and
+an ``apigatewaymanagementapi`` client. Targets are interleaved round by round so machine noise
+spreads evenly; one discarded warm-up round first fills a private bytecode cache
+(``PYTHONPYCACHEPREFIX``; Lambda's layer ships compiled ``.pyc`` too).
+
+Reported per function: median and min of the in-process time (import + first invoke) and of
+the whole process wall time, peak RSS, the ratio to the baseline, a verdict against the aims of
+docs/performance.md, and the heavy modules present after the invocation -- flagged when the
+function's catalog ``needs`` do not justify them.
+
+Set-up (all removed at the end): a throwaway database (migrated) and Redis key prefix, a fresh
+ES256 key pair, users/room/memberships/connections seeded through the real HTTP handler and
+domain code, the local @connections server (recording backend) and the local EventBridge
+PutEvents endpoint in background threads -- functions that post or publish do real HTTP on
+loopback, never to AWS -- plus a loopback sink for CloudFormation responses and X-Ray segments.
+
+``--tracing lambda`` (default) runs children with the environment of a deployed function with
+active tracing (``LAMBDA_TASK_ROOT``, ``_X_AMZN_TRACE_ID``): Powertools' Tracer is really on.
+``--tracing off`` sets ``POWERTOOLS_TRACE_DISABLED=true`` as the test suite does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import http.server
+import json
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from infra.catalog import FUNCTIONS, Function, Need  # noqa: E402
+
+CHILD = Path(__file__).resolve().parent / "_cold_child.py"
+SAMPLES = ROOT / "events" / "samples"
+ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+BASELINE = "baseline"
+
+# --- aims (docs/performance.md, issue #2 "Performance") ----------------------------------------
+
+#: Needs that make a function talk to AWS through boto3 (IAM-token Postgres and *_SECRET_ARN
+#: secrets only exist in the cloud; locally they are off, as in most deployments' hot path).
+BOTO3_NEEDS = frozenset(
+    {Need.MANAGE_CONNECTIONS, Need.PUT_EVENTS, Need.FANOUT_QUEUE, Need.NOTIFY_TOPIC, Need.JWT_KEYGEN}
+)
+AUTHORIZER_AIM = 0.30
+LIGHT_AIM = 0.50
+DEFAULT_AIM = 0.85
+
+
+def aim_of(fn: Function) -> tuple[float, str]:
+    """The function's budget as a fraction of the baseline, and why."""
+    if fn.name == "authorizer":
+        return AUTHORIZER_AIM, "authorizer"
+    if not fn.needs & (BOTO3_NEEDS | {Need.POSTGRES}):
+        return LIGHT_AIM, "needs neither boto3 nor psycopg"
+    return DEFAULT_AIM, "other"
+
+
+def _http_routed(fn: Function) -> bool:
+    from infra.catalog import HTTP_ROUTES
+
+    return any(route.function == fn.name for route in HTTP_ROUTES)
+
+
+def _event_target(fn: Function) -> bool:
+    from infra.catalog import EVENT_RULES
+
+    return any(fn.name in rule.targets for rule in EVENT_RULES)
+
+
+def _ws_actions(fn: Function) -> bool:
+    from infra.catalog import WS_ACTIONS, WS_ROUTES
+
+    return any(r.function == fn.name and r.route_key in WS_ACTIONS for r in WS_ROUTES)
+
+
+@dataclass(frozen=True)
+class Watched:
+    """A heavy module looked for in every child after its first invocation."""
+
+    #: The module whose presence means the cost was paid (e.g. ``botocore.session``, not the
+    #: top-level ``botocore`` package Powertools imports for a version probe).
+    probe: str
+    #: When a function may import it.
+    reason: str
+    allowed: Callable[[Function, bool], bool]
+
+
+def _validates(fn: Function) -> bool:
+    return _http_routed(fn) or _ws_actions(fn) or _event_target(fn) or Need.PUT_EVENTS in fn.needs
+
+
+_JWT = frozenset({Need.JWT_SIGN, Need.JWT_VERIFY})
+
+#: Display name -> what to look for. A watched module present after the first invocation that
+#: its function's catalog needs do not justify is flagged (``allowed(fn, tracing)`` is False).
+WATCH: dict[str, Watched] = {
+    "boto3": Watched("boto3", "an AWS need", lambda f, t: bool(f.needs & BOTO3_NEEDS)),
+    "botocore": Watched("botocore.session", "an AWS need", lambda f, t: bool(f.needs & BOTO3_NEEDS)),
+    "psycopg": Watched("psycopg", "postgres", lambda f, t: Need.POSTGRES in f.needs),
+    "psycopg_pool": Watched("psycopg_pool", "postgres", lambda f, t: Need.POSTGRES in f.needs),
+    "redis": Watched("redis", "redis", lambda f, t: Need.REDIS in f.needs),
+    "jwt": Watched("jwt", "jwt_sign / jwt_verify", lambda f, t: bool(f.needs & _JWT)),
+    "cryptography": Watched(
+        "cryptography.hazmat.primitives.asymmetric.ec",
+        "jwt_sign / jwt_verify / jwt_keygen",
+        lambda f, t: bool(f.needs & (_JWT | {Need.JWT_KEYGEN})),
+    ),
+    "pydantic": Watched(
+        "pydantic.main",
+        "validated input or events: HTTP routes, WS chat actions, EventBridge target, put_events",
+        lambda f, t: _validates(f),
+    ),
+    "powertools.event_handler": Watched(
+        "aws_lambda_powertools.event_handler.api_gateway", "HTTP routes", lambda f, t: _http_routed(f)
+    ),
+    "powertools.parser": Watched(
+        "aws_lambda_powertools.utilities.parser", "validated input or events", lambda f, t: _validates(f)
+    ),
+    "aws_xray_sdk": Watched("aws_xray_sdk.core", "tracing on (Powertools Tracer)", lambda f, t: t),
+    "requests": Watched("requests", "never (botocore uses urllib3)", lambda f, t: False),
+    "aiohttp": Watched("aiohttp", "never (local_stack only)", lambda f, t: False),
+    "local_stack": Watched("local_stack", "never: handlers must not know where they run", lambda f, t: False),
+    "infra": Watched("infra", "never: handlers must not know where they run", lambda f, t: False),
+    "tests": Watched("tests", "never", lambda f, t: False),
+}
+
+
+def unjustified(fn: Function, heavy: list[str], tracing: bool) -> list[str]:
+    """The watched modules ``fn`` imported although its catalog needs do not justify them."""
+    return [name for name in heavy if name in WATCH and not WATCH[name].allowed(fn, tracing)]
+
+
+# --- measurements ---------------------------------------------------------------------------------
+
+
+class BenchError(RuntimeError):
+    """A child failed or its first invocation did not answer as expected: nothing to time."""
+
+
+@dataclass
+class Sample:
+    event: Any
+    expect: dict[str, Any]
+    #: Checked in the parent after the child ran (side effects on loopback servers); None = ok.
+    after: Callable[[], str | None] | None = None
+
+
+@dataclass
+class Run:
+    in_process_s: float
+    import_s: float
+    invoke_s: float
+    wall_s: float
+    peak_rss_mb: float
+    heavy: list[str]
+    modules_loaded: int
+
+
+@dataclass
+class Row:
+    target: str
+    runs: list[Run] = field(default_factory=list)
+
+    def median(self, attr: str) -> float:
+        return float(statistics.median(float(getattr(r, attr)) for r in self.runs))
+
+    def minimum(self, attr: str) -> float:
+        return min(float(getattr(r, attr)) for r in self.runs)
+
+    @property
+    def heavy(self) -> list[str]:
+        return sorted({name for r in self.runs for name in r.heavy})
+
+
+# --- loopback sinks ----------------------------------------------------------------------------------
+
+
+class _CfnResponses(http.server.BaseHTTPRequestHandler):
+    """CloudFormation's pre-signed response URL, on loopback: records each PUT body."""
+
+    received: list[dict[str, Any]] = []
+
+    def do_PUT(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        with contextlib.suppress(ValueError):
+            type(self).received.append(json.loads(body or b"{}"))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+@contextlib.contextmanager
+def cfn_response_sink() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    received: list[dict[str, Any]] = []
+    handler = type("CfnResponses", (_CfnResponses,), {"received": received})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, name="cfn-sink", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/cfn-response", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
+def udp_sink() -> Iterator[int]:
+    """A UDP port that swallows X-Ray segments (the daemon's role in Lambda)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    stop = threading.Event()
+
+    def drain() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                sock.recv(65536)
+
+    thread = threading.Thread(target=drain, name="xray-sink", daemon=True)
+    thread.start()
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(2)
+        sock.close()
+
+
+# --- the world the functions run against -------------------------------------------------------------
+
+
+def _keys() -> tuple[str, str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public
+
+
+@dataclass
+class User:
+    identity: Any  # chatflow.domain.identity.Identity
+    token: str
+    connection_id: str | None = None
+
+
+class World:
+    """Database, Redis prefix, keys, loopback servers, seeded users and room; see module doc."""
+
+    def __init__(self, tracing: bool) -> None:
+        self.tracing = tracing
+        self.tag = secrets.token_hex(4)
+        self.db_name = f"chatflow_bench_{self.tag}"
+        self.redis_prefix = f"cfbench:{self.tag}:"
+        self.env: dict[str, str] = {}
+        self.users: dict[str, User] = {}
+        self.room_id: Any = None
+        self._stack = contextlib.ExitStack()
+        self._saved_env: dict[str, str] = {}
+
+    # -- lifecycle --
+    def __enter__(self) -> World:
+        try:
+            self._start()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def _start(self) -> None:
+        import psycopg
+
+        from local_stack.connections import RecordingBackend, running_management_api
+        from local_stack.eventbridge import LocalEventBus, running_eventbridge_api
+
+        stack = self._stack
+        stack.callback(self._restore_env)
+        private, public = _keys()
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.db_name}"')
+        stack.callback(self._drop_database)
+        stack.callback(self._delete_redis_keys)
+        base, _, _ = ADMIN_URL.rpartition("/")
+        database_url = f"{base}/{self.db_name}"
+
+        from chatflow.adapters.postgres.migrate import migrate
+
+        migrate(database_url)
+        self.backend = RecordingBackend()
+        management = stack.enter_context(running_management_api(self.backend))
+        # Event targets are the functions measured here; the bus only ingests and archives.
+        self.bus = LocalEventBus.from_catalog(
+            lambda function_name, event: None, name="chatflow", region="us-east-1"
+        )
+        events_api = stack.enter_context(running_eventbridge_api(self.bus))
+        self.cfn_url, self.cfn_responses = stack.enter_context(cfn_response_sink())
+        self.xray_port = stack.enter_context(udp_sink())
+        self.management_endpoint = management.endpoint_url
+        self.env = {
+            "ENV": "local",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": REDIS_URL,
+            "REDIS_KEY_PREFIX": self.redis_prefix,
+            "JWT_PRIVATE_KEY": private,
+            "JWT_PUBLIC_KEYS": public,
+            "WS_MANAGEMENT_ENDPOINT": management.endpoint_url,
+            "EVENTS_ENDPOINT_URL": events_api.endpoint_url,
+            "EVENT_BUS_NAME": "chatflow",
+            "SERVICE_NAME": "chatflow",
+            "POWERTOOLS_SERVICE_NAME": "chatflow",
+            "POWERTOOLS_METRICS_NAMESPACE": "ChatflowBench",
+            "POWERTOOLS_LOGGER_LOG_EVENT": "false",
+            "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+        }
+        self._saved_env = dict(os.environ)
+        os.environ.update(self.env)
+        # The parent seeds with tracing off; children get their own tracing environment.
+        os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
+        os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+        os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+        from chatflow.settings import reset_settings_cache
+
+        reset_settings_cache()
+        stack.callback(self._close_clients)
+        self._seed()
+
+    def _restore_env(self) -> None:
+        if self._saved_env:
+            os.environ.clear()
+            os.environ.update(self._saved_env)
+
+    def _close_clients(self) -> None:
+        from chatflow.adapters.postgres.pool import close_pools
+
+        close_pools()
+        with contextlib.suppress(Exception):
+            from chatflow.adapters.redis_client import close_redis
+
+            close_redis()
+
+    def _drop_database(self) -> None:
+        import psycopg
+
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+
+    def _delete_redis_keys(self) -> None:
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            keys = list(client.scan_iter(match=self.redis_prefix + "*", count=1000))
+            for start in range(0, len(keys), 500):
+                client.delete(*keys[start : start + 500])
+        finally:
+            client.close()
+
+    # -- seeding through the real HTTP handler and domain code --
+    def _seed(self) -> None:
+        from chatflow.auth.tokens import get_verifier
+        from chatflow.ws.wiring import realtime
+        from tests.support.identity import http_client, register
+
+        client = http_client()
+        verifier = get_verifier()
+        for name in ("alice", "bob", "carol", "dave"):
+            pair = register(client, f"{name}{self.tag}")
+            token = pair["accessToken"]
+            self.users[name] = User(verifier.verify(token), token)
+        alice = self.users["alice"]
+        resp = client.post("/rooms", token=alice.token, json={"kind": "public", "name": f"bench {self.tag}"})
+        if resp.status != 201:
+            raise BenchError(f"seeding: POST /rooms -> {resp.status} {resp.body}")
+        self.room_id = uuid.UUID(resp.json["id"])
+        for name in ("bob", "carol", "dave"):
+            resp = client.post(
+                f"/rooms/{self.room_id}/members", token=alice.token, json={"handle": f"{name}{self.tag}"}
+            )
+            if resp.status != 201:
+                raise BenchError(f"seeding: add member {name} -> {resp.status} {resp.body}")
+        # Alice and Bob are online: their frames go to the recording @connections backend.
+        for name in ("alice", "bob"):
+            user = self.users[name]
+            user.connection_id = self.backend.register()
+            realtime().connect(user.identity, user.connection_id)
+
+    def bob_posts(self) -> int:
+        bob = self.users["bob"].connection_id
+        return len(self.backend.posted(bob)) if bob else 0
+
+    # -- events --
+    def sample(self, fn: Function, rep: int) -> Sample:
+        build: Callable[[int], Sample] = getattr(self, f"_sample_{fn.name}")
+        return build(rep)
+
+    def _unique(self, rep: int) -> str:
+        return f"{self.tag}-{rep}-{secrets.token_hex(3)}"
+
+    def _posted_to_bob(self) -> Callable[[], str | None]:
+        before = self.bob_posts()
+
+        def check() -> str | None:
+            deadline = time.monotonic() + 2
+            while self.bob_posts() <= before and time.monotonic() < deadline:
+                time.sleep(0.01)
+            return None if self.bob_posts() > before else "nothing was posted to Bob's connection"
+
+        return check
+
+    def _archived(self, detail_type: str) -> Callable[[], str | None]:
+        before = sum(1 for e in self.bus.archived() if e.get("detail-type") == detail_type)
+
+        def check() -> str | None:
+            now = sum(1 for e in self.bus.archived() if e.get("detail-type") == detail_type)
+            return None if now > before else f"no {detail_type} event reached the local bus"
+
+        return check
+
+    def _sample_authorizer(self, rep: int) -> Sample:
+        from tests.support.apigw import http_authorizer_event, http_event
+
+        event = http_authorizer_event(
+            http_event("GET", "/rooms", token=self.users["alice"].token), ("$request.header.Authorization",)
+        )
+        return Sample(event, {"equals": {"isAuthorized": True}})
+
+    def _sample_http_api(self, rep: int) -> Sample:
+        # A write: Postgres transaction + outbox row + after-commit PutEvents on loopback.
+        from tests.support.apigw import http_event
+
+        alice = self.users["alice"]
+        event = http_event(
+            "POST",
+            "/rooms",
+            json={"kind": "public", "name": f"bench {self._unique(rep)}"},
+            token=alice.token,
+            authorizer_context=alice.identity.to_context(),
+        )
+        return Sample(event, {"equals": {"statusCode": 201}}, self._archived("room.created"))
+
+    def _sample_ws_connect(self, rep: int) -> Sample:
+        # Carol's first connection: ban check, registry, presence "online" to Alice and Bob.
+        from chatflow.ws.wiring import realtime
+        from tests.support.ws_events import connect_event
+
+        carol = self.users["carol"]
+        if carol.connection_id:
+            realtime().disconnect(carol.identity.user_id, carol.connection_id)
+        carol.connection_id = self.backend.register()
+        event = connect_event(carol.identity, carol.connection_id, token=carol.token)
+        return Sample(event, {"equals": {"statusCode": 200}}, self._posted_to_bob())
+
+    def _sample_ws_disconnect(self, rep: int) -> Sample:
+        # Dave's last connection goes: unregister, presence "offline" to Alice and Bob.
+        from chatflow.ws.wiring import realtime
+        from tests.support.ws_events import disconnect_event
+
+        dave = self.users["dave"]
+        dave.connection_id = self.backend.register()
+        realtime().connect(dave.identity, dave.connection_id)
+        event = disconnect_event(dave.identity, dave.connection_id)
+        return Sample(event, {"equals": {"statusCode": 200}}, self._posted_to_bob())
+
+    def _sample_ws_default(self, rep: int) -> Sample:
+        from tests.support.ws_events import message_event
+
+        alice = self.users["alice"]
+        assert alice.connection_id is not None
+        frame = {"action": "shout", "requestId": f"r{rep}", "roomId": str(self.room_id)}
+        event = message_event(alice.identity, alice.connection_id, frame, route_key="$default")
+        return Sample(event, {"equals": {"statusCode": 200}, "body_contains": "unknown_action"})
+
+    def _sample_ws_ping(self, rep: int) -> Sample:
+        from tests.support.ws_events import message_event
+
+        bob = self.users["bob"]
+        assert bob.connection_id is not None
+        event = message_event(bob.identity, bob.connection_id, {"action": "ping", "requestId": f"p{rep}"})
+        return Sample(event, {"equals": {"statusCode": 200}, "body_contains": "pong"})
+
+    def _sample_ws_messages(self, rep: int) -> Sample:
+        # sendMessage: transaction + outbox + flush (PutEvents) + fan-out to Bob (PostToConnection).
+        from tests.support.ws_events import message_event
+
+        alice = self.users["alice"]
+        assert alice.connection_id is not None
+        frame = {
+            "action": "sendMessage",
+            "requestId": f"s{rep}",
+            "roomId": str(self.room_id),
+            "clientMessageId": f"bench-{self._unique(rep)}",
+            "body": f"hello @bob{self.tag}, cold start #{rep}",
+        }
+        event = message_event(alice.identity, alice.connection_id, frame)
+        check_bob = self._posted_to_bob()
+        check_bus = self._archived("message.created")
+
+        def after() -> str | None:
+            return check_bob() or check_bus()
+
+        return Sample(event, {"equals": {"statusCode": 200}, "body_contains": '"ack"'}, after)
+
+    def _sample_fanout(self, rep: int) -> Sample:
+        from chatflow.adapters.sqs_fanout import FanoutJob
+
+        template = json.loads((SAMPLES / "fanout" / "sqs_job.json").read_text())
+        frame = {"type": "message", "roomId": str(self.room_id), "seq": rep + 1, "body": "fan-out"}
+        job = FanoutJob(self.room_id, frame, (self.users["bob"].identity.user_id,))
+        record = template["Records"][0]
+        record.update(messageId=str(uuid.uuid4()), body=job.to_json())
+        return Sample(template, {"equals": {"batchItemFailures": []}}, self._posted_to_bob())
+
+    def _sample_outbox_relay(self, rep: int) -> Sample:
+        # One committed outbox row the after-commit flush did not send (as after a bus outage).
+        from chatflow.adapters.postgres import outbox
+        from chatflow.adapters.postgres.pool import writer
+        from chatflow.events.schemas import MemberJoined
+
+        with writer().connection() as conn, conn.transaction():
+            outbox.enqueue(
+                conn,
+                MemberJoined(
+                    room_id=self.room_id,
+                    user_id=self.users["bob"].identity.user_id,
+                    added_by=self.users["alice"].identity.user_id,
+                ),
+            )
+        event = json.loads((SAMPLES / "outbox_relay" / "scheduled.json").read_text())
+        event["id"] = str(uuid.uuid4())
+        return Sample(event, {"at_least": {"sent": 1}}, self._archived("member.joined"))
+
+    def _message_envelope(self, rep: int) -> dict[str, Any]:
+        """The EventBridge envelope of a real message.created (sent through ROOMS' domain code,
+        published by the after-commit flush to the local bus, read back from its archive)."""
+        from chatflow.domain import messages
+
+        message, _ = messages.send(
+            self.users["alice"].identity,
+            self.room_id,
+            f"env-{self._unique(rep)}",
+            f"@bob{self.tag} @carol{self.tag} are you there? #{rep}",
+        )
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            for envelope in reversed(self.bus.archived()):
+                detail = envelope.get("detail") or {}
+                wanted = envelope.get("detail-type") == "message.created"
+                if wanted and detail.get("message_id") == str(message.id):
+                    return copy.deepcopy(envelope)
+            time.sleep(0.02)
+        raise BenchError("the seeded message.created never reached the local bus")
+
+    def _sample_notifications(self, rep: int) -> Sample:
+        return Sample(self._message_envelope(rep), {"equals": {"duplicate": False}})
+
+    def _sample_analytics(self, rep: int) -> Sample:
+        return Sample(self._message_envelope(rep), {"equals": {"duplicate": False}})
+
+    def _sample_migrate(self, rep: int) -> Sample:
+        event = json.loads((SAMPLES / "migrate" / "cfn_create.json").read_text())
+        event["ResponseURL"] = self.cfn_url
+        event["RequestId"] = str(uuid.uuid4())
+        event["ResourceProperties"]["Action"] = "migrate"
+        before = len(self.cfn_responses)
+
+        def after() -> str | None:
+            got = self.cfn_responses[before:]
+            ok = any(r.get("Status") == "SUCCESS" for r in got)
+            return None if ok else f"CloudFormation response not SUCCESS: {got!r}"[:300]
+
+        return Sample(event, {"equals": {"Status": "SUCCESS"}}, after)
+
+    # -- child environment --
+    def child_env(self, fn: Function | None, pycache: str | None) -> dict[str, str]:
+        env = dict(self._saved_env)
+        env.update(self.env)
+        for name in ("POWERTOOLS_TRACE_DISABLED", "POWERTOOLS_METRICS_DISABLED", "POWERTOOLS_LOG_LEVEL"):
+            env.pop(name, None)
+        env["POWERTOOLS_LOG_LEVEL"] = "INFO"
+        if pycache is not None:
+            env["PYTHONPYCACHEPREFIX"] = pycache
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+        name = fn.name if fn else BASELINE
+        if self.tracing:
+            # What Lambda sets for a function with active tracing: the Tracer really records.
+            env.update(
+                {
+                    "LAMBDA_TASK_ROOT": str(fn.code_dir) if fn else str(CHILD.parent),
+                    "AWS_LAMBDA_FUNCTION_NAME": f"chatflow-{name}",
+                    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_mb if fn else 512),
+                    "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                    "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
+                    "_X_AMZN_TRACE_ID": f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};"
+                    f"Parent={secrets.token_hex(8)};Sampled=1",
+                    "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{self.xray_port}",
+                    "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+                }
+            )
+        else:
+            env["POWERTOOLS_TRACE_DISABLED"] = "true"
+        return env
+
+
+# --- running children ------------------------------------------------------------------------------
+
+
+def run_child(
+    world: World,
+    fn: Function | None,
+    rep: int,
+    workdir: Path,
+    pycache: str | None,
+    *,
+    diagnose: str | None = None,
+) -> Run:
+    """One fresh process for ``fn`` (None = the baseline). ``diagnose`` ("profile" or
+    "importtime") keeps the child's cProfile stats / ``-X importtime`` log in ``workdir``."""
+    name = fn.name if fn else BASELINE
+    spec: dict[str, Any] = {
+        "target": name,
+        "watch": sorted(w.probe for w in WATCH.values()),
+        "result_path": str(workdir / f"{name}-{rep}.result.json"),
+        "management_endpoint": world.management_endpoint,
+    }
+    sample: Sample | None = None
+    if fn is not None:
+        sample = world.sample(fn, rep)
+        spec.update(
+            module_path=str(fn.module_path),
+            handler_attr=fn.handler_attr,
+            code_dir=str(fn.code_dir),
+            function_name=f"chatflow-{fn.name}",
+            memory_mb=fn.memory_mb,
+            request_id=str(uuid.uuid4()),
+            event=sample.event,
+            expect=sample.expect,
+        )
+    if diagnose == "profile":
+        spec["profile_path"] = str(workdir / f"{name}.prof")
+    spec_path = workdir / f"{name}-{rep}.spec.json"
+    spec_path.write_text(json.dumps(spec))
+    log_path = workdir / f"{name}-{rep}.log"
+    with log_path.open("wb") as log:
+        started = time.perf_counter()
+        proc = subprocess.run(
+            [
+                sys.executable,
+                *(["-X", "importtime"] if diagnose == "importtime" else []),
+                str(CHILD),
+                str(spec_path),
+            ],
+            env=world.child_env(fn, pycache),
+            cwd=str(fn.code_dir if fn else CHILD.parent),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+        wall = time.perf_counter() - started
+    result_path = Path(spec["result_path"])
+    if not result_path.exists():
+        tail = log_path.read_text(errors="replace")[-2000:]
+        raise BenchError(f"{name} (round {rep}): child exited {proc.returncode} without a result:\n{tail}")
+    result = json.loads(result_path.read_text())
+    probes = {w.probe: name for name, w in WATCH.items()}
+    result["heavy"] = sorted(probes[p] for p in result["heavy"])
+    if result.get("error"):
+        tail = log_path.read_text(errors="replace")[-1500:]
+        raise BenchError(f"{name} (round {rep}): first invocation failed: {result['error']}\n{tail}")
+    if sample is not None and sample.after is not None:
+        problem = sample.after()
+        if problem:
+            raise BenchError(f"{name} (round {rep}): {problem}")
+    return Run(
+        in_process_s=result["total_s"],
+        import_s=result["import_s"],
+        invoke_s=result["invoke_s"],
+        wall_s=wall,
+        peak_rss_mb=result["peak_rss_mb"],
+        heavy=result["heavy"],
+        modules_loaded=result["modules_loaded"],
+    )
+
+
+@dataclass
+class Report:
+    rows: dict[str, Row]
+    functions: list[Function]
+    tracing: bool
+    repeat: int
+
+    @property
+    def baseline(self) -> Row:
+        return self.rows[BASELINE]
+
+    def ratio(self, name: str, attr: str = "in_process_s") -> float:
+        return self.rows[name].median(attr) / self.baseline.median(attr)
+
+    def verdict(self, fn: Function) -> str:
+        aim, _ = aim_of(fn)
+        ratio = self.ratio(fn.name)
+        if ratio <= aim:
+            return "meets"
+        best = self.rows[fn.name].minimum("in_process_s") / self.baseline.minimum("in_process_s")
+        return "MISSES (min within aim)" if best <= aim else "MISSES"
+
+    def flags(self, fn: Function) -> list[str]:
+        return unjustified(fn, self.rows[fn.name].heavy, self.tracing)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"tracing": self.tracing, "repeat": self.repeat, "targets": {}}
+        for name, row in self.rows.items():
+            fn = next((f for f in self.functions if f.name == name), None)
+            entry: dict[str, Any] = {
+                "in_process_median_s": row.median("in_process_s"),
+                "in_process_min_s": row.minimum("in_process_s"),
+                "import_median_s": row.median("import_s"),
+                "invoke_median_s": row.median("invoke_s"),
+                "wall_median_s": row.median("wall_s"),
+                "wall_min_s": row.minimum("wall_s"),
+                "peak_rss_mb_median": row.median("peak_rss_mb"),
+                "heavy": row.heavy,
+                "runs": [vars(r) for r in row.runs],
+            }
+            if fn is not None:
+                entry.update(
+                    ratio=self.ratio(name),
+                    wall_ratio=self.ratio(name, "wall_s"),
+                    aim=aim_of(fn)[0],
+                    verdict=self.verdict(fn),
+                    unjustified=self.flags(fn),
+                    needs=sorted(n.value for n in fn.needs),
+                )
+            out["targets"][name] = entry
+        return out
+
+    def markdown(self) -> str:
+        base = self.baseline
+        lines = [
+            f"Cold start, {self.repeat} fresh processes per target, tracing "
+            f"{'on (Lambda environment)' if self.tracing else 'off'}; times in ms, "
+            "median (min); ratio = median in-process time / baseline's.",
+            "",
+            "| function | in-process: import + 1st invoke | of which import | whole process | "
+            "peak RSS MB | x baseline (in-process / process) | aim | verdict |",
+            "|---|---|---|---|---|---|---|---|",
+            f"| **baseline** | {_ms(base, 'in_process_s')} | {_ms(base, 'import_s')} | {_ms(base, 'wall_s')} "
+            f"| {base.median('peak_rss_mb'):.0f} | 1.00 / 1.00 | | |",
+        ]
+        for fn in self.functions:
+            row = self.rows[fn.name]
+            aim, _ = aim_of(fn)
+            lines.append(
+                f"| {fn.name}{' (SnapStart)' if fn.snapstart else ''} | {_ms(row, 'in_process_s')} "
+                f"| {_ms(row, 'import_s')} | {_ms(row, 'wall_s')} | {row.median('peak_rss_mb'):.0f} "
+                f"| {self.ratio(fn.name):.2f} / {self.ratio(fn.name, 'wall_s'):.2f} | ≤ {aim:.2f} "
+                f"| {self.verdict(fn)} |"
+            )
+        lines += [
+            "",
+            "| function | catalog needs | heavy modules after the 1st invoke | not justified by the needs |",
+            "|---|---|---|---|",
+        ]
+        for fn in self.functions:
+            flags = self.flags(fn)
+            lines.append(
+                f"| {fn.name} | {', '.join(sorted(n.value for n in fn.needs)) or '-'} "
+                f"| {', '.join(self.rows[fn.name].heavy) or '-'} "
+                f"| {', '.join(f'**{f}**' for f in flags) or 'none'} |"
+            )
+        return "\n".join(lines)
+
+
+def _ms(row: Row, attr: str) -> str:
+    return f"{row.median(attr) * 1000:.0f} ({row.minimum(attr) * 1000:.0f})"
+
+
+def run_bench(
+    functions: list[Function],
+    *,
+    repeat: int = 5,
+    tracing: bool = True,
+    warmup: bool = True,
+    pycache: str | None = "temp",
+    progress: Callable[[str], None] = lambda line: None,
+    diagnose: tuple[str, str] | None = None,
+) -> Report:
+    """Measure ``functions`` and the baseline; see the module docstring."""
+    rows: dict[str, Row] = {BASELINE: Row(BASELINE), **{fn.name: Row(fn.name) for fn in functions}}
+    targets: list[Function | None] = [None, *functions]
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cold-start-")))
+        cache: str | None = None
+        if pycache == "temp":
+            cache = str(workdir / "pycache")
+        elif pycache:
+            cache = pycache
+        world = stack.enter_context(World(tracing))
+        if warmup:
+            progress("warm-up round (fills the bytecode cache; not counted)")
+            for target in targets:
+                run_child(world, target, -1, workdir, cache)
+        for rep in range(repeat):
+            # Rotate the order so no target always runs right after the same neighbour.
+            shift = rep % len(targets)
+            for target in targets[shift:] + targets[:shift]:
+                run = run_child(world, target, rep, workdir, cache)
+                rows[target.name if target else BASELINE].runs.append(run)
+            progress(f"round {rep + 1}/{repeat} done")
+        if diagnose is not None:
+            _diagnose(world, diagnose, workdir, cache)
+    return Report(rows, functions, tracing, repeat)
+
+
+def _diagnose(world: World, what: tuple[str, str], workdir: Path, cache: str | None) -> None:
+    """One more (untimed) child with cProfile or ``-X importtime``; prints where time went."""
+    kind, name = what
+    fn = next(f for f in FUNCTIONS if f.name == name)
+    run_child(world, fn, 999, workdir, cache, diagnose=kind)
+    out = sys.stderr
+    if kind == "profile":
+        import pstats
+
+        print(f"\n--- cProfile of {name}: import + first invoke (top 40 by cumulative time)", file=out)
+        pstats.Stats(str(workdir / f"{name}.prof"), stream=out).sort_stats("cumulative").print_stats(40)
+        return
+    rows: list[tuple[int, int, str]] = []
+    for line in (workdir / f"{name}-999.log").read_text(errors="replace").splitlines():
+        if line.startswith("import time:") and "|" in line and "self [us]" not in line:
+            own_us, cumulative_us, module = line[len("import time:") :].split("|", 2)
+            rows.append((int(cumulative_us), int(own_us), module.rstrip()))
+    print(f"\n--- -X importtime of {name}: top-level imports by cumulative ms", file=out)
+    for cumulative, own, module in sorted(rows, reverse=True)[:40]:
+        print(f"{cumulative / 1000:8.1f} {own / 1000:8.1f}  {module}", file=out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=5, help="fresh processes per target (default 5)")
+    parser.add_argument("--only", default="", help="comma-separated function names (default: all)")
+    parser.add_argument("--tracing", choices=("lambda", "off"), default="lambda")
+    parser.add_argument("--no-warmup", action="store_true", help="skip the discarded warm-up round")
+    parser.add_argument(
+        "--pycache",
+        default="temp",
+        help="bytecode cache dir (PYTHONPYCACHEPREFIX); 'temp' = a private one removed at the end, "
+        "'' = the interpreter's default",
+    )
+    parser.add_argument("--json", dest="json_path", help="also write raw results as JSON here")
+    parser.add_argument("--profile", metavar="FUNCTION", help="afterwards, cProfile one more cold start")
+    parser.add_argument("--importtime", metavar="FUNCTION", help="afterwards, -X importtime one more")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a function misses its aim")
+    args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be >= 1")
+    wanted = [n for n in args.only.split(",") if n]
+    unknown = sorted(set(wanted) - {fn.name for fn in FUNCTIONS})
+    if unknown:
+        parser.error(f"unknown function(s): {', '.join(unknown)}")
+    functions = [fn for fn in FUNCTIONS if not wanted or fn.name in wanted]
+    diagnose: tuple[str, str] | None = None
+    for kind in ("profile", "importtime"):
+        target = getattr(args, kind)
+        if target:
+            if target not in {fn.name for fn in functions}:
+                parser.error(f"--{kind} {target}: not among the measured functions")
+            diagnose = (kind, target)
+    started = time.monotonic()
+    try:
+        report = run_bench(
+            functions,
+            repeat=args.repeat,
+            tracing=args.tracing == "lambda",
+            warmup=not args.no_warmup,
+            pycache=args.pycache or None,
+            progress=lambda line: print(f"  {line} ({time.monotonic() - started:.0f} s)", file=sys.stderr),
+            diagnose=diagnose,
+        )
+    except BenchError as exc:
+        print(f"cold-start bench failed: {exc}", file=sys.stderr)
+        return 2
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, {when}")
+    print(report.markdown())
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(report.to_json(), indent=2))
+    if args.strict and any(report.verdict(fn) != "meets" for fn in functions):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
