@@ -2,9 +2,9 @@
 
 ``PythonLayerVersion`` bundles in Docker, which this project's machines and CI runners do not have.
 :class:`PipLayerBundling` is CDK local bundling: ``pip install`` with the Lambda platform flags
-(manylinux2014_aarch64 wheels for the runtime's Python), so the result is what Lambda on arm64 runs
-even when synthesized on x86_64. The chatflow package itself is pure Python and installed
-``--no-deps`` afterwards (its dependencies are exactly requirements.txt; boto3 is in the runtime).
+(manylinux aarch64 wheels for the runtime's Python), so the result is what Lambda on arm64 runs
+even when synthesized on x86_64. The chatflow package itself is pure Python and copied in
+afterwards (its dependencies are exactly requirements.txt; boto3 is in the runtime).
 
 The asset hash is computed from the inputs (requirements, package sources, runtime, platform), so
 CDK neither fingerprints a large directory nor re-bundles when nothing changed. Tests skip bundling
@@ -29,14 +29,19 @@ from infra.catalog import ROOT
 
 PACKAGE_DIR = ROOT / "layers" / "chatflow"
 REQUIREMENTS = ROOT / "requirements.txt"
-PLATFORM = "manylinux2014_aarch64"
+#: Wheel tags Lambda's arm64 runtimes accept (Amazon Linux 2023, glibc 2.34): newer binary wheels
+#: (psycopg-binary 3.3) publish only manylinux_2_28 tags.
+PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64", "manylinux_2_34_aarch64")
+#: Provided by the Lambda runtime: a second, different botocore in the layer would shadow the
+#: runtime's and break its boto3 (aws-xray-sdk pulls botocore in as a dependency).
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
 _SOURCE_SUFFIXES = (".py", ".sql", ".typed", ".toml", ".json")
 
 
 def source_hash(python_version: str) -> str:
     """A hash of everything that goes into the layer (changes -> new layer version)."""
     digest = hashlib.sha256()
-    digest.update(f"{python_version}|{PLATFORM}".encode())
+    digest.update(f"{python_version}|{','.join(PLATFORMS)}|{','.join(RUNTIME_PROVIDED)}".encode())
     digest.update(REQUIREMENTS.read_bytes())
     for path in sorted(PACKAGE_DIR.rglob("*")):
         if path.is_file() and path.suffix in _SOURCE_SUFFIXES and "egg-info" not in path.as_posix():
@@ -62,8 +67,7 @@ class PipLayerBundling:
                 str(REQUIREMENTS),
                 "--target",
                 str(target),
-                "--platform",
-                PLATFORM,
+                *(arg for platform in PLATFORMS for arg in ("--platform", platform)),
                 "--implementation",
                 "cp",
                 "--python-version",
@@ -73,13 +77,20 @@ class PipLayerBundling:
             ],
             check=True,
         )
-        subprocess.run(  # noqa: S603
-            [*pip, "--no-deps", "--no-build-isolation", "--target", str(target), str(PACKAGE_DIR)],
-            check=True,
+        # The chatflow package is pure Python: a copy is exactly what pip would install, without
+        # a build backend (and its download) in the way.
+        shutil.copytree(
+            PACKAGE_DIR / "chatflow",
+            target / "chatflow",
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+            dirs_exist_ok=True,
         )
         # Byte-code and metadata of the build are dead weight in the layer zip.
-        for junk in [*target.rglob("__pycache__"), *target.glob("*.egg-info")]:
-            shutil.rmtree(junk, ignore_errors=True)
+        junk = [*target.rglob("__pycache__"), *target.glob("*.egg-info"), target / "bin"]
+        for name in RUNTIME_PROVIDED:
+            junk += [target / name, *target.glob(f"{name}-*.dist-info")]
+        for path in junk:
+            shutil.rmtree(path, ignore_errors=True)
         return True
 
 
