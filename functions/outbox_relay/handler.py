@@ -18,7 +18,7 @@ from chatflow.adapters.eventbridge import EventBridgePublisher
 from chatflow.adapters.postgres import outbox
 from chatflow.adapters.postgres.consumers import purge_processed
 from chatflow.adapters.postgres.pool import writer
-from chatflow.events.relay import OutboxRelay
+from chatflow.events.relay import OutboxRelay, bus_configured
 from chatflow.observability import get_logger, get_metrics, traced_handler
 from chatflow.settings import get_settings
 
@@ -39,8 +39,12 @@ def _sweeper() -> OutboxRelay:
 @logger.inject_lambda_context(clear_state=True)
 @traced_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    result = _sweeper().drain()
     settings = get_settings()
+    if not bus_configured():
+        # Local run without the EventBridge emulator: nothing to send to (docs/events.md).
+        logger.info("outbox sweep skipped: no EventBridge endpoint configured", extra={"env": settings.env})
+        return {"skipped": True, "claimed": 0, "sent": 0, "failed": 0, "invalid": 0}
+    result = _sweeper().drain()
     with writer().connection() as conn:
         backlog = outbox.stats(conn)
         # Housekeeping in small bounded batches: a minute's worth keeps up with any real load.

