@@ -388,8 +388,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "sweep":
         from chatflow.adapters.postgres import outbox
         from chatflow.adapters.postgres.pool import writer
-        from chatflow.events.relay import OutboxRelay
+        from chatflow.events.relay import OutboxRelay, bus_configured
 
+        if not bus_configured():
+            print("no EventBridge endpoint configured (set EVENTS_ENDPOINT_URL locally); nothing sent")
+            return 2
         relay_result = OutboxRelay().drain()
         with writer().connection() as conn:
             backlog = outbox.stats(conn)
