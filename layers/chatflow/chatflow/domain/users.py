@@ -242,14 +242,7 @@ class UserService:
             log.warning("refresh token reuse detected; token family revoked")
         if outcome.result != "rotated" or outcome.user is None:
             raise Unauthorized("invalid or expired refresh token", code="invalid_refresh_token")
-        user = outcome.user
-        access = self._signer_factory().issue(
-            user_id=user.id,
-            handle=user.handle,
-            role=user.role,
-            not_before=user.tokens_valid_after.timestamp(),
-        )
-        return TokenPair(access.token, access.expires_in, new_token, self.refresh_ttl_s, user)
+        return self._pair(outcome.user, new_token)
 
     def logout(self, refresh_token: str, *, everywhere: bool = False) -> None:
         """Revoke the refresh token's family; ``everywhere`` also voids every access token issued so
@@ -405,13 +398,16 @@ class UserService:
                 expires_at=datetime.now(UTC) + timedelta(seconds=self.refresh_ttl_s),
             )
         )
+        return self._pair(user, token)
+
+    def _pair(self, user: User, refresh_token: str) -> TokenPair:
         access = self._signer_factory().issue(
             user_id=user.id,
             handle=user.handle,
             role=user.role,
             not_before=user.tokens_valid_after.timestamp(),
         )
-        return TokenPair(access.token, access.expires_in, token, self.refresh_ttl_s, user)
+        return TokenPair(access.token, access.expires_in, refresh_token, self.refresh_ttl_s, user)
 
 
 def ensure_active(identity: Identity) -> Identity:

@@ -115,7 +115,7 @@ class PostgresUserRepository:
     def ban(self, user_id: UUID, events: Sequence[DomainEvent]) -> tuple[UserStatus, bool]:
         with writer().connection() as conn, conn.transaction():
             current = conn.execute("SELECT status FROM users WHERE id = %s FOR UPDATE", (user_id,)).fetchone()
-            if current is None:
+            if current is None or current["status"] == "deleted":
                 raise NotFound("user not found")
             changed = current["status"] != "banned"
             if changed:
