@@ -43,6 +43,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if not bus_configured():
         # Local run without the EventBridge emulator: nothing to send to (docs/events.md).
         logger.info("outbox sweep skipped: no EventBridge endpoint configured", extra={"env": settings.env})
+        metrics.add_metric(name="OutboxSweepSkipped", unit=MetricUnit.Count, value=1)
         return {"skipped": True, "claimed": 0, "sent": 0, "failed": 0, "invalid": 0}
     result = _sweeper().drain()
     with writer().connection() as conn:
