@@ -95,3 +95,13 @@ def test_secrets_module_does_not_import_boto3_locally() -> None:
     code = "import sys, chatflow.secrets; print('boto3' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_iam_auth_takes_precedence_and_the_pool_resolves_per_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from chatflow.adapters.postgres import iam_auth, pool
+
+    monkeypatch.setattr(pool, "dsn_resolver", None)
+    secrets.install_cloud_resolvers(Settings(database_iam_auth=True, database_secret_arn=ARN_DB))
+    assert pool.dsn_resolver is iam_auth.iam_dsn_resolver

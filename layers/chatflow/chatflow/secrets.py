@@ -99,8 +99,15 @@ def redis_password(settings: Settings) -> str | None:
 
 
 def install_cloud_resolvers(settings: Settings) -> None:
-    """Point the pool and Redis hooks at Secrets Manager when the ARNs are configured."""
-    if settings.database_secret_arn:
+    """Point the pool and Redis hooks at their cloud credential sources when configured:
+    RDS IAM auth tokens (``DATABASE_IAM_AUTH``, preferred) or the RDS secret for Postgres, the
+    auth secret for Redis. The pool calls its hook for every new connection."""
+    if settings.database_iam_auth:
+        from chatflow.adapters.postgres import pool
+        from chatflow.adapters.postgres.iam_auth import iam_dsn_resolver
+
+        pool.dsn_resolver = iam_dsn_resolver
+    elif settings.database_secret_arn:
         from chatflow.adapters.postgres import pool
 
         pool.dsn_resolver = database_dsn

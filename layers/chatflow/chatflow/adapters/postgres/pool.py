@@ -24,9 +24,15 @@ dsn_resolver: Callable[[str, Settings], str] | None = None
 
 
 def _open(role: str, settings: Settings) -> ConnectionPool[Connection[DictRow]]:
-    dsn = settings.database_url if role == "writer" else settings.reader_url
-    if dsn_resolver is not None:
-        dsn = dsn_resolver(role, settings)
+    conninfo: str | Callable[[], str] = settings.database_url if role == "writer" else settings.reader_url
+    resolver = dsn_resolver
+    if resolver is not None:
+        # Resolved for EVERY new connection (psycopg_pool accepts a callable): IAM auth tokens
+        # expire after 15 min and rotated secrets must be picked up by reconnects.
+        def resolved_conninfo() -> str:
+            return resolver(role, settings)
+
+        conninfo = resolved_conninfo
     options = f"-c statement_timeout={settings.db_statement_timeout_ms}"
     kwargs: dict[str, object] = {
         "row_factory": dict_row,
@@ -39,7 +45,7 @@ def _open(role: str, settings: Settings) -> ConnectionPool[Connection[DictRow]]:
     if settings.db_sslmode:
         kwargs["sslmode"] = settings.db_sslmode
     pool: ConnectionPool[Connection[DictRow]] = ConnectionPool(
-        dsn,
+        conninfo,
         min_size=settings.db_pool_min_size,
         max_size=settings.db_pool_max_size,
         kwargs=kwargs,
