@@ -130,6 +130,9 @@ class WebSocketApi:
         self.port = 0
         #: Test hook: sees every event handed to a function (route key, event).
         self.on_event = on_event
+        #: Fault injection: connections whose $disconnect is never delivered (API Gateway only
+        #: promises it best effort), so tests can reach the 410 clean-up path.
+        self.lost_disconnects: set[str] = set()
         connect = self.routes.get("$connect")
         self.connect_authorizer: AuthorizerRunner | None = None
         if connect is not None and connect.authorizer is not None:
@@ -314,7 +317,7 @@ class WebSocketApi:
 
     async def _on_disconnect(self, live: _Live, code: int, reason: str) -> None:
         assert self.api is not None
-        if "$disconnect" not in self.routes:
+        if "$disconnect" not in self.routes or live.facts.connection_id in self.lost_disconnects:
             return
         try:
             await self._call("$disconnect", ev.ws_disconnect_event(self.api, live.facts, code, reason))
