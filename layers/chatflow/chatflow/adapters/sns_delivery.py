@@ -81,7 +81,7 @@ class SnsNotificationChannel:
         # Errors propagate: the consumer keeps the notification pending and the delivery is retried.
         self.client.publish(
             TopicArn=self.topic_arn,
-            Message=json.dumps(payload, separators=(",", ":"), default=str),
+            Message=json.dumps(payload, separators=(",", ":"), default=str, ensure_ascii=False),
             MessageAttributes={
                 "user_id": {"DataType": "String", "StringValue": str(user_id)},
                 "kind": {"DataType": "String", "StringValue": str(payload.get("kind", "notification"))},

@@ -1,0 +1,109 @@
+"""SNS delivery channel with a real boto3 SNS client against a loopback HTTP endpoint that
+answers like SNS (Query protocol, XML) and records the requests (SNS itself cannot run here)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from chatflow.adapters.sns_delivery import SnsNotificationChannel
+
+TOPIC = "arn:aws:sns:us-east-1:000000000000:chatflow-notifications"
+
+
+class _Sns(BaseHTTPRequestHandler):
+    requests: list[dict[str, list[str]]] = []
+    fail = False
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+        if type(self).fail:
+            self.send_response(500)
+            self.end_headers()
+            self.wfile.write(b"<ErrorResponse><Error><Code>InternalError</Code></Error></ErrorResponse>")
+            return
+        type(self).requests.append(parse_qs(body))
+        xml = (
+            '<PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishResult>'
+            f"<MessageId>{uuid.uuid4()}</MessageId></PublishResult>"
+            "<ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata></PublishResponse>"
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/xml")
+        self.send_header("Content-Length", str(len(xml)))
+        self.end_headers()
+        self.wfile.write(xml)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def sns_endpoint() -> Iterator[str]:
+    _Sns.requests = []
+    _Sns.fail = False
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Sns)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _client(endpoint: str) -> Any:
+    return boto3.client(
+        "sns",
+        region_name="us-east-1",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
+    )
+
+
+def test_publishes_json_with_user_and_kind_attributes(sns_endpoint: str) -> None:
+    user = uuid.uuid4()
+    channel = SnsNotificationChannel(TOPIC, client_factory=lambda: _client(sns_endpoint))
+    assert (
+        channel.deliver(user, {"type": "notification", "kind": "mention", "id": 7, "preview": "hi ☕"})
+        is True
+    )
+    (request,) = _Sns.requests
+    assert request["Action"] == ["Publish"]
+    assert request["TopicArn"] == [TOPIC]
+    assert '"kind":"mention"' in request["Message"][0]
+    assert "hi ☕" in request["Message"][0]
+    attributes = {
+        request[f"MessageAttributes.entry.{i}.Name"][0]: request[
+            f"MessageAttributes.entry.{i}.Value.StringValue"
+        ][0]
+        for i in (1, 2)
+    }
+    assert attributes == {"user_id": str(user), "kind": "mention"}
+
+
+def test_failure_propagates_so_the_delivery_is_retried(sns_endpoint: str) -> None:
+    _Sns.fail = True
+    channel = SnsNotificationChannel(TOPIC, client_factory=lambda: _client(sns_endpoint))
+    with pytest.raises(Exception, match=r"InternalError|500"):
+        channel.deliver(uuid.uuid4(), {"kind": "mention"})
+
+
+def test_unconfigured_channel_logs_and_creates_no_client(caplog: pytest.LogCaptureFixture) -> None:
+    def no_client() -> Any:
+        raise AssertionError("no client for an unconfigured channel")
+
+    channel = SnsNotificationChannel(None, use_settings=False, client_factory=no_client)
+    caplog.set_level(logging.INFO, logger="chatflow.adapters.sns_delivery")
+    assert channel.deliver(uuid.uuid4(), {"id": 1}) is False
+    assert not channel.configured
+    assert "not configured" in caplog.text
