@@ -1,10 +1,12 @@
 """The web chat page (local_stack/web) end to end in headless Chromium, two users, real handlers.
 
-Target: ``CHATFLOW_WEB_URL`` (a running ``make dev``'s page) when set; otherwise the test starts
-the local gateway (every catalog function, this run's Postgres database and Redis prefix) with the
-page on an ephemeral port. The browser is Debian's ``chromium`` + ``chromium-driver`` driven by
-selenium; ``scripts/ensure-browser.sh`` (part of ``make test``) installs them. Without them the
-test skips locally, and fails as root / in CI where they can be installed.
+Target: ``CHATFLOW_WEB_URL`` (a running ``make dev``'s page) when set; otherwise the e2e suite's
+target (tests/e2e/conftest.py: the local gateway with every catalog function on this run's
+database and Redis prefix, or ``CHATFLOW_WS_URL`` / ``CHATFLOW_HTTP_URL``) with the page served
+from local_stack/web on an ephemeral port. The browser is Debian's ``chromium`` +
+``chromium-driver`` driven by selenium; ``scripts/ensure-browser.sh`` (part of ``make test``)
+installs them. Without them the test skips locally, and fails as root / in CI where they can be
+installed.
 
 Flow: alice registers and creates a room; 45 older messages are seeded over a raw WebSocket as
 alice; bob registers and joins by room id; bob's page loads the latest page of history and older
@@ -63,27 +65,57 @@ def browser_ready() -> None:
     pytest.skip(reason)
 
 
+@contextlib.contextmanager
+def serve_web_page(ws_url: str, http_url: str) -> Iterator[str]:
+    """Serve local_stack/web plus a ``config.json`` naming the target's URLs, on an ephemeral port
+    (the page then talks to that target cross-origin, as it would from any static host)."""
+    from aiohttp import web
+
+    from local_stack.background import BackgroundLoop
+    from local_stack.connections import start_site
+
+    web_dir = Path(__file__).resolve().parents[2] / "local_stack" / "web"
+    app = web.Application()
+
+    async def config_json(_: web.Request) -> web.Response:
+        return web.json_response({"wsUrl": ws_url, "httpUrl": http_url})
+
+    async def index(_: web.Request) -> web.FileResponse:
+        return web.FileResponse(web_dir / "index.html")
+
+    app.router.add_get("/config.json", config_json)
+    app.router.add_get("/", index)
+    app.router.add_static("/", web_dir, show_index=False)
+    loop = BackgroundLoop("web-page")
+    try:
+        runner, port = loop.run(start_site(app, "127.0.0.1", 0))
+        try:
+            yield f"http://127.0.0.1:{port}/"
+        finally:
+            loop.run(runner.cleanup())
+    finally:
+        loop.close()
+
+
 @pytest.fixture(scope="module")
-def local_gateway(browser_ready: None, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """The gateway this module started (None when testing ``CHATFLOW_WEB_URL``)."""
+def local_gateway(browser_ready: None, request: pytest.FixtureRequest) -> Any:
+    """The e2e suite's local gateway (tests/e2e/conftest.py), None for a remote target."""
     if os.environ.get("CHATFLOW_WEB_URL"):
-        yield None
-        return
-    chatflow_env: dict[str, str] = request.getfixturevalue("chatflow_env")
-    from local_stack.gateway import GatewayConfig, running_gateway
-
-    env = {**os.environ, **chatflow_env}
-    with running_gateway(GatewayConfig(env=env, web_port=0, warm=("authorizer", "http_api"))) as gw:
-        yield gw
+        return None
+    return request.getfixturevalue("e2e_target").gateway
 
 
 @pytest.fixture(scope="module")
-def web_url(local_gateway: Any) -> str:
-    if local_gateway is None:
-        return os.environ["CHATFLOW_WEB_URL"]
-    url = local_gateway.gateway.web_url
-    assert url is not None
-    return str(url)
+def web_url(browser_ready: None, request: pytest.FixtureRequest) -> Iterator[str]:
+    """``CHATFLOW_WEB_URL`` when set (e.g. ``make dev``'s page); else the page served here for the
+    e2e suite's target (the local gateway, or CHATFLOW_WS_URL / CHATFLOW_HTTP_URL)."""
+    external = os.environ.get("CHATFLOW_WEB_URL")
+    if external:
+        yield external
+        return
+    target = request.getfixturevalue("e2e_target")
+    with serve_web_page(target.ws_url, target.http_url) as url:
+        yield url
 
 
 @pytest.fixture
