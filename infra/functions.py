@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from aws_cdk import Aws, CustomResource, Duration, Fn, RemovalPolicy, Stack
+from aws_cdk import Acknowledgment, Aws, CustomResource, Duration, Fn, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -259,6 +259,12 @@ class FunctionsStack(Stack):
             # SnapStart applies to published versions only: everything invokes the alias.
             invocable = lambda_.Alias(
                 self, f"{ident}Live", alias_name="live", version=function.current_version
+            )
+            Validations.of(function).acknowledge(
+                Acknowledgment(
+                    id="Annotation::@aws-cdk/aws-lambda:snapStartRequirePublish",
+                    reason="the live alias publishes a version on every change; integrations invoke it",
+                )
             )
         self.invocables[fn.name] = invocable
         if fn.name in ASYNC_FUNCTIONS:
