@@ -101,3 +101,23 @@ def test_tokens_issued_before_logout_everywhere_are_void(service: UserService) -
     with pytest.raises(Unauthorized) as info:
         service.ensure_active(before)
     assert info.value.code == "token_revoked"
+
+
+def test_concurrent_refreshes_of_one_token_never_both_succeed(service: UserService) -> None:
+    """The row lock serializes them: one rotates, the other is reuse and revokes the family."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pair = service.register(unique_handle(), "correct horse 1")
+
+    def attempt() -> str | None:
+        try:
+            return service.refresh(pair.refresh_token).refresh_token
+        except Unauthorized:
+            return None
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda _: attempt(), range(2)))
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1
+    with pytest.raises(Unauthorized):
+        service.refresh(winners[0])  # the loser's reuse revoked the whole family
