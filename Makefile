@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install dev test lint typecheck unit migrate synth bench bench-cold clean invoke event-schemas
+.PHONY: install dev test lint typecheck unit migrate synth localstack bench bench-cold clean invoke event-schemas
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml layers/chatflow/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,15 @@ typecheck: install
 
 migrate: install
 	$(PY) -m chatflow.adapters.postgres.migrate
+
+## Synthesize the CDK app offline (no Docker, no AWS credentials): make synth ENV=prod
+synth: install
+	test -d node_modules/aws-cdk || npm ci --no-audit --no-fund
+	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 npx cdk synth --quiet --no-notices -c env=$(or $(ENV),dev)
+
+## Deploy the community-edition profile to a running LocalStack, then smoke-test it (docs/localstack.md)
+localstack: install
+	scripts/localstack-deploy.sh
 
 bench: install
 	scripts/ensure-services.sh
