@@ -1,6 +1,9 @@
 """Lambda REQUEST authorizers as API Gateway runs them: identity sources, result cache, IAM policy
 evaluation (WebSocket) and simple or policy responses (HTTP API, payload 2.0).
 
+Result cache: HTTP API authorizers only, per identity-source values for ``cache_ttl_s``; WebSocket
+authorizers are never cached (API Gateway has no TTL setting for them).
+
 Outcomes as API Gateway: an identity source missing -> 401 without calling the function; the
 function raising ``Exception("Unauthorized")`` -> 401; a Deny (or no Allow) -> 403; any other
 failure, or a context holding objects/arrays -> 500.
@@ -114,6 +117,11 @@ class AuthorizerRunner:
         self._cache: dict[tuple[str, ...], tuple[float, Any]] = {}
         self.invocations = 0
 
+    @property
+    def effective_ttl_s(self) -> int:
+        """The cache TTL API Gateway applies: HTTP API authorizers only (no setting for WebSocket)."""
+        return self.authorizer.cache_ttl_s if self.kind == "http" else 0
+
     def clear_cache(self) -> None:
         self._cache.clear()
 
@@ -121,7 +129,10 @@ class AuthorizerRunner:
         self, identity: list[str], event: dict[str, Any], resource_arn: str
     ) -> AuthorizerDecision:
         key = tuple(identity)
-        ttl = self.authorizer.cache_ttl_s
+        # API Gateway caches Lambda authorizer results for HTTP APIs only
+        # (AuthorizerResultTtlInSeconds: "Supported only for HTTP API Lambda authorizers"):
+        # a WebSocket $connect always calls the function, whatever the catalog says.
+        ttl = self.effective_ttl_s
         cached = self._cache.get(key) if ttl > 0 else None
         if cached is not None and cached[0] > time.monotonic():
             result = cached[1]

@@ -41,10 +41,11 @@ MAX_HTTP_PAYLOAD_BYTES = 10 * 1024 * 1024
 @dataclass(frozen=True)
 class CorsConfig:
     allow_origins: tuple[str, ...] = ("*",)
-    allow_headers: tuple[str, ...] = ("authorization", "content-type", "x-request-id")
-    allow_methods: tuple[str, ...] = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+    # Defaults as the CDK app's HTTP API (infra/api.py); tests/infra/test_catalog_parity.py checks it.
+    allow_headers: tuple[str, ...] = ("authorization", "content-type", "idempotency-key")
+    allow_methods: tuple[str, ...] = ("*",)
     expose_headers: tuple[str, ...] = ()
-    max_age_s: int = 600
+    max_age_s: int = 3600
     allow_credentials: bool = False
 
     def origin_for(self, origin: str | None) -> str | None:
@@ -139,7 +140,11 @@ class HttpApi:
         if not cors:
             return web.Response(status=204)
         wanted_method = request.headers.get("Access-Control-Request-Method", "").upper()
-        if wanted_method and wanted_method not in self.cors.allow_methods:
+        if (
+            wanted_method
+            and "*" not in self.cors.allow_methods
+            and wanted_method not in self.cors.allow_methods
+        ):
             return web.Response(status=204, headers={})
         cors.update(
             {

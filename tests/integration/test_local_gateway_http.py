@@ -115,6 +115,21 @@ def test_http_authorizer_outcomes(
     assert json.loads(body) == {"message": message}
 
 
+def test_http_authorizer_results_are_cached_per_identity_source(gateway: RunningGateway) -> None:
+    http_api = gateway.gateway.http
+    assert http_api is not None
+    runner = http_api.authorizers["http-auth"]
+    before = runner.invocations
+    for item in ("a", "b", "c"):
+        status, _, _ = request(
+            gateway, "GET", f"/items/{item}", headers={"Authorization": "Bearer allow-cache"}
+        )
+        assert status == 200
+    assert runner.invocations == before + 1
+    request(gateway, "GET", "/items/d", headers={"Authorization": "Bearer allow-other"})
+    assert runner.invocations == before + 2
+
+
 def test_policy_answers_work_for_http_authorizers_too(gateway: RunningGateway) -> None:
     status, _, body = request(gateway, "GET", "/items/7", headers={"Authorization": "Bearer policy"})
     assert status == 200
@@ -167,7 +182,7 @@ def test_cors_preflight_is_answered_by_the_gateway(gateway: RunningGateway, reco
     )
     assert status == 204
     assert headers["Access-Control-Allow-Origin"] == "*"
-    assert "GET" in headers["Access-Control-Allow-Methods"]
+    assert headers["Access-Control-Allow-Methods"] == "*"
     assert "authorization" in headers["Access-Control-Allow-Headers"]
     assert len(recorder.events) == before  # no function was called
     _, headers, _ = request(gateway, "GET", "/items/special", headers={"Origin": "http://localhost:5173"})

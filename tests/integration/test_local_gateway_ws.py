@@ -129,7 +129,8 @@ def test_wrong_stage_path_is_refused(gateway: RunningGateway) -> None:
     run(scenario())
 
 
-def test_authorizer_results_are_cached_per_identity(gateway: RunningGateway) -> None:
+def test_websocket_authorizer_runs_on_every_connect_never_cached(gateway: RunningGateway) -> None:
+    """The catalog's ws-auth says cache_ttl_s=300, but API Gateway caches HTTP API authorizers only."""
     ws_api = gateway.gateway.ws
     assert ws_api is not None
     assert ws_api.connect_authorizer is not None
@@ -141,7 +142,7 @@ def test_authorizer_results_are_cached_per_identity(gateway: RunningGateway) -> 
                 await _connection_id(ws)
 
     run(scenario())
-    assert ws_api.connect_authorizer.invocations == before + 1
+    assert ws_api.connect_authorizer.invocations == before + 3
 
 
 def test_route_selection_default_and_binary(gateway: RunningGateway) -> None:

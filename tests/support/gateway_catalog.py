@@ -40,7 +40,7 @@ def build_test_catalog() -> GatewayCatalog:
         functions=functions,
         authorizers=(
             Authorizer("ws-auth", "authz", ("route.request.querystring.token",), cache_ttl_s=300),
-            Authorizer("http-auth", "authz", ("$request.header.Authorization",), cache_ttl_s=0),
+            Authorizer("http-auth", "authz", ("$request.header.Authorization",), cache_ttl_s=300),
         ),
         ws_routes=(
             WsRoute("$connect", "connect", authorizer="ws-auth"),
