@@ -99,6 +99,7 @@ def main() -> int:
         profiler = cProfile.Profile()
         profiler.enable()
     started = time.perf_counter()
+    cpu_started = time.process_time()
     if spec["target"] == "baseline":
         baseline(spec["management_endpoint"])
         imported = invoked = time.perf_counter()
@@ -114,6 +115,7 @@ def main() -> int:
         result = getattr(module, spec["handler_attr"])(event, context)
         invoked = time.perf_counter()
         error = _check(result, spec.get("expect") or {})
+    cpu = time.process_time() - cpu_started
 
     if profiler is not None:
         profiler.disable()
@@ -123,6 +125,9 @@ def main() -> int:
         "import_s": imported - started,
         "invoke_s": invoked - imported,
         "total_s": invoked - started,
+        # CPU seconds of this process (all threads) in the same window: robust against other
+        # load on the machine, blind to waiting on Postgres/Redis/loopback servers.
+        "cpu_s": cpu,
         "peak_rss_mb": _peak_rss_mb(),
         "modules_loaded": len(loaded - before),
         "heavy": sorted(name for name in spec.get("watch", []) if name in loaded),

@@ -36,6 +36,7 @@ import copy
 import http.server
 import json
 import os
+import resource
 import secrets
 import socket
 import statistics
@@ -176,9 +177,11 @@ class Sample:
 @dataclass
 class Run:
     in_process_s: float
+    cpu_s: float
     import_s: float
     invoke_s: float
     wall_s: float
+    process_cpu_s: float
     peak_rss_mb: float
     heavy: list[str]
     modules_loaded: int
@@ -688,6 +691,7 @@ def run_child(
     spec_path.write_text(json.dumps(spec))
     log_path = workdir / f"{name}-{rep}.log"
     with log_path.open("wb") as log:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         proc = subprocess.run(
             [
@@ -703,6 +707,8 @@ def run_child(
             check=False,
         )
         wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    process_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     result_path = Path(spec["result_path"])
     if not result_path.exists():
         tail = log_path.read_text(errors="replace")[-2000:]
@@ -719,6 +725,8 @@ def run_child(
             raise BenchError(f"{name} (round {rep}): {problem}")
     return Run(
         in_process_s=result["total_s"],
+        cpu_s=result["cpu_s"],
+        process_cpu_s=process_cpu,
         import_s=result["import_s"],
         invoke_s=result["invoke_s"],
         wall_s=wall,
@@ -734,6 +742,8 @@ class Report:
     functions: list[Function]
     tracing: bool
     repeat: int
+    #: 1-minute load average before and after the run (other processes' share of the 2 cores).
+    load_average: tuple[float, float] = (0.0, 0.0)
 
     @property
     def baseline(self) -> Row:
@@ -754,7 +764,12 @@ class Report:
         return unjustified(fn, self.rows[fn.name].heavy, self.tracing)
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"tracing": self.tracing, "repeat": self.repeat, "targets": {}}
+        out: dict[str, Any] = {
+            "tracing": self.tracing,
+            "repeat": self.repeat,
+            "load_average": self.load_average,
+            "targets": {},
+        }
         for name, row in self.rows.items():
             fn = next((f for f in self.functions if f.name == name), None)
             entry: dict[str, Any] = {
@@ -764,6 +779,8 @@ class Report:
                 "invoke_median_s": row.median("invoke_s"),
                 "wall_median_s": row.median("wall_s"),
                 "wall_min_s": row.minimum("wall_s"),
+                "cpu_median_s": row.median("cpu_s"),
+                "process_cpu_median_s": row.median("process_cpu_s"),
                 "peak_rss_mb_median": row.median("peak_rss_mb"),
                 "heavy": row.heavy,
                 "runs": [vars(r) for r in row.runs],
@@ -772,6 +789,7 @@ class Report:
                 entry.update(
                     ratio=self.ratio(name),
                     wall_ratio=self.ratio(name, "wall_s"),
+                    cpu_ratio=self.ratio(name, "cpu_s"),
                     aim=aim_of(fn)[0],
                     verdict=self.verdict(fn),
                     unjustified=self.flags(fn),
@@ -784,23 +802,27 @@ class Report:
         base = self.baseline
         lines = [
             f"Cold start, {self.repeat} fresh processes per target, tracing "
-            f"{'on (Lambda environment)' if self.tracing else 'off'}; times in ms, "
-            "median (min); ratio = median in-process time / baseline's.",
+            f"{'on (Lambda environment)' if self.tracing else 'off'}; load average "
+            f"{self.load_average[0]:.1f} -> {self.load_average[1]:.1f}. Times in ms, median (min). "
+            "Ratios: median / baseline's median, of in-process wall time (the verdict), in-process "
+            "CPU time, whole-process wall time.",
             "",
-            "| function | in-process: import + 1st invoke | of which import | whole process | "
-            "peak RSS MB | x baseline (in-process / process) | aim | verdict |",
-            "|---|---|---|---|---|---|---|---|",
-            f"| **baseline** | {_ms(base, 'in_process_s')} | {_ms(base, 'import_s')} | {_ms(base, 'wall_s')} "
-            f"| {base.median('peak_rss_mb'):.0f} | 1.00 / 1.00 | | |",
+            "| function | in-process (import + 1st invoke) | of which import | in-process CPU "
+            "| whole process | peak RSS MB | x baseline: in-process / CPU / process | aim | verdict |",
+            "|---|---|---|---|---|---|---|---|---|",
+            f"| **baseline** | {_ms(base, 'in_process_s')} | {_ms(base, 'import_s')} "
+            f"| {base.median('cpu_s') * 1000:.0f} | {_ms(base, 'wall_s')} "
+            f"| {base.median('peak_rss_mb'):.0f} | 1 / 1 / 1 | | |",
         ]
         for fn in self.functions:
             row = self.rows[fn.name]
             aim, _ = aim_of(fn)
             lines.append(
                 f"| {fn.name}{' (SnapStart)' if fn.snapstart else ''} | {_ms(row, 'in_process_s')} "
-                f"| {_ms(row, 'import_s')} | {_ms(row, 'wall_s')} | {row.median('peak_rss_mb'):.0f} "
-                f"| {self.ratio(fn.name):.2f} / {self.ratio(fn.name, 'wall_s'):.2f} | ≤ {aim:.2f} "
-                f"| {self.verdict(fn)} |"
+                f"| {_ms(row, 'import_s')} | {row.median('cpu_s') * 1000:.0f} | {_ms(row, 'wall_s')} "
+                f"| {row.median('peak_rss_mb'):.0f} | {self.ratio(fn.name):.2f} / "
+                f"{self.ratio(fn.name, 'cpu_s'):.2f} / {self.ratio(fn.name, 'wall_s'):.2f} "
+                f"| ≤ {aim:.2f} | {self.verdict(fn)} |"
             )
         lines += [
             "",
@@ -833,6 +855,7 @@ def run_bench(
 ) -> Report:
     """Measure ``functions`` and the baseline; see the module docstring."""
     rows: dict[str, Row] = {BASELINE: Row(BASELINE), **{fn.name: Row(fn.name) for fn in functions}}
+    load_before = os.getloadavg()[0]
     targets: list[Function | None] = [None, *functions]
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cold-start-")))
@@ -855,7 +878,7 @@ def run_bench(
             progress(f"round {rep + 1}/{repeat} done")
         if diagnose is not None:
             _diagnose(world, diagnose, workdir, cache)
-    return Report(rows, functions, tracing, repeat)
+    return Report(rows, functions, tracing, repeat, (load_before, os.getloadavg()[0]))
 
 
 def _diagnose(world: World, what: tuple[str, str], workdir: Path, cache: str | None) -> None:

@@ -1,0 +1,100 @@
+"""Smoke test of the cold-start bench machinery (bench/cold_start.py): it is not a timed test.
+
+One function, one repetition, no warm-up, against this machine's Postgres and Redis (the bench
+creates and removes its own database and key prefix). Asserts that every number and the import
+report are produced, and that a first invocation answering wrongly is refused rather than timed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import cold_start as bench
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "bench" / "cold_start.py"
+
+
+def test_bench_measures_one_function_against_the_baseline(tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--only", "ws_ping", "--repeat", "1", "--no-warmup", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert set(report["targets"]) == {"baseline", "ws_ping"}
+    baseline, ping = report["targets"]["baseline"], report["targets"]["ws_ping"]
+    for entry in (baseline, ping):
+        assert len(entry["runs"]) == 1
+        assert entry["in_process_median_s"] > 0
+        assert entry["wall_median_s"] >= entry["in_process_median_s"]
+        assert entry["peak_rss_mb_median"] > 0
+    # The baseline really imported what it stands for; ws_ping (Redis only) did not.
+    assert {"boto3", "botocore", "psycopg", "redis", "jwt"} <= set(baseline["heavy"])
+    assert "redis" in ping["heavy"]
+    assert ping["aim"] == 0.5
+    assert ping["verdict"] in ("meets", "MISSES", "MISSES (min within aim)")
+    assert ping["ratio"] == pytest.approx(ping["in_process_median_s"] / baseline["in_process_median_s"])
+    assert "| ws_ping |" in proc.stdout
+
+
+def test_unjustified_imports_are_flagged_from_catalog_needs() -> None:
+    from infra.catalog import function
+
+    ws_default, fanout, analytics = function("ws_default"), function("fanout"), function("analytics")
+    assert bench.unjustified(ws_default, ["boto3", "redis", "local_stack"], False) == [
+        "boto3",
+        "redis",
+        "local_stack",
+    ]
+    assert bench.unjustified(fanout, ["boto3", "botocore", "redis"], False) == []
+    # The X-Ray SDK is expected only when the Tracer is on.
+    assert bench.unjustified(analytics, ["psycopg", "aws_xray_sdk"], True) == []
+    assert bench.unjustified(analytics, ["psycopg", "aws_xray_sdk"], False) == ["aws_xray_sdk"]
+
+
+def test_aims_follow_the_catalog() -> None:
+    from infra.catalog import function
+
+    assert bench.aim_of(function("authorizer"))[0] == 0.3
+    assert bench.aim_of(function("ws_default"))[0] == 0.5
+    assert bench.aim_of(function("ws_ping"))[0] == 0.5
+    assert bench.aim_of(function("ws_messages"))[0] == 0.85
+    assert bench.aim_of(function("analytics"))[0] == 0.85
+
+
+def test_a_wrong_first_answer_is_an_error_not_a_timing(tmp_path: Path) -> None:
+    spec = {
+        "target": "ws_default",
+        "watch": ["redis"],
+        "result_path": str(tmp_path / "r.json"),
+        "module_path": str(ROOT / "functions" / "ws_default" / "handler.py"),
+        "handler_attr": "handler",
+        "code_dir": str(ROOT / "functions" / "ws_default"),
+        "function_name": "chatflow-ws_default",
+        "memory_mb": 256,
+        "request_id": "r-1",
+        "event": {"requestContext": {"routeKey": "$default", "connectionId": "c1="}, "body": "not json"},
+        "expect": {"equals": {"statusCode": 200}, "body_contains": "this text is not in the reply"},
+    }
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "_cold_child.py"), str(tmp_path / "spec.json")],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 1
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert "lacks" in result["error"]
+    assert result["total_s"] > 0
