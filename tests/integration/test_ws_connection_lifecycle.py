@@ -173,3 +173,26 @@ def test_event_builders_parse_with_powertools_models(alice: Identity) -> None:
 
 def test_set_status_helper_is_available(db: DB, alice: Identity) -> None:
     set_status(db, alice.user_id, "active")
+
+
+def test_presence_reaches_co_members_of_every_room_once(ws: WsHarness, db: DB, alice: Identity) -> None:
+    bob, carol = insert_user(db), insert_user(db)
+    r1 = rooms.create_channel(alice, "public", f"r1-{uuid4().hex[:8]}").room.id
+    r2 = rooms.create_channel(alice, "private", f"r2-{uuid4().hex[:8]}").room.id
+    r3 = rooms.create_channel(carol, "public", f"r3-{uuid4().hex[:8]}").room.id
+    rooms.join(bob, r1)
+    rooms.add_member(alice, r2, user_id=carol.user_id)
+    rooms.join(alice, r3)  # carol shares two rooms with alice: still one announcement
+    from chatflow.domain import rooms as rooms_domain
+    from chatflow.ws.wiring import RoomsDirectory
+
+    rooms_domain.member_ids(r1)  # warm one room's cache; the others are read through
+    batched = RoomsDirectory().members_of([r1, r2, r3])
+    assert {k: set(v) for k, v in batched.items()} == {
+        r: set(rooms_domain.member_ids(r)) for r in (r1, r2, r3)
+    }
+
+    b, c = ws.connected(bob), ws.connected(carol)
+    ws.connected(alice)
+    assert _presence(ws, b) == [(str(alice.user_id), "online")]
+    assert _presence(ws, c) == [(str(alice.user_id), "online")]

@@ -233,6 +233,9 @@ class RoomDirectory(Protocol):
 
     def member_ids(self, room_id: UUID) -> Collection[UUID]: ...
     def room_ids(self, user_id: UUID) -> Collection[UUID]: ...
+    def members_of(self, room_ids: Collection[UUID]) -> dict[UUID, Collection[UUID]]:
+        """Member ids of several rooms at once (batched; presence)."""
+        ...
 
 
 # --- identity (IDENTITY) -------------------------------------------------------------------------

@@ -255,9 +255,10 @@ class RealtimeService:
     # --- presence ------------------------------------------------------------------------------
 
     def co_member_ids(self, user_id: UUID) -> set[UUID]:
+        """Everyone sharing a room with the user (the audience of their presence)."""
         co: set[UUID] = set()
-        for room_id in self.rooms.room_ids(user_id):
-            co.update(self.rooms.member_ids(room_id))
+        for members in self.rooms.members_of(list(self.rooms.room_ids(user_id))).values():
+            co.update(members)
         co.discard(user_id)
         return co
 

@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _service: RealtimeService | None = None
+#: ROOMS' cached sets carry this member so that "no members" is cacheable (redis_cache._SENTINEL).
+_CACHE_SENTINEL = "-"
 
 
 class RoomsDirectory:
@@ -38,6 +40,31 @@ class RoomsDirectory:
         from chatflow.domain import rooms
 
         return rooms.room_ids_for_user(user_id)
+
+    def members_of(self, room_ids: Collection[UUID]) -> dict[UUID, Collection[UUID]]:
+        """Member ids of several rooms: ONE pipeline over ROOMS' cached member sets, read-through
+        (``rooms.member_ids``) only for the rooms not cached. Presence on connect/disconnect
+        touches every room of the user; this keeps it one round trip when the cache is warm."""
+        from chatflow.adapters.redis_cache import room_members_key
+        from chatflow.adapters.redis_client import get_redis
+        from chatflow.domain import rooms
+
+        ordered = list(room_ids)
+        out: dict[UUID, Collection[UUID]] = {}
+        if len(ordered) > 1:
+            try:
+                pipe = get_redis().pipeline(transaction=False)
+                for room_id in ordered:
+                    pipe.smembers(room_members_key(room_id))
+                for room_id, members in zip(ordered, pipe.execute(), strict=True):
+                    if members:  # cached sets always hold a sentinel; empty = not cached
+                        out[room_id] = {UUID(m) for m in members if m != _CACHE_SENTINEL}
+            except Exception:  # the cache is an optimisation; read through below
+                logger.warning("batched member lookup failed; reading room by room", exc_info=True)
+        for room_id in ordered:
+            if room_id not in out:
+                out[room_id] = rooms.member_ids(room_id)
+        return out
 
 
 class _NoBusPublisher:
