@@ -125,22 +125,13 @@ def services(env: Mapping[str, str] | None = None) -> Iterator[Services]:
 
 def dev_signing_keys(directory: Path = LOCAL_DIR) -> tuple[str, str]:
     """The local ES256 key pair (private PEM, public PEM), generated once into ``.local/``."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
+    from chatflow.auth.keys import generate_es256_pem_pair
 
     private_path, public_path = directory / "jwt-private.pem", directory / "jwt-public.pem"
     if private_path.exists() and public_path.exists():
         return private_path.read_text(), public_path.read_text()
     directory.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
+    private, public = generate_es256_pem_pair()
     private_path.touch(mode=0o600)
     private_path.write_text(private)
     public_path.write_text(public)

@@ -15,8 +15,6 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 import redis
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -62,16 +60,9 @@ def redis_prefix() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def signing_keys() -> tuple[str, str]:
     """A fresh ES256 key pair for this run (private PEM, public PEM)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
+    from chatflow.auth.keys import generate_es256_pem_pair
+
+    return generate_es256_pem_pair()
 
 
 @pytest.fixture(scope="session")
