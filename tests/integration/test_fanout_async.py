@@ -202,3 +202,22 @@ def test_jobs_round_trip_and_reject_garbage() -> None:
     for garbage in ("nope", "{}", json.dumps({"v": 1, "roomId": "x", "frame": {}, "memberIds": []})):
         with pytest.raises(InvalidInput):
             FanoutJob.from_json(garbage)
+
+
+def test_queue_outage_falls_back_to_synchronous_delivery(
+    ws: WsHarness, big_room: tuple[Identity, list[Identity], UUID], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chatflow.settings import reset_settings_cache
+    from chatflow.ws import wiring
+
+    owner, members, room_id = big_room
+    monkeypatch.setenv("FANOUT_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/no-such-queue")
+    reset_settings_cache()
+    wiring.use_service(None)
+    sender = ws.connected(owner)
+    cid = ws.connected(members[0])
+    ack = ws.send(
+        sender, {"action": "sendMessage", "roomId": str(room_id), "clientMessageId": "q-x", "body": "b"}
+    )
+    assert ack["type"] == "ack"
+    assert [f["message"]["id"] for f in ws.received(cid, "message")] == [ack["messageId"]]

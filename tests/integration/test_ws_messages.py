@@ -341,3 +341,22 @@ def test_non_member_send_is_refused_and_nothing_is_delivered(
     reply = _send(ws, o, room_id, "intrude")
     assert reply["code"] == "not_a_member"
     assert ws.received(b) == []
+
+
+def test_a_failed_fan_out_still_acks_the_stored_message(
+    ws: WsHarness, db: DB, alice: Identity, bob: Identity, room_id: UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chatflow.ws.wiring import realtime
+
+    a = ws.connected(alice)
+    ws.connected(bob)
+    registry = realtime().registry
+
+    def down(*args: object, **kwargs: object) -> object:
+        raise ConnectionError("registry unavailable")  # an outage AFTER the message was stored
+
+    monkeypatch.setattr(registry, "connections_of", down)
+    ack = _send(ws, a, room_id, "after-outage", "still stored")
+    assert ack["type"] == "ack"
+    stored = db.execute("SELECT body FROM messages WHERE id = %s", (UUID(ack["messageId"]),)).fetchone()
+    assert stored == {"body": "still stored"}

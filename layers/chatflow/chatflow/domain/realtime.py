@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
@@ -148,7 +148,7 @@ class RealtimeService:
             )
         events: list[DomainEvent] = [ConnectionOpened(user_id=identity.user_id, connection_id=connection_id)]
         if reg.first:
-            self.announce_presence(identity.user_id, "online", exclude_connection=connection_id)
+            self._announce_safely(identity.user_id, "online", exclude_connection=connection_id)
             events.insert(0, UserOnline(user_id=identity.user_id))
         self._publish(events)
         return reg
@@ -168,7 +168,7 @@ class RealtimeService:
         if reg.accepted and reg.first:
             from chatflow.events.schemas import UserOnline
 
-            self.announce_presence(identity.user_id, "online", exclude_connection=connection_id)
+            self._announce_safely(identity.user_id, "online", exclude_connection=connection_id)
             self._publish([UserOnline(user_id=identity.user_id)])
         return reg.accepted
 
@@ -209,9 +209,27 @@ class RealtimeService:
         """
         member_ids = self.rooms.member_ids(room_id)
         if self.queue is not None and len(member_ids) > self.fanout_async_threshold:
-            self.queue.enqueue(room_id, frame, member_ids=member_ids, exclude_connection=exclude_connection)
-            return DeliveryReport(queued=True)
+            try:
+                self.queue.enqueue(
+                    room_id, frame, member_ids=member_ids, exclude_connection=exclude_connection
+                )
+                return DeliveryReport(queued=True)
+            except Exception:
+                # The queue is down: deliver now rather than not at all (the sender waits longer).
+                logger.exception("fan-out queue unavailable; delivering synchronously")
         return self.deliver_to_users(member_ids, frame, exclude_connection=exclude_connection)
+
+    def broadcast(self, deliver: Callable[[], DeliveryReport]) -> DeliveryReport | None:
+        """Run a fan-out AFTER the change it announces was committed: best effort, never raises.
+
+        The change is stored and acknowledged regardless; recipients that missed the frame catch
+        up with ``resume`` (seq has no gaps). Failures are logged (and counted by the notifier).
+        """
+        try:
+            return deliver()
+        except Exception:
+            logger.exception("fan-out failed after the change was committed")
+            return None
 
     def deliver_to_users(
         self,
@@ -284,7 +302,21 @@ class RealtimeService:
         self._publish([UserOffline(user_id=user_id)])
         if cascade:
             # Stale connections found while announcing are dropped without announcing again.
-            self.announce_presence(user_id, "offline", cascade=False)
+            self._announce_safely(user_id, "offline", cascade=False)
+
+    def _announce_safely(
+        self,
+        user_id: UUID,
+        status: Literal["online", "offline"],
+        *,
+        exclude_connection: str | None = None,
+        cascade: bool = True,
+    ) -> None:
+        """Presence is best effort: a failed announcement never refuses a connect or a ban."""
+        try:
+            self.announce_presence(user_id, status, exclude_connection=exclude_connection, cascade=cascade)
+        except Exception:
+            logger.exception("announcing %s presence failed", status)
 
     def _publish(self, events: Sequence[DomainEvent]) -> None:
         """Presence and connection events are best effort: a bus outage never refuses a socket."""

@@ -41,10 +41,9 @@ def send_message(c: Caller, f: frames.SendMessage) -> Reply:
     message, created = messages.send(c.identity, f.room_id, f.client_message_id, f.body)
     if created:
         # Resends create nothing and fan out nothing: recipients already have it (or resume).
-        c.service.deliver_to_room(
-            f.room_id,
-            {"type": "message", "message": messages.message_to_dict(message)},
-            exclude_connection=c.connection_id,
+        frame = {"type": "message", "message": messages.message_to_dict(message)}
+        c.service.broadcast(
+            lambda: c.service.deliver_to_room(f.room_id, frame, exclude_connection=c.connection_id)
         )
     return {
         "type": "ack",
@@ -61,7 +60,9 @@ def edit_message(c: Caller, f: frames.EditMessage) -> Reply:
     c.service.check_rate("messages", c.connection_id)
     message = messages.edit(c.identity, f.room_id, f.seq, f.body)
     frame = {"type": "messageEdited", "message": messages.message_to_dict(message)}
-    c.service.deliver_to_room(f.room_id, frame, exclude_connection=c.connection_id)
+    c.service.broadcast(
+        lambda: c.service.deliver_to_room(f.room_id, frame, exclude_connection=c.connection_id)
+    )
     return frame
 
 
@@ -69,7 +70,9 @@ def delete_message(c: Caller, f: frames.DeleteMessage) -> Reply:
     c.service.check_rate("messages", c.connection_id)
     message = messages.delete(c.identity, f.room_id, f.seq)
     frame = {"type": "messageDeleted", "message": messages.message_to_dict(message)}
-    c.service.deliver_to_room(f.room_id, frame, exclude_connection=c.connection_id)
+    c.service.broadcast(
+        lambda: c.service.deliver_to_room(f.room_id, frame, exclude_connection=c.connection_id)
+    )
     return frame
 
 
@@ -109,7 +112,9 @@ def mark_read(c: Caller, f: frames.MarkRead) -> Reply:
     seq = messages.mark_read(c.identity, f.room_id, f.seq)
     frame = {"type": "read", "roomId": str(f.room_id), "seq": seq}
     # The user's other devices clear their unread badge.
-    c.service.deliver_to_users([c.identity.user_id], frame, exclude_connection=c.connection_id)
+    c.service.broadcast(
+        lambda: c.service.deliver_to_users([c.identity.user_id], frame, exclude_connection=c.connection_id)
+    )
     return frame
 
 
