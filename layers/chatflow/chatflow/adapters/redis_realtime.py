@@ -330,12 +330,6 @@ class RedisRealtimeStore:
         pipe.srem(self._rooms_prefix(user_id) + connection_id, str(room_id))
         pipe.execute()
 
-    def unsubscribe_user(self, user_id: UUID, room_id: UUID) -> None:
-        """Drop every subscription of a user to a room (they left or were removed)."""
-        targets = self.connections_of([user_id])
-        if targets:
-            self._drop_subscriptions(user_id, None, (room_id,), [t.connection_id for t in targets])
-
     def subscribers(self, room_id: UUID) -> list[Target]:
         """Live subscriptions of a room; expired ones are pruned (one round trip)."""
         now = self._now_ms()
@@ -350,24 +344,11 @@ class RedisRealtimeStore:
             out.append(Target(UUID(uid), cid))
         return out
 
-    def subscribed_rooms(self, user_id: UUID, connection_id: str) -> set[UUID]:
-        return {UUID(r) for r in self.client.smembers(self._rooms_prefix(user_id) + connection_id)}
-
-    def _drop_subscriptions(
-        self,
-        user_id: UUID,
-        connection_id: str | None,
-        rooms: Sequence[UUID],
-        connection_ids: Sequence[str] = (),
-    ) -> None:
-        cids = [connection_id] if connection_id else list(connection_ids)
-        if not cids or not rooms:
-            return
+    def _drop_subscriptions(self, user_id: UUID, connection_id: str, rooms: Sequence[UUID]) -> None:
+        """Remove the connection from the rooms' subscriber sets (its own rooms set is gone)."""
         pipe = self.client.pipeline(transaction=False)
         for room in rooms:
-            pipe.zrem(self._room_subs(room), *[f"{user_id}|{c}" for c in cids])
-            for c in cids:
-                pipe.srem(self._rooms_prefix(user_id) + c, str(room))
+            pipe.zrem(self._room_subs(room), f"{user_id}|{connection_id}")
         pipe.execute()
 
     # --- rate limits -----------------------------------------------------------------------

@@ -91,12 +91,6 @@ class DeliveryReport:
     #: True when the fan-out was handed to the asynchronous queue instead.
     queued: bool = False
 
-    def merge(self, other: DeliveryReport) -> None:
-        self.delivered += other.delivered
-        self.gone += other.gone
-        self.failed += other.failed
-        self.queued = self.queued or other.queued
-
 
 def encode_frame(frame: dict[str, Any]) -> bytes:
     """Frames travel as compact UTF-8 JSON."""
