@@ -150,11 +150,16 @@ def report(
     """Figures for the UTC days ``start``..``end`` inclusive (default: the last 7 days)."""
     today = today or datetime.now(UTC).date()
     end = end or today
-    start = start or end - timedelta(days=6)
+    if start is None:
+        # The default window must not step below date.min (``to=0001-01-03``).
+        start = end - timedelta(days=6) if end > date.min + timedelta(days=6) else date.min
     if start > end:
         raise InvalidInput("'from' must not be after 'to'")
     if (end - start).days + 1 > MAX_RANGE_DAYS:
         raise InvalidInput(f"at most {MAX_RANGE_DAYS} days per request")
+    if end == date.max:
+        # The hourly window ends at the next midnight, which does not exist after date.max.
+        raise InvalidInput(f"'to' must be before {date.max.isoformat()}")
     daily = repo.daily(start, end)
     lo = datetime(start.year, start.month, start.day, tzinfo=UTC)
     hi = datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1)

@@ -350,6 +350,8 @@ def _deliver(channel: Channel, n: Notification) -> DeliveryStatus:
 # --- reader side (HTTP) ---------------------------------------------------------------------
 
 MAX_PAGE = 100
+#: Notification ids are Postgres bigints; anything larger names no notification.
+MAX_ID = 2**63 - 1
 
 
 def list_for_user(
@@ -357,8 +359,8 @@ def list_for_user(
 ) -> NotificationsPage:
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
-    if before is not None and before < 1:
-        raise InvalidInput("before must be a positive notification id")
+    if before is not None and not 1 <= before <= MAX_ID:
+        raise InvalidInput("before must be a notification id (a positive 64-bit integer)")
     rooms, items = repo.list_for_user(user_id, unread_only=unread_only, before=before, limit=limit + 1)
     next_before = items[limit - 1].id if len(items) > limit else None
     return NotificationsPage(rooms, items[:limit], next_before)
@@ -376,5 +378,7 @@ def mark_read(
         raise InvalidInput("give roomIds, ids or all=true")
     if len(room_ids) > MAX_PAGE or len(ids) > MAX_PAGE:
         raise InvalidInput(f"at most {MAX_PAGE} roomIds and {MAX_PAGE} ids per call")
+    if any(not 1 <= i <= MAX_ID for i in ids):
+        raise InvalidInput("ids must be notification ids (positive 64-bit integers)")
     rooms, items = repo.mark_read(user_id, room_ids=room_ids, ids=ids, everything=everything)
     return {"roomsCleared": rooms, "notificationsRead": items}
