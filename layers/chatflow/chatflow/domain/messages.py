@@ -279,8 +279,10 @@ class MessageService:
         if before is not None and after is not None and after >= before:
             raise InvalidInput("after must be smaller than before", code="invalid_range")
         if limit is None:
-            limit = min(DEFAULT_HISTORY_LIMIT, self._settings.history_page_max)
-        limit = min(validate_seq(limit, "limit"), self._settings.history_page_max)
+            limit = DEFAULT_HISTORY_LIMIT
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidInput("limit must be a positive integer", code="invalid_limit")
+        limit = min(limit, self._settings.history_page_max)  # documented cap, however large
         # Authorization through the cache (invalidated on every membership change);
         # the page itself from the reader.
         self._rooms.require_member(identity, room_id)

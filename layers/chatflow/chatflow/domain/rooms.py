@@ -235,6 +235,9 @@ class RoomService:
             handle = handle.strip().removeprefix("@")
             if not handle:
                 raise InvalidInput("handle must not be empty", code="invalid_target")
+            if _FORBIDDEN_CHARS.search(handle):
+                # No handle holds control characters (and Postgres text cannot store NUL).
+                raise NotFound("user not found", code="user_not_found")
         user = self._repo.find_user(user_id=user_id, handle=handle)
         if user is None or user.status == "deleted":
             raise NotFound("user not found", code="user_not_found")

@@ -24,7 +24,8 @@ Seq = Annotated[int, Path(ge=1, le=2**62, description="The message's sequence nu
 class MarkReadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    seq: int = Field(ge=0, le=2**62, description="The last seq the caller has read")
+    # strict: "1" or true is a client bug, not a position.
+    seq: int = Field(ge=0, le=2**62, strict=True, description="The last seq the caller has read")
 
 
 class EditMessageRequest(BaseModel):
