@@ -753,12 +753,18 @@ class Report:
         return self.rows[name].median(attr) / self.baseline.median(attr)
 
     def verdict(self, fn: Function) -> str:
+        """Judged on the median in-process wall time; the CPU-time ratio (insensitive to other
+        load on a shared machine) qualifies it when the two disagree."""
         aim, _ = aim_of(fn)
-        ratio = self.ratio(fn.name)
-        if ratio <= aim:
+        wall_ok = self.ratio(fn.name) <= aim
+        cpu_ok = self.ratio(fn.name, "cpu_s") <= aim
+        if wall_ok and cpu_ok:
             return "meets"
-        best = self.rows[fn.name].minimum("in_process_s") / self.baseline.minimum("in_process_s")
-        return "MISSES (min within aim)" if best <= aim else "MISSES"
+        if wall_ok:
+            return "meets on wall time, not on CPU"
+        if cpu_ok:
+            return "MISSES on wall time, meets on CPU"
+        return "MISSES"
 
     def flags(self, fn: Function) -> list[str]:
         return unjustified(fn, self.rows[fn.name].heavy, self.tracing)
@@ -792,6 +798,8 @@ class Report:
                     cpu_ratio=self.ratio(name, "cpu_s"),
                     aim=aim_of(fn)[0],
                     verdict=self.verdict(fn),
+                    snapstart=fn.snapstart,
+                    invoke_ratio=self.rows[name].median("invoke_s") / self.baseline.median("in_process_s"),
                     unjustified=self.flags(fn),
                     needs=sorted(n.value for n in fn.needs),
                 )
@@ -824,6 +832,23 @@ class Report:
                 f"{self.ratio(fn.name, 'cpu_s'):.2f} / {self.ratio(fn.name, 'wall_s'):.2f} "
                 f"| ≤ {aim:.2f} | {self.verdict(fn)} |"
             )
+        snap = [fn for fn in self.functions if fn.snapstart]
+        if snap:
+            lines += [
+                "",
+                "SnapStart functions: init (imports, settings, Powertools objects, module-level clients) "
+                "is in the snapshot; what stays on the cold path after a restore is roughly the first "
+                "invocation (connections are opened then), plus the restore itself (not measurable here).",
+                "",
+                "| function | first invoke after init, median (min) | x baseline | aim |",
+                "|---|---|---|---|",
+            ]
+            for fn in snap:
+                row = self.rows[fn.name]
+                lines.append(
+                    f"| {fn.name} | {_ms(row, 'invoke_s')} "
+                    f"| {row.median('invoke_s') / base.median('in_process_s'):.2f} | ≤ {aim_of(fn)[0]:.2f} |"
+                )
         lines += [
             "",
             "| function | catalog needs | heavy modules after the 1st invoke | not justified by the needs |",
@@ -893,14 +918,14 @@ def _diagnose(world: World, what: tuple[str, str], workdir: Path, cache: str | N
         print(f"\n--- cProfile of {name}: import + first invoke (top 40 by cumulative time)", file=out)
         pstats.Stats(str(workdir / f"{name}.prof"), stream=out).sort_stats("cumulative").print_stats(40)
         return
-    rows: list[tuple[int, int, str]] = []
+    print(f"\n--- -X importtime of {name} (cumulative >= 5 ms; ms cumulative, ms self)", file=out)
     for line in (workdir / f"{name}-999.log").read_text(errors="replace").splitlines():
-        if line.startswith("import time:") and "|" in line and "self [us]" not in line:
+        if line.startswith("import time:") and "self [us]" not in line:
             own_us, cumulative_us, module = line[len("import time:") :].split("|", 2)
-            rows.append((int(cumulative_us), int(own_us), module.rstrip()))
-    print(f"\n--- -X importtime of {name}: top-level imports by cumulative ms", file=out)
-    for cumulative, own, module in sorted(rows, reverse=True)[:40]:
-        print(f"{cumulative / 1000:8.1f} {own / 1000:8.1f}  {module}", file=out)
+            if int(cumulative_us) >= 5000:
+                print(
+                    f"{int(cumulative_us) / 1000:7.1f} {int(own_us) / 1000:6.1f} {module.rstrip()}", file=out
+                )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,7 +43,12 @@ def test_bench_measures_one_function_against_the_baseline(tmp_path: Path) -> Non
     assert {"boto3", "botocore", "psycopg", "redis", "jwt"} <= set(baseline["heavy"])
     assert "redis" in ping["heavy"]
     assert ping["aim"] == 0.5
-    assert ping["verdict"] in ("meets", "MISSES", "MISSES (min within aim)")
+    assert ping["verdict"] in (
+        "meets",
+        "MISSES",
+        "meets on wall time, not on CPU",
+        "MISSES on wall time, meets on CPU",
+    )
     assert ping["ratio"] == pytest.approx(ping["in_process_median_s"] / baseline["in_process_median_s"])
     assert "| ws_ping |" in proc.stdout
 
