@@ -39,6 +39,7 @@ import json
 import secrets
 import string
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -212,6 +213,9 @@ class ManagementApi:
         #: Delay before every answer (seconds); change it at run time to model a slow endpoint.
         self.latency_s = latency_s
         self.requests = 0
+        #: Server-side time spent on POSTs (artificial latency excluded), for the benchmark.
+        self.post_ms_total = 0.0
+        self.posts = 0
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=4 * MAX_POST_BYTES)
@@ -238,6 +242,7 @@ class ManagementApi:
             return refused
         if request.content_length is not None and request.content_length > MAX_POST_BYTES:
             return _error(413, "PayloadTooLargeException", "Request entity too large")
+        started = time.perf_counter()
         data = await request.read()
         if len(data) > MAX_POST_BYTES:
             return _error(413, "PayloadTooLargeException", "Request entity too large")
@@ -245,6 +250,9 @@ class ManagementApi:
             await self.backend.post(request.match_info["connection_id"], data)
         except ConnectionGone:
             return _error(410, "GoneException", None)
+        finally:
+            self.posts += 1
+            self.post_ms_total += (time.perf_counter() - started) * 1000
         return web.Response(status=200)
 
     async def _get(self, request: web.Request) -> web.Response:

@@ -58,7 +58,12 @@ class InvocationStats:
     errors: int = 0
     timeouts: int = 0
     init_ms: list[float] = field(default_factory=list)
+    #: Wall time of invokes as the gateway sees them (queueing for a worker excluded, IPC included).
     duration_ms_total: float = 0.0
+    #: Time inside the handler function itself, measured by the worker.
+    handler_ms_total: float = 0.0
+    #: Time invokes waited for a free worker (all busy: Lambda would scale out) or a cold start.
+    wait_ms_total: float = 0.0
 
 
 def function_environment(
@@ -194,10 +199,12 @@ class FunctionPool:
         """Invoke once; returns the handler's result or raises :class:`FunctionError`."""
         timeout = float(timeout_s if timeout_s is not None else self.fn.timeout_s)
         request_id = str(uuid.uuid4())
+        queued = time.perf_counter()
         async with self._slots:
             if self._closed:
                 raise FunctionError(self.fn.name, "Runtime.Shutdown", "the local gateway is stopping")
             worker = self._idle.pop() if self._idle else await self._cold_start()
+            self.stats.wait_ms_total += (time.perf_counter() - queued) * 1000
             self.stats.invocations += 1
             started = time.perf_counter()
             deadline_ms = int((time.time() + timeout) * 1000)
@@ -224,6 +231,7 @@ class FunctionPool:
                 await self._discard(worker)
             else:
                 self._idle.append(worker)
+            self.stats.handler_ms_total += float(answer.get("handler_ms", 0.0))
             if not answer.get("ok"):
                 self.stats.errors += 1
                 raise FunctionError(
@@ -277,15 +285,16 @@ class LambdaRuntime:
     async def invoke(self, name: str, event: Any) -> Any:
         return await self.pools[name].invoke(event)
 
-    async def warm(self, names: list[str]) -> None:
-        """Cold-start one worker per named function now (so the first request is not slow)."""
+    async def warm(self, names: list[str], workers: int = 1) -> None:
+        """Cold-start up to ``workers`` workers per named function now (the first requests are
+        then not slow)."""
 
         async def _one(pool: FunctionPool) -> None:
             async with pool._slots:
-                if not pool._idle:
+                if len(pool._all) < min(workers, pool.max_concurrency):
                     pool._idle.append(await pool._cold_start())
 
-        await asyncio.gather(*(_one(self.pools[n]) for n in names))
+        await asyncio.gather(*(_one(self.pools[n]) for n in names for _ in range(workers)))
 
     async def close(self) -> None:
         await asyncio.gather(*(pool.close() for pool in self.pools.values()))

@@ -92,9 +92,10 @@ def main(argv: list[str]) -> int:
             write_frame(channel, init_error)
             continue
         context = LambdaContext(request["request_id"], int(request["deadline_ms"]))
+        started = time.perf_counter()
         try:
             result = handler(request["event"], context)
-            answer = {"ok": True, "result": result}
+            answer = {"ok": True, "result": result, "handler_ms": (time.perf_counter() - started) * 1000}
             try:
                 write_frame(channel, answer)
             except (TypeError, ValueError) as exc:  # not JSON-serializable

@@ -73,6 +73,15 @@ class _Live:
 
 
 @dataclass
+class MessageStats:
+    """Per-message cost of the emulation (for bench/gateway_throughput.py)."""
+
+    messages: int = 0
+    #: Frame received -> route response sent (or nothing to send), handler included.
+    gateway_ms_total: float = 0.0
+
+
+@dataclass
 class _Pending:
     facts: ev.WsConnectionFacts
     subprotocol: str | None
@@ -133,6 +142,7 @@ class WebSocketApi:
         #: Fault injection: connections whose $disconnect is never delivered (API Gateway only
         #: promises it best effort), so tests can reach the 410 clean-up path.
         self.lost_disconnects: set[str] = set()
+        self.message_stats = MessageStats()
         connect = self.routes.get("$connect")
         self.connect_authorizer: AuthorizerRunner | None = None
         if connect is not None and connect.authorizer is not None:
@@ -278,6 +288,14 @@ class WebSocketApi:
             await asyncio.sleep(min(idle_left, life_left))
 
     async def _on_message(self, live: _Live, message: str | bytes) -> None:
+        started = time.perf_counter()
+        try:
+            await self._route_message(live, message)
+        finally:
+            self.message_stats.messages += 1
+            self.message_stats.gateway_ms_total += (time.perf_counter() - started) * 1000
+
+    async def _route_message(self, live: _Live, message: str | bytes) -> None:
         assert self.api is not None
         route_key = select_route(message, self.catalog.route_selection_expression, set(self.routes))
         if route_key not in self.routes:  # no $default route declared

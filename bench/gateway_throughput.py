@@ -1,0 +1,249 @@
+"""Local gateway throughput: 200 WebSocket clients in 20 rooms, real functions, real Postgres/Redis.
+
+Set-up (not measured): a throwaway database + Redis prefix (bench/realtime_support.py), the local
+gateway with the catalog's functions in worker processes, users registered and rooms joined over
+the HTTP API, every client connected (``$connect`` through the authorizer).
+
+Measured: every client sends ``--messages`` messages (one every ``--interval`` seconds, staggered);
+each member receives each message live. Reported:
+
+* delivered messages/s -- deliveries to receivers / (first send -> last delivery);
+* delivery latency p50 / p99 -- send by the sender -> frame received by a member (all clients run
+  in this process on the same clock; they share the 2 cores with the gateway and the functions);
+* the gateway's own cost per message: frame received -> route response sent, minus the time
+  inside the handler (measured in the worker), i.e. event building, routing, the process hop and
+  JSON; plus the server-side cost of each @connections POST the handler's fan-out makes.
+
+    .venv/bin/python -m bench.gateway_throughput [--clients 200 --rooms 20 --messages 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from websockets.asyncio.client import ClientConnection, connect
+
+from bench.realtime_support import REDIS_URL, bench_environment, pct
+from local_stack.gateway import GatewayConfig, RunningGateway, running_gateway
+from local_stack.services import dev_signing_keys, function_env
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+async def _http(
+    session: aiohttp.ClientSession, method: str, url: str, token: str | None = None, body: Any = None
+) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with session.request(method, url, json=body, headers=headers) as response:
+        data = await response.json()
+        if response.status >= 300:
+            raise RuntimeError(f"{method} {url}: {response.status} {data}")
+        return data
+
+
+async def _setup_users(http_url: str, clients: int, rooms: int) -> tuple[list[str], list[str], list[int]]:
+    """Register users, create rooms, join; returns tokens, room ids, room index per client."""
+    sem = asyncio.Semaphore(8)
+    async with aiohttp.ClientSession() as session:
+
+        async def register(i: int) -> str:
+            async with sem:
+                pair = await _http(
+                    session,
+                    "POST",
+                    f"{http_url}/auth/register",
+                    body={"handle": f"b{i}_{uuid.uuid4().hex[:6]}", "password": PASSWORD},
+                )
+                return str(pair["accessToken"])
+
+        tokens = await asyncio.gather(*(register(i) for i in range(clients)))
+        room_of = [i % rooms for i in range(clients)]
+        owners = {r: next(i for i in range(clients) if room_of[i] == r) for r in range(rooms)}
+        room_ids: list[str] = []
+        for r in range(rooms):
+            room = await _http(
+                session,
+                "POST",
+                f"{http_url}/rooms",
+                tokens[owners[r]],
+                {"kind": "public", "name": f"bench-{r}"},
+            )
+            room_ids.append(str(room["id"]))
+
+        async def join(i: int) -> None:
+            if owners[room_of[i]] == i:
+                return
+            async with sem:
+                await _http(session, "POST", f"{http_url}/rooms/{room_ids[room_of[i]]}/join", tokens[i])
+
+        await asyncio.gather(*(join(i) for i in range(clients)))
+    return list(tokens), room_ids, room_of
+
+
+async def _run(gw: RunningGateway, args: argparse.Namespace) -> dict[str, Any]:
+    tokens, room_ids, room_of = await _setup_users(gw.http_url, args.clients, args.rooms)
+    runtime = gw.gateway.runtime
+    assert runtime is not None
+    await asyncio.to_thread(gw.run, runtime.warm(["ws_messages"], workers=args.concurrency), 120)
+    sem = asyncio.Semaphore(10)
+
+    async def open_socket(token: str) -> ClientConnection:
+        async with sem:
+            return await connect(f"{gw.ws_url}?token={token}", open_timeout=60, max_queue=None)
+
+    sockets = await asyncio.gather(*(open_socket(t) for t in tokens))
+    members = args.clients // args.rooms
+    expected = args.clients * args.messages * (members - 1)
+    latencies: list[float] = []
+    acks: list[float] = []
+    errors: list[Any] = []
+    done = asyncio.Event()
+    sent_at: dict[str, float] = {}
+    per_message: dict[str, int] = {}
+    last_delivery = 0.0
+
+    async def reader(ws: ClientConnection) -> None:
+        nonlocal last_delivery
+        async for raw in ws:
+            frame = json.loads(raw)
+            now = time.perf_counter()
+            kind = frame.get("type")
+            if kind == "message":
+                cmid = frame["message"]["clientMessageId"]
+                started = sent_at.get(cmid)
+                per_message[cmid] = per_message.get(cmid, 0) + 1
+                if started is not None:
+                    latencies.append(now - started)
+                    last_delivery = now
+                    if len(latencies) >= expected:
+                        done.set()
+            elif kind == "ack":
+                acks.append(now - sent_at[frame["clientMessageId"]])
+            elif kind == "error":
+                errors.append(frame)
+
+    readers = [asyncio.create_task(reader(ws)) for ws in sockets]
+
+    # Measure only the steady state: reset the gateway's counters after set-up.
+    ws_api, mgmt = gw.gateway.ws, gw.gateway.management
+    assert ws_api is not None
+    assert mgmt is not None
+    ws_api.message_stats.messages = 0
+    ws_api.message_stats.gateway_ms_total = 0.0
+    pool = runtime.pool("ws_messages")
+    pool.stats.handler_ms_total = pool.stats.duration_ms_total = pool.stats.wait_ms_total = 0.0
+    pool.stats.invocations = 0
+    mgmt.posts, mgmt.post_ms_total = 0, 0.0
+
+    async def sender(i: int, ws: ClientConnection) -> None:
+        await asyncio.sleep(args.interval * i / args.clients)  # stagger the clients
+        for n in range(args.messages):
+            cmid = f"b-{i}-{n}-{uuid.uuid4().hex[:6]}"
+            sent_at[cmid] = time.perf_counter()
+            frame = {
+                "action": "sendMessage",
+                "roomId": room_ids[room_of[i]],
+                "clientMessageId": cmid,
+                "body": f"m{n}",
+            }
+            await ws.send(json.dumps(frame))
+            await asyncio.sleep(args.interval)
+
+    first_send = time.perf_counter()
+    await asyncio.gather(*(sender(i, ws) for i, ws in enumerate(sockets)))
+    with contextlib.suppress(TimeoutError):  # a shortfall shows in deliveries vs expected
+        await asyncio.wait_for(done.wait(), args.timeout)
+    elapsed = (last_delivery or time.perf_counter()) - first_send
+    stats = ws_api.message_stats
+    gateway_ms = stats.gateway_ms_total / max(stats.messages, 1)
+    handler_ms = pool.stats.handler_ms_total / max(pool.stats.invocations, 1)
+    invoke_ms = pool.stats.duration_ms_total / max(pool.stats.invocations, 1)
+    wait_ms = pool.stats.wait_ms_total / max(pool.stats.invocations, 1)
+    missing = [c for c in sent_at if per_message.get(c, 0) != members - 1]
+    for ws in sockets:
+        await ws.close()
+    for task in readers:
+        task.cancel()
+    ms = [x * 1000 for x in latencies]
+    return {
+        "clients": args.clients,
+        "rooms": args.rooms,
+        "messages_sent": args.clients * args.messages,
+        "deliveries": len(latencies),
+        "expected_deliveries": expected,
+        "errors": len(errors),
+        "messages_not_fully_delivered": len(missing),
+        "error_codes": sorted({e.get("code") or e.get("message") for e in errors}),
+        "seconds": round(elapsed, 2),
+        "delivered_per_s": round(len(latencies) / elapsed, 1) if elapsed > 0 else 0,
+        "latency_ms": {
+            "p50": round(pct(ms, 50), 1),
+            "p99": round(pct(ms, 99), 1),
+            "mean": round(statistics.fmean(ms), 1),
+        }
+        if ms
+        else {},
+        "ack_ms_p50": round(pct([a * 1000 for a in acks], 50), 1) if acks else None,
+        "per_message": {
+            "gateway_total_ms": round(gateway_ms, 2),
+            "invoke_ms (gateway->worker->gateway)": round(invoke_ms, 2),
+            "handler_ms (inside ws_messages)": round(handler_ms, 2),
+            "waiting_for_a_worker_ms": round(wait_ms, 2),
+            "emulation_overhead_ms": round(gateway_ms - wait_ms - handler_ms, 2),
+            "of_which_process_hop_ms": round(invoke_ms - handler_ms, 2),
+            "connections_post_server_ms": round(mgmt.post_ms_total / max(mgmt.posts, 1), 3),
+            "connections_posts": mgmt.posts,
+        },
+        "ws_messages_workers": pool.max_concurrency,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--rooms", type=int, default=20)
+    parser.add_argument("--messages", type=int, default=3, help="messages per client")
+    parser.add_argument("--interval", type=float, default=10.0, help="seconds between a client's sends")
+    parser.add_argument("--concurrency", type=int, default=2, help="workers per function (Lambda scale-out)")
+    parser.add_argument("--timeout", type=float, default=120.0)
+    args = parser.parse_args()
+
+    with bench_environment() as bench, tempfile.TemporaryDirectory() as keys_dir:
+        private, public = dev_signing_keys(Path(keys_dir))
+        env = function_env(
+            bench.database_url,
+            REDIS_URL,
+            private,
+            public,
+            env_name="test",
+            redis_prefix=bench.redis_prefix,
+            base={**os.environ, "POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"},
+        )
+        log_lines = 0
+
+        def sink(function: str, line: str) -> None:
+            nonlocal log_lines
+            log_lines += 1
+
+        config = GatewayConfig(
+            env=env, with_eventbridge=True, lambda_concurrency=args.concurrency, log_sink=sink
+        )
+        with running_gateway(config) as gw:
+            result = asyncio.run(_run(gw, args))  # clients on their own loop, gateway on its thread
+        result["function_log_lines"] = log_lines
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
