@@ -11,11 +11,11 @@ installed.
 Flow: alice registers and creates a room; 45 older messages are seeded over a raw WebSocket as
 alice; bob registers and joins by room id; bob's page loads the latest page of history and older
 pages as he scrolls up; bob's typing shows on alice's page; messages each way arrive live and are
-acked; bob edits and deletes a message and alice's page follows; bob signs out and in again and
-alice sees him offline, then online; bob's socket drops and what alice sends meanwhile reaches him
-through resume; bob reloads and the session and room are restored. With the test's own gateway,
-the chat's events are checked to have reached the notifications and analytics functions through
-the local EventBridge.
+acked, and markup in a body is shown as text (never parsed or run); bob edits and deletes a
+message and alice's page follows; bob signs out and in again and alice sees him offline, then
+online; bob's socket drops and what alice sends meanwhile reaches him through resume; bob reloads
+and the session and room are restored. With the test's own gateway, the chat's events are checked
+to have reached the notifications and analytics functions through the local EventBridge.
 """
 
 from __future__ import annotations
@@ -351,6 +351,19 @@ def test_two_users_chat_in_the_browser(
     alice.wait(lambda d: not alice.find("typing-indicator").text, "typing cleared by the message")
     alice.send(f"hi {bob_handle}, {alice_handle} here")
     bob.wait_for_message(f"hi {bob_handle}, {alice_handle} here")
+
+    # User text is rendered as text: markup in a body shows literally and never runs.
+    markup = '<img src="x" onerror="window.__xss = 1"><b>bold?</b>'
+    alice.send(markup)
+    bob.wait_for_message(markup)
+    for page in (alice, bob):
+        assert (
+            page.driver.execute_script(
+                "return document.querySelectorAll('#message-list .body *').length"
+                " + (window.__xss === undefined ? 0 : 1)"
+            )
+            == 0
+        )
 
     # Edit and delete own messages: the change reaches the other page live.
     bob.send("oops, wrong room")
