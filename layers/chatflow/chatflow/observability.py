@@ -47,7 +47,9 @@ def get_tracer() -> Tracer | None:
         return None
     from aws_lambda_powertools import Tracer
 
-    return Tracer(service=get_settings().service_name)
+    # Patch only botocore (AWS calls as subsegments): the default patches every supported library,
+    # importing ``requests`` and others the functions never use.
+    return Tracer(service=get_settings().service_name, patch_modules=["botocore"])
 
 
 def traced_handler(handler: F) -> F:
