@@ -50,6 +50,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return protocol.reply(reply) if reply is not None else {"statusCode": 200}
     except ChatflowError as exc:
         logger.info("refused", extra={"code": exc.code})
+        metrics.add_metric(name="FrameRefused", unit=MetricUnit.Count, value=1)
         if exc.code == "rate_limited":
             metrics.add_metric(name="RateLimited", unit=MetricUnit.Count, value=1)
         return protocol.error_reply(exc, action=action, request_id=request_id)
