@@ -26,6 +26,9 @@ from chatflow.settings import get_settings
 
 logger = Logger(service=get_settings().service_name)
 verifier = get_verifier()  # parses the public keys once per container
+if not verifier.public_keys and not verifier.oidc_issuer:
+    # Misconfiguration, not an attack: every request will be denied until JWT_PUBLIC_KEYS is set.
+    logger.error("no JWT public keys configured (JWT_PUBLIC_KEYS); every token will be refused")
 
 
 def _header(headers: dict[str, Any] | None, name: str) -> str | None:
