@@ -16,7 +16,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from chatflow.domain.users import ensure_active
-from chatflow.errors import ChatflowError, LimitExceeded, Unauthorized
+from chatflow.errors import ChatflowError, LimitExceeded
 from chatflow.ws import protocol
 from chatflow.ws.wiring import realtime
 
@@ -46,7 +46,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.info("connection refused", extra={"code": exc.code})
         metrics.add_metric(name="ConnectRefusedLimit", unit=MetricUnit.Count, value=1)
         return _refuse(429, exc.code)
-    except (Unauthorized, ChatflowError) as exc:
+    except ChatflowError as exc:
+        if exc.status >= 500:  # a dependency is down: not the client's fault, it may retry
+            logger.warning("connection refused: dependency unavailable", extra={"code": exc.code})
+            metrics.add_metric(name="ConnectFailed", unit=MetricUnit.Count, value=1)
+            return _refuse(503, exc.code)
         logger.info("connection refused", extra={"code": exc.code})
         metrics.add_metric(name="ConnectRefusedAuth", unit=MetricUnit.Count, value=1)
         return _refuse(403, exc.code)
