@@ -7,7 +7,9 @@ import uuid
 
 import pytest
 import redis
-from chatflow.adapters.redis_realtime import RedisRealtimeStore, Target
+
+from chatflow.adapters.redis_realtime import RedisRealtimeStore
+from chatflow.domain.realtime import Target
 from chatflow.settings import get_settings
 
 
