@@ -50,6 +50,9 @@ class EnvConfig:
     alarm_email: str = ""
     log_level: str = "INFO"
     schema_discovery: bool = False
+    #: Also publish each error-budget SLO as a CloudWatch Application Signals SLO (enables
+    #: Application Signals discovery in the account; off by default).
+    application_signals: bool = False
     # --- APIs ---
     ws_rate_limit: int = 500
     ws_burst_limit: int = 1000

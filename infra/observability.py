@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from aws_cdk import Duration, Stack
+from aws_cdk import aws_applicationsignals as applicationsignals
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_sns as sns
@@ -61,10 +62,16 @@ class ObservabilityStack(Stack):
         #: SLO name -> the alarms built for it (tests check every SLO has some).
         self.alarms: dict[str, list[cw.AlarmBase]] = {}
         self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"{config.prefix}-slos")
+        if config.application_signals:
+            applicationsignals.CfnDiscovery(self, "ApplicationSignalsDiscovery")
+        #: SLO name -> its native Application Signals SLO (only with applicationSignals on).
+        self.native_slos: dict[str, applicationsignals.CfnServiceLevelObjective] = {}
         for slo in SLOS:
             self.alarms[slo.name] = []
             if isinstance(slo, RatioSlo):
                 self._ratio(slo)
+                if config.application_signals:
+                    self._native_slo(slo)
             elif isinstance(slo, LatencySlo):
                 self._latency(slo)
             else:
@@ -163,6 +170,65 @@ class ObservabilityStack(Stack):
             cw.SingleValueWidget(
                 title=f"{slo.name}: budget left, {BUDGET_PERIOD_DAYS} d", metrics=[remaining], width=8
             ),
+        )
+
+    def _native_slo(self, slo: RatioSlo) -> None:
+        """The same error budget as an Application Signals SLO (request-based: bad / total)."""
+        cfn = applicationsignals.CfnServiceLevelObjective
+
+        def queries(
+            refs: tuple[MetricRef, ...], prefix: str
+        ) -> list[applicationsignals.CfnServiceLevelObjective.MetricDataQueryProperty]:
+            out = [
+                cfn.MetricDataQueryProperty(
+                    id=f"{prefix}{i}",
+                    return_data=False,
+                    metric_stat=cfn.MetricStatProperty(
+                        metric=cfn.MetricProperty(
+                            namespace=ref.namespace,
+                            metric_name=ref.name,
+                            dimensions=[
+                                cfn.DimensionProperty(name=k, value=self._resolve(v))
+                                for k, v in ref.dimensions.items()
+                            ],
+                        ),
+                        period=60,
+                        stat="Sum",
+                    ),
+                )
+                for i, ref in enumerate(refs)
+            ]
+            total = " + ".join(f"FILL({q.id}, 0)" for q in out)
+            out.append(cfn.MetricDataQueryProperty(id=f"{prefix}sum", expression=total, return_data=True))
+            return out
+
+        self.native_slos[slo.name] = cfn(
+            self,
+            f"{pascal(slo.name)}Slo",
+            name=f"{self.config.lower_prefix}-{slo.name}",
+            description=slo.description[:1024],
+            request_based_sli=cfn.RequestBasedSliProperty(
+                request_based_sli_metric=cfn.RequestBasedSliMetricProperty(
+                    total_request_count_metric=queries(slo.total, "t"),
+                    monitored_request_count_metric=cfn.MonitoredRequestCountMetricProperty(
+                        bad_count_metric=queries(slo.bad, "b")
+                    ),
+                )
+            ),
+            goal=cfn.GoalProperty(
+                attainment_goal=slo.objective,
+                warning_threshold=50,
+                interval=cfn.IntervalProperty(
+                    rolling_interval=cfn.RollingIntervalProperty(
+                        duration=BUDGET_PERIOD_DAYS, duration_unit="DAY"
+                    )
+                ),
+            ),
+            burn_rate_configurations=[
+                cfn.BurnRateConfigurationProperty(look_back_window_minutes=seconds // 60)
+                for window in BURN_WINDOWS
+                for seconds in (window.long_s, window.short_s)
+            ],
         )
 
     def _latency(self, slo: LatencySlo) -> None:

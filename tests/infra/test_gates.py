@@ -3,6 +3,7 @@ the LocalStack community profile, and environment validation."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +94,31 @@ def test_environment_validation_refuses_unsafe_settings() -> None:
     with pytest.raises(ConfigError, match="unknown env"):
         load(cdk.App(context=cdk_context(env="qa")).node)
     assert load(cdk.App(context=cdk_context(env="dev")).node).min_acu == 0.5
+
+
+def test_application_signals_slos_mirror_every_error_budget(tmp_path: Path) -> None:
+    from infra.slos import SLOS, RatioSlo
+
+    built = _synth(tmp_path, nag=True, **{"chatflow:applicationSignals": "true"})
+    template = tmp_path / "Chatflow-dev-Observability.template.json"
+    resources = json.loads(template.read_text())["Resources"]
+    native = {
+        r["Properties"]["Name"]: r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::ApplicationSignals::ServiceLevelObjective"
+    }
+    ratio = [s for s in SLOS if isinstance(s, RatioSlo)]
+    assert set(native) == {f"chatflow-dev-{s.name}" for s in ratio}
+    for slo in ratio:
+        props = native[f"chatflow-dev-{slo.name}"]
+        assert props["Goal"]["AttainmentGoal"] == slo.objective
+        windows = sorted(b["LookBackWindowMinutes"] for b in props["BurnRateConfigurations"])
+        assert windows == [5, 30, 60, 360]
+    assert built.stacks["Observability"].native_slos
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "cfn-lint"), "-i", "W3005", "--", str(template)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
