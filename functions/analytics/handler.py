@@ -7,19 +7,18 @@ emitted only for first deliveries, so CloudWatch does not double-count either.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from chatflow.adapters.postgres.analytics import PostgresAnalyticsRepository
 from chatflow.domain import analytics
-from chatflow.events.consumer import parse_envelope
-from chatflow.events.schemas import InvalidEvent
+from chatflow.events.consumer import receive
 from chatflow.observability import get_logger, get_metrics, traced_handler
 
 logger = get_logger()
 metrics = get_metrics()
-_repo: PostgresAnalyticsRepository | None = None
 
 #: EMF metric per daily counter (CloudWatch names are CamelCase).
 _METRIC_OF = {
@@ -31,23 +30,16 @@ _METRIC_OF = {
 }
 
 
+@functools.cache
 def _repository() -> PostgresAnalyticsRepository:
-    global _repo
-    if _repo is None:
-        _repo = PostgresAnalyticsRepository()
-    return _repo
+    return PostgresAnalyticsRepository()
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 @traced_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    try:
-        received = parse_envelope(event)
-    except InvalidEvent as exc:
-        logger.error("invalid event refused", extra={"reason": str(exc), "envelope_id": event.get("id")})
-        metrics.add_metric(name="InvalidEvents", unit=MetricUnit.Count, value=1)
-        raise
+    received = receive(event, logger, metrics)
     delta, applied = analytics.handle_event(received.event, _repository())
     result = {
         "eventId": str(received.event.event_id),

@@ -9,6 +9,7 @@ the delivery is retried and finally dead-lettered (docs/events.md).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -17,35 +18,23 @@ from chatflow.adapters.postgres.notifications import PostgresNotificationReposit
 from chatflow.adapters.redis_realtime import online_user_ids
 from chatflow.adapters.sns_delivery import get_channel
 from chatflow.domain import notifications
-from chatflow.events.consumer import parse_envelope
-from chatflow.events.schemas import InvalidEvent
+from chatflow.events.consumer import receive
 from chatflow.observability import get_logger, get_metrics, traced_handler
 
 logger = get_logger()
 metrics = get_metrics()
-_repo: PostgresNotificationRepository | None = None
 
 
+@functools.cache
 def _repository() -> PostgresNotificationRepository:
-    global _repo
-    if _repo is None:
-        _repo = PostgresNotificationRepository()
-    return _repo
+    return PostgresNotificationRepository()
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 @traced_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    try:
-        received = parse_envelope(event)
-    except InvalidEvent as exc:
-        logger.error("invalid event refused", extra={"reason": str(exc), "envelope_id": event.get("id")})
-        metrics.add_metric(name="InvalidEvents", unit=MetricUnit.Count, value=1)
-        raise
-    logger.append_keys(event_id=str(received.event.event_id), detail_type=received.detail_type)
-    if received.replay_name:
-        logger.append_keys(replay_name=received.replay_name)
+    received = receive(event, logger, metrics)
     try:
         outcome = notifications.handle_event(received.event, _repository(), online_user_ids, get_channel())
     except notifications.DeliveryFailed as exc:

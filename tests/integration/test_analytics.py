@@ -110,6 +110,28 @@ def test_counts_messages_per_room_hour_active_users_and_connections_once(
     assert second["DuplicateEventsIgnored"] == 2 * len(events)
 
 
+def test_invalid_event_is_logged_counted_and_raised_valid_one_logged_with_its_ids(
+    fn: ModuleType, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from chatflow.events.schemas import InvalidEvent
+
+    good = envelope(MemberLeft(occurred_at=DAY, room_id=uuid.uuid4(), user_id=uuid.uuid4()))
+    capsys.readouterr()
+    with pytest.raises(InvalidEvent, match="room_id"):
+        _invoke(fn, good | {"id": "env-1", "detail": {**good["detail"], "room_id": "x"}})
+    assert _metrics(capsys.readouterr().out)["InvalidEvents"] == 1
+    [refused] = [r for r in caplog.records if r.getMessage() == "invalid event refused"]
+    assert refused.__dict__["envelope_id"] == "env-1"
+    assert "room_id" in refused.__dict__["reason"]
+
+    _invoke(fn, good)
+    assert "InvalidEvents" not in _metrics(capsys.readouterr().out)
+    # Every line of that invocation carries the event's ids (the logger's keys).
+    keys = fn.logger.get_current_keys()
+    assert keys["event_id"] == good["detail"]["event_id"]
+    assert keys["detail_type"] == "member.left"
+
+
 def test_report_fills_days_filters_room_and_validates_range(db: DB, fn: ModuleType) -> None:
     room = uuid.uuid4()
     day = DAY + timedelta(days=40)

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatflow.events.schemas import DomainEvent, InvalidEvent, parse_detail
 from chatflow.settings import get_settings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger, Metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,3 +53,25 @@ def parse_envelope(raw: Mapping[str, Any], *, expected_source: str | None = None
         detail_type=detail_type,
         replay_name=replay if isinstance(replay, str) else None,
     )
+
+
+def receive(raw: Mapping[str, Any], logger: Logger, metrics: Metrics) -> ReceivedEvent:
+    """:func:`parse_envelope` as every consumer function needs it.
+
+    An invalid event is logged (reason and envelope id only, never the detail), counted as
+    ``InvalidEvents`` and re-raised, so EventBridge retries it and finally dead-letters it.
+    A valid one puts ``event_id``, ``detail_type`` (and ``replay_name``) on the logger's keys.
+    """
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    try:
+        received = parse_envelope(raw)
+    except InvalidEvent as exc:
+        envelope_id = raw.get("id") if isinstance(raw, Mapping) else None
+        logger.error("invalid event refused", extra={"reason": str(exc), "envelope_id": envelope_id})
+        metrics.add_metric(name="InvalidEvents", unit=MetricUnit.Count, value=1)
+        raise
+    logger.append_keys(event_id=str(received.event.event_id), detail_type=received.detail_type)
+    if received.replay_name:
+        logger.append_keys(replay_name=received.replay_name)
+    return received
