@@ -45,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -206,33 +207,67 @@ class Row:
 # --- loopback sinks ----------------------------------------------------------------------------------
 
 
-class _CfnResponses(http.server.BaseHTTPRequestHandler):
-    """CloudFormation's pre-signed response URL, on loopback: records each PUT body."""
+class _LoopbackAws(http.server.BaseHTTPRequestHandler):
+    """Two AWS endpoints the bench cannot run for real, on loopback (fakes, and said so):
 
-    received: list[dict[str, Any]] = []
+    * ``PUT /cfn-response``: CloudFormation's pre-signed response URL (records each body);
+    * ``POST /`` with ``Action=Publish``: SNS Publish over the query protocol, answered as SNS
+      does (a ``MessageId``), so the notifications function really hands off over HTTP.
+    """
+
+    cfn: list[dict[str, Any]] = []
+    sns: list[dict[str, str]] = []
+
+    def _answer(self, status: int, body: bytes = b"", content_type: str = "text/xml") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def do_PUT(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length)
+        body = self._body()
         with contextlib.suppress(ValueError):
-            type(self).received.append(json.loads(body or b"{}"))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+            type(self).cfn.append(json.loads(body or b"{}"))
+        self._answer(200)
+
+    def do_POST(self) -> None:
+        params = dict(urllib.parse.parse_qsl(self._body().decode()))
+        if params.get("Action") != "Publish" or not params.get("TopicArn"):
+            self._answer(400, b"<ErrorResponse><Error><Code>InvalidAction</Code></Error></ErrorResponse>")
+            return
+        type(self).sns.append(params)
+        self._answer(
+            200,
+            b'<PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishResult>'
+            + f"<MessageId>{uuid.uuid4()}</MessageId></PublishResult><ResponseMetadata>".encode()
+            + f"<RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></PublishResponse>".encode(),
+        )
 
     def log_message(self, format: str, *args: Any) -> None:
         return
 
 
+@dataclass
+class LoopbackAws:
+    url: str
+    cfn: list[dict[str, Any]]
+    sns: list[dict[str, str]]
+
+
 @contextlib.contextmanager
-def cfn_response_sink() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    received: list[dict[str, Any]] = []
-    handler = type("CfnResponses", (_CfnResponses,), {"received": received})
+def loopback_aws() -> Iterator[LoopbackAws]:
+    cfn: list[dict[str, Any]] = []
+    sns: list[dict[str, str]] = []
+    handler = type("LoopbackAws", (_LoopbackAws,), {"cfn": cfn, "sns": sns})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, name="cfn-sink", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, name="loopback-aws", daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/cfn-response", received
+        yield LoopbackAws(f"http://127.0.0.1:{server.server_address[1]}", cfn, sns)
     finally:
         server.shutdown()
         server.server_close()
@@ -339,7 +374,7 @@ class World:
             lambda function_name, event: None, name="chatflow", region="us-east-1"
         )
         events_api = stack.enter_context(running_eventbridge_api(self.bus))
-        self.cfn_url, self.cfn_responses = stack.enter_context(cfn_response_sink())
+        self.aws = stack.enter_context(loopback_aws())
         self.xray_port = stack.enter_context(udp_sink())
         self.management_endpoint = management.endpoint_url
         self.env = {
@@ -352,6 +387,9 @@ class World:
             "WS_MANAGEMENT_ENDPOINT": management.endpoint_url,
             "EVENTS_ENDPOINT_URL": events_api.endpoint_url,
             "EVENT_BUS_NAME": "chatflow",
+            # Offline members' notifications are handed to SNS (the loopback stub above).
+            "NOTIFICATION_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:chatflow-notifications",
+            "AWS_ENDPOINT_URL_SNS": self.aws.url,
             "SERVICE_NAME": "chatflow",
             "POWERTOOLS_SERVICE_NAME": "chatflow",
             "POWERTOOLS_METRICS_NAMESPACE": "ChatflowBench",
@@ -588,7 +626,7 @@ class World:
             self.users["alice"].identity,
             self.room_id,
             f"env-{self._unique(rep)}",
-            f"@bob{self.tag} @carol{self.tag} are you there? #{rep}",
+            f"@bob{self.tag} @dave{self.tag} are you there? #{rep}",
         )
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
@@ -601,20 +639,27 @@ class World:
         raise BenchError("the seeded message.created never reached the local bus")
 
     def _sample_notifications(self, rep: int) -> Sample:
-        return Sample(self._message_envelope(rep), {"equals": {"duplicate": False}})
+        # Dave (mentioned) is offline: his notification goes to SNS over loopback HTTP.
+        envelope = self._message_envelope(rep)
+        before = len(self.aws.sns)
+
+        def after() -> str | None:
+            return None if len(self.aws.sns) > before else "no SNS Publish for the offline mention"
+
+        return Sample(envelope, {"equals": {"duplicate": False}}, after)
 
     def _sample_analytics(self, rep: int) -> Sample:
         return Sample(self._message_envelope(rep), {"equals": {"duplicate": False}})
 
     def _sample_migrate(self, rep: int) -> Sample:
         event = json.loads((SAMPLES / "migrate" / "cfn_create.json").read_text())
-        event["ResponseURL"] = self.cfn_url
+        event["ResponseURL"] = f"{self.aws.url}/cfn-response"
         event["RequestId"] = str(uuid.uuid4())
         event["ResourceProperties"]["Action"] = "migrate"
-        before = len(self.cfn_responses)
+        before = len(self.aws.cfn)
 
         def after() -> str | None:
-            got = self.cfn_responses[before:]
+            got = self.aws.cfn[before:]
             ok = any(r.get("Status") == "SUCCESS" for r in got)
             return None if ok else f"CloudFormation response not SUCCESS: {got!r}"[:300]
 
