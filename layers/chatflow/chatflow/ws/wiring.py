@@ -29,42 +29,92 @@ _CACHE_SENTINEL = "-"
 
 
 class RoomsDirectory:
-    """RoomDirectory over ROOMS' cached lookups (Redis, invalidated on membership changes)."""
+    """RoomDirectory over ROOMS' cached member sets (Redis, invalidated on membership changes).
+
+    Hits are read straight from ROOMS' cache keys (the same SMEMBERS ROOMS' own read does), so a
+    warm path imports neither psycopg nor ROOMS' domain (pydantic event schemas): the fanout and
+    $disconnect functions stay light at cold start. A miss reads through ROOMS' domain, which
+    fills the cache under its invalidation guard.
+    """
 
     def member_ids(self, room_id: UUID) -> Collection[UUID]:
+        from chatflow.adapters.redis_cache import room_members_key
+
+        cached = self._cached([room_members_key(room_id)])[0]
+        if cached is not None:
+            return cached
         from chatflow.domain import rooms
 
         return rooms.member_ids(room_id)
 
     def room_ids(self, user_id: UUID) -> Collection[UUID]:
+        from chatflow.adapters.redis_cache import user_rooms_key
+
+        cached = self._cached([user_rooms_key(user_id)])[0]
+        if cached is not None:
+            return cached
         from chatflow.domain import rooms
 
         return rooms.room_ids_for_user(user_id)
 
     def members_of(self, room_ids: Collection[UUID]) -> dict[UUID, Collection[UUID]]:
-        """Member ids of several rooms: ONE pipeline over ROOMS' cached member sets, read-through
-        (``rooms.member_ids``) only for the rooms not cached. Presence on connect/disconnect
-        touches every room of the user; this keeps it one round trip when the cache is warm."""
+        """Member ids of several rooms: ONE pipeline over the cached sets, read-through only for
+        the rooms not cached. Presence on connect/disconnect touches every room of the user;
+        this keeps it one round trip when the cache is warm."""
         from chatflow.adapters.redis_cache import room_members_key
-        from chatflow.adapters.redis_client import get_redis
-        from chatflow.domain import rooms
 
         ordered = list(room_ids)
         out: dict[UUID, Collection[UUID]] = {}
-        if len(ordered) > 1:
-            try:
-                pipe = get_redis().pipeline(transaction=False)
-                for room_id in ordered:
-                    pipe.smembers(room_members_key(room_id))
-                for room_id, members in zip(ordered, pipe.execute(), strict=True):
-                    if members:  # cached sets always hold a sentinel; empty = not cached
-                        out[room_id] = {UUID(m) for m in members if m != _CACHE_SENTINEL}
-            except Exception:  # the cache is an optimisation; read through below
-                logger.warning("batched member lookup failed; reading room by room", exc_info=True)
-        for room_id in ordered:
-            if room_id not in out:
+        cached = self._cached([room_members_key(r) for r in ordered])
+        for room_id, members in zip(ordered, cached, strict=True):
+            if members is not None:
+                out[room_id] = members
+        missing = [r for r in ordered if r not in out]
+        if missing:
+            from chatflow.domain import rooms
+
+            for room_id in missing:
                 out[room_id] = rooms.member_ids(room_id)
         return out
+
+    @staticmethod
+    def _cached(keys: list[str]) -> list[set[UUID] | None]:
+        """The cached id sets at ``keys`` (one round trip); None where not cached or on error."""
+        if not keys:
+            return []
+        from chatflow.adapters.redis_client import get_redis
+
+        try:
+            pipe = get_redis().pipeline(transaction=False)
+            for k in keys:
+                pipe.smembers(k)
+            results = pipe.execute()
+        except Exception:  # the cache is an optimisation; ROOMS' read-through handles outages
+            logger.warning("room cache read failed; reading through", exc_info=True)
+            return [None] * len(keys)
+        # Cached sets always hold a sentinel, so an empty result means "not cached".
+        return [
+            {UUID(m) for m in members if m != _CACHE_SENTINEL} if members else None for members in results
+        ]
+
+
+def _ids(members: set[str]) -> set[UUID]:
+    return {UUID(m) for m in members if m != _CACHE_SENTINEL}
+
+
+class _LazyPublisher:
+    """Imports the EventBridge adapter (and with it the pydantic event schemas) on first use:
+    functions that rarely publish ($disconnect, fanout) do not pay for it at cold start."""
+
+    def __init__(self) -> None:
+        self._publisher: EventPublisher | None = None
+
+    def publish(self, events: Sequence[DomainEvent]) -> None:
+        if self._publisher is None:
+            from chatflow.adapters.eventbridge import get_publisher
+
+            self._publisher = get_publisher()
+        self._publisher.publish(events)
 
 
 class _NoBusPublisher:
@@ -78,9 +128,7 @@ class _NoBusPublisher:
 def default_publisher(settings: Settings) -> EventPublisher:
     if settings.env in ("local", "test") and not (settings.events_endpoint_url or settings.aws_endpoint_url):
         return _NoBusPublisher()
-    from chatflow.adapters.eventbridge import get_publisher
-
-    return get_publisher()
+    return _LazyPublisher()
 
 
 def build_service(
