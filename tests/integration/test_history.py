@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
 from typing import Any
 from uuid import UUID, uuid4
@@ -14,22 +13,10 @@ import pytest
 from chatflow.domain import messages, rooms
 from chatflow.domain.identity import Identity
 from chatflow.errors import Forbidden, InvalidInput, NotFound
-from tests.support.rooms import insert_user, wide_writer_pool
+from tests.support.rooms import insert_user, run_concurrently, wide_writer_pool
 
 DB = psycopg.Connection[dict[str, Any]]
 TOTAL = 23
-
-
-@pytest.fixture
-def chat(chatflow_env: dict[str, str]) -> Iterator[None]:
-    rooms.reset_services()
-    yield
-    rooms.reset_services()
-
-
-@pytest.fixture
-def owner(db: DB, chat: None) -> Identity:
-    return insert_user(db)
 
 
 @pytest.fixture
@@ -167,19 +154,13 @@ def test_concurrent_mark_read_never_moves_backwards(db: DB, owner: Identity, roo
 def _concurrent_mark_read(db: DB, owner: Identity, room_id: UUID) -> None:
     reader = insert_user(db)
     rooms.join(reader, room_id)
-    barrier = threading.Barrier(4)
+    plans = [list(range(1, TOTAL + 1)), list(range(TOTAL, 0, -1)), [5, 20, 3], [TOTAL, 1, 2]]
 
-    def run(values: list[int]) -> None:
-        barrier.wait()
-        for v in values:
+    def run(i: int) -> None:
+        for v in plans[i]:
             messages.mark_read(reader, room_id, v)
 
-    plans = [list(range(1, TOTAL + 1)), list(range(TOTAL, 0, -1)), [5, 20, 3], [TOTAL, 1, 2]]
-    threads = [threading.Thread(target=run, args=(p,)) for p in plans]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    assert run_concurrently(len(plans), run) == [None] * len(plans)
     row = db.execute(
         "SELECT last_read_seq FROM memberships WHERE room_id = %s AND user_id = %s", (room_id, reader.user_id)
     ).fetchone()

@@ -7,31 +7,26 @@ out-of-range numbers and strings Postgres cannot store: every answer is a 4xx JS
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID, uuid4
 
-import psycopg
 import pytest
 
 from chatflow.domain import messages, rooms
-from chatflow.domain.identity import Identity
-from tests.support.apigw import HttpApiClient
-from tests.support.lambdas import load_handler
-from tests.support.rooms import access_token, insert_user
+from tests.support.rooms import ApiUser
 
-DB = psycopg.Connection[dict[str, Any]]
 BIGINT_OVERFLOW = str(2**63)
-Setup = tuple[HttpApiClient, Identity, Identity, UUID]
+Setup = tuple[ApiUser, ApiUser, UUID]
 
 
 @pytest.fixture
-def setup(chatflow_env: dict[str, str], db: DB) -> Setup:
-    rooms.reset_services()
-    api = HttpApiClient({"authorizer": load_handler("authorizer"), "http_api": load_handler("http_api")})
-    owner, admin = insert_user(db), insert_user(db, role="admin")
-    room_id = rooms.create_channel(owner, "public", f"bad-{uuid4().hex[:8]}").room.id
-    messages.send(owner, room_id, "c-1", "hello")
-    return api, owner, admin, room_id
+def setup(make_api_user: Callable[..., ApiUser]) -> Setup:
+    """A member (the room's owner), an admin, and a public room with one message."""
+    owner, admin = make_api_user(), make_api_user(role="admin")
+    room_id = rooms.create_channel(owner.identity, "public", f"bad-{uuid4().hex[:8]}").room.id
+    messages.send(owner.identity, room_id, "c-1", "hello")
+    return owner, admin, room_id
 
 
 # (method, path with {room}, request kwargs, expected status, expected error code or None)
@@ -78,9 +73,9 @@ def test_client_mistake_is_a_clear_4xx(
     status: int,
     code: str | None,
 ) -> None:
-    api, owner, admin, room_id = setup
+    owner, admin, room_id = setup
     caller = admin if path.startswith("/admin") else owner
-    resp = api.request(method, path.format(room=room_id), token=access_token(caller), **kwargs)
+    resp = caller(method, path.format(room=room_id), **kwargs)
     assert resp.status == status, resp.body
     if code is None:
         assert "error" not in resp.json
@@ -90,7 +85,7 @@ def test_client_mistake_is_a_clear_4xx(
 
 
 def test_huge_history_limit_is_capped_not_refused(setup: Setup) -> None:
-    api, owner, _, room_id = setup
-    resp = api.get(f"/rooms/{room_id}/messages", token=access_token(owner), query={"limit": "9" * 30})
+    owner, _, room_id = setup
+    resp = owner.get(f"/rooms/{room_id}/messages", query={"limit": "9" * 30})
     assert resp.status == 200, resp.body
     assert [m["seq"] for m in resp.json["messages"]] == [1]

@@ -2,49 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable
 from uuid import UUID, uuid4
 
-import psycopg
 import pytest
 
 from chatflow.domain import messages, rooms
-from chatflow.domain.identity import Identity
-from tests.support.apigw import HttpApiClient, HttpResponse
-from tests.support.lambdas import load_handler
-from tests.support.rooms import access_token, insert_user
+from tests.support.rooms import MESSAGE_KEYS, ApiUser
 
-DB = psycopg.Connection[dict[str, Any]]
+Room = tuple[UUID, ApiUser, ApiUser]
+MakeApiUser = Callable[..., ApiUser]
 
 
 @pytest.fixture
-def api(chatflow_env: dict[str, str]) -> Iterator[HttpApiClient]:
-    rooms.reset_services()
-    yield HttpApiClient({"authorizer": load_handler("authorizer"), "http_api": load_handler("http_api")})
-    rooms.reset_services()
-
-
-class Caller:
-    def __init__(self, api: HttpApiClient, identity: Identity) -> None:
-        self.api, self.identity, self.token = api, identity, access_token(identity)
-
-    def __call__(self, method: str, path: str, **kw: Any) -> HttpResponse:
-        return self.api.request(method, path, token=self.token, **kw)
-
-
-@pytest.fixture
-def room(db: DB, api: HttpApiClient) -> tuple[UUID, Caller, Caller]:
+def room(make_api_user: MakeApiUser) -> Room:
     """A public room with 12 messages by its owner and one more member."""
-    owner, member = insert_user(db), insert_user(db)
-    room_id = rooms.create_channel(owner, "public", f"m-{uuid4().hex[:8]}").room.id
-    rooms.join(member, room_id)
+    owner, member = make_api_user(), make_api_user()
+    room_id = rooms.create_channel(owner.identity, "public", f"m-{uuid4().hex[:8]}").room.id
+    rooms.join(member.identity, room_id)
     for i in range(1, 13):
-        messages.send(owner, room_id, f"seed-{i}", f"message {i}")
-    return room_id, Caller(api, owner), Caller(api, member)
+        messages.send(owner.identity, room_id, f"seed-{i}", f"message {i}")
+    return room_id, owner, member
 
 
-def test_history_pages_with_cursors(room: tuple[UUID, Caller, Caller]) -> None:
+def test_history_pages_with_cursors(room: Room) -> None:
     room_id, _, member = room
     latest = member("GET", f"/rooms/{room_id}/messages", query={"limit": "5"})
     assert latest.status == 200, latest.body
@@ -54,18 +35,7 @@ def test_history_pages_with_cursors(room: tuple[UUID, Caller, Caller]) -> None:
     assert body["prevCursor"] == 8
     assert body["nextCursor"] is None
     first = body["messages"][0]
-    assert set(first) == {
-        "id",
-        "roomId",
-        "seq",
-        "senderId",
-        "senderHandle",
-        "clientMessageId",
-        "body",
-        "createdAt",
-        "editedAt",
-        "deletedAt",
-    }
+    assert set(first) == MESSAGE_KEYS
     older = member("GET", f"/rooms/{room_id}/messages", query={"before": "8", "limit": "5"}).json
     assert [m["seq"] for m in older["messages"]] == [3, 4, 5, 6, 7]
     newer = member("GET", f"/rooms/{room_id}/messages", query={"after": "10"}).json
@@ -77,16 +47,16 @@ def test_history_pages_with_cursors(room: tuple[UUID, Caller, Caller]) -> None:
     "query",
     [{"limit": "0"}, {"limit": "abc"}, {"before": "0"}, {"after": "-1"}, {"after": "5", "before": "3"}],
 )
-def test_history_bad_query_is_422(room: tuple[UUID, Caller, Caller], query: dict[str, str]) -> None:
+def test_history_bad_query_is_422(room: Room, query: dict[str, str]) -> None:
     room_id, _, member = room
     response = member("GET", f"/rooms/{room_id}/messages", query=query)
     assert response.status == 422, response.body
     assert "code" in response.json["error"]
 
 
-def test_history_authorization(db: DB, api: HttpApiClient, room: tuple[UUID, Caller, Caller]) -> None:
+def test_history_authorization(make_api_user: MakeApiUser, room: Room) -> None:
     room_id, owner, _ = room
-    stranger = Caller(api, insert_user(db))
+    stranger = make_api_user()
     assert stranger("GET", f"/rooms/{room_id}/messages").status == 403
     private = rooms.create_channel(owner.identity, "private", f"p-{uuid4().hex[:8]}").room.id
     assert stranger("GET", f"/rooms/{private}/messages").status == 404
@@ -94,7 +64,7 @@ def test_history_authorization(db: DB, api: HttpApiClient, room: tuple[UUID, Cal
     assert stranger("GET", "/rooms/xyz/messages").status == 422
 
 
-def test_edit_author_only(room: tuple[UUID, Caller, Caller]) -> None:
+def test_edit_author_only(room: Room) -> None:
     room_id, owner, member = room
     denied = member("PATCH", f"/rooms/{room_id}/messages/3", json={"body": "not mine"})
     assert denied.status == 403
@@ -114,9 +84,9 @@ def test_edit_author_only(room: tuple[UUID, Caller, Caller]) -> None:
     assert owner("PATCH", f"/rooms/{room_id}/messages/3", body="{not json").status == 400
 
 
-def test_delete_author_or_admin(db: DB, api: HttpApiClient, room: tuple[UUID, Caller, Caller]) -> None:
+def test_delete_author_or_admin(make_api_user: MakeApiUser, room: Room) -> None:
     room_id, owner, member = room
-    admin = Caller(api, insert_user(db, role="admin"))
+    admin = make_api_user(role="admin")
     assert member("DELETE", f"/rooms/{room_id}/messages/4").status == 403
     gone = owner("DELETE", f"/rooms/{room_id}/messages/4")
     assert gone.status == 200
@@ -131,18 +101,16 @@ def test_delete_author_or_admin(db: DB, api: HttpApiClient, room: tuple[UUID, Ca
     assert admin("DELETE", f"/rooms/{uuid4()}/messages/1").status == 404
 
 
-def test_banned_users_token_stops_working(
-    db: DB, api: HttpApiClient, room: tuple[UUID, Caller, Caller]
-) -> None:
+def test_banned_users_token_stops_working(make_api_user: MakeApiUser, room: Room) -> None:
     room_id, _, member = room
-    admin = Caller(api, insert_user(db, role="admin"))
+    admin = make_api_user(role="admin")
     assert member("GET", f"/rooms/{room_id}/messages").status == 200
     banned = admin("POST", f"/admin/users/{member.identity.user_id}/ban")
     assert banned.status in (200, 204), banned.body
     assert member("GET", f"/rooms/{room_id}/messages").status == 401
 
 
-def test_mark_read_route(db: DB, api: HttpApiClient, room: tuple[UUID, Caller, Caller]) -> None:
+def test_mark_read_route(make_api_user: MakeApiUser, room: Room) -> None:
     room_id, _, member = room
     assert member("GET", f"/rooms/{room_id}").json["unread"] == 12
     moved = member("POST", f"/rooms/{room_id}/read", json={"seq": 7})
@@ -153,5 +121,5 @@ def test_mark_read_route(db: DB, api: HttpApiClient, room: tuple[UUID, Caller, C
     assert member("GET", f"/rooms/{room_id}").json["unread"] == 0
     assert member("POST", f"/rooms/{room_id}/read", json={"seq": -1}).status == 422
     assert member("POST", f"/rooms/{room_id}/read", json={}).status == 422
-    stranger = Caller(api, insert_user(db))
+    stranger = make_api_user()
     assert stranger("POST", f"/rooms/{room_id}/read", json={"seq": 1}).status == 403

@@ -2,63 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
-import pytest
 
-from chatflow.domain import messages, rooms
-from chatflow.domain.identity import Identity
+from chatflow.domain import messages
 from tests.support.apigw import HttpApiClient
-from tests.support.lambdas import load_handler
-from tests.support.rooms import access_token, insert_user, set_status
+from tests.support.rooms import ApiUser, set_status
 
 DB = psycopg.Connection[dict[str, Any]]
 
 
-@pytest.fixture
-def api(chatflow_env: dict[str, str]) -> Iterator[HttpApiClient]:
-    rooms.reset_services()
-    yield HttpApiClient({"authorizer": load_handler("authorizer"), "http_api": load_handler("http_api")})
-    rooms.reset_services()
-
-
-class User:
-    def __init__(self, api: HttpApiClient, identity: Identity) -> None:
-        self.api = api
-        self.identity = identity
-        self.token = access_token(identity)
-
-    @property
-    def id(self) -> str:
-        return str(self.identity.user_id)
-
-    def get(self, path: str, **kw: Any) -> Any:
-        return self.api.get(path, token=self.token, **kw)
-
-    def post(self, path: str, **kw: Any) -> Any:
-        return self.api.post(path, token=self.token, **kw)
-
-    def delete(self, path: str, **kw: Any) -> Any:
-        return self.api.delete(path, token=self.token, **kw)
-
-
-@pytest.fixture
-def make_user(api: HttpApiClient, db: DB) -> Any:
-    def make(**kw: Any) -> User:
-        return User(api, insert_user(db, **kw))
-
-    return make
+MakeApiUser = Callable[..., ApiUser]
 
 
 def _name() -> str:
     return f"room-{uuid4().hex[:10]}"
 
 
-def test_create_get_and_list_rooms(make_user: Any) -> None:
-    alice = make_user()
+def test_create_get_and_list_rooms(make_api_user: MakeApiUser) -> None:
+    alice = make_api_user()
     created = alice.post("/rooms", json={"kind": "public", "name": _name(), "topic": "chit chat"})
     assert created.status == 201, created.body
     room = created.json
@@ -75,8 +40,8 @@ def test_create_get_and_list_rooms(make_user: Any) -> None:
     assert [r["id"] for r in mine.json["rooms"]] == [room["id"]]
 
 
-def test_create_room_validation_and_conflict(make_user: Any) -> None:
-    alice = make_user()
+def test_create_room_validation_and_conflict(make_api_user: MakeApiUser) -> None:
+    alice = make_api_user()
     name = _name()
     assert alice.post("/rooms", json={"kind": "public", "name": name}).status == 201
     dup = alice.post("/rooms", json={"kind": "private", "name": name.upper()})
@@ -95,20 +60,20 @@ def test_create_room_validation_and_conflict(make_user: Any) -> None:
         assert set(response.json["error"]) >= {"code", "message"}
 
 
-def test_unauthenticated_is_refused_by_the_gateway(api: HttpApiClient) -> None:
-    assert api.get("/rooms").status == 401
+def test_unauthenticated_is_refused_by_the_gateway(rooms_api: HttpApiClient) -> None:
+    assert rooms_api.get("/rooms").status == 401
 
 
-def test_bad_ids_are_422(make_user: Any) -> None:
-    alice = make_user()
+def test_bad_ids_are_422(make_api_user: MakeApiUser) -> None:
+    alice = make_api_user()
     assert alice.get("/rooms/not-a-uuid").status == 422
     assert alice.post("/rooms/123/join").status == 422
     assert alice.delete(f"/rooms/{uuid4()}/members/nope").status == 422
     assert alice.get(f"/rooms/{uuid4()}").status == 404
 
 
-def test_public_private_visibility_and_join(make_user: Any) -> None:
-    alice, bob = make_user(), make_user()
+def test_public_private_visibility_and_join(make_api_user: MakeApiUser) -> None:
+    alice, bob = make_api_user(), make_api_user()
     public = alice.post("/rooms", json={"kind": "public", "name": _name()}).json
     private = alice.post("/rooms", json={"kind": "private", "name": _name()}).json
     seen = bob.get(f"/rooms/{public['id']}")
@@ -128,8 +93,8 @@ def test_public_private_visibility_and_join(make_user: Any) -> None:
     assert private["id"] not in [r["id"] for r in discover.json["rooms"]]
 
 
-def test_leave_hands_ownership_to_oldest_member_and_last_cannot_leave(make_user: Any) -> None:
-    alice, bob, carol = make_user(), make_user(), make_user()
+def test_leave_hands_ownership_to_oldest_member_and_last_cannot_leave(make_api_user: MakeApiUser) -> None:
+    alice, bob, carol = make_api_user(), make_api_user(), make_api_user()
     room = alice.post("/rooms", json={"kind": "public", "name": _name()}).json
     assert bob.post(f"/rooms/{room['id']}/join").status == 200
     assert carol.post(f"/rooms/{room['id']}/join").status == 200
@@ -143,8 +108,8 @@ def test_leave_hands_ownership_to_oldest_member_and_last_cannot_leave(make_user:
     assert last.json["error"]["code"] == "last_member"
 
 
-def test_owner_invites_and_removes_members(make_user: Any) -> None:
-    alice, bob, carol = make_user(), make_user(), make_user()
+def test_owner_invites_and_removes_members(make_api_user: MakeApiUser) -> None:
+    alice, bob, carol = make_api_user(), make_api_user(), make_api_user()
     room = alice.post("/rooms", json={"kind": "private", "name": _name()}).json
     added = alice.post(f"/rooms/{room['id']}/members", json={"handle": "@" + bob.identity.handle.upper()})
     assert added.status == 201, added.body
@@ -166,8 +131,8 @@ def test_owner_invites_and_removes_members(make_user: Any) -> None:
     assert alice.delete(f"/rooms/{room['id']}/members/{alice.id}").status == 422
 
 
-def test_removed_member_of_public_room_gets_403(make_user: Any) -> None:
-    alice, bob = make_user(), make_user()
+def test_removed_member_of_public_room_gets_403(make_api_user: MakeApiUser) -> None:
+    alice, bob = make_api_user(), make_api_user()
     room = alice.post("/rooms", json={"kind": "public", "name": _name()}).json
     bob.post(f"/rooms/{room['id']}/join")
     assert bob.get(f"/rooms/{room['id']}/messages").status == 200
@@ -177,8 +142,8 @@ def test_removed_member_of_public_room_gets_403(make_user: Any) -> None:
     assert refused.json["error"]["code"] == "not_a_member"
 
 
-def test_invite_banned_user_is_refused(make_user: Any, db: DB) -> None:
-    alice, banned = make_user(), make_user()
+def test_invite_banned_user_is_refused(make_api_user: MakeApiUser, db: DB) -> None:
+    alice, banned = make_api_user(), make_api_user()
     set_status(db, banned.identity.user_id, "banned")
     room = alice.post("/rooms", json={"kind": "private", "name": _name()}).json
     response = alice.post(f"/rooms/{room['id']}/members", json={"userId": banned.id})
@@ -186,8 +151,8 @@ def test_invite_banned_user_is_refused(make_user: Any, db: DB) -> None:
     assert response.json["error"]["code"] == "user_banned"
 
 
-def test_dm_create_or_get(make_user: Any, db: DB) -> None:
-    alice, bob = make_user(), make_user()
+def test_dm_create_or_get(make_api_user: MakeApiUser, db: DB) -> None:
+    alice, bob = make_api_user(), make_api_user()
     first = alice.post("/dms", json={"userId": bob.id})
     assert first.status == 201, first.body
     dm = first.json
@@ -201,17 +166,17 @@ def test_dm_create_or_get(make_user: Any, db: DB) -> None:
     assert alice.post("/dms", json={"userId": alice.id}).status == 422
     assert alice.post("/dms", json={"userId": str(uuid4())}).status == 404
     # DMs cannot be joined, left or invited to.
-    carol = make_user()
+    carol = make_api_user()
     assert carol.post(f"/rooms/{dm['id']}/join").status == 404
     assert alice.post(f"/rooms/{dm['id']}/leave").status == 403
     assert alice.post(f"/rooms/{dm['id']}/members", json={"userId": carol.id}).status == 403
-    deleted = make_user()
+    deleted = make_api_user()
     set_status(db, deleted.identity.user_id, "deleted")
     assert alice.post("/dms", json={"userId": deleted.id}).status == 404
 
 
-def test_list_my_rooms_paginates_with_unread_counts(make_user: Any) -> None:
-    alice, bob = make_user(), make_user()
+def test_list_my_rooms_paginates_with_unread_counts(make_api_user: MakeApiUser) -> None:
+    alice, bob = make_api_user(), make_api_user()
     ids = [alice.post("/rooms", json={"kind": "public", "name": _name()}).json["id"] for _ in range(5)]
     seen: list[str] = []
     cursor = None

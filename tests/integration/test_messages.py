@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Iterator
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -14,21 +12,9 @@ import pytest
 from chatflow.domain import messages, rooms
 from chatflow.domain.identity import Identity
 from chatflow.errors import Conflict, Forbidden, InvalidInput, NotFound
-from tests.support.rooms import insert_user, wide_writer_pool
+from tests.support.rooms import MESSAGE_KEYS, insert_user, outbox_details, run_concurrently
 
 DB = psycopg.Connection[dict[str, Any]]
-
-
-@pytest.fixture
-def chat(chatflow_env: dict[str, str]) -> Iterator[None]:
-    rooms.reset_services()
-    yield
-    rooms.reset_services()
-
-
-@pytest.fixture
-def owner(db: DB, chat: None) -> Identity:
-    return insert_user(db)
 
 
 @pytest.fixture
@@ -42,29 +28,16 @@ def _count(db: DB, room_id: UUID) -> int:
     return int(row["n"])
 
 
-@pytest.fixture
-def wide_pool(chat: None) -> Iterator[None]:
-    with wide_writer_pool():
-        yield
-
-
-def _outbox(db: DB, detail_type: str, room_id: UUID) -> list[dict[str, Any]]:
-    return db.execute(
-        "SELECT detail FROM outbox WHERE detail_type = %s AND detail->>'room_id' = %s ORDER BY id",
-        (detail_type, str(room_id)),
-    ).fetchall()
-
-
 def test_send_assigns_next_seq_and_writes_outbox_row(db: DB, owner: Identity, room_id: UUID) -> None:
     first, created = messages.send(owner, room_id, "c-1", "hello")
     second, _ = messages.send(owner, room_id, "c-2", "again")
     assert created
     assert (first.seq, second.seq) == (1, 2)
     assert first.sender_handle == owner.handle
-    rows = _outbox(db, "message.created", room_id)
-    assert [r["detail"]["seq"] for r in rows] == [1, 2]
-    assert rows[0]["detail"]["message_id"] == str(first.id)
-    assert rows[0]["detail"]["client_message_id"] == "c-1"
+    details = outbox_details(db, "message.created", room_id)
+    assert [d["seq"] for d in details] == [1, 2]
+    assert details[0]["message_id"] == str(first.id)
+    assert details[0]["client_message_id"] == "c-1"
     assert db.execute("SELECT last_seq FROM rooms WHERE id = %s", (room_id,)).fetchone() == {"last_seq": 2}
 
 
@@ -75,7 +48,7 @@ def test_resend_returns_original_and_writes_nothing(db: DB, owner: Identity, roo
     assert not created_again
     assert again == original
     assert again.body == "first body"
-    assert len(_outbox(db, "message.created", room_id)) == 1
+    assert len(outbox_details(db, "message.created", room_id)) == 1
     assert db.execute("SELECT last_seq FROM rooms WHERE id = %s", (room_id,)).fetchone() == {"last_seq": 1}
 
 
@@ -92,49 +65,31 @@ def test_concurrent_sends_get_gap_free_sequences(
     senders = [owner] + [insert_user(db) for _ in range(7)]
     for user in senders[1:]:
         rooms.join(user, room_id)
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(len(senders))
 
-    def run(user: Identity) -> None:
-        try:
-            barrier.wait()
-            for i in range(25):
-                messages.send(user, room_id, f"{user.user_id}-{i}", f"message {i}")
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
+    def run(i: int) -> None:
+        user = senders[i]
+        for n in range(25):
+            messages.send(user, room_id, f"{user.user_id}-{n}", f"message {n}")
 
-    threads = [threading.Thread(target=run, args=(u,)) for u in senders]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert run_concurrently(len(senders), run) == [None] * len(senders)
     rows = db.execute("SELECT seq FROM messages WHERE room_id = %s ORDER BY seq", (room_id,))
     seqs = [r["seq"] for r in rows]
     assert seqs == list(range(1, 201))
     assert db.execute("SELECT last_seq FROM rooms WHERE id = %s", (room_id,)).fetchone() == {"last_seq": 200}
-    assert len(_outbox(db, "message.created", room_id)) == 200
+    assert len(outbox_details(db, "message.created", room_id)) == 200
 
 
 def test_concurrent_identical_sends_create_one_message(
     db: DB, owner: Identity, room_id: UUID, wide_pool: None
 ) -> None:
-    results: list[tuple[int, bool]] = []
-    barrier = threading.Barrier(6)
 
-    def run() -> None:
-        barrier.wait()
+    def run(_: int) -> tuple[int, bool]:
         message, created = messages.send(owner, room_id, "racy", "only once")
-        results.append((message.seq, created))
+        return message.seq, created
 
-    threads = [threading.Thread(target=run) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(results) == [(1, False)] * 5 + [(1, True)]
+    assert sorted(run_concurrently(6, run), key=str) == [(1, False)] * 5 + [(1, True)]
     assert _count(db, room_id) == 1
-    assert len(_outbox(db, "message.created", room_id)) == 1
+    assert len(outbox_details(db, "message.created", room_id)) == 1
 
 
 def test_failed_send_writes_no_outbox_row_and_leaves_no_gap(db: DB, owner: Identity, room_id: UUID) -> None:
@@ -155,7 +110,7 @@ def test_failed_send_writes_no_outbox_row_and_leaves_no_gap(db: DB, owner: Ident
         )
     second, _ = messages.send(owner, room_id, "ok-2", "fine again")
     assert second.seq == 2
-    assert [r["detail"]["seq"] for r in _outbox(db, "message.created", room_id)] == [1, 2]
+    assert [d["seq"] for d in outbox_details(db, "message.created", room_id)] == [1, 2]
 
 
 def test_failed_event_rolls_back_the_message(db: DB, owner: Identity, room_id: UUID) -> None:
@@ -177,7 +132,7 @@ def test_failed_event_rolls_back_the_message(db: DB, owner: Identity, room_id: U
         )
     assert _count(db, room_id) == 0
     assert db.execute("SELECT last_seq FROM rooms WHERE id = %s", (room_id,)).fetchone() == {"last_seq": 0}
-    assert _outbox(db, "message.created", room_id) == []
+    assert outbox_details(db, "message.created", room_id) == []
 
 
 def test_mentions_resolve_to_room_members_only(db: DB, owner: Identity, room_id: UUID) -> None:
@@ -187,7 +142,7 @@ def test_mentions_resolve_to_room_members_only(db: DB, owner: Identity, room_id:
     body = f"hi @{member.handle.lower()} and @{outsider.handle}, mail me at x@{owner.handle}"
     message, _ = messages.send(owner, room_id, "m-1", body)
     assert message.mentions == (member.handle,)
-    assert _outbox(db, "message.created", room_id)[0]["detail"]["mentions"] == [member.handle]
+    assert outbox_details(db, "message.created", room_id)[0]["mentions"] == [member.handle]
 
 
 def test_non_member_cannot_send(db: DB, owner: Identity, room_id: UUID) -> None:
@@ -222,8 +177,8 @@ def test_edit_by_author_and_not_by_others(db: DB, owner: Identity, room_id: UUID
     stored = db.execute("SELECT body, edited_at FROM messages WHERE id = %s", (message.id,)).fetchone()
     assert stored is not None
     assert stored["body"] == "fixed"
-    events = _outbox(db, "message.edited", room_id)
-    assert [(e["detail"]["seq"], e["detail"]["body"]) for e in events] == [(1, "fixed")]
+    events = outbox_details(db, "message.edited", room_id)
+    assert [(e["seq"], e["body"]) for e in events] == [(1, "fixed")]
     with pytest.raises(NotFound):
         messages.edit(owner, room_id, 99, "nothing there")
 
@@ -242,7 +197,7 @@ def test_soft_delete_by_author_or_admin(db: DB, owner: Identity, room_id: UUID) 
     assert messages.delete(admin, room_id, theirs.seq).is_deleted
     # Idempotent: deleting again changes nothing and emits nothing.
     messages.delete(owner, room_id, mine.seq)
-    assert len(_outbox(db, "message.deleted", room_id)) == 2
+    assert len(outbox_details(db, "message.deleted", room_id)) == 2
     with pytest.raises(Conflict):
         messages.edit(owner, room_id, mine.seq, "resurrect")
     page = messages.history(owner, room_id)
@@ -254,18 +209,7 @@ def test_soft_delete_by_author_or_admin(db: DB, owner: Identity, room_id: UUID) 
 def test_message_to_dict_shape(owner: Identity, room_id: UUID) -> None:
     message, _ = messages.send(owner, room_id, "shape", "hello")
     data = messages.message_to_dict(message)
-    assert set(data) == {
-        "id",
-        "roomId",
-        "seq",
-        "senderId",
-        "senderHandle",
-        "clientMessageId",
-        "body",
-        "createdAt",
-        "editedAt",
-        "deletedAt",
-    }
+    assert set(data) == MESSAGE_KEYS
     assert data["roomId"] == str(room_id)
     assert data["createdAt"].endswith("Z")
     assert data["editedAt"] is None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -23,18 +22,6 @@ from chatflow.errors import Forbidden, NotFound, Unavailable
 from tests.support.rooms import insert_user
 
 DB = psycopg.Connection[dict[str, Any]]
-
-
-@pytest.fixture
-def chat(chatflow_env: dict[str, str]) -> Iterator[None]:
-    rooms.reset_services()
-    yield
-    rooms.reset_services()
-
-
-@pytest.fixture
-def owner(db: DB, chat: None) -> Identity:
-    return insert_user(db)
 
 
 def _channel(owner: Identity, kind: str = "public") -> UUID:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -13,55 +11,15 @@ import pytest
 from chatflow.domain import rooms
 from chatflow.domain.identity import Identity
 from chatflow.errors import Conflict, Forbidden, InvalidInput, NotFound
-from tests.support.rooms import insert_user, set_status, wide_writer_pool
+from tests.support.rooms import insert_user, outbox_details, run_concurrently, set_status
 
 DB = psycopg.Connection[dict[str, Any]]
 T = TypeVar("T")
 
 
 @pytest.fixture
-def chat(chatflow_env: dict[str, str]) -> Iterator[None]:
-    rooms.reset_services()
-    yield
-    rooms.reset_services()
-
-
-@pytest.fixture
 def alice(db: DB, chat: None) -> Identity:
     return insert_user(db)
-
-
-@pytest.fixture
-def wide_pool(chat: None) -> Iterator[None]:
-    with wide_writer_pool():
-        yield
-
-
-def _events(db: DB, detail_type: str, room_id: UUID) -> list[dict[str, Any]]:
-    rows = db.execute(
-        "SELECT detail FROM outbox WHERE detail_type = %s AND detail->>'room_id' = %s ORDER BY id",
-        (detail_type, str(room_id)),
-    ).fetchall()
-    return [r["detail"] for r in rows]
-
-
-def _concurrently(n: int, fn: Callable[[int], T]) -> list[T | BaseException]:
-    results: list[T | BaseException] = [RuntimeError("not run")] * n
-    barrier = threading.Barrier(n)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = fn(i)
-        except BaseException as exc:
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
 
 
 def test_create_channel_writes_room_owner_and_event(db: DB, alice: Identity) -> None:
@@ -72,14 +30,14 @@ def test_create_channel_writes_room_owner_and_event(db: DB, alice: Identity) -> 
     assert row == {"kind": "private", "member_count": 1}
     role = db.execute("SELECT role FROM memberships WHERE room_id = %s", (view.room.id,)).fetchone()
     assert role == {"role": "owner"}
-    [event] = _events(db, "room.created", view.room.id)
+    [event] = outbox_details(db, "room.created", view.room.id)
     assert event["kind"] == "private"
     assert event["created_by"] == str(alice.user_id)
 
 
 def test_concurrent_duplicate_names_one_wins(alice: Identity, db: DB, wide_pool: None) -> None:
     name = f"race-{uuid4().hex[:8]}"
-    results = _concurrently(
+    results = run_concurrently(
         4, lambda i: rooms.create_channel(alice, "public", name if i % 2 else name.upper())
     )
     assert sum(not isinstance(r, BaseException) for r in results) == 1
@@ -107,14 +65,14 @@ def test_dm_is_idempotent_in_both_directions(db: DB, alice: Identity) -> None:
     assert first.peer.id == bob.user_id
     assert reverse.peer is not None
     assert reverse.peer.id == alice.user_id
-    assert len(_events(db, "room.created", first.room.id)) == 1
-    [joined] = _events(db, "member.joined", first.room.id)
+    assert len(outbox_details(db, "room.created", first.room.id)) == 1
+    [joined] = outbox_details(db, "member.joined", first.room.id)
     assert joined["user_id"] == str(bob.user_id)
 
 
 def test_concurrent_dm_creation_converges(db: DB, alice: Identity, wide_pool: None) -> None:
     bob = insert_user(db)
-    results = _concurrently(
+    results = run_concurrently(
         6, lambda i: rooms.open_dm(alice if i % 2 else bob, user_id=(bob if i % 2 else alice).user_id)
     )
     assert not [r for r in results if isinstance(r, BaseException)]
@@ -125,7 +83,7 @@ def test_concurrent_dm_creation_converges(db: DB, alice: Identity, wide_pool: No
     [room_id] = ids
     members = db.execute("SELECT count(*) AS n FROM memberships WHERE room_id = %s", (room_id,)).fetchone()
     assert members == {"n": 2}
-    assert len(_events(db, "room.created", room_id)) == 1
+    assert len(outbox_details(db, "room.created", room_id)) == 1
 
 
 def test_dm_refusals(db: DB, alice: Identity) -> None:
@@ -181,7 +139,7 @@ def test_owner_leaving_hands_over_to_oldest_member(db: DB, alice: Identity) -> N
     rooms.remove_member(bob, room, carol.user_id)
     with pytest.raises(Forbidden):
         rooms.add_member(alice, room, user_id=carol.user_id)
-    left = _events(db, "member.left", room)
+    left = outbox_details(db, "member.left", room)
     assert [(e["user_id"], e["removed_by"]) for e in left] == [
         (str(alice.user_id), None),
         (str(carol.user_id), str(bob.user_id)),
@@ -193,7 +151,7 @@ def test_last_member_cannot_leave_and_nothing_is_written(db: DB, alice: Identity
     with pytest.raises(Conflict):
         rooms.leave(alice, room)
     assert rooms.is_member(room, alice.user_id)
-    assert _events(db, "member.left", room) == []
+    assert outbox_details(db, "member.left", room) == []
 
 
 def test_join_rules_and_events(db: DB, alice: Identity) -> None:
@@ -210,8 +168,8 @@ def test_join_rules_and_events(db: DB, alice: Identity) -> None:
     with pytest.raises(NotFound):
         rooms.join(bob, uuid4())
     rooms.add_member(alice, private, handle=bob.handle)
-    assert [e["added_by"] for e in _events(db, "member.joined", public)] == [None]
-    assert [e["added_by"] for e in _events(db, "member.joined", private)] == [str(alice.user_id)]
+    assert [e["added_by"] for e in outbox_details(db, "member.joined", public)] == [None]
+    assert [e["added_by"] for e in outbox_details(db, "member.joined", private)] == [str(alice.user_id)]
 
 
 def test_get_room_visibility(db: DB, alice: Identity) -> None:

@@ -8,17 +8,38 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID, uuid4
 
 import psycopg
 
 from chatflow.domain.identity import Identity
 
+if TYPE_CHECKING:
+    from tests.support.apigw import HttpApiClient, HttpResponse
+
 MakeUser = Callable[..., Identity]
+T = TypeVar("T")
+
+#: The keys of ``message_to_dict`` (the one shape HTTP and WebSocket share, contract 3).
+MESSAGE_KEYS = frozenset(
+    {
+        "id",
+        "roomId",
+        "seq",
+        "senderId",
+        "senderHandle",
+        "clientMessageId",
+        "body",
+        "createdAt",
+        "editedAt",
+        "deletedAt",
+    }
+)
 
 
 def insert_user(
@@ -49,6 +70,66 @@ def access_token(identity: Identity) -> str:
     from chatflow.auth.tokens import get_signer
 
     return get_signer().issue(user_id=identity.user_id, handle=identity.handle, role=identity.role).token
+
+
+class ApiUser:
+    """A user calling the HTTP API with a real access token: ``user("GET", path)`` or
+    ``user.get(path)`` / ``.post`` / ``.patch`` / ``.delete`` (keyword arguments as
+    :meth:`HttpApiClient.request`)."""
+
+    def __init__(self, api: HttpApiClient, identity: Identity) -> None:
+        self.api = api
+        self.identity = identity
+        self.token = access_token(identity)
+
+    @property
+    def id(self) -> str:
+        return str(self.identity.user_id)
+
+    def __call__(self, method: str, path: str, **kw: Any) -> HttpResponse:
+        return self.api.request(method, path, token=self.token, **kw)
+
+    def get(self, path: str, **kw: Any) -> HttpResponse:
+        return self("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> HttpResponse:
+        return self("POST", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> HttpResponse:
+        return self("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> HttpResponse:
+        return self("DELETE", path, **kw)
+
+
+def outbox_details(conn: psycopg.Connection[Any], detail_type: str, room_id: UUID) -> list[dict[str, Any]]:
+    """The details of this room's outbox rows of one type, in insertion order."""
+    rows = conn.execute(
+        "SELECT detail FROM outbox WHERE detail_type = %s AND detail->>'room_id' = %s ORDER BY id",
+        (detail_type, str(room_id)),
+    ).fetchall()
+    return [r["detail"] for r in rows]
+
+
+def run_concurrently(n: int, fn: Callable[[int], T]) -> list[T | BaseException]:
+    """Run ``fn(0..n-1)`` in ``n`` threads released together (a barrier); each result or the
+    exception it raised, by index."""
+    results: list[T | BaseException] = [RuntimeError("not run")] * n
+    barrier = threading.Barrier(n)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = fn(i)
+        except BaseException as exc:  # returned to the test, which asserts on it
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
 
 
 @contextmanager
