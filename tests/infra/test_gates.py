@@ -122,3 +122,17 @@ def test_application_signals_slos_mirror_every_error_budget(tmp_path: Path) -> N
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_route_that_forgets_its_authorizer_fails_the_nag_gate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from infra import catalog
+
+    forgotten = catalog.HttpRoute("GET", "/rooms/{room_id}/secrets", "http_api")  # no authorizer
+    monkeypatch.setattr(catalog, "HTTP_ROUTES", (*catalog.HTTP_ROUTES, forgotten))
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        _synth(tmp_path, nag=True)
+    report = (tmp_path / "validation-report.json").read_text()
+    assert "AwsSolutions-APIG4" in report
+    assert "HttpRouteGETroomsroomidsecrets" in report
