@@ -196,3 +196,16 @@ def test_presence_reaches_co_members_of_every_room_once(ws: WsHarness, db: DB, a
     ws.connected(alice)
     assert _presence(ws, b) == [(str(alice.user_id), "online")]
     assert _presence(ws, c) == [(str(alice.user_id), "online")]
+
+
+def test_late_disconnect_after_a_410_cleanup_announces_offline_once(
+    ws: WsHarness, alice: Identity, bob: Identity, room_id: UUID
+) -> None:
+    b = ws.connected(bob)
+    a = ws.connected(alice)
+    ws.backend.mark_gone(a)  # alice's device vanished
+    ws.send(b, {"action": "sendMessage", "roomId": str(room_id), "clientMessageId": "z-1", "body": "hi"})
+    assert _presence(ws, b)[-1] == (str(alice.user_id), "offline")  # found by the 410
+    ws.disconnect(a)  # ...then API Gateway's late $disconnect arrives
+    offline = [p for p in _presence(ws, b) if p == (str(alice.user_id), "offline")]
+    assert len(offline) == 1

@@ -48,6 +48,7 @@ class WsHarness:
     eventbridge: RunningEventBridgeApi
     recorder: EventRecorder
     sockets: dict[str, Identity] = field(default_factory=dict)
+    _seen: dict[str, int] = field(default_factory=dict)
 
     @property
     def backend(self) -> RecordingBackend:
@@ -92,15 +93,13 @@ class WsHarness:
     # --- what clients received -------------------------------------------------------------------
 
     def received(self, cid: str, type_: str | None = None) -> list[dict[str, Any]]:
-        frames = self.backend.posted_json(cid)
+        """Frames posted to ``cid`` since the last :meth:`clear` (optionally of one type)."""
+        frames = self.backend.posted_json(cid)[self._seen.get(cid, 0) :]
         return [f for f in frames if type_ is None or f.get("type") == type_]
 
     def clear(self) -> None:
-        for cid in list(self.backend.all_posts()):
-            with self.backend._lock:
-                rec = self.backend._connections.get(cid)
-                if rec is not None:
-                    rec.posts.clear()
+        """Forget what was received so far (the gateway's record is left untouched)."""
+        self._seen = {cid: len(posts) for cid, posts in self.backend.all_posts().items()}
 
 
 @contextmanager
