@@ -15,23 +15,10 @@ from botocore.exceptions import ClientError
 
 from infra.catalog import EVENT_RULES, EVENT_SOURCE, RetryPolicy
 from local_stack.eventbridge import Backoff, LocalEventBus, RunningEventBridgeApi, running_eventbridge_api
+from tests.support.events import TargetRecorder as Recorder
 
 if TYPE_CHECKING:
     from mypy_boto3_events.client import EventBridgeClient
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, function: str, event: dict[str, Any]) -> None:
-        with self.lock:
-            self.calls.append((function, event))
-
-    def events_for(self, function: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return [e for f, e in self.calls if f == function]
 
 
 @pytest.fixture

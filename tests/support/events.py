@@ -6,6 +6,7 @@ users/rooms inserted straight into this run's database.
 from __future__ import annotations
 
 import secrets
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,6 +36,29 @@ def events_client(endpoint_url: str) -> Any:
             retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=2, read_timeout=5
         ),
     )
+
+
+class TargetRecorder:
+    """A bus target invoker recording every ``(function, event)``; a function named in
+    ``failing`` raises (its remaining failures count down; -1 fails forever)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.failing: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, function: str, event: dict[str, Any]) -> object:
+        with self.lock:
+            self.calls.append((function, event))
+            left = self.failing.get(function, 0)
+            if left:
+                self.failing[function] = left - 1 if left > 0 else left
+                raise RuntimeError(f"{function} is down")
+        return {"ok": True}
+
+    def events_for(self, function: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [e for f, e in self.calls if f == function]
 
 
 @contextmanager

@@ -15,30 +15,9 @@ import pytest
 from infra.catalog import EVENT_RULES, EVENT_SOURCE, RetryPolicy
 from local_stack.eventbridge import Backoff, EventBusError, LocalEventBus, TargetRetryPolicy
 from local_stack.eventbridge.bus import MAX_REQUEST_BYTES
+from tests.support.events import TargetRecorder as Recorder
 
 FAST = Backoff(base_s=0.001, cap_s=0.005)
-
-
-class Recorder:
-    """An invoker recording (function, event); functions listed in ``failing`` raise."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.failing: dict[str, int] = {}  # function -> remaining failures (-1 = forever)
-        self.lock = threading.Lock()
-
-    def __call__(self, function: str, event: dict[str, Any]) -> object:
-        with self.lock:
-            self.calls.append((function, event))
-            left = self.failing.get(function, 0)
-            if left:
-                self.failing[function] = left - 1 if left > 0 else left
-                raise RuntimeError(f"{function} is down")
-        return {"ok": True}
-
-    def events_for(self, function: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return [e for f, e in self.calls if f == function]
 
 
 @pytest.fixture
