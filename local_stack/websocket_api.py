@@ -79,6 +79,13 @@ class MessageStats:
     messages: int = 0
     #: Frame received -> route response sent (or nothing to send), handler included.
     gateway_ms_total: float = 0.0
+    #: The part spent awaiting the function (waiting for a worker + process hop + handler).
+    invoke_ms_total: float = 0.0
+
+    @property
+    def emulation_ms_total(self) -> float:
+        """Routing, event building, JSON and sending the route response: the gateway's own work."""
+        return self.gateway_ms_total - self.invoke_ms_total
 
 
 @dataclass
@@ -303,9 +310,11 @@ class WebSocketApi:
             return
         event = ev.ws_message_event(self.api, live.facts, route_key, message)
         request_id = event["requestContext"]["requestId"]
+        invoked = time.perf_counter()
         try:
             result = await self._call(route_key, event)
         except FunctionError as exc:
+            self.message_stats.invoke_ms_total += (time.perf_counter() - invoked) * 1000
             log.error("route %s failed: %s", route_key, exc)
             await self._send_frame(
                 live,
@@ -316,6 +325,7 @@ class WebSocketApi:
                 },
             )
             return
+        self.message_stats.invoke_ms_total += (time.perf_counter() - invoked) * 1000
         if not self.routes[route_key].route_response or result is None:
             return
         if isinstance(result, dict):

@@ -11,37 +11,14 @@ worker processes) against this run's throwaway database and Redis prefix (tests/
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 import pytest
 
-from local_stack.gateway import GatewayConfig, RunningGateway, running_gateway
+from local_stack.gateway import GatewayConfig, running_gateway
 from local_stack.services import function_env
 from tests.conftest import REDIS_URL
-from tests.e2e.client import Api
-
-
-@dataclass
-class Target:
-    ws_url: str
-    http_url: str
-    max_connections: int
-    #: Local only: the gateway itself (fault injection, inspection).
-    gateway: RunningGateway | None
-    admin_token: str | None
-    #: Makes a user an administrator (local: through the users service; remote: not possible).
-    promote: Callable[[str], None] | None
-
-    async def admin(self, api: Api) -> str | None:
-        """An administrator's access token, or None when the target cannot provide one."""
-        if self.admin_token:
-            return self.admin_token
-        if self.promote is None:
-            return None
-        admin = await api.new_user("admin")
-        self.promote(admin.handle)
-        return admin.access_token
+from tests.e2e.target import Target
 
 
 @pytest.fixture(scope="session")

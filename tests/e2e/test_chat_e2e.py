@@ -14,7 +14,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from tests.e2e.client import Api, HttpError, Socket
-from tests.e2e.conftest import Target
+from tests.e2e.target import Target
 
 pytestmark = pytest.mark.e2e
 T = TypeVar("T")
