@@ -192,6 +192,8 @@ class Run:
 class Row:
     target: str
     runs: list[Run] = field(default_factory=list)
+    #: Why this target stopped being measured (its first invocation failed), if it did.
+    error: str | None = None
 
     def median(self, attr: str) -> float:
         return float(statistics.median(float(getattr(r, attr)) for r in self.runs))
@@ -789,6 +791,8 @@ class Report:
     repeat: int
     #: 1-minute load average before and after the run (other processes' share of the 2 cores).
     load_average: tuple[float, float] = (0.0, 0.0)
+    #: Functions whose first invocation failed (not in ``functions``), with the reason.
+    failures: dict[str, str] = field(default_factory=dict)
 
     @property
     def baseline(self) -> Row:
@@ -821,7 +825,10 @@ class Report:
             "load_average": self.load_average,
             "targets": {},
         }
+        out["failures"] = self.failures
         for name, row in self.rows.items():
+            if not row.runs:
+                continue
             fn = next((f for f in self.functions if f.name == name), None)
             entry: dict[str, Any] = {
                 "in_process_median_s": row.median("in_process_s"),
@@ -906,6 +913,8 @@ class Report:
                 f"| {', '.join(self.rows[fn.name].heavy) or '-'} "
                 f"| {', '.join(f'**{f}**' for f in flags) or 'none'} |"
             )
+        for name, error in self.failures.items():
+            lines += ["", f"**{name} FAILED** (not measured): `{error.splitlines()[0]}`"]
         return "\n".join(lines)
 
 
@@ -935,20 +944,44 @@ def run_bench(
         elif pycache:
             cache = pycache
         world = stack.enter_context(World(tracing))
+
+        def measure(target: Function | None, rep: int) -> None:
+            row = rows[target.name if target else BASELINE]
+            if row.error is not None:
+                return
+            try:
+                run = run_child(world, target, rep, workdir, cache)
+            except BenchError as exc:
+                if target is None:
+                    raise
+                # One broken function (the tree is shared while others work) must not void the run.
+                row.error = str(exc)
+                progress(f"{row.target} FAILED, no longer measured: {str(exc).splitlines()[0]}")
+                return
+            if rep >= 0:
+                row.runs.append(run)
+
         if warmup:
             progress("warm-up round (fills the bytecode cache; not counted)")
             for target in targets:
-                run_child(world, target, -1, workdir, cache)
+                measure(target, -1)
         for rep in range(repeat):
             # Rotate the order so no target always runs right after the same neighbour.
             shift = rep % len(targets)
             for target in targets[shift:] + targets[:shift]:
-                run = run_child(world, target, rep, workdir, cache)
-                rows[target.name if target else BASELINE].runs.append(run)
+                measure(target, rep)
             progress(f"round {rep + 1}/{repeat} done")
         if diagnose is not None:
             _diagnose(world, diagnose, workdir, cache)
-    return Report(rows, functions, tracing, repeat, (load_before, os.getloadavg()[0]))
+    failed = [fn.name for fn in functions if rows[fn.name].error is not None]
+    return Report(
+        rows,
+        [fn for fn in functions if fn.name not in failed],
+        tracing,
+        repeat,
+        (load_before, os.getloadavg()[0]),
+        {name: rows[name].error or "" for name in failed},
+    )
 
 
 def _diagnose(world: World, what: tuple[str, str], workdir: Path, cache: str | None) -> None:
@@ -1023,7 +1056,9 @@ def main(argv: list[str] | None = None) -> int:
     print(report.markdown())
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(report.to_json(), indent=2))
-    if args.strict and any(report.verdict(fn) != "meets" for fn in functions):
+    if report.failures:
+        return 2
+    if args.strict and any(report.verdict(fn) != "meets" for fn in report.functions):
         return 1
     return 0
 
