@@ -7,6 +7,8 @@ out-of-range numbers and strings Postgres cannot store: every answer is a 4xx JS
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID, uuid4
@@ -29,10 +31,30 @@ def setup(make_api_user: Callable[..., ApiUser]) -> Setup:
     return owner, admin, room_id
 
 
+def _cursor(*values: str) -> str:
+    """A cursor in the rooms repository's format (base64url of a JSON list), with any content."""
+    return base64.urlsafe_b64encode(json.dumps(list(values)).encode()).decode().rstrip("=")
+
+
 # (method, path with {room}, request kwargs, expected status, expected error code or None)
 CASES: list[tuple[str, str, dict[str, Any], int, str | None]] = [
     ("GET", "/rooms/not-a-uuid", {}, 422, "invalid"),
     ("GET", "/rooms", {"query": {"cursor": "!!!!"}}, 422, "invalid_cursor"),
+    # Well-formed cursors carrying what Postgres cannot take: a NUL, a lone surrogate.
+    (
+        "GET",
+        "/rooms",
+        {"query": {"scope": "public", "cursor": _cursor("\x00", str(uuid4()))}},
+        422,
+        "invalid_cursor",
+    ),
+    (
+        "GET",
+        "/rooms",
+        {"query": {"scope": "public", "cursor": _cursor("\ud800", str(uuid4()))}},
+        422,
+        "invalid_cursor",
+    ),
     ("POST", "/rooms", {"body": ""}, 422, "invalid"),
     ("POST", "/rooms", {"body": "{bad"}, 400, "malformed_json"),
     ("POST", "/rooms", {"json": {"kind": "public", "name": 5}}, 422, "invalid"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta, timezone
 from uuid import uuid4
 
@@ -45,7 +46,7 @@ def test_mention_candidates_are_bounded() -> None:
     assert len(mention_candidates(body)) == 50
 
 
-@pytest.mark.parametrize("body", ["", "   ", "\n\t", "x" * 11, "nul\x00", "bell\x07", 5, None])
+@pytest.mark.parametrize("body", ["", "   ", "\n\t", "x" * 11, "nul\x00", "bell\x07", "half \ud83d", 5, None])
 def test_invalid_bodies(body: object) -> None:
     with pytest.raises(InvalidInput):
         validate_body(body, SETTINGS)
@@ -89,6 +90,8 @@ def test_topic_rules() -> None:
         validate_topic("x" * 251)
     with pytest.raises(InvalidInput):
         validate_topic("line\nbreak")
+    with pytest.raises(InvalidInput):
+        validate_topic("lone \udfff surrogate")  # JSON can carry it; UTF-8 (Postgres) cannot
 
 
 def _message(**overrides: object) -> Message:
@@ -143,6 +146,13 @@ def test_room_to_dict_unread_and_membership() -> None:
 def test_cursor_round_trip_and_garbage() -> None:
     cursor = encode_cursor(["2026-01-01T00:00:00+00:00", str(uuid4())])
     assert decode_cursor(cursor, 2)[0] == "2026-01-01T00:00:00+00:00"
-    for bad in ("!!!", "e30", encode_cursor(["only-one"]), encode_cursor(["a", "b", "c"])):
+    for bad in (
+        "!!!",
+        "e30",
+        encode_cursor(["only-one"]),
+        encode_cursor(["a", "b", "c"]),
+        encode_cursor(["nul\x00", str(uuid4())]),
+        base64.urlsafe_b64encode(b'["\\ud800", "x"]').decode(),
+    ):
         with pytest.raises(InvalidInput):
             decode_cursor(bad, 2)

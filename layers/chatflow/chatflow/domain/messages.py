@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
-from chatflow.domain.room_models import HistoryPage, Membership, Message, Room
+from chatflow.domain.room_models import HistoryPage, Membership, Message, Room, is_utf8_text
 from chatflow.errors import Conflict, Forbidden, InvalidInput, NotFound
 from chatflow.events.schemas import DomainEvent, MessageCreated, MessageDeleted, MessageEdited
 from chatflow.settings import Settings, get_settings
@@ -66,6 +66,8 @@ def validate_body(body: object, settings: Settings) -> str:
         )
     if _FORBIDDEN_CHARS.search(body):
         raise InvalidInput("body contains control characters", code="invalid_body")
+    if not is_utf8_text(body):
+        raise InvalidInput("body is not valid UTF-8 text", code="invalid_body")
     return body
 
 

@@ -19,6 +19,18 @@ UserStatus = Literal["active", "banned", "deleted"]
 T = TypeVar("T")
 
 
+def is_utf8_text(value: str) -> bool:
+    """Whether ``value`` is text Postgres can store: valid UTF-8 (JSON's ``\\ud800`` escapes
+    decode to lone surrogates, which UTF-8 cannot encode) and no NUL."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class Room:
     """A room's metadata: what the room cache stores (no counters, they change on every send)."""

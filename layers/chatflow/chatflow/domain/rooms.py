@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
-from chatflow.domain.room_models import ChannelKind, Membership, Page, Room, RoomView, UserRef
+from chatflow.domain.room_models import ChannelKind, Membership, Page, Room, RoomView, UserRef, is_utf8_text
 from chatflow.errors import Conflict, Forbidden, InvalidInput, NotFound
 from chatflow.events.schemas import MemberJoined, MemberLeft, RoomCreated
 
@@ -73,7 +73,12 @@ def validate_name(name: object) -> str:
 
 
 def validate_topic(topic: object) -> str:
-    if not isinstance(topic, str) or len(topic) > MAX_TOPIC_CHARS or _FORBIDDEN_CHARS.search(topic):
+    if (
+        not isinstance(topic, str)
+        or len(topic) > MAX_TOPIC_CHARS
+        or _FORBIDDEN_CHARS.search(topic)
+        or not is_utf8_text(topic)
+    ):
         raise InvalidInput(f"topic must be at most {MAX_TOPIC_CHARS} characters", code="invalid_topic")
     return topic.strip()
 
@@ -235,8 +240,8 @@ class RoomService:
             handle = handle.strip().removeprefix("@")
             if not handle:
                 raise InvalidInput("handle must not be empty", code="invalid_target")
-            if _FORBIDDEN_CHARS.search(handle):
-                # No handle holds control characters (and Postgres text cannot store NUL).
+            if _FORBIDDEN_CHARS.search(handle) or not is_utf8_text(handle):
+                # No handle holds such characters (and Postgres text cannot even take them).
                 raise NotFound("user not found", code="user_not_found")
         user = self._repo.find_user(user_id=user_id, handle=handle)
         if user is None or user.status == "deleted":

@@ -28,7 +28,7 @@ from psycopg.rows import DictRow
 
 from chatflow.adapters.postgres import outbox
 from chatflow.adapters.postgres.pool import reader, writer
-from chatflow.domain.room_models import Membership, Page, PeerUser, Room, RoomView, UserRef
+from chatflow.domain.room_models import Membership, Page, PeerUser, Room, RoomView, UserRef, is_utf8_text
 from chatflow.errors import Conflict, InvalidInput, NotFound
 from chatflow.events.schemas import DomainEvent
 from chatflow.ports import RoomCheck
@@ -114,7 +114,11 @@ def decode_cursor(cursor: str, size: int) -> list[str]:
         values = json.loads(raw)
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise InvalidInput("malformed cursor", code="invalid_cursor") from None
-    if not isinstance(values, list) or len(values) != size or not all(isinstance(v, str) for v in values):
+    if (
+        not isinstance(values, list)
+        or len(values) != size
+        or not all(isinstance(v, str) and is_utf8_text(v) for v in values)
+    ):
         raise InvalidInput("malformed cursor", code="invalid_cursor")
     return cast(list[str], values)
 
