@@ -62,18 +62,22 @@ class ApiStack(Stack):
         removal = RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY
 
         # WebSocket (and REST) access logs are written with the account's API Gateway CloudWatch
-        # role; HTTP APIs use a service-linked role. One account setting per region.
-        cw_role = iam.Role(
-            self,
-            "ApiGatewayLogsRole",
-            assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
-            managed_policies=[
-                iam.ManagedPolicy.from_aws_managed_policy_name(
-                    "service-role/AmazonAPIGatewayPushToCloudWatchLogs"
-                )
-            ],
-        )
-        account = apigw.CfnAccount(self, "ApiGatewayAccount", cloud_watch_role_arn=cw_role.role_arn)
+        # role; HTTP APIs use a service-linked role. It is ONE setting per account and region:
+        # where several environments share an account, let one of them manage it
+        # (-c chatflow:manageApiGatewayAccount=false on the others).
+        account: apigw.CfnAccount | None = None
+        if config.manage_api_gateway_account:
+            cw_role = iam.Role(
+                self,
+                "ApiGatewayLogsRole",
+                assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
+                managed_policies=[
+                    iam.ManagedPolicy.from_aws_managed_policy_name(
+                        "service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+                    )
+                ],
+            )
+            account = apigw.CfnAccount(self, "ApiGatewayAccount", cloud_watch_role_arn=cw_role.role_arn)
 
         self.ws_api = apigwv2.WebSocketApi(
             self,
@@ -101,7 +105,8 @@ class ApiStack(Stack):
         assert isinstance(ws_cfn, apigwv2.CfnStage)
         ws_cfn.add_property_override("DefaultRouteSettings.LoggingLevel", "ERROR")
         ws_cfn.add_property_override("DefaultRouteSettings.DataTraceEnabled", False)
-        ws_cfn.node.add_dependency(account)
+        if account is not None:
+            ws_cfn.node.add_dependency(account)
 
         self.http_api = apigwv2.HttpApi(
             self,

@@ -54,6 +54,8 @@ class EnvConfig:
     #: Application Signals discovery in the account; off by default).
     application_signals: bool = False
     # --- APIs ---
+    #: The account-wide API Gateway CloudWatch Logs role (WebSocket access/execution logs).
+    manage_api_gateway_account: bool = True
     ws_rate_limit: int = 500
     ws_burst_limit: int = 1000
     http_rate_limit: int = 500

@@ -102,12 +102,14 @@ def apply_suppressions(stacks: ChatflowStacks) -> None:
 
     # --- Api -----------------------------------------------------------------------------------
     api: Any = by_name["Api"]
-    _ack(
-        api.node.find_child("ApiGatewayLogsRole"),
-        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-        "AmazonAPIGatewayPushToCloudWatchLogs]",
-        "The account-level API Gateway logging role: AWS's own policy for exactly this purpose",
-    )
+    logs_role = api.node.try_find_child("ApiGatewayLogsRole")
+    if logs_role is not None:
+        _ack(
+            logs_role,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AmazonAPIGatewayPushToCloudWatchLogs]",
+            "The account-level API Gateway logging role: AWS's own policy for exactly this purpose",
+        )
     routes: Any = by_name["ApiRoutes"]
     for route in catalog.WS_ROUTES:
         if route.authorizer is None:
