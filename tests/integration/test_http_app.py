@@ -246,6 +246,20 @@ def test_openapi_document(http: Handler) -> None:
     register_body = paths["/auth/register"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert register_body  # generated from the pydantic model
 
+    def schema(path: str, method: str, status: str) -> Any:
+        return paths[path][method]["responses"][status]["content"]["application/json"]["schema"]
+
+    assert schema("/auth/register", "post", "201") == {"$ref": "#/components/schemas/TokenPairOut"}
+    assert schema("/auth/login", "post", "401") == {"$ref": "#/components/schemas/ErrorOut"}
+    # Every documented 422 is our error shape, also on routes that did not declare it.
+    for operations in paths.values():
+        for operation in operations.values():
+            invalid = operation["responses"].get("422")
+            if invalid:
+                assert invalid["content"]["application/json"]["schema"] == {
+                    "$ref": "#/components/schemas/ErrorOut"
+                }
+
 
 def _catalog_http_api_routes() -> set[tuple[str, str]]:
     return {(r.method, r.path) for r in HTTP_ROUTES if r.function == "http_api"}

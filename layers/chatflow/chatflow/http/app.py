@@ -250,12 +250,19 @@ def openapi_json(app: APIGatewayHttpResolver) -> str:
         security_schemes={BEARER_SCHEME: HTTPBearer(bearerFormat="JWT")},
     )
     doc = json.loads(raw)
+    # ErrorOut is in components: the auth routes (always included) declare it.
+    error_ref = {"$ref": "#/components/schemas/ErrorOut"}
     for path, operations in (doc.get("paths") or {}).items():
-        if path in PUBLIC_PATHS:
-            continue
         for operation in operations.values():
-            if isinstance(operation, dict):
+            if not isinstance(operation, dict):
+                continue
+            if path not in PUBLIC_PATHS:
                 operation.setdefault("security", [{BEARER_SCHEME: []}])
+            # Our 422 is {"error": {..., "details": {"fields": [...]}}}, not Powertools' default.
+            invalid = (operation.get("responses") or {}).get("422")
+            if invalid and "HTTPValidationError" in json.dumps(invalid):
+                invalid["description"] = "Invalid input; details.fields lists the offending fields"
+                invalid["content"] = {"application/json": {"schema": error_ref}}
     return json.dumps(doc)
 
 
