@@ -290,7 +290,14 @@ def _parse_time(value: object) -> float | None:
     if value is None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        try:
+            # Must name a real instant: NaN, infinities and years past 9999 are refused here
+            # rather than failing later, when the envelope's ``time`` is rendered.
+            datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            pass
+        else:
+            return float(value)
     if isinstance(value, str):
         try:
             return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()

@@ -93,6 +93,20 @@ def test_explicit_time_is_kept(bus: LocalEventBus, recorder: Recorder) -> None:
     assert recorder.events_for("analytics")[0]["time"] == "2023-11-14T22:13:20Z"
 
 
+def test_unusable_times_fail_alone(bus: LocalEventBus) -> None:
+    result = bus.put_events(
+        [
+            entry("x", Time="garbage"),
+            entry("x", Time=1e20),  # past any calendar: refused, not an OverflowError (HTTP 500)
+            entry("x", Time=float("nan")),
+            entry("x", Time=float("inf")),
+            entry("user.online", Time="2026-01-02T03:04:05Z"),
+        ]
+    )
+    assert [e.get("ErrorCode") for e in result["Entries"]] == ["InvalidArgument"] * 4 + [None]
+    assert result["FailedEntryCount"] == 4
+
+
 def test_invalid_entries_fail_alone(bus: LocalEventBus, recorder: Recorder) -> None:
     result = bus.put_events(
         [
