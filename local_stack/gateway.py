@@ -50,6 +50,8 @@ class GatewayConfig:
     management_latency_s: float = 0.0
     lambda_concurrency: int | None = None
     with_eventbridge: bool = True
+    #: Run the catalog's SCHEDULES (e.g. the outbox sweep) through the EventBridge emulation.
+    with_schedules: bool = True
     #: Cold-start these functions during start-up so the first request is not slow.
     warm: tuple[str, ...] = ()
     log_sink: Callable[[str, str], None] | None = None
