@@ -294,7 +294,9 @@ EVENT_RULES: tuple[EventRule, ...] = (
 
 SCHEDULES: tuple[Schedule, ...] = (Schedule("outbox-sweep", "outbox_relay", rate_minutes=1),)
 
-QUEUES: tuple[QueueTrigger, ...] = (QueueTrigger("fanout", "fanout", batch_size=1),)
+# AWS recommends a visibility timeout of ~6x the consumer's timeout (fanout: 60 s), so a job
+# still being retried by a slow invocation is not handed to a second one.
+QUEUES: tuple[QueueTrigger, ...] = (QueueTrigger("fanout", "fanout", batch_size=1, visibility_timeout_s=360),)
 
 
 def function(name: str) -> Function:
