@@ -120,8 +120,6 @@ class HttpApi:
             found = compiled.pattern.match(path)
             if found:
                 return compiled.route, found.groupdict()
-        if path != "/" and path.endswith("/"):
-            return None
         return None
 
     def _cors_headers(self, request: web.Request) -> dict[str, str]:
@@ -219,7 +217,7 @@ class HttpApi:
             elif result.get("isBase64Encoded"):
                 data = base64.b64decode(str(raw_body))
             else:
-                data = str(raw_body).encode()
+                data = (raw_body if isinstance(raw_body, str) else json.dumps(raw_body)).encode()
             response = web.Response(status=status, body=data)
             for key, value in (result.get("headers") or {}).items():
                 response.headers[str(key)] = str(value)

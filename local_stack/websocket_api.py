@@ -94,12 +94,18 @@ class _Pending:
     subprotocol: str | None
 
 
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
 def _json_response(status: int, message: str) -> Response:
+    """A refused handshake, with API Gateway's ``{"message": ...}`` body."""
     body = json.dumps({"message": message}).encode()
     headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-    return Response(
-        status, HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "", headers, body
-    )
+    return Response(status, _phrase(status), headers, body)
 
 
 def select_route(body: str | bytes, expression: str, route_keys: set[str]) -> str:
@@ -237,7 +243,7 @@ class WebSocketApi:
             status = result.get("statusCode", 200) if isinstance(result, dict) else 200
             if not isinstance(status, int) or not 200 <= status < 300:
                 status = status if isinstance(status, int) and 400 <= status < 600 else 500
-                return _json_response(status, _STATUS_MESSAGES.get(status, "Forbidden"))
+                return _json_response(status, _STATUS_MESSAGES.get(status) or _phrase(status) or "Forbidden")
             result_headers = result.get("headers") if isinstance(result, dict) else None
             if isinstance(result_headers, dict):
                 for key, value in result_headers.items():
