@@ -23,9 +23,6 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Header names whose values are secrets (lower-case).
-SECRET_HEADERS = frozenset({"authorization", "cookie", "sec-websocket-protocol", "x-api-key"})
-
 
 @functools.lru_cache(maxsize=1)
 def get_logger() -> Logger:
@@ -71,7 +68,3 @@ def safe_request_fields(event: Mapping[str, Any]) -> dict[str, Any]:
         "source_ip": http.get("sourceIp") or (ctx.get("identity") or {}).get("sourceIp"),
         "request_id": ctx.get("requestId"),
     }
-
-
-def redact_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
-    return {k: ("***" if k.lower() in SECRET_HEADERS else v) for k, v in (headers or {}).items()}
