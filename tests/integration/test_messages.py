@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -12,6 +11,7 @@ import pytest
 from chatflow.domain import messages, rooms
 from chatflow.domain.identity import Identity
 from chatflow.errors import Conflict, Forbidden, InvalidInput, NotFound
+from tests.support.events import flush_relay_replaced
 from tests.support.rooms import MESSAGE_KEYS, insert_user, outbox_details, run_concurrently
 
 DB = psycopg.Connection[dict[str, Any]]
@@ -236,20 +236,10 @@ class _CommitProbe:
 def test_outbox_is_flushed_after_commit(
     db: DB, owner: Identity, room_id: UUID, chatflow_env: dict[str, str]
 ) -> None:
-    from chatflow.events import relay
-    from chatflow.settings import reset_settings_cache
-
     probe = _CommitProbe(chatflow_env["DATABASE_URL"])
-    os.environ["EVENTS_ENDPOINT_URL"] = "http://127.0.0.1:9"  # a bus is "configured": flush runs
-    reset_settings_cache()
-    relay.set_flush_relay(probe)  # type: ignore[arg-type]
-    try:
+    with flush_relay_replaced(probe):
         before = db.execute("SELECT count(*) AS n FROM outbox WHERE published_at IS NULL").fetchone()
         assert before is not None
         messages.send(owner, room_id, "flushed", "hello")
         messages.send(owner, room_id, "flushed", "hello")  # a resend writes nothing, flushes nothing
-    finally:
-        relay.set_flush_relay(None)
-        os.environ.pop("EVENTS_ENDPOINT_URL", None)
-        reset_settings_cache()
     assert probe.seen == [before["n"] + 1]

@@ -24,7 +24,13 @@ from chatflow.events.relay import BackoffPolicy, OutboxRelay, flush_after_commit
 from chatflow.events.schemas import DomainEvent, InvalidEvent, UserBanned, UserOnline
 from chatflow.settings import reset_settings_cache
 from local_stack.eventbridge.http_api import RunningEventBridgeApi
-from tests.support.events import archived_event_ids, emulator, events_client, insert_user
+from tests.support.events import (
+    archived_event_ids,
+    emulator,
+    events_client,
+    flush_relay_replaced,
+    insert_user,
+)
 
 DB = psycopg.Connection[dict[str, Any]]
 
@@ -327,6 +333,41 @@ def test_flush_after_commit_never_raises_and_leaves_rows_for_the_sweep(
     row = _rows(db, events)[str(events[0].event_id)]
     assert row["published_at"] is None
     assert row["attempts"] == 1
+
+
+def test_deferred_flush_runs_once_at_the_outermost_end_even_after_an_error(
+    chatflow_env: dict[str, str],
+) -> None:
+    class Recording:
+        def __init__(self) -> None:
+            self.limits: list[int] = []
+
+        def run_once(self, limit: int) -> relay_module.RelayResult:
+            self.limits.append(limit)
+            return relay_module.RelayResult()
+
+    recording = Recording()
+    with flush_relay_replaced(recording):
+        with relay_module.deferred_flush():
+            assert flush_after_commit(5) is None  # held
+            with relay_module.deferred_flush():
+                flush_after_commit(20)
+            assert recording.limits == []  # the inner block does not flush
+        assert recording.limits == [20]
+
+        def commit_then_fail() -> None:
+            with relay_module.deferred_flush():
+                flush_after_commit(7)  # committed...
+                raise RuntimeError("...then the after-commit work failed")
+
+        with pytest.raises(RuntimeError):
+            commit_then_fail()
+        assert recording.limits == [20, 7]  # ...and is still sent
+        with relay_module.deferred_flush():
+            pass
+        assert recording.limits == [20, 7]  # nothing asked, nothing sent
+        flush_after_commit(3)
+    assert recording.limits == [20, 7, 3]
 
 
 def test_flush_is_skipped_locally_without_an_endpoint(db: DB) -> None:

@@ -19,6 +19,7 @@ from chatflow.adapters.redis_cache import (
 from chatflow.domain import messages, rooms
 from chatflow.domain.identity import Identity
 from chatflow.errors import Forbidden, NotFound, Unavailable
+from tests.support.events import flush_relay_replaced
 from tests.support.rooms import insert_user
 
 DB = psycopg.Connection[dict[str, Any]]
@@ -61,6 +62,35 @@ def test_removed_member_loses_access_at_once(db: DB, rds: redis.Redis[str], owne
     with pytest.raises(NotFound):
         messages.send(bob, room, "c-2", "still here?")
     assert not rooms.is_member(room, bob.user_id)
+
+
+class _AccessProbe:
+    """Stands in for the outbox relay: records what the cache says about ``user`` in ``room``
+    at the moment ``flush_after_commit`` runs (a PutEvents that may take seconds)."""
+
+    def __init__(self, room: UUID, user: UUID) -> None:
+        self.room, self.user = room, user
+        self.member_then: list[bool] = []
+
+    def run_once(self, limit: int) -> Any:
+        from chatflow.events.relay import RelayResult
+
+        self.member_then.append(rooms.is_member(self.room, self.user))
+        return RelayResult()
+
+
+def test_membership_changes_reach_the_cache_before_the_outbox_flush(db: DB, owner: Identity) -> None:
+    # A slow or unreachable bus must not keep a removed member in (nor a new one out): the
+    # invalidation runs right after COMMIT, the best-effort flush after it.
+    room = _channel(owner, "private")
+    bob = insert_user(db)
+    assert not rooms.is_member(room, bob.user_id)  # cached: bob is out
+    probe = _AccessProbe(room, bob.user_id)
+    with flush_relay_replaced(probe):
+        rooms.add_member(owner, room, user_id=bob.user_id)
+        assert rooms.is_member(room, bob.user_id)  # cached again: bob is in
+        rooms.remove_member(owner, room, bob.user_id)
+    assert probe.member_then == [True, False]
 
 
 def test_leave_and_join_invalidate(db: DB, rds: redis.Redis[str], owner: Identity) -> None:

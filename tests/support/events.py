@@ -62,6 +62,30 @@ class TargetRecorder:
 
 
 @contextmanager
+def flush_relay_replaced(relay: Any) -> Iterator[None]:
+    """Make ``flush_after_commit`` run (a bus endpoint is "configured") through ``relay``, an
+    object with ``run_once(limit) -> RelayResult`` standing in for the real relay."""
+    import os
+
+    from chatflow.events import relay as relay_module
+    from chatflow.settings import reset_settings_cache
+
+    saved = os.environ.get("EVENTS_ENDPOINT_URL")
+    os.environ["EVENTS_ENDPOINT_URL"] = "http://127.0.0.1:9"  # never dialled: the stand-in runs
+    reset_settings_cache()
+    relay_module.set_flush_relay(relay)
+    try:
+        yield
+    finally:
+        relay_module.set_flush_relay(None)
+        if saved is None:
+            os.environ.pop("EVENTS_ENDPOINT_URL", None)
+        else:
+            os.environ["EVENTS_ENDPOINT_URL"] = saved
+        reset_settings_cache()
+
+
+@contextmanager
 def emulator(
     invoke: Callable[[str, dict[str, Any]], Any] | None = None, *, rules: Any = None
 ) -> Iterator[RunningEventBridgeApi]:

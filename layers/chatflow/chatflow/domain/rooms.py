@@ -39,6 +39,7 @@ from uuid import UUID, uuid4
 
 from chatflow.domain.room_models import ChannelKind, Membership, Page, Room, RoomView, UserRef, is_utf8_text
 from chatflow.errors import Conflict, Forbidden, InvalidInput, NotFound
+from chatflow.events.relay import deferred_flush
 from chatflow.events.schemas import MemberJoined, MemberLeft, RoomCreated
 
 if TYPE_CHECKING:
@@ -194,8 +195,9 @@ class RoomService:
             id=uuid4(), kind=kind, name=name, topic=topic, created_by=identity.user_id, created_at=now
         )
         event = RoomCreated(room_id=room.id, kind=kind, name=name, created_by=identity.user_id)
-        self._repo.create_channel(room, [event])
-        self._cache.invalidate(user_ids=[identity.user_id])
+        with deferred_flush():  # the cache first, then the (best-effort, maybe slow) PutEvents
+            self._repo.create_channel(room, [event])
+            self._cache.invalidate(user_ids=[identity.user_id])
         owner = Membership(
             room_id=room.id, user_id=identity.user_id, role="owner", last_read_seq=0, joined_at=now
         )
@@ -213,8 +215,9 @@ class RoomService:
                 raise _room_not_found()  # private rooms need an invitation and stay invisible
 
         event = MemberJoined(room_id=room_id, user_id=identity.user_id, added_by=None)
-        self._repo.add_member(room_id, identity.user_id, identity.user_id, check, [event])
-        self._cache.invalidate(room_ids=[room_id], user_ids=[identity.user_id])
+        with deferred_flush():
+            self._repo.add_member(room_id, identity.user_id, identity.user_id, check, [event])
+            self._cache.invalidate(room_ids=[room_id], user_ids=[identity.user_id])
         view = self._repo.room_view(room_id, identity.user_id, consistent=True)
         if view is None:
             raise _room_not_found()
@@ -230,8 +233,9 @@ class RoomService:
                 raise Forbidden("direct messages cannot be left", code="dm_membership_fixed")
 
         event = MemberLeft(room_id=room_id, user_id=identity.user_id, removed_by=None)
-        self._repo.remove_member(room_id, identity.user_id, identity.user_id, check, [event])
-        self._cache.invalidate(room_ids=[room_id], user_ids=[identity.user_id])
+        with deferred_flush():
+            self._repo.remove_member(room_id, identity.user_id, identity.user_id, check, [event])
+            self._cache.invalidate(room_ids=[room_id], user_ids=[identity.user_id])
 
     def _resolve_user(self, user_id: UUID | None, handle: str | None) -> UserRef:
         if (user_id is None) == (handle is None):
@@ -264,17 +268,19 @@ class RoomService:
     ) -> UserRef:
         target = self._resolve_user(user_id, handle)
         event = MemberJoined(room_id=room_id, user_id=target.id, added_by=identity.user_id)
-        self._repo.add_member(room_id, target.id, identity.user_id, self._owner_check, [event])
-        self._cache.invalidate(room_ids=[room_id], user_ids=[target.id])
+        with deferred_flush():
+            self._repo.add_member(room_id, target.id, identity.user_id, self._owner_check, [event])
+            self._cache.invalidate(room_ids=[room_id], user_ids=[target.id])
         return target
 
     def remove_member(self, identity: Identity, room_id: UUID, user_id: UUID) -> None:
         if user_id == identity.user_id:
             raise InvalidInput("use leave to remove yourself", code="cannot_remove_self")
         event = MemberLeft(room_id=room_id, user_id=user_id, removed_by=identity.user_id)
-        self._repo.remove_member(room_id, user_id, identity.user_id, self._owner_check, [event])
-        # Same request, right after COMMIT: the removed member's next request is refused.
-        self._cache.invalidate(room_ids=[room_id], user_ids=[user_id])
+        with deferred_flush():
+            self._repo.remove_member(room_id, user_id, identity.user_id, self._owner_check, [event])
+            # Same request, right after COMMIT: the removed member's next request is refused.
+            self._cache.invalidate(room_ids=[room_id], user_ids=[user_id])
 
     # --- DMs -------------------------------------------------------------------------------------
 
@@ -300,9 +306,10 @@ class RoomService:
             RoomCreated(room_id=candidate.id, kind="dm", name=None, created_by=identity.user_id),
             MemberJoined(room_id=candidate.id, user_id=peer.id, added_by=identity.user_id),
         ]
-        room, created = self._repo.get_or_create_dm(candidate, events)
-        if created:
-            self._cache.invalidate(room_ids=[room.id], user_ids=[low, high])
+        with deferred_flush():
+            room, created = self._repo.get_or_create_dm(candidate, events)
+            if created:
+                self._cache.invalidate(room_ids=[room.id], user_ids=[low, high])
         view = self._repo.room_view(room.id, identity.user_id, consistent=True)
         if view is None:
             raise _room_not_found()

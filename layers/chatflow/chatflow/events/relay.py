@@ -19,7 +19,9 @@ makes concurrent relays (flush + sweep, two containers) never send the same row 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -155,6 +157,8 @@ class OutboxRelay:
 # --- after-commit flush --------------------------------------------------------------------
 
 _flush_relay: OutboxRelay | None = None
+#: Inside :func:`deferred_flush`: the limits of the flushes asked for so far (else None).
+_deferred: ContextVar[list[int] | None] = ContextVar("chatflow_outbox_flush_deferred", default=None)
 
 
 def bus_configured() -> bool:
@@ -186,12 +190,37 @@ def set_flush_relay(relay: OutboxRelay | None) -> None:
     _flush_relay = relay
 
 
+@contextmanager
+def deferred_flush() -> Iterator[None]:
+    """Hold the :func:`flush_after_commit` calls made inside the block; run one at its end.
+
+    For writers with more after-commit work that must not wait on the bus: a membership change
+    invalidates the room cache first (a removed member loses access at once, even when PutEvents
+    is slow or the function times out during it), then flushes. The flush also runs when the
+    block raised: whatever committed in it is sent. Nested blocks flush once, at the outermost.
+    """
+    if _deferred.get() is not None:
+        yield
+        return
+    token = _deferred.set([])
+    try:
+        yield
+    finally:
+        asked = _deferred.get() or []
+        _deferred.reset(token)
+        if asked:
+            flush_after_commit(max(asked))
+
+
 def flush_after_commit(limit: int = 50) -> RelayResult | None:
     """Send due outbox rows now. Call AFTER the writer's transaction committed; never raises.
 
     Returns the outcome, or None when skipped (no bus configured locally) or when the relay
     itself failed (Postgres down: the sweep sends the rows later).
     """
+    if (deferred := _deferred.get()) is not None:
+        deferred.append(limit)
+        return None
     if not bus_configured():
         log.debug("outbox flush skipped: no EventBridge endpoint configured for env=%s", get_settings().env)
         return None
