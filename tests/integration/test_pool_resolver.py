@@ -34,3 +34,46 @@ def test_pool_calls_the_resolver_for_every_new_connection(
         assert len(calls) > before
     finally:
         opened.close()
+
+
+def test_pool_uses_the_database_secret_without_explicit_wiring(
+    monkeypatch: pytest.MonkeyPatch, chatflow_env: dict[str, str]
+) -> None:
+    """DATABASE_SECRET_ARN alone is enough: the pool asks chatflow.secrets for its hook. Secrets
+    Manager is a botocore Stubber (cannot run here); Postgres is this run's real database."""
+    import json
+
+    import boto3
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+    from botocore.stub import Stubber
+
+    from chatflow import secrets
+    from chatflow.adapters.postgres import pool
+
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-XyZ"
+    client = boto3.client(
+        "secretsmanager", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    stub = Stubber(client)
+    user = chatflow_env["DATABASE_URL"].split("://", 1)[1].split("@", 1)[0].split(":", 1)[0]
+    stub.add_response(
+        "get_secret_value",
+        {"ARN": arn, "Name": "db", "SecretString": json.dumps({"username": user, "password": ""})},
+        {"SecretId": arn},
+    )
+    stub.activate()
+    secrets.use_secrets_provider(SecretsProvider(boto3_client=client))
+    monkeypatch.setattr(pool, "dsn_resolver", None)
+    try:
+        opened = pool._open(
+            "writer", Settings(database_url=chatflow_env["DATABASE_URL"], database_secret_arn=arn)
+        )
+        try:
+            with opened.connection() as conn:
+                assert conn.execute("SELECT current_user AS u").fetchone() == {"u": user}
+        finally:
+            opened.close()
+        stub.assert_no_pending_responses()  # the secret was really fetched
+    finally:
+        stub.deactivate()
+        secrets.use_secrets_provider(None)

@@ -105,3 +105,34 @@ def test_iam_auth_takes_precedence_and_the_pool_resolves_per_connection(
     monkeypatch.setattr(pool, "dsn_resolver", None)
     secrets.install_cloud_resolvers(Settings(database_iam_auth=True, database_secret_arn=ARN_DB))
     assert pool.dsn_resolver is iam_auth.iam_dsn_resolver
+
+
+def test_resolvers_follow_the_settings() -> None:
+    from chatflow.adapters.postgres import iam_auth
+
+    assert secrets.dsn_resolver_for(Settings()) is None
+    assert secrets.dsn_resolver_for(Settings(database_secret_arn=ARN_DB)) is secrets.database_dsn
+    assert secrets.dsn_resolver_for(Settings(database_iam_auth=True)) is iam_auth.iam_dsn_resolver
+    assert secrets.redis_password_resolver_for(Settings()) is None
+    assert (
+        secrets.redis_password_resolver_for(Settings(redis_auth_secret_arn=ARN_REDIS))
+        is secrets.redis_password
+    )
+
+
+def test_redis_client_uses_the_auth_secret_without_explicit_wiring(
+    stub: Stubber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No function has to call install_cloud_resolvers: the client asks the settings itself."""
+    from chatflow.adapters import redis_client
+
+    monkeypatch.setattr(redis_client, "password_resolver", None)
+    _respond(stub, ARN_REDIS, json.dumps({"password": "from-secrets-manager"}))
+    redis_client.close_redis()
+    try:
+        client = redis_client.get_redis(
+            Settings(redis_url="redis://127.0.0.1:1/0", redis_auth_secret_arn=ARN_REDIS)
+        )
+        assert client.connection_pool.connection_kwargs["password"] == "from-secrets-manager"
+    finally:
+        redis_client.close_redis()  # the next user builds the run's real client again

@@ -5,13 +5,15 @@ Powertools' ``get_secret`` (cached in the container for :data:`SECRET_MAX_AGE_S`
 secret is picked up within minutes without a redeploy). Powertools parameters (and boto3 behind
 them) are imported only when an ARN is set: local runs and functions without secrets never pay it.
 
-:func:`install_cloud_resolvers` wires the Postgres pool's ``dsn_resolver`` and the Redis client's
-``password_resolver`` hooks when the matching ARNs are set; handlers call it at cold start.
+:func:`dsn_resolver_for` / :func:`redis_password_resolver_for` pick the Postgres pool's and the
+Redis client's credential hooks from the settings; the pool and the client consult them when no
+hook was set explicitly, so every function gets cloud credentials without wiring code.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -98,20 +100,35 @@ def redis_password(settings: Settings) -> str | None:
     return str(data.get("password") or data.get("authToken") or "") if data else raw
 
 
-def install_cloud_resolvers(settings: Settings) -> None:
-    """Point the pool and Redis hooks at their cloud credential sources when configured:
-    RDS IAM auth tokens (``DATABASE_IAM_AUTH``, preferred) or the RDS secret for Postgres, the
-    auth secret for Redis. The pool calls its hook for every new connection."""
+def dsn_resolver_for(settings: Settings) -> Callable[[str, Settings], str] | None:
+    """The Postgres DSN hook these settings call for: RDS IAM auth tokens (``DATABASE_IAM_AUTH``,
+    preferred), the RDS secret (``DATABASE_SECRET_ARN``), or None (use ``DATABASE_URL`` as is)."""
     if settings.database_iam_auth:
-        from chatflow.adapters.postgres import pool
         from chatflow.adapters.postgres.iam_auth import iam_dsn_resolver
 
-        pool.dsn_resolver = iam_dsn_resolver
-    elif settings.database_secret_arn:
+        return iam_dsn_resolver
+    if settings.database_secret_arn:
+        return database_dsn
+    return None
+
+
+def redis_password_resolver_for(settings: Settings) -> Callable[[Settings], str | None] | None:
+    """The Redis AUTH hook these settings call for (``REDIS_AUTH_SECRET_ARN``), or None."""
+    return redis_password if settings.redis_auth_secret_arn else None
+
+
+def install_cloud_resolvers(settings: Settings) -> None:
+    """Set the pool's and the Redis client's hooks explicitly (optional: when no hook is set,
+    ``pool`` and ``redis_client`` ask :func:`dsn_resolver_for` / :func:`redis_password_resolver_for`
+    themselves, so every function works in the cloud without calling this). The pool calls its
+    hook for every new connection."""
+    dsn = dsn_resolver_for(settings)
+    if dsn is not None:
         from chatflow.adapters.postgres import pool
 
-        pool.dsn_resolver = database_dsn
-    if settings.redis_auth_secret_arn:
+        pool.dsn_resolver = dsn
+    password = redis_password_resolver_for(settings)
+    if password is not None:
         from chatflow.adapters import redis_client
 
-        redis_client.password_resolver = redis_password
+        redis_client.password_resolver = password

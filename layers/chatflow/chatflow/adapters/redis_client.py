@@ -26,7 +26,12 @@ def get_redis(settings: Settings | None = None) -> redis.Redis[str]:
         with _lock:
             if _client is None:
                 settings = settings or get_settings()
-                password = password_resolver(settings) if password_resolver is not None else None
+                resolver = password_resolver
+                if resolver is None:  # no explicit hook: the settings say whether a secret applies
+                    from chatflow.secrets import redis_password_resolver_for
+
+                    resolver = redis_password_resolver_for(settings)
+                password = resolver(settings) if resolver is not None else None
                 _client = redis.Redis.from_url(
                     settings.redis_url,
                     socket_timeout=settings.redis_socket_timeout_s,

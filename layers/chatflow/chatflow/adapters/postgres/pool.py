@@ -26,6 +26,11 @@ dsn_resolver: Callable[[str, Settings], str] | None = None
 def _open(role: str, settings: Settings) -> ConnectionPool[Connection[DictRow]]:
     conninfo: str | Callable[[], str] = settings.database_url if role == "writer" else settings.reader_url
     resolver = dsn_resolver
+    if resolver is None:
+        # No explicit hook: the settings say whether cloud credentials apply (IAM auth / secret).
+        from chatflow.secrets import dsn_resolver_for
+
+        resolver = dsn_resolver_for(settings)
     if resolver is not None:
         # Resolved for EVERY new connection (psycopg_pool accepts a callable): IAM auth tokens
         # expire after 15 min and rotated secrets must be picked up by reconnects.
