@@ -759,7 +759,8 @@ def run_child(
     result_path = Path(spec["result_path"])
     if not result_path.exists():
         tail = log_path.read_text(errors="replace")[-2000:]
-        raise BenchError(f"{name} (round {rep}): child exited {proc.returncode} without a result:\n{tail}")
+        last = next((line for line in reversed(tail.splitlines()) if line.strip()), "")
+        raise BenchError(f"{name} (round {rep}): child exited {proc.returncode}: {last}\n{tail}")
     result = json.loads(result_path.read_text())
     probes = {w.probe: name for name, w in WATCH.items()}
     result["heavy"] = sorted(probes[p] for p in result["heavy"])
