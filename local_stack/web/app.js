@@ -47,6 +47,7 @@
     lastSeq: new Map(), // roomId -> highest seq seen
     pending: new Map(), // clientMessageId -> {roomId, body, createdAt, sentAt, failed, error}
     presence: new Map(), // userId -> "online" | "offline" (from presence frames)
+    presenceVersion: new Map(), // userId -> version of the last presence frame applied
     holdReconnectUntil: 0, // test seam: chatflowTest.dropConnection(pauseMs)
     handles: new Map(), // userId -> handle
     typing: new Map(), // roomId -> Map(userId -> {handle, timer})
@@ -238,6 +239,7 @@
     state.lastSeq.clear();
     state.pending.clear();
     state.presence.clear();
+    state.presenceVersion.clear();
     state.currentRoomId = null;
     state.subscribedRoomId = null;
     el.chatView.hidden = true;
@@ -798,10 +800,18 @@
       case "typing":
         onTypingFrame(frame);
         break;
-      case "presence":
-        if (frame.status === "online" || frame.status === "offline") state.presence.set(frame.userId, frame.status);
+      case "presence": {
+        // Frames can cross on the wire (a reload: the old socket's "offline" after the new
+        // socket's "online"): one not newer than the last applied for that user is stale.
+        const last = state.presenceVersion.get(frame.userId);
+        if (typeof frame.version === "number" && last !== undefined && frame.version <= last) break;
+        if (frame.status === "online" || frame.status === "offline") {
+          state.presence.set(frame.userId, frame.status);
+          if (typeof frame.version === "number") state.presenceVersion.set(frame.userId, frame.version);
+        }
         renderPresence();
         break;
+      }
       case "read": {
         const room = state.rooms.get(frame.roomId);
         if (room) {

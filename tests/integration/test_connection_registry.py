@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from chatflow.adapters.redis_realtime import RedisRealtimeStore
-from chatflow.domain.realtime import Target
+from chatflow.domain.realtime import RemovedConnections, Target
 from chatflow.settings import get_settings
 
 
@@ -75,6 +75,8 @@ def test_first_and_last_connection_flags(store: RedisRealtimeStore) -> None:
     assert (second.accepted, second.first, second.count) == (True, False, 2)
     # A retried $connect of the same connection is idempotent.
     assert store.register(user, b) == type(second)(accepted=True, first=False, count=2)
+    assert first.presence_version > 0
+    assert second.presence_version == 0  # not a transition
     assert store.unregister(user, a).last is False
     gone = store.unregister(user, b)
     assert gone.removed
@@ -83,6 +85,36 @@ def test_first_and_last_connection_flags(store: RedisRealtimeStore) -> None:
     again = store.unregister(user, b)
     assert not again.removed
     assert not again.last
+
+
+def test_presence_versions_increase_with_every_transition_and_survive_a_lost_key(
+    store: RedisRealtimeStore, rds: redis.Redis[str], clock: FakeClock
+) -> None:
+    user = uuid.uuid4()
+    a, b = _cid(), _cid()
+    online = store.register(user, a).presence_version
+    assert store.presence_is_current(user, online, online=True)
+    assert not store.presence_is_current(user, online, online=False)
+
+    offline = store.unregister(user, a).presence_version
+    assert offline > online
+    # The "online" was superseded: re-checking it before announcing says so.
+    assert not store.presence_is_current(user, online, online=True)
+    assert store.presence_is_current(user, offline, online=False)
+
+    # Versions are floored at the clock: losing the key (expiry after 30 idle days, eviction)
+    # does not send them back.
+    rds.delete(store._presence_version(user))
+    clock.now += 0.01
+    again = store.register(user, b).presence_version
+    assert again > offline
+    assert store.unregister(user, b).presence_version > again
+    # Non-transitions leave the version alone.
+    clock.now += 1
+    v = store.register(user, a).presence_version
+    assert store.register(user, b).presence_version == 0
+    assert store.unregister(user, a).presence_version == 0
+    assert store.presence_is_current(user, v, online=True)
 
 
 def test_online_user_ids(store: RedisRealtimeStore) -> None:
@@ -161,10 +193,12 @@ def test_remove_all_for_bans(store: RedisRealtimeStore) -> None:
     for cid in cids:
         store.register(user, cid)
     store.subscribe(user, next(iter(cids)), room)
-    assert set(store.remove_all(user)) == cids
+    removed = store.remove_all(user)
+    assert set(removed.connection_ids) == cids
+    assert removed.presence_version > 0
     assert store.connections_of([user]) == []
     assert store.subscribers(room) == []
-    assert store.remove_all(user) == []
+    assert store.remove_all(user) == RemovedConnections((), presence_version=0)
 
 
 def test_rate_limit_allows_burst_then_refuses_with_retry_after(

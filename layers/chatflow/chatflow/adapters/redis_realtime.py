@@ -7,6 +7,7 @@ user lives in one slot and the Lua scripts below stay single-slot):
 ``rt:u:{uid}:conns``          sorted set: connection id -> expiry (epoch ms). The registry.
 ``rt:u:{uid}:c:<cid>``        hash: userId, connectedAt, hardExpiry; PEXPIREAT = its expiry.
 ``rt:u:{uid}:r:<cid>``        set: room ids this connection subscribed to (joinRoom).
+``rt:u:{uid}:pv``             the user's presence version (see below).
 ``rt:room:<rid>:subs``        sorted set: "<uid>|<cid>" -> expiry (epoch ms). Live subscribers.
 ``rt:rl:<kind>:<cid>``        rate-limit state (GCRA theoretical arrival time, epoch ms).
 
@@ -18,6 +19,13 @@ room at hand, so the cost grows with the room's size only.
 
 The per-user connection limit is enforced inside one Lua script (check + add are atomic), so 50
 simultaneous connects of one user yield exactly ``limit`` registrations.
+
+Presence version: the scripts that can make a user go online (first connection) or offline
+(last connection gone) decide it atomically with the registry change and, in the same script,
+bump the user's presence version: ``max(previous + 1, now_ms)``. Versions therefore strictly
+increase per user in the order of the transitions, even when the key expired or was evicted
+(the clock floor); presence frames carry it so clients drop frames that arrive late
+(docs/protocol.md). ``presence_is_current`` re-checks a transition right before it is announced.
 """
 
 from __future__ import annotations
@@ -30,10 +38,14 @@ from uuid import UUID
 import redis
 
 from chatflow.adapters.redis_client import get_redis
-from chatflow.domain.realtime import RateDecision, Registration, Target, Unregistration
+from chatflow.domain.realtime import RateDecision, Registration, RemovedConnections, Target, Unregistration
 from chatflow.settings import Settings, get_settings
 
 Clock = Callable[[], float]
+
+#: How long a presence version outlives the user's last transition. Expiry is harmless (the next
+#: version is floored at the clock), this only keeps idle users from holding a key forever.
+PRESENCE_VERSION_TTL_MS = 30 * 24 * 3600 * 1000
 
 # Prune a user's expired connections (and their per-connection keys); shared by the scripts.
 # ARGV[1] = now (ms), ARGV[2] = per-connection key prefix ("...:c:"), ARGV[3] = rooms key prefix.
@@ -48,6 +60,14 @@ local function prune(zkey, now, cprefix, rprefix)
   end
   return expired
 end
+-- Next presence version: strictly greater than the last one, never below the clock (ms), so
+-- an expired/evicted key cannot make versions go back.
+local function bump_presence(vkey, now, ttl)
+  local v = tonumber(redis.call('GET', vkey) or '0') + 1
+  if v < now then v = now end
+  redis.call('SET', vkey, string.format('%d', v), 'PX', ttl)
+  return v
+end
 local function extend_zset(zkey)
   local last = redis.call('ZRANGE', zkey, -1, -1, 'WITHSCORES')
   if #last == 2 then
@@ -56,9 +76,10 @@ local function extend_zset(zkey)
 end
 """
 
-# KEYS[1] user's conns zset, KEYS[2] this connection's hash
-# ARGV[4] cid, ARGV[5] expiry ms, ARGV[6] hard expiry ms, ARGV[7] limit, ARGV[8] user id
-# -> {accepted, first, count}
+# KEYS[1] user's conns zset, KEYS[2] this connection's hash, KEYS[3] presence version
+# ARGV[4] cid, ARGV[5] expiry ms, ARGV[6] hard expiry ms, ARGV[7] limit, ARGV[8] user id,
+# ARGV[9] presence version ttl ms
+# -> {accepted, first, count, presence version (0 unless first)}
 _REGISTER = (
     _PRUNE
     + """
@@ -67,24 +88,26 @@ prune(KEYS[1], now, ARGV[2], ARGV[3])
 local cid = ARGV[4]
 if redis.call('ZSCORE', KEYS[1], cid) then
   -- A retried $connect of the same connection: idempotent.
-  return {1, 0, redis.call('ZCARD', KEYS[1])}
+  return {1, 0, redis.call('ZCARD', KEYS[1]), 0}
 end
 local count = redis.call('ZCARD', KEYS[1])
 if count >= tonumber(ARGV[7]) then
-  return {0, 0, count}
+  return {0, 0, count, 0}
 end
 redis.call('ZADD', KEYS[1], ARGV[5], cid)
 redis.call('HSET', KEYS[2], 'userId', ARGV[8], 'connectedAt', now, 'hardExpiry', ARGV[6])
 redis.call('PEXPIREAT', KEYS[2], ARGV[5])
 extend_zset(KEYS[1])
-local first = 0
-if count == 0 then first = 1 end
-return {1, first, count + 1}
+if count == 0 then
+  return {1, 1, 1, bump_presence(KEYS[3], now, tonumber(ARGV[9]))}
+end
+return {1, 0, count + 1, 0}
 """
 )
 
-# KEYS[1] conns zset, KEYS[2] connection hash, KEYS[3] connection's rooms set; ARGV[4] cid
-# -> {removed, remaining, room ids...}
+# KEYS[1] conns zset, KEYS[2] connection hash, KEYS[3] connection's rooms set, KEYS[4] presence
+# version; ARGV[4] cid, ARGV[5] presence version ttl ms
+# -> {removed, remaining, presence version (0 unless this removed the last), room ids...}
 _UNREGISTER = (
     _PRUNE
     + """
@@ -93,7 +116,12 @@ local removed = redis.call('ZREM', KEYS[1], ARGV[4])
 local rooms = redis.call('SMEMBERS', KEYS[3])
 redis.call('DEL', KEYS[2], KEYS[3])
 prune(KEYS[1], now, ARGV[2], ARGV[3])
-local out = {removed, redis.call('ZCARD', KEYS[1])}
+local remaining = redis.call('ZCARD', KEYS[1])
+local version = 0
+if removed == 1 and remaining == 0 then
+  version = bump_presence(KEYS[4], now, tonumber(ARGV[5]))
+end
+local out = {removed, remaining, version}
 for _, r in ipairs(rooms) do out[#out + 1] = r end
 return out
 """
@@ -122,10 +150,17 @@ return out
 """
 )
 
-# KEYS[1] conns zset; -> {cid, room ids of cid joined by ',', cid, rooms, ...} and deletes all.
-_REMOVE_ALL = """
+# KEYS[1] conns zset, KEYS[2] presence version; ARGV[1] conn prefix, ARGV[2] rooms prefix,
+# ARGV[3] now ms, ARGV[4] presence version ttl ms
+# -> {presence version (0: nothing removed), cid, room ids of cid joined by ',', cid, rooms, ...}
+# and deletes all.
+_REMOVE_ALL = (
+    _PRUNE
+    + """
+local now = tonumber(ARGV[3])
 local cids = redis.call('ZRANGE', KEYS[1], 0, -1)
-local out = {}
+local out = {0}
+if #cids > 0 then out[1] = bump_presence(KEYS[2], now, tonumber(ARGV[4])) end
 for _, c in ipairs(cids) do
   local rkey = ARGV[2] .. c
   out[#out + 1] = c
@@ -135,6 +170,7 @@ end
 redis.call('DEL', KEYS[1])
 return out
 """
+)
 
 # GCRA rate limit. KEYS[1] state key; ARGV now ms, window ms, limit
 # -> {allowed, retry_after_ms}
@@ -201,6 +237,9 @@ class RedisRealtimeStore:
     def _rooms_prefix(self, user_id: UUID) -> str:
         return self._k("rt", "u", f"{{{user_id}}}", "r", "")
 
+    def _presence_version(self, user_id: UUID) -> str:
+        return self._k("rt", "u", f"{{{user_id}}}", "pv")
+
     def _room_subs(self, room_id: UUID) -> str:
         return self._k("rt", "room", room_id, "subs")
 
@@ -221,10 +260,16 @@ class RedisRealtimeStore:
         hard = now + _ms(s.connection_ttl_s)
         expiry = min(now + _ms(s.presence_ttl_s), hard)
         res = self._script("register", _REGISTER)(
-            keys=[self._user_zset(user_id), self._conn_prefix(user_id) + connection_id],
-            args=[*args, connection_id, expiry, hard, limit, str(user_id)],
+            keys=[
+                self._user_zset(user_id),
+                self._conn_prefix(user_id) + connection_id,
+                self._presence_version(user_id),
+            ],
+            args=[*args, connection_id, expiry, hard, limit, str(user_id), PRESENCE_VERSION_TTL_MS],
         )
-        return Registration(accepted=bool(res[0]), first=bool(res[1]), count=int(res[2]))
+        return Registration(
+            accepted=bool(res[0]), first=bool(res[1]), count=int(res[2]), presence_version=int(res[3])
+        )
 
     def unregister(self, user_id: UUID, connection_id: str) -> Unregistration:
         """Remove a connection and its room subscriptions; tells whether it was the last one."""
@@ -233,14 +278,17 @@ class RedisRealtimeStore:
                 self._user_zset(user_id),
                 self._conn_prefix(user_id) + connection_id,
                 self._rooms_prefix(user_id) + connection_id,
+                self._presence_version(user_id),
             ],
-            args=[*self._common_args(user_id), connection_id],
+            args=[*self._common_args(user_id), connection_id, PRESENCE_VERSION_TTL_MS],
         )
-        removed, remaining = bool(res[0]), int(res[1])
-        rooms = tuple(UUID(r) for r in res[2:])
+        removed, remaining, version = bool(res[0]), int(res[1]), int(res[2])
+        rooms = tuple(UUID(r) for r in res[3:])
         if rooms:
             self._drop_subscriptions(user_id, connection_id, rooms)
-        return Unregistration(removed=removed, last=removed and remaining == 0, rooms=rooms)
+        return Unregistration(
+            removed=removed, last=removed and remaining == 0, rooms=rooms, presence_version=version
+        )
 
     def touch(self, user_id: UUID, connection_id: str) -> bool:
         """Refresh the connection's (and its subscriptions') TTL; False if it is not registered."""
@@ -267,22 +315,42 @@ class RedisRealtimeStore:
         score = self.client.zscore(self._user_zset(user_id), connection_id)
         return score is not None and score > self._now_ms()
 
-    def remove_all(self, user_id: UUID) -> list[str]:
-        """Remove every connection of the user (bans); returns the removed connection ids."""
+    def remove_all(self, user_id: UUID) -> RemovedConnections:
+        """Remove every connection of the user (bans): the removed connection ids and, when there
+        were any, the presence version of this "offline" transition."""
         res = self._script("remove_all", _REMOVE_ALL)(
-            keys=[self._user_zset(user_id)],
-            args=[self._conn_prefix(user_id), self._rooms_prefix(user_id)],
+            keys=[self._user_zset(user_id), self._presence_version(user_id)],
+            args=[
+                self._conn_prefix(user_id),
+                self._rooms_prefix(user_id),
+                self._now_ms(),
+                PRESENCE_VERSION_TTL_MS,
+            ],
         )
+        version = int(res[0])
         cids: list[str] = []
         pipe = self.client.pipeline(transaction=False)
-        for i in range(0, len(res), 2):
+        for i in range(1, len(res), 2):
             cid, rooms = res[i], res[i + 1]
             cids.append(cid)
             for room in filter(None, rooms.split(",")):
                 pipe.zrem(self._room_subs(room), f"{user_id}|{cid}")
         if len(pipe):
             pipe.execute()
-        return cids
+        return RemovedConnections(tuple(cids), presence_version=version)
+
+    def presence_is_current(self, user_id: UUID, version: int, *, online: bool) -> bool:
+        """Is the transition that produced ``version`` still the user's latest, with the registry
+        still agreeing (``online``: a live connection; offline: none)? Checked right before a
+        presence announcement so a superseded one is not sent (one round trip)."""
+        now = self._now_ms()
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(self._presence_version(user_id))
+        pipe.zcount(self._user_zset(user_id), f"({now}", "+inf")
+        current, live = pipe.execute()
+        if current is not None and int(current) != version:
+            return False  # a newer transition happened; its own announcement supersedes this one
+        return bool(live) == online
 
     def connections_of(self, user_ids: Iterable[UUID]) -> list[Target]:
         """Live connections of these users, in ONE pipeline round trip (no scans)."""

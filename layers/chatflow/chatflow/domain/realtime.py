@@ -9,7 +9,11 @@ Rules it owns:
 
 * A user may hold ``max_connections_per_user`` live connections (atomic in the registry).
 * Presence is announced to CO-MEMBERS (users sharing a room) only on the first connection and
-  after the last one is gone -- never per device.
+  after the last one is gone -- never per device. The registry decides "first"/"last"
+  atomically with the change and stamps the transition with the user's presence version
+  (strictly increasing per user); frames carry it, so a client drops a frame that arrives
+  after a newer one (a reload's $connect racing the old socket's $disconnect). Right before
+  posting, the transition is re-checked against the registry: a superseded one is not sent.
 * Every message-like frame goes to every live connection of the room's current members (all of
   their devices), except the sending connection. Typing goes only to connections subscribed to
   the room (``joinRoom``) whose user is still a member.
@@ -65,6 +69,8 @@ class Registration:
     first: bool
     #: Live connections of the user after the call.
     count: int
+    #: The user's presence version for this "online" transition (0 unless ``first``).
+    presence_version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +80,17 @@ class Unregistration:
     #: True when the user has no live connection left (announce "offline").
     last: bool
     rooms: tuple[UUID, ...] = ()
+    #: The user's presence version for this "offline" transition (0 unless ``last``).
+    presence_version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedConnections:
+    """What ``remove_all`` (a ban) removed."""
+
+    connection_ids: tuple[str, ...]
+    #: The presence version of the resulting "offline" transition (0: nothing was removed).
+    presence_version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +114,8 @@ def encode_frame(frame: dict[str, Any]) -> bytes:
     return json.dumps(frame, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def presence_frame(user_id: UUID, status: Literal["online", "offline"]) -> dict[str, Any]:
-    return {"type": "presence", "userId": str(user_id), "status": status}
+def presence_frame(user_id: UUID, status: Literal["online", "offline"], version: int) -> dict[str, Any]:
+    return {"type": "presence", "userId": str(user_id), "status": status, "version": version}
 
 
 # --- the service ---------------------------------------------------------------------------------
@@ -142,7 +159,9 @@ class RealtimeService:
             )
         events: list[DomainEvent] = [ConnectionOpened(user_id=identity.user_id, connection_id=connection_id)]
         if reg.first:
-            self._announce_safely(identity.user_id, "online", exclude_connection=connection_id)
+            self._announce_safely(
+                identity.user_id, "online", reg.presence_version, exclude_connection=connection_id
+            )
             events.insert(0, UserOnline(user_id=identity.user_id))
         self._publish(events)
         return reg
@@ -150,7 +169,7 @@ class RealtimeService:
     def disconnect(self, user_id: UUID, connection_id: str) -> Unregistration:
         result = self.registry.unregister(user_id, connection_id)
         if result.last:
-            self._went_offline(user_id, cascade=True)
+            self._went_offline(user_id, result.presence_version, cascade=True)
         return result
 
     def keep_alive(self, identity: Identity, connection_id: str) -> bool:
@@ -162,7 +181,9 @@ class RealtimeService:
         if reg.accepted and reg.first:
             from chatflow.events.schemas import UserOnline
 
-            self._announce_safely(identity.user_id, "online", exclude_connection=connection_id)
+            self._announce_safely(
+                identity.user_id, "online", reg.presence_version, exclude_connection=connection_id
+            )
             self._publish([UserOnline(user_id=identity.user_id)])
         return reg.accepted
 
@@ -172,11 +193,11 @@ class RealtimeService:
         The registry entries go first, so nothing is fanned out to them while they close;
         returns the number of connections API Gateway closed.
         """
-        connection_ids = self.registry.remove_all(user_id)
-        if not connection_ids:
+        removed = self.registry.remove_all(user_id)
+        if not removed.connection_ids:
             return 0
-        closed = self.notifier.close_connections(connection_ids)
-        self._went_offline(user_id, cascade=True)
+        closed = self.notifier.close_connections(removed.connection_ids)
+        self._went_offline(user_id, removed.presence_version, cascade=True)
         return closed
 
     # --- rate limits ---------------------------------------------------------------------------
@@ -262,7 +283,7 @@ class RealtimeService:
         """A 410 for this recipient: remove exactly its connection (never the sender's)."""
         result = self.registry.unregister(target.user_id, target.connection_id)
         if result.last:
-            self._went_offline(target.user_id, cascade=cascade)
+            self._went_offline(target.user_id, result.presence_version, cascade=cascade)
 
     # --- presence ------------------------------------------------------------------------------
 
@@ -278,37 +299,48 @@ class RealtimeService:
         self,
         user_id: UUID,
         status: Literal["online", "offline"],
+        version: int,
         *,
         exclude_connection: str | None = None,
         cascade: bool = True,
     ) -> DeliveryReport:
+        """Tell co-members about the transition stamped ``version`` -- unless it is no longer
+        the user's latest (re-checked right before posting, after the co-member lookup): then
+        the newer transition announces itself and this frame would only be noise. Frames can
+        still cross on the wire; the version lets clients drop the older one."""
         co_members = self.co_member_ids(user_id)
+        if not self.registry.presence_is_current(user_id, version, online=status == "online"):
+            logger.info("presence %s (version %d) superseded; not announced", status, version)
+            return DeliveryReport()
         return self.deliver_to_users(
             co_members,
-            presence_frame(user_id, status),
+            presence_frame(user_id, status, version),
             exclude_connection=exclude_connection,
             cascade=cascade,
         )
 
-    def _went_offline(self, user_id: UUID, *, cascade: bool) -> None:
+    def _went_offline(self, user_id: UUID, version: int, *, cascade: bool) -> None:
         from chatflow.events.schemas import UserOffline
 
         self._publish([UserOffline(user_id=user_id)])
         if cascade:
             # Stale connections found while announcing are dropped without announcing again.
-            self._announce_safely(user_id, "offline", cascade=False)
+            self._announce_safely(user_id, "offline", version, cascade=False)
 
     def _announce_safely(
         self,
         user_id: UUID,
         status: Literal["online", "offline"],
+        version: int,
         *,
         exclude_connection: str | None = None,
         cascade: bool = True,
     ) -> None:
         """Presence is best effort: a failed announcement never refuses a connect or a ban."""
         try:
-            self.announce_presence(user_id, status, exclude_connection=exclude_connection, cascade=cascade)
+            self.announce_presence(
+                user_id, status, version, exclude_connection=exclude_connection, cascade=cascade
+            )
         except Exception:
             logger.exception("announcing %s presence failed", status)
 
