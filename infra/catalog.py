@@ -222,9 +222,11 @@ FUNCTIONS: tuple[Function, ...] = (
 )
 
 AUTHORIZERS: tuple[Authorizer, ...] = (
-    # Browsers cannot set headers on a WebSocket: the token rides in the query string.
-    # Cached results are safe because $connect re-checks bans (docs/architecture.md).
-    Authorizer("ws-jwt", "authorizer", ("route.request.querystring.token",), cache_ttl_s=300),
+    # Browsers cannot set headers on a WebSocket: the token rides in the query string. API Gateway
+    # answers 401 itself when an identity source is missing, so the optional Sec-WebSocket-Protocol
+    # token (docs/auth.md) needs this tuple emptied. WebSocket authorizers have no result-cache
+    # setting (HTTP APIs only); $connect re-checks bans anyway, so any caching would be safe.
+    Authorizer("ws-jwt", "authorizer", ("route.request.querystring.token",), cache_ttl_s=0),
     Authorizer("http-jwt", "authorizer", ("$request.header.Authorization",), cache_ttl_s=0),
 )
 
