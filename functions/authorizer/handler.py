@@ -8,9 +8,10 @@
 - HTTP API (payload 2.0, simple responses): the token comes from ``Authorization: Bearer``;
   answers ``{"isAuthorized": bool, "context": {...}}``.
 
-Why no ban check here: API Gateway may cache this answer (ws-jwt caches 300 s per token) and the
-cold-start budget forbids database clients; handlers re-check every request with
-``chatflow.domain.users.ensure_active`` (docs/auth.md). Tokens are never logged.
+Why no ban check here: this answer outlives its moment (HTTP API authorizer caching; a $connect
+decision holds for the whole connection) and the cold-start budget forbids database clients;
+handlers re-check every request with ``chatflow.domain.users.ensure_active`` (docs/auth.md).
+Tokens are never logged.
 """
 
 from __future__ import annotations
