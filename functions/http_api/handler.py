@@ -11,6 +11,7 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+import chatflow.snapstart  # noqa: F401 -- SnapStart hooks: close pools/Redis before the snapshot
 from chatflow.auth.service import set_session_terminator
 from chatflow.http.app import create_app
 from chatflow.observability import get_logger, get_metrics, safe_request_fields, traced_handler

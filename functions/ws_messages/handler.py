@@ -19,6 +19,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+import chatflow.snapstart  # noqa: F401 -- SnapStart hooks: close pools/Redis before the snapshot
 from chatflow.domain.users import ensure_active
 from chatflow.errors import ChatflowError
 from chatflow.ws import actions, frames, protocol

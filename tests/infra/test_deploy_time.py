@@ -9,15 +9,20 @@ server, so the custom-resource protocol (PUT of the JSON answer) is exercised fo
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import jwt
 import pytest
 
+from infra import catalog
 from tests.support.lambdas import load_handler_module
 
 
@@ -214,3 +219,48 @@ def test_snapstart_hooks_close_connections_and_they_reopen_lazily(chatflow_env: 
     with pool.writer().connection() as conn:  # first request after the restore
         assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
     assert redis_client.get_redis().ping() is True
+
+
+_SNAPSHOT_PROBE = """
+import sys, json
+sys.path.insert(0, {root!r})
+import snapshot_restore_py
+from tests.support.lambdas import load_handler
+from chatflow.adapters import redis_client
+from chatflow.adapters.postgres import pool
+
+load_handler({name!r})
+# Open what a warm-up request would open, then run the hooks exactly as the runtime does.
+with pool.writer().connection() as conn:
+    conn.execute("SELECT 1")
+redis_client.get_redis().ping()
+before = [f"{{f.__module__}}.{{f.__qualname__}}" for f, *_ in snapshot_restore_py.get_before_snapshot()]
+for func, args, kwargs in snapshot_restore_py.get_before_snapshot():
+    func(*args, **kwargs)
+closed = pool._pools == {{}} and redis_client._client is None
+for func, args, kwargs in snapshot_restore_py.get_after_restore():
+    func(*args, **kwargs)
+with pool.writer().connection() as conn:
+    reopened = conn.execute("SELECT 1 AS one").fetchone() == {{"one": 1}}
+reopened = reopened and redis_client.get_redis().ping() is True
+print(json.dumps({{"before": before, "closed": closed, "reopened": reopened}}))
+"""
+
+
+@pytest.mark.parametrize("name", [fn.name for fn in catalog.FUNCTIONS if fn.snapstart])
+def test_every_snapstart_handler_registers_the_hooks_on_import(
+    name: str, chatflow_env: dict[str, str]
+) -> None:
+    # A fresh interpreter: what the handler module itself imports is what registers the hooks,
+    # not some other test that imported chatflow.snapstart first.
+    root = str(Path(__file__).resolve().parents[2])
+    probe = _SNAPSHOT_PROBE.format(root=root, name=name)
+    env = {**os.environ, **chatflow_env}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "chatflow.snapstart.close_connections" in result["before"]
+    assert result["closed"] is True
+    assert result["reopened"] is True
