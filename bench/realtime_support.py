@@ -4,9 +4,10 @@ and round-trip counters for Postgres and Redis.
 
 Round trips are counted on the wire, independent of the client library:
 
-* Postgres: a TCP proxy in front of the server counts the client's ``Sync`` and simple ``Query``
-  messages -- each one is a request the client waits on (psycopg sends Parse/Bind/Execute/Sync
-  per statement outside pipeline mode; BEGIN/COMMIT are simple queries).
+* Postgres: a TCP proxy in front of the server counts the client's bursts -- messages sent after
+  the server last answered, i.e. the times the client waited (psycopg sends Parse/Bind/Execute/
+  Sync per statement outside pipeline mode, BEGIN/COMMIT are simple queries; in pipeline mode
+  several statements and Syncs go out in one burst). It also counts Sync/Query messages.
 * Redis: redis-py's ``send_packed_command`` calls (a pipeline or a script call is one).
 """
 
@@ -63,11 +64,14 @@ def summary_ms(samples_s: list[float]) -> dict[str, float]:
 
 
 class PgRoundTripProxy:
-    """Forwards TCP to Postgres and counts the client's Sync ('S') and Query ('Q') messages."""
+    """Forwards TCP to Postgres and counts round trips: client messages sent after the server
+    last answered (a burst of pipelined messages is one wait, however many Syncs it holds).
+    ``syncs`` also counts the client's Sync ('S') and Query ('Q') messages."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self.count = 0
+        self.syncs = 0
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
@@ -93,30 +97,37 @@ class PgRoundTripProxy:
         self._thread.join(5)
 
     def reset(self) -> int:
+        """Round trips since the last reset (and start a new count, with ``syncs``)."""
         with self._lock:
-            n, self.count = self.count, 0
+            n, self.count, self.syncs = self.count, 0, 0
         return n
 
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         server_r, server_w = await asyncio.open_connection(*self.target)
+        #: The server sent something since the client's last counted message: the next client
+        #: message starts a new round trip.
+        answered = [True]
 
         async def pump_server() -> None:
             with contextlib.suppress(ConnectionError, asyncio.CancelledError):
                 while data := await server_r.read(65536):
+                    answered[0] = True
                     client_w.write(data)
                     await client_w.drain()
             client_w.close()
 
         task = asyncio.ensure_future(pump_server())
         try:
-            await self._pump_client(client_r, server_w)
+            await self._pump_client(client_r, server_w, answered)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
             server_w.close()
             task.cancel()
 
-    async def _pump_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, answered: list[bool]
+    ) -> None:
         # Untyped start-up messages: SSLRequest / GSSENCRequest (answered with one byte, then the
         # next untyped message follows) and the StartupMessage.
         while True:
@@ -128,15 +139,24 @@ class PgRoundTripProxy:
             code = struct.unpack("!I", body[:4])[0] if len(body) >= 4 else 0
             if code not in (80877103, 80877104):  # not SSL/GSSENC request: it was the startup
                 break
-        while True:
-            kind = await reader.readexactly(1)
-            head = await reader.readexactly(4)
-            (length,) = struct.unpack("!I", head)
-            body = await reader.readexactly(length - 4)
-            if kind in (b"S", b"Q"):
-                with self._lock:
+        # Then typed messages. Forwarded in the chunks they arrive in (a pipelined burst is one
+        # write by the client, hence usually one chunk): a chunk read after the server answered
+        # starts a new round trip; the server cannot answer a chunk before it was forwarded.
+        pending = b""
+        while data := await reader.read(65536):
+            with self._lock:
+                if answered[0]:
+                    answered[0] = False
                     self.count += 1
-            writer.write(kind + head + body)
+                pending += data
+                while len(pending) >= 5:
+                    (length,) = struct.unpack("!I", pending[1:5])
+                    if len(pending) < 1 + length:
+                        break
+                    if pending[:1] in (b"S", b"Q"):
+                        self.syncs += 1
+                    pending = pending[1 + length :]
+            writer.write(data)
             await writer.drain()
 
 

@@ -154,10 +154,8 @@ class MessageService:
     ) -> tuple[Message, bool]:
         client_message_id = validate_client_message_id(client_message_id)
         body = validate_body(body, self._settings)
-        # Fast path for retries: the original is returned without touching the room row.
-        existing = self._messages.find_by_client_id(identity.user_id, client_message_id)
-        if existing is not None:
-            return self._resent(existing, room_id)
+        # A resend (same sender + client id) comes back from insert as (original, False), found
+        # in the same round trip as the room lock: no separate look-up first.
 
         def build_event(message: Message) -> DomainEvent:
             return MessageCreated(
@@ -183,7 +181,7 @@ class MessageService:
             event=build_event,
         )
         if not created:
-            # A concurrent identical send won the race; it may even be for another room.
+            # A resend, or a concurrent identical send that won the race; maybe for another room.
             return self._resent(message, room_id)
         return message, True
 

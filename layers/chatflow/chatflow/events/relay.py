@@ -9,11 +9,12 @@ Two callers, one code path:
   whatever the flush did not: rows whose flush failed, or whose writer died between COMMIT and
   the flush.
 
-Per claim (one transaction): lock due rows ``FOR UPDATE SKIP LOCKED``, re-validate each detail
-against its schema, PutEvents in batches of 10 (partial failures retried with backoff), then
-mark sent rows ``published_at`` and failed ones ``attempts + 1``, ``last_error`` and a
-``next_attempt_at`` with exponential backoff. Holding the row locks across PutEvents is what
-makes concurrent relays (flush + sweep, two containers) never send the same row twice.
+Per claim: lease due rows (one ``UPDATE ... RETURNING``, ``FOR UPDATE SKIP LOCKED`` pick; see
+``outbox.claim_due``), re-validate each detail against its schema, PutEvents in batches of 10
+(partial failures retried with backoff), then ONE UPDATE marks sent rows ``published_at`` and
+failed ones ``attempts + 1``, ``last_error`` and a ``next_attempt_at`` with exponential backoff.
+The lease is what makes concurrent relays (flush + sweep, two containers) never send the same
+row twice, without a transaction held open across PutEvents: a flush costs two statements.
 """
 
 from __future__ import annotations
@@ -98,10 +99,10 @@ class OutboxRelay:
         return writer()
 
     def run_once(self, limit: int | None = None) -> RelayResult:
-        """Claim up to ``limit`` due rows, send them, record the outcome; one transaction."""
+        """Claim (lease) up to ``limit`` due rows, send them, record the outcome: two statements."""
         from chatflow.adapters.postgres import outbox
 
-        with self._connection_pool().connection() as conn, conn.transaction():
+        with self._connection_pool().connection() as conn:
             rows = outbox.claim_due(conn, limit or self.claim_size)
             return self._relay(conn, rows)
 
@@ -145,8 +146,7 @@ class OutboxRelay:
             failures.append((row.id, f.describe(), self.backoff.delay(row.attempts)))
             result.errors.append(f.describe())
         sent_ids = [by_event[e.event_id].id for e in events if e.event_id not in failed_ids]
-        outbox.mark_published(conn, sent_ids)
-        outbox.mark_failed(conn, failures)
+        outbox.record_outcome(conn, sent_ids, failures)
         result.sent = len(sent_ids)
         result.failed = len(failed)
         if failed:

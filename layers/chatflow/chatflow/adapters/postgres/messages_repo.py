@@ -1,15 +1,18 @@
 """Postgres implementation of :class:`chatflow.ports.MessageRepository`.
 
-Send (contract 3), in ONE writer transaction:
-  1. ``SELECT ... FOR NO KEY UPDATE`` the room row (with the sender's membership and handle);
-     concurrent sends to a room queue here, which is what makes ``seq`` gap-free: the increment
-     commits or rolls back together with the message;
-  2. seq = last_seq + 1; ``INSERT`` the message ``ON CONFLICT (sender_id, client_message_id)
-     DO NOTHING`` -- a duplicate (even one committed by a concurrent transaction, whose COMMIT
-     the INSERT waits for) aborts the transaction and the stored original is returned;
-     (the same statement bumps ``last_seq`` and the sender's read position);
-  3. the MessageCreated outbox row (``outbox.enqueue``);
-  COMMIT, then ``flush_after_commit``. Round trips: BEGIN, 1, 2, 3, COMMIT.
+Send (contract 3), in ONE writer transaction, in pipeline mode (two waits for the transaction):
+  round trip 1: ``BEGIN``; the sender's message with this client id, if any (a resend returns it
+     untouched and writes nothing); ``SELECT ... FOR NO KEY UPDATE`` the room row with the
+     sender's membership and handle, the mentioned members and ``now()``. Concurrent sends to a
+     room queue here, which is what makes ``seq`` gap-free: the increment commits or rolls back
+     together with the message;
+  the domain check runs on the locked rows; seq = last_seq + 1; the MessageCreated event is
+  built (created_at = the transaction's now());
+  round trip 2: ONE statement inserts the message ``ON CONFLICT (sender_id, client_message_id)
+     DO NOTHING`` and -- only if it did -- bumps ``last_seq``, the sender's read position and
+     inserts the outbox row; then ``COMMIT``. A concurrent duplicate (whose COMMIT the INSERT
+     waits for) thus commits nothing and the stored original is returned.
+  Then ``flush_after_commit``.
 History reads the reader pool with keyset conditions on the primary key (room_id, seq).
 """
 
@@ -21,6 +24,7 @@ from uuid import UUID
 
 import psycopg
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow
 
 from chatflow.adapters.postgres import outbox
@@ -62,6 +66,10 @@ def message_from_row(row: Row, mentions: Sequence[str] = ()) -> Message:
 class _DuplicateSend(Exception):
     """Raised inside the send transaction to roll it back when the client id already exists."""
 
+    def __init__(self, original: Message) -> None:
+        super().__init__("duplicate send")
+        self.original = original
+
 
 def _fetch(
     conn: psycopg.Connection[DictRow], where: str, params: Sequence[Any], *, lock: bool = False
@@ -97,77 +105,145 @@ class PostgresMessageRepository:
         check: RoomCheck,
         event: Callable[[Message], DomainEvent],
     ) -> tuple[Message, bool]:
+        args: dict[str, Any] = {
+            "room_id": room_id,
+            "message_id": message_id,
+            "sender_id": sender_id,
+            "client_message_id": client_message_id,
+            "body": body,
+            "mention_candidates": mention_candidates,
+            "check": check,
+            "event": event,
+        }
         try:
-            with write_transaction() as conn:
-                # Round trip 1: lock the room; read the sender's membership and handle and which
-                # mention candidates are members (starting from the handle index, not the room's
-                # member list, so big rooms cost nothing extra).
-                row = conn.execute(
-                    f"""SELECT {ROOM_COLUMNS}, r.last_seq, u.handle AS sender_handle,
-                               m.role AS m_role, m.last_read_seq AS m_last_read_seq,
-                               m.joined_at AS m_joined_at,
-                               ARRAY(SELECT c.handle FROM users c
-                                      WHERE lower(c.handle) = ANY(%(candidates)s)
-                                        AND EXISTS (SELECT 1 FROM memberships cm
-                                                     WHERE cm.room_id = r.id AND cm.user_id = c.id)
-                               ) AS mentioned
-                          FROM rooms r
-                          LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = %(sender)s
-                          LEFT JOIN users u ON u.id = m.user_id
-                         WHERE r.id = %(room)s
-                           FOR NO KEY UPDATE OF r""",  # noqa: S608 -- fixed column list
-                    {"room": room_id, "sender": sender_id, "candidates": list(mention_candidates)},
-                ).fetchone()
-                if row is None:
-                    raise NotFound("room not found", code="room_not_found")
-                check(room_from_row(row), membership_from_row(row, room_id, sender_id))
-                seq = int(row["last_seq"]) + 1
-                # Round trip 2: the message, the new last_seq and the sender's read position; the
-                # two updates only apply when the insert did (a duplicate inserts nothing).
-                inserted = conn.execute(
-                    """WITH ins AS (
-                           INSERT INTO messages (room_id, seq, id, sender_id, client_message_id, body)
-                           VALUES (%(room)s, %(seq)s, %(id)s, %(sender)s, %(client_id)s, %(body)s)
-                           ON CONFLICT (sender_id, client_message_id) DO NOTHING
-                           RETURNING created_at
-                       ), bump AS (
-                           UPDATE rooms SET last_seq = %(seq)s
-                            WHERE id = %(room)s AND EXISTS (SELECT 1 FROM ins)
-                       ), seen AS (
-                           UPDATE memberships SET last_read_seq = GREATEST(last_read_seq, %(seq)s)
-                            WHERE room_id = %(room)s AND user_id = %(sender)s AND EXISTS (SELECT 1 FROM ins)
-                       )
-                       SELECT created_at FROM ins""",
-                    {
-                        "room": room_id,
-                        "seq": seq,
-                        "id": message_id,
-                        "sender": sender_id,
-                        "client_id": client_message_id,
-                        "body": body,
-                    },
-                ).fetchone()
-                if inserted is None:
-                    raise _DuplicateSend
-                by_lower = {h.lower(): h for h in row["mentioned"]}
-                mentions = [by_lower[c] for c in mention_candidates if c in by_lower]
-                message = Message(
-                    room_id=room_id,
-                    seq=seq,
-                    id=message_id,
-                    sender_id=sender_id,
-                    sender_handle=row["sender_handle"],
-                    client_message_id=client_message_id,
-                    body=body,
-                    created_at=utc(inserted["created_at"]),
-                    mentions=tuple(mentions),
-                )
-                outbox.enqueue(conn, event(message))
-        except _DuplicateSend:
+            with writer().connection() as conn:
+                try:
+                    message, created = self._insert_on(conn, **args)
+                except BaseException:
+                    # Whatever failed (a domain check, a duplicate, the server): the connection
+                    # goes back to the pool outside any transaction.
+                    if conn.info.transaction_status != TransactionStatus.IDLE:
+                        conn.execute("ROLLBACK")
+                    raise
+        except _DuplicateSend as dup:
+            return dup.original, False
+        # The connection is back in the pool (a Lambda's pool may hold just one).
+        if not created:
+            # A concurrent identical send committed first (the INSERT waited for it).
             original = self.find_by_client_id(sender_id, client_message_id)
             assert original is not None, "conflicting message row vanished"
             return original, False
+        from chatflow.events.relay import flush_after_commit
+
+        flush_after_commit()
         return message, True
+
+    def _insert_on(
+        self,
+        conn: psycopg.Connection[DictRow],
+        *,
+        room_id: UUID,
+        message_id: UUID,
+        sender_id: UUID,
+        client_message_id: str,
+        body: str,
+        mention_candidates: Sequence[str],
+        check: RoomCheck,
+        event: Callable[[Message], DomainEvent],
+    ) -> tuple[Message, bool]:
+        # Pipeline mode with an explicit BEGIN/COMMIT (the pool's connections are autocommit):
+        # BEGIN goes out with the reads, COMMIT with the write -- two waits for the transaction.
+        # (psycopg's conn.transaction() would sync once more before its COMMIT.)
+        with conn.pipeline() as pipe:
+            conn.execute("BEGIN")
+            existing = conn.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id "  # noqa: S608
+                "WHERE m.sender_id = %s AND m.client_message_id = %s",
+                (sender_id, client_message_id),
+            )
+            # Lock the room; read the sender's membership and handle, which mention
+            # candidates are members (from the handle index, not the room's member list, so
+            # big rooms cost nothing extra) and the transaction's now() (= created_at).
+            locked = conn.execute(
+                f"""SELECT {ROOM_COLUMNS}, r.last_seq, u.handle AS sender_handle,
+                           m.role AS m_role, m.last_read_seq AS m_last_read_seq,
+                           m.joined_at AS m_joined_at, now() AS tx_now,
+                           ARRAY(SELECT c.handle FROM users c
+                                  WHERE lower(c.handle) = ANY(%(candidates)s)
+                                    AND EXISTS (SELECT 1 FROM memberships cm
+                                                 WHERE cm.room_id = r.id AND cm.user_id = c.id)
+                           ) AS mentioned
+                      FROM rooms r
+                      LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = %(sender)s
+                      LEFT JOIN users u ON u.id = m.user_id
+                     WHERE r.id = %(room)s
+                       FOR NO KEY UPDATE OF r""",  # noqa: S608 -- fixed column list
+                {"room": room_id, "sender": sender_id, "candidates": list(mention_candidates)},
+            )
+            pipe.sync()  # round trip 1: BEGIN + both reads
+            # A retry returns the original untouched (before any membership rule).
+            original = existing.fetchone()
+            if original is not None:
+                raise _DuplicateSend(message_from_row(original))
+            row = locked.fetchone()
+            if row is None:
+                raise NotFound("room not found", code="room_not_found")
+            check(room_from_row(row), membership_from_row(row, room_id, sender_id))
+            seq = int(row["last_seq"]) + 1
+            by_lower = {h.lower(): h for h in row["mentioned"]}
+            message = Message(
+                room_id=room_id,
+                seq=seq,
+                id=message_id,
+                sender_id=sender_id,
+                sender_handle=row["sender_handle"],
+                client_message_id=client_message_id,
+                body=body,
+                created_at=utc(row["tx_now"]),
+                mentions=tuple(by_lower[c] for c in mention_candidates if c in by_lower),
+            )
+            ev_id, ev_type, ev_source, ev_detail = outbox.row_values(event(message))
+            # Round trip 2 (with COMMIT): the message, the new last_seq, the sender's read
+            # position and the MessageCreated outbox row -- all only when the insert did
+            # (a concurrent duplicate, which the INSERT waits for, inserts nothing: the
+            # transaction then commits nothing and the original is returned).
+            inserted = conn.execute(
+                f"""WITH ins AS (
+                       INSERT INTO messages
+                              (room_id, seq, id, sender_id, client_message_id, body, created_at)
+                       VALUES (%(room)s, %(seq)s, %(id)s, %(sender)s, %(client_id)s, %(body)s,
+                               %(created_at)s)
+                       ON CONFLICT (sender_id, client_message_id) DO NOTHING
+                       RETURNING created_at
+                   ), bump AS (
+                       UPDATE rooms SET last_seq = %(seq)s
+                        WHERE id = %(room)s AND EXISTS (SELECT 1 FROM ins)
+                   ), seen AS (
+                       UPDATE memberships SET last_read_seq = GREATEST(last_read_seq, %(seq)s)
+                        WHERE room_id = %(room)s AND user_id = %(sender)s AND EXISTS (SELECT 1 FROM ins)
+                   ), event AS (
+                       INSERT INTO outbox ({outbox.INSERT_COLUMNS})
+                       SELECT %(ev_id)s, %(ev_type)s, %(ev_source)s, %(ev_detail)s
+                        WHERE EXISTS (SELECT 1 FROM ins)
+                   )
+                   SELECT created_at FROM ins""",  # noqa: S608 -- fixed column list
+                {
+                    "room": room_id,
+                    "seq": seq,
+                    "id": message_id,
+                    "sender": sender_id,
+                    "client_id": client_message_id,
+                    "body": body,
+                    "created_at": row["tx_now"],
+                    "ev_id": ev_id,
+                    "ev_type": ev_type,
+                    "ev_source": ev_source,
+                    "ev_detail": ev_detail,
+                },
+            )
+            conn.execute("COMMIT")
+        # Leaving the pipeline synced: round trip 2, the write and its COMMIT.
+        return message, inserted.fetchone() is not None
 
     def update(
         self,
