@@ -160,7 +160,6 @@ class FunctionsStack(Stack):
         jwt_env = {
             "JWT_ISSUER": config.jwt_issuer,
             "JWT_AUDIENCE": config.jwt_audience,
-            "JWT_KEY_ID": public_keys.get_att_string("KeyId"),
         }
         for fn in catalog.FUNCTIONS:
             if fn.name == BOOTSTRAP_FUNCTION:

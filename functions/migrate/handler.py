@@ -8,8 +8,9 @@
 - ``jwt-keys``: makes sure the signing-key secret holds an ES256 private key -- generated here on
   first deploy, or again when the ``Rotation`` property changes (the previous public key stays in
   the secret and in ``PublicKeys`` so tokens signed before the rotation still verify). Returns
-  ``PublicKeys`` (PEM, blank-line separated) and ``KeyId``; the CDK app puts them into the
-  verifiers' ``JWT_PUBLIC_KEYS`` / ``JWT_KEY_ID`` so the authorizer never calls AWS at cold start.
+  ``PublicKeys`` (PEM, blank-line separated), which the CDK app puts into the verifiers'
+  ``JWT_PUBLIC_KEYS`` so the authorizer never calls AWS at cold start, and ``KeyId``: the ``kid``
+  new tokens carry (the key's RFC 7638 thumbprint; informational, nothing is configured with it).
 
 The handler always answers CloudFormation (SUCCESS or FAILED with the reason): a crash without an
 answer would leave the stack waiting for an hour.
@@ -17,8 +18,6 @@ answer would leave the stack waiting for an hour.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import logging
 import urllib.request
@@ -150,6 +149,9 @@ def public_pem(private_pem: str) -> str:
 
 
 def key_id(public: str) -> str:
-    """A stable key id: the first 16 chars of the base64url SHA-256 of the public key PEM."""
-    digest = hashlib.sha256(public.encode()).digest()
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")[:16]
+    """The ``kid`` tokens signed with this key carry: its RFC 7638 thumbprint, computed by the
+    same function the signer and the verifiers use (``chatflow.auth.tokens.public_jwk``)."""
+    from chatflow.auth.tokens import load_public_keys
+
+    (kid,) = load_public_keys(public)
+    return kid

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -22,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 import jwt
 import pytest
 
+from chatflow.auth.tokens import TokenSigner, TokenVerifier, load_public_keys
 from infra import catalog
 from tests.support.lambdas import load_handler_module
 
@@ -132,9 +134,14 @@ def test_first_deploy_generates_a_key_pair_whose_public_key_verifies(migrate_han
     data = migrate_handler.ensure_jwt_keys("arn:secret", rotate=False, client=secrets)
     stored = json.loads(secrets.value)
     assert stored["privateKey"].startswith("-----BEGIN PRIVATE KEY-----")
-    token = jwt.encode({"sub": "u1"}, stored["privateKey"], algorithm="ES256", headers={"kid": data["KeyId"]})
-    assert jwt.decode(token, data["PublicKeys"], algorithms=["ES256"])["sub"] == "u1"
-    assert len(data["KeyId"]) == 16
+    # One truth for key ids: KeyId is the kid the signer puts in tokens and verifiers look up.
+    signer = TokenSigner(stored["privateKey"], issuer="chatflow", audience="clients", ttl_s=60)
+    assert data["KeyId"] == signer.kid
+    verifier = TokenVerifier(load_public_keys(data["PublicKeys"]), issuer="chatflow", audience="clients")
+    user_id = uuid.uuid4()
+    token = signer.issue(user_id=user_id, handle="ann", role="user").token
+    assert jwt.get_unverified_header(token)["kid"] == data["KeyId"]
+    assert verifier.verify(token).user_id == user_id
 
 
 def test_redeploy_keeps_the_key_and_rotation_keeps_the_previous_public_key(migrate_handler: Any) -> None:

@@ -337,3 +337,19 @@ def test_composite_alarms_notify_the_alarm_topic(template_json: dict[str, Json])
     obs = template_json["Observability"]
     for composite in resources(obs, "AWS::CloudWatch::CompositeAlarm").values():
         assert composite["Properties"]["AlarmActions"]
+
+
+def test_every_environment_variable_a_function_gets_is_read_by_someone(
+    template_json: dict[str, Json],
+) -> None:
+    # One truth: a variable the stack sets but no settings field reads is dead configuration that
+    # drifts (JWT_KEY_ID once carried a key id nothing used, and it differed from the real kid).
+    from dataclasses import fields
+
+    from chatflow.settings import Settings
+
+    read = {f.name.upper() for f in fields(Settings)}
+    for key, fn in resources(template_json["Functions"], "AWS::Lambda::Function").items():
+        env = fn["Properties"].get("Environment", {}).get("Variables", {})
+        unread = {v for v in env if v not in read and not v.startswith(("POWERTOOLS_", "AWS_"))}
+        assert not unread, f"{key}: {sorted(unread)}"

@@ -69,7 +69,6 @@ class Settings:
     jwt_private_key_secret_arn: str | None = None
     #: Public key(s) (PEM, several separated by blank lines for rotation) verifiers use.
     jwt_public_keys: str | None = None
-    jwt_key_id: str = "chatflow-1"
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 30 * 24 * 3600
     jwt_leeway_s: int = 10
