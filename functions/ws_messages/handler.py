@@ -22,7 +22,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 import chatflow.snapstart  # noqa: F401 -- SnapStart hooks: close pools/Redis before the snapshot
 from chatflow.domain.users import ensure_active
 from chatflow.errors import ChatflowError
-from chatflow.ws import actions, frames, protocol
+from chatflow.ws import actions, admission, frames, protocol
 from chatflow.ws.wiring import prime, realtime
 
 logger = Logger()
@@ -38,15 +38,21 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         route = (event.get("requestContext") or {}).get("routeKey")
         action = route if isinstance(route, str) else None
-        # Bans close live sockets (DeleteConnection); re-checking here (cached status, one Redis
-        # read) also stops a banned user whose socket could not be closed.
-        identity = ensure_active(protocol.identity(event))
+        identity = protocol.identity(event)
         cid = protocol.connection_id(event)
         logger.append_keys(user_id=str(identity.user_id), connection_id=cid, action=action)
-        raw = protocol.body_object(event)
-        request_id = protocol.request_id_of(raw)
-        frame = frames.parse_frame(raw)
-        reply = actions.dispatch(actions.Caller(identity, cid, realtime()), frame)
+        try:
+            raw = protocol.body_object(event)
+            request_id = protocol.request_id_of(raw)
+            frame = frames.parse_frame(raw)
+        except ChatflowError:
+            ensure_active(identity)  # a refused account hears that first
+            raise
+        # Bans close live sockets (DeleteConnection); re-checking here (cached status) also stops
+        # a banned user whose socket could not be closed -- in one Redis round trip with the
+        # connection's rate limit.
+        caller = admission.admit(identity, cid, frame, realtime())
+        reply = actions.dispatch(caller, frame)
         metrics.add_metric(name=f"Action_{frame.action}", unit=MetricUnit.Count, value=1)
         return protocol.reply(reply) if reply is not None else {"statusCode": 200}
     except ChatflowError as exc:

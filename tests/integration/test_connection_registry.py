@@ -201,6 +201,26 @@ def test_remove_all_for_bans(store: RedisRealtimeStore) -> None:
     assert store.remove_all(user) == RemovedConnections((), presence_version=0)
 
 
+def test_rate_limit_reads_another_key_in_the_same_round_trip_and_loads_its_script_once(
+    store: RedisRealtimeStore, rds: redis.Redis[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chatflow.adapters import redis_realtime
+
+    # A script source the server has never seen: the first EVALSHA gets NOSCRIPT, then loads it.
+    monkeypatch.setattr(redis_realtime, "_RATE", redis_realtime._RATE + f"\n-- {uuid.uuid4()}\n")
+    fresh = RedisRealtimeStore(client=rds, settings=get_settings(), clock=store._clock)
+    other = get_settings().redis_key_prefix + "other:" + uuid.uuid4().hex
+    rds.set(other, "value", ex=60)
+    cid = _cid()
+    first = fresh.hit_rate_limit("messages", cid, limit=2, window_s=10, also_read=other)
+    second = fresh.hit_rate_limit("messages", cid, limit=2, window_s=10, also_read=other)
+    third = fresh.hit_rate_limit("messages", cid, limit=2, window_s=10, also_read=other + "-missing")
+    assert (first.allowed, first.read) == (True, "value")
+    assert (second.allowed, second.read) == (True, "value")
+    assert (third.allowed, third.read) == (False, None)
+    assert third.retry_after_ms > 0
+
+
 def test_rate_limit_allows_burst_then_refuses_with_retry_after(
     store: RedisRealtimeStore, clock: FakeClock
 ) -> None:

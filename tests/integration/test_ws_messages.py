@@ -281,6 +281,32 @@ def test_message_rate_limit_per_connection(
     assert _send(ws, a2, room_id, "rl-other")["type"] == "ack"  # per connection
 
 
+def test_account_check_and_rate_limit_share_a_round_trip_and_the_ban_wins(
+    ws: WsHarness, db: DB, alice: Identity, room_id: UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ws_messages reads the cached account status in the rate limit's pipeline
+    (chatflow.ws.admission): a ban written to the cache refuses the next frame, and a banned
+    user hears ``account_disabled`` rather than ``rate_limited`` or a frame error."""
+    from chatflow.adapters.redis_user_status import RedisUserStatusCache
+    from chatflow.domain.users import UserStatus
+
+    _lower_rate_limits(monkeypatch, rate_messages_per_10s=1)
+    a = ws.connected(alice)
+    assert _send(ws, a, room_id, "adm-1")["type"] == "ack"
+    assert _send(ws, a, room_id, "adm-2")["code"] == "rate_limited"
+    # Only the cache says "banned" (Postgres still says active): the pipelined read decides.
+    RedisUserStatusCache().put(
+        alice.user_id, UserStatus(status="banned", tokens_valid_after=0.0, role="user", handle=alice.handle)
+    )
+    assert _send(ws, a, room_id, "adm-3")["code"] == "account_disabled"
+    assert ws.send(a, {"action": "sendMessage", "roomId": "nope"})["code"] == "account_disabled"
+    assert (
+        ws.send(a, {"action": "resume", "roomId": str(room_id), "sinceSeq": 0})["code"] == "account_disabled"
+    )
+    RedisUserStatusCache().forget(alice.user_id)  # back to Postgres' word: active
+    assert ws.send(a, {"action": "resume", "roomId": str(room_id), "sinceSeq": 0})["type"] == "resumed"
+
+
 @pytest.mark.parametrize(
     ("frame", "code"),
     [

@@ -421,17 +421,42 @@ class RedisRealtimeStore:
 
     # --- rate limits -----------------------------------------------------------------------
 
-    def hit_rate_limit(self, kind: str, connection_id: str, *, limit: int, window_s: float) -> RateDecision:
+    def hit_rate_limit(
+        self,
+        kind: str,
+        connection_id: str,
+        *,
+        limit: int,
+        window_s: float,
+        also_read: str | None = None,
+    ) -> RateDecision:
         """One event of ``kind`` on a connection: allowed unless it exceeds ``limit`` per window.
 
         GCRA (a token bucket in one key): smooth, atomic in one script, and it knows exactly
-        when the next event would be allowed (``retry_after_ms``).
+        when the next event would be allowed (``retry_after_ms``). ``also_read``: a full key to
+        GET in the same round trip (e.g. the user's cached status), returned as ``read``.
         """
-        res = self._script("rate", _RATE)(
-            keys=[self._k("rt", "rl", kind, connection_id)],
-            args=[self._now_ms(), _ms(window_s), max(1, limit)],
-        )
-        return RateDecision(allowed=bool(res[0]), retry_after_ms=int(res[1]))
+        script = self._script("rate", _RATE)
+        keys = [self._k("rt", "rl", kind, connection_id)]
+        args = [self._now_ms(), _ms(window_s), max(1, limit)]
+        if also_read is None:
+            res = script(keys=keys, args=args)
+            return RateDecision(allowed=bool(res[0]), retry_after_ms=int(res[1]))
+        # A plain pipeline with EVALSHA (redis-py's Script in a pipeline would add a SCRIPT
+        # EXISTS round trip per execute); the script is loaded once on NOSCRIPT.
+        for attempt in (1, 2):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(also_read)
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            try:
+                read, res = pipe.execute()
+            except redis.exceptions.NoScriptError:
+                if attempt == 2:
+                    raise
+                cast(Any, self.client).script_load(_RATE)  # redis-py leaves it untyped
+                continue
+            break
+        return RateDecision(allowed=bool(res[0]), retry_after_ms=int(res[1]), read=read)
 
 
 _store: RedisRealtimeStore | None = None

@@ -21,6 +21,17 @@ def _key(user_id: UUID) -> str:
     return key("user", user_id, "status")
 
 
+def status_key(user_id: UUID) -> str:
+    """The cache key of a user's status: for callers that read it in their own pipeline and
+    hand the decoded value to ``ensure_active(identity, cached=...)``."""
+    return _key(user_id)
+
+
+def decode_status(raw: str | None) -> UserStatus | None:
+    """A raw cached value as read at :func:`status_key` (None: not cached or unreadable)."""
+    return _decode(str(raw)) if raw is not None else None
+
+
 def _encode(status: UserStatus) -> str:
     return f"{status.status}|{status.tokens_valid_after!r}|{status.role}|{status.handle}"
 

@@ -97,6 +97,8 @@ class RemovedConnections:
 class RateDecision:
     allowed: bool
     retry_after_ms: int = 0
+    #: The value of the key the caller asked to read in the same round trip (``also_read``).
+    read: str | None = None
 
 
 @dataclass
@@ -204,11 +206,21 @@ class RealtimeService:
 
     def check_rate(self, kind: RateKind, connection_id: str) -> None:
         """Raise RateLimited (with retryAfterMs) when this connection exceeds its budget."""
-        limit = self._rates[kind]
-        decision = self.registry.hit_rate_limit(kind, connection_id, limit=limit, window_s=RATE_WINDOW_S)
+        self.raise_if_limited(kind, self.rate_decision(kind, connection_id))
+
+    def rate_decision(
+        self, kind: RateKind, connection_id: str, *, also_read: str | None = None
+    ) -> RateDecision:
+        """Count one ``kind`` frame on the connection; ``also_read`` is a registry key read in
+        the same round trip (ws_messages: the user's cached status, see chatflow.ws.admission)."""
+        return self.registry.hit_rate_limit(
+            kind, connection_id, limit=self._rates[kind], window_s=RATE_WINDOW_S, also_read=also_read
+        )
+
+    def raise_if_limited(self, kind: RateKind, decision: RateDecision) -> None:
         if not decision.allowed:
             raise RateLimited(
-                f"too many {kind} frames: at most {limit} per {int(RATE_WINDOW_S)} s",
+                f"too many {kind} frames: at most {self._rates[kind]} per {int(RATE_WINDOW_S)} s",
                 retryAfterMs=decision.retry_after_ms,
             )
 

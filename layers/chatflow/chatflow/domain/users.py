@@ -315,11 +315,14 @@ class UserService:
 
     # --- the per-request check -----------------------------------------------------------------
 
-    def ensure_active(self, identity: Identity) -> Identity:
+    def ensure_active(self, identity: Identity, *, cached: UserStatus | None = None) -> Identity:
         """Unauthorized unless the user exists, is active, and the token is not older than
         tokens_valid_after. Returns the identity with the current role and handle (a demoted
-        admin loses admin rights at once, whatever the token says)."""
-        status = self._status(identity)
+        admin loses admin rights at once, whatever the token says).
+
+        ``cached``: the user's status as the caller just read it from the status cache (e.g. in
+        one pipeline with its own Redis work); None reads the cache here."""
+        status = cached if cached is not None else self._status(identity)
         if status.status != "active":
             raise Unauthorized("this account is disabled", code="account_disabled")
         if identity.issued_at < status.tokens_valid_after:
@@ -410,8 +413,8 @@ class UserService:
         return TokenPair(access.token, access.expires_in, refresh_token, self.refresh_ttl_s, user)
 
 
-def ensure_active(identity: Identity) -> Identity:
+def ensure_active(identity: Identity, *, cached: UserStatus | None = None) -> Identity:
     """The container's :meth:`UserService.ensure_active` (contract 4: every handler calls it)."""
     from chatflow.auth.service import get_user_service
 
-    return get_user_service().ensure_active(identity)
+    return get_user_service().ensure_active(identity, cached=cached)

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from chatflow.domain import messages, rooms
 from chatflow.domain.identity import Identity
-from chatflow.domain.realtime import RealtimeService
+from chatflow.domain.realtime import RateKind, RealtimeService
 from chatflow.errors import NotFound
 from chatflow.settings import get_settings
 from chatflow.ws import frames
@@ -34,10 +34,16 @@ class Caller:
     identity: Identity
     connection_id: str
     service: RealtimeService
+    #: The frame was already counted against the rate limit (chatflow.ws.admission).
+    rate_checked: bool = False
+
+    def check_rate(self, kind: RateKind) -> None:
+        if not self.rate_checked:
+            self.service.check_rate(kind, self.connection_id)
 
 
 def send_message(c: Caller, f: frames.SendMessage) -> Reply:
-    c.service.check_rate("messages", c.connection_id)
+    c.check_rate("messages")
     message, created = messages.send(c.identity, f.room_id, f.client_message_id, f.body)
     if created:
         # Resends create nothing and fan out nothing: recipients already have it (or resume).
@@ -57,7 +63,7 @@ def send_message(c: Caller, f: frames.SendMessage) -> Reply:
 
 
 def edit_message(c: Caller, f: frames.EditMessage) -> Reply:
-    c.service.check_rate("messages", c.connection_id)
+    c.check_rate("messages")
     message = messages.edit(c.identity, f.room_id, f.seq, f.body)
     frame = {"type": "messageEdited", "message": messages.message_to_dict(message)}
     c.service.broadcast(
@@ -67,7 +73,7 @@ def edit_message(c: Caller, f: frames.EditMessage) -> Reply:
 
 
 def delete_message(c: Caller, f: frames.DeleteMessage) -> Reply:
-    c.service.check_rate("messages", c.connection_id)
+    c.check_rate("messages")
     message = messages.delete(c.identity, f.room_id, f.seq)
     frame = {"type": "messageDeleted", "message": messages.message_to_dict(message)}
     c.service.broadcast(
@@ -91,7 +97,7 @@ def leave_room(c: Caller, f: frames.LeaveRoom) -> Reply:
 
 def typing(c: Caller, f: frames.Typing) -> Reply:
     """Ephemeral: rate-limited, never stored, only to subscribed connections of members."""
-    c.service.check_rate("typing", c.connection_id)
+    c.check_rate("typing")
     if not rooms.is_member(f.room_id, c.identity.user_id):
         rooms.require_member(c.identity, f.room_id)  # raises the right 403/404
     c.service.deliver_to_subscribers(
