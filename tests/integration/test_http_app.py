@@ -308,6 +308,32 @@ def test_base64_json_body_is_accepted(http: Handler) -> None:
     _assert_error(body, "invalid_credentials")
 
 
+def test_body_that_is_not_utf8_text_is_400_not_500(http: Handler) -> None:
+    # API Gateway base64-encodes bodies it cannot pass as text; Powertools' decode raised.
+    event = http_event("POST", "/auth/login", body=b"\xff\xfe\x00")
+    event["headers"]["content-type"] = "application/json"
+    status, _, body = _call(http, event)
+    assert status == 400
+    _assert_error(body, "malformed_json")
+
+
+def test_body_whose_base64_is_broken_is_400_not_500(http: Handler) -> None:
+    event = http_event("POST", "/auth/login", json={"handle": "a", "password": "b"})
+    event.update(body="eyJ", isBase64Encoded=True)
+    status, _, body = _call(http, event)
+    assert status == 400
+    _assert_error(body, "malformed_json")
+
+
+@pytest.mark.parametrize("nested", ["[" * 5000 + "]" * 5000, '{"a":' * 5000 + "1" + "}" * 5000])
+def test_json_nested_too_deep_is_400_not_500(http: Handler, nested: str) -> None:
+    # 10 kB, under the size limit; json.loads hits the recursion limit (RecursionError).
+    event = http_event("POST", "/auth/login", body=nested, headers={"content-type": "application/json"})
+    status, _, body = _call(http, event)
+    assert status == 400
+    _assert_error(body, "malformed_json")
+
+
 def test_routes_use_the_checked_identity_even_after_another_app_was_built(api: HttpApiClient) -> None:
     """Routers are module singletons re-bound by every create_app(); the identity ensure_active
     checked (current role from the database) must still be what routes see."""

@@ -78,6 +78,7 @@ class ChatflowHttpResolver(APIGatewayHttpResolver):
                 max_age=600,
             ),
             enable_validation=True,
+            json_body_deserializer=parse_json_body,
         )
         self.settings = settings
         #: (compiled path rule, method) of every route, for 405 answers.
@@ -108,7 +109,7 @@ class ChatflowHttpResolver(APIGatewayHttpResolver):
     def _pre_route(self, event: Mapping[str, Any]) -> dict[str, Any] | None:
         """Body size and ban checks; returns a finished response to short-circuit, else None."""
         try:
-            _check_body_size(event, self.settings.max_request_body_bytes)
+            _check_body(event, self.settings.max_request_body_bytes)
             ctx = ((event.get("requestContext") or {}).get("authorizer") or {}).get("lambda")
             if isinstance(ctx, dict) and ctx:
                 from chatflow.domain.users import ensure_active
@@ -146,7 +147,8 @@ def _header(event: Mapping[str, Any], name: str) -> str | None:
     return None
 
 
-def _check_body_size(event: Mapping[str, Any], limit: int) -> None:
+def _check_body(event: Mapping[str, Any], limit: int) -> None:
+    """413 for a body over the limit (declared or actual); 400 for a body that is no UTF-8 text."""
     declared = _header(event, "content-length")
     if declared is not None:
         try:
@@ -156,13 +158,34 @@ def _check_body_size(event: Mapping[str, Any], limit: int) -> None:
             pass  # a malformed header: the actual body is measured below
     body = event.get("body")
     if body:
-        size = (
-            len(base64.b64decode(body, validate=False))
-            if event.get("isBase64Encoded")
-            else len(body.encode())
-        )
-        if size > limit:
+        if event.get("isBase64Encoded"):
+            # API Gateway base64-encodes bodies that are not text; every route here takes JSON,
+            # which must be UTF-8 (RFC 8259). Checked here: Powertools' decode would raise -> 500.
+            try:
+                raw = base64.b64decode(body, validate=True)
+            except ValueError:
+                raise _malformed_body() from None
+            if len(raw) > limit:
+                raise PayloadTooLarge(f"request body exceeds {limit} bytes", limit=limit)
+            try:
+                raw.decode()
+            except UnicodeDecodeError:
+                raise _malformed_body() from None
+        elif len(body.encode(errors="surrogatepass")) > limit:
             raise PayloadTooLarge(f"request body exceeds {limit} bytes", limit=limit)
+
+
+def _malformed_body() -> ChatflowError:
+    return ChatflowError("request body is not valid JSON", code="malformed_json")
+
+
+def parse_json_body(text: str) -> Any:
+    """The JSON body; nesting deeper than the interpreter's recursion limit is malformed JSON
+    (json.loads raises RecursionError, which Powertools does not map to a validation error)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("JSON nested too deeply", text, 0) from None
 
 
 def is_dependency_outage(exc: BaseException) -> bool:
