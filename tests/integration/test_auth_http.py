@@ -101,6 +101,24 @@ def test_login_does_not_reveal_which_handles_exist(api: HttpApiClient) -> None:
     assert ok.status == 200
 
 
+@pytest.mark.parametrize("handle", ["ada\x00", "\x00", "a\x00" * 20])
+def test_login_with_a_handle_no_account_can_have_is_401_not_500(api: HttpApiClient, handle: str) -> None:
+    # A NUL reached the Postgres lookup, which refuses it (DataError -> 500).
+    resp = api.post("/auth/login", json={"handle": handle, "password": "whatever1"})
+    assert resp.status == 401, resp.body
+    assert resp.json["error"]["code"] == "invalid_credentials"
+
+
+@pytest.mark.parametrize("name", ["Ada\x00", "line\nbreak", "bell\x07", "del\x7f"])
+def test_register_refuses_a_display_name_with_control_characters(api: HttpApiClient, name: str) -> None:
+    # A NUL was a 500 (Postgres cannot store it); other control characters are refused alike.
+    resp = api.post(
+        "/auth/register", json={"handle": unique_handle(), "password": PASSWORD, "displayName": name}
+    )
+    assert resp.status == 422, resp.body
+    assert resp.json["error"]["code"] == "invalid_display_name"
+
+
 def test_refresh_rotates_and_reuse_revokes_the_family(api: HttpApiClient) -> None:
     first = register(api)
     second = api.post("/auth/refresh", json={"refreshToken": first["refreshToken"]})

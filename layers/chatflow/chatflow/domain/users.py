@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 Status = Literal["active", "banned", "deleted"]
 HANDLE_RE = re.compile(r"^[a-z0-9_.-]{3,32}$")
 DISPLAY_NAME_MAX = 64
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 REFRESH_PREFIX = "rt_"
 
 
@@ -177,6 +178,9 @@ class UserService:
         name = (display_name or "").strip() or normalized
         if len(name) > DISPLAY_NAME_MAX:
             raise InvalidInput(f"displayName must be at most {DISPLAY_NAME_MAX} characters")
+        if _CONTROL_CHARS.search(name):
+            # Shown to every room member; a NUL cannot even be stored (Postgres text).
+            raise InvalidInput("displayName must not contain control characters", code="invalid_display_name")
         user = self.repo.create_user(
             NewUser(
                 id=uuid.uuid4(), handle=normalized, display_name=name, password_hash=hash_password(password)
@@ -191,7 +195,9 @@ class UserService:
         handle (known or not, so the throttle does not reveal existence either)."""
         key = handle.strip().lower()[:64]
         self._check_throttle(key)
-        found = self.repo.find_credentials(key) if len(handle) <= 64 else None
+        # Only well-formed handles exist: anything else (too long, a NUL Postgres would refuse)
+        # is an unknown handle without a lookup.
+        found = self.repo.find_credentials(key) if HANDLE_RE.match(key) else None
         if found is None:
             dummy_verify(password)
             self._record_failure(key)
