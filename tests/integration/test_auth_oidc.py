@@ -137,6 +137,24 @@ def test_external_tokens_are_checked_strictly(
     assert verifier.verify(_idp_token(idp_key, client_id=None, aud=CLIENT_ID)).role == "user"
 
 
+def test_without_a_configured_audience_no_external_token_is_accepted(
+    jwks: JwksServer, idp_key: rsa.RSAPrivateKey, chatflow_env: dict[str, str]
+) -> None:
+    # Fail closed: a user pool serves many app clients; with no audience to check, a token minted
+    # for any of them (another team's app) was accepted.
+    verifier = TokenVerifier(
+        load_public_keys(chatflow_env["JWT_PUBLIC_KEYS"]),
+        issuer="chatflow",
+        audience="chatflow-clients",
+        oidc_issuer=ISSUER,
+        oidc_audience=None,
+        oidc_jwks_url=jwks.url,
+    )
+    for token in (_idp_token(idp_key, client_id="another-app"), _idp_token(idp_key)):
+        with pytest.raises(Unauthorized):
+            verifier.verify(token)
+
+
 def test_jwks_unreachable_refuses(idp_key: rsa.RSAPrivateKey, chatflow_env: dict[str, str]) -> None:
     verifier = _verifier("http://127.0.0.1:9/jwks.json", chatflow_env["JWT_PUBLIC_KEYS"])
     with pytest.raises(Unauthorized):

@@ -195,6 +195,10 @@ class TokenVerifier:
         return self._jwks_client
 
     def _verify_oidc(self, token: str) -> Identity:
+        if not self.oidc_audience:
+            # Fail closed: one issuer (a Cognito user pool) serves many app clients; without an
+            # audience to check, a token minted for any of them would be accepted.
+            raise Unauthorized("invalid or expired token", code="invalid_token")
         signing_key = self._jwks().get_signing_key_from_jwt(token)
         algorithm = signing_key.algorithm_name
         if algorithm not in OIDC_ALGORITHMS:
@@ -207,12 +211,11 @@ class TokenVerifier:
             leeway=self.leeway_s,
             options={"require": ["exp", "iat", "sub", "iss"], "verify_aud": False},
         )
-        if self.oidc_audience is not None:
-            # ID tokens carry ``aud``; Cognito access tokens carry ``client_id`` instead.
-            aud = claims.get("aud")
-            audiences = [aud] if isinstance(aud, str) else list(aud or [])
-            if self.oidc_audience not in audiences and claims.get("client_id") != self.oidc_audience:
-                raise Unauthorized("invalid or expired token", code="invalid_token")
+        # ID tokens carry ``aud``; Cognito access tokens carry ``client_id`` instead.
+        aud = claims.get("aud")
+        audiences = [aud] if isinstance(aud, str) else list(aud or [])
+        if self.oidc_audience not in audiences and claims.get("client_id") != self.oidc_audience:
+            raise Unauthorized("invalid or expired token", code="invalid_token")
         subject = str(claims["sub"])
         issuer = str(claims["iss"])
         return Identity(
