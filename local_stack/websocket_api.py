@@ -250,7 +250,17 @@ class WebSocketApi:
                     if key.lower() == "sec-websocket-protocol":
                         subprotocol = str(value)
         self._pending[id(connection)] = _Pending(facts, subprotocol)
+        self._spawn(self._reap_unopened(connection))
         return None
+
+    async def _reap_unopened(self, connection: ServerConnection) -> None:
+        """A client that hung up while $connect ran never reaches :meth:`_handle` (websockets
+        drops a handshake it cannot finish), yet its $connect succeeded: like API Gateway for a
+        connection it accepted, send $disconnect (1006) so the function can unregister it."""
+        await asyncio.shield(connection.connection_lost_waiter)
+        pending = self._pending.pop(id(connection), None)  # None: _handle took it (normal life)
+        if pending is not None:
+            await self._on_disconnect(pending.facts, 1006, "")
 
     def _select_subprotocol(self, connection: ServerConnection, offered: Any) -> Any:
         pending = self._pending.get(id(connection))
@@ -276,7 +286,7 @@ class WebSocketApi:
             live.gone = True
             self.live.pop(cid, None)
             code, reason = self._close_status(live)
-            self._spawn(self._on_disconnect(live, code, reason))
+            self._spawn(self._on_disconnect(live.facts, code, reason))
 
     def _close_status(self, live: _Live) -> tuple[int, str]:
         if live.server_close is not None:
@@ -349,12 +359,12 @@ class WebSocketApi:
         with contextlib.suppress(ConnectionClosed):
             await live.connection.send(data)
 
-    async def _on_disconnect(self, live: _Live, code: int, reason: str) -> None:
+    async def _on_disconnect(self, facts: ev.WsConnectionFacts, code: int, reason: str) -> None:
         assert self.api is not None
-        if "$disconnect" not in self.routes or live.facts.connection_id in self.lost_disconnects:
+        if "$disconnect" not in self.routes or facts.connection_id in self.lost_disconnects:
             return
         try:
-            await self._call("$disconnect", ev.ws_disconnect_event(self.api, live.facts, code, reason))
+            await self._call("$disconnect", ev.ws_disconnect_event(self.api, facts, code, reason))
         except FunctionError as exc:
             log.error("$disconnect failed: %s", exc)
 

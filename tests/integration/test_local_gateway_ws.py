@@ -4,10 +4,16 @@ authorizer, routing, route responses, event shapes, limits, @connections over li
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
+import socket
+import struct
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
@@ -358,3 +364,42 @@ def test_handler_posts_to_another_connection_and_gets_410_after_it_vanished(gate
     delivered, error = run(scenario())
     assert delivered == {"hi": "b"}
     assert error["message"] == "Internal server error"
+
+
+def _connect_event_with_token(events: EventLog, token: str, timeout: float = 10) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for key, event in list(events.events):
+            if key == "$connect" and (event.get("queryStringParameters") or {}).get("token") == token:
+                return event
+        time.sleep(0.05)
+    raise AssertionError(f"no $connect with token {token}")
+
+
+def test_client_gone_mid_handshake_still_gets_disconnect_and_leaves_nothing_behind(
+    gateway: RunningGateway, events: EventLog
+) -> None:
+    # $connect succeeded (the function registered the connection), but the client had already
+    # hung up: the connection must not linger in the gateway, and $disconnect must follow so the
+    # function can unregister it (else it counts against the user's connection limit until TTL).
+    url = urlsplit(gateway.ws_url)
+    assert url.hostname is not None
+    assert url.port is not None
+    token = f"allow-mid-{os.urandom(4).hex()}"
+    with socket.create_connection((url.hostname, url.port)) as sock:
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(
+            (
+                f"GET {url.path}?token={token}&sleep=0.5 HTTP/1.1\r\nHost: {url.netloc}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        cid = _connect_event_with_token(events, token)["requestContext"]["connectionId"]
+        # Hang up (RST) while $connect still runs.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    assert events.wait_for("$disconnect", cid)["requestContext"]["disconnectStatusCode"] == 1006
+    ws_api = gateway.gateway.ws
+    assert ws_api is not None
+    assert cid not in ws_api.live
+    assert ws_api._pending == {}
