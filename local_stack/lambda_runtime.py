@@ -136,16 +136,21 @@ class _Worker:
         except asyncio.IncompleteReadError:
             return None
 
-    async def invoke(self, event: Any, request_id: str, deadline_ms: int) -> dict[str, Any] | None:
+    async def send(self, event: Any, request_id: str, deadline_ms: int) -> None:
+        """Hand the event over; ConnectionError when the process is gone (it never got it)."""
         assert self.proc.stdin is not None
         data = json.dumps({"event": event, "request_id": request_id, "deadline_ms": deadline_ms}).encode()
         self.proc.stdin.write(_HEADER.pack(len(data)) + data)
         await self.proc.stdin.drain()
+
+    async def answer(self) -> dict[str, Any] | None:
+        """The invoke's answer; None when the process died before giving one."""
         return await self._read()
 
     @property
     def alive(self) -> bool:
-        return self.proc.returncode is None
+        stdin = self.proc.stdin
+        return self.proc.returncode is None and stdin is not None and not stdin.is_closing()
 
     async def kill(self) -> None:
         if self.proc.returncode is None:
@@ -203,13 +208,26 @@ class FunctionPool:
         async with self._slots:
             if self._closed:
                 raise FunctionError(self.fn.name, "Runtime.Shutdown", "the local gateway is stopping")
-            worker = self._idle.pop() if self._idle else await self._cold_start()
+            worker = await self._ready_worker()
             self.stats.wait_ms_total += (time.perf_counter() - queued) * 1000
             self.stats.invocations += 1
             started = time.perf_counter()
             deadline_ms = int((time.time() + timeout) * 1000)
+
+            async def send_and_answer() -> dict[str, Any] | None:
+                nonlocal worker
+                try:
+                    await worker.send(event, request_id, deadline_ms)
+                except (ConnectionError, BrokenPipeError):
+                    # It died while idle (before we noticed): the event never reached it, so a
+                    # fresh environment takes it -- Lambda never hands an event to a dead sandbox.
+                    await self._discard(worker)
+                    worker = await self._cold_start()
+                    await worker.send(event, request_id, deadline_ms)
+                return await worker.answer()
+
             try:
-                answer = await asyncio.wait_for(worker.invoke(event, request_id, deadline_ms), timeout)
+                answer = await asyncio.wait_for(send_and_answer(), timeout)
             except TimeoutError:
                 self.stats.timeouts += 1
                 self.stats.errors += 1
@@ -238,6 +256,15 @@ class FunctionPool:
                     self.fn.name, str(answer.get("errorType")), str(answer.get("errorMessage"))
                 )
             return answer.get("result")
+
+    async def _ready_worker(self) -> _Worker:
+        """A warm worker that is still alive, else a cold start (dead idle ones are dropped)."""
+        while self._idle:
+            worker = self._idle.pop()
+            if worker.alive:
+                return worker
+            await self._discard(worker)
+        return await self._cold_start()
 
     async def _cold_start(self) -> _Worker:
         worker = await _Worker.start(self.fn, self.code_dir, self.env, self._log_sink)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import signal
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -253,3 +255,29 @@ def test_timeout_kills_the_worker_and_the_next_invoke_cold_starts(
     assert stats.cold_starts == 2
     with recorder.lock:
         assert any("Task timed out after 1.00 seconds" in line for fn, line in recorder.logs if fn == "slow")
+
+
+def test_a_worker_that_died_while_idle_is_replaced_and_the_request_succeeds(gateway: RunningGateway) -> None:
+    # Lambda never hands an event to a dead sandbox: a worker killed while idle (OOM killer, a
+    # stray kill) must not turn the next request into a 500.
+    runtime = gateway.gateway.runtime
+    assert runtime is not None
+    (first,) = _ws_ask(gateway, [{"action": "sign"}])
+    pool = runtime.pool("signer")
+    idle_pids = [worker.proc.pid for worker in list(pool._idle)]
+    assert first["pid"] in idle_pids
+    for pid in idle_pids:
+        os.kill(pid, signal.SIGKILL)
+    (again,) = _ws_ask(gateway, [{"action": "sign"}])
+    assert again.get("functionName") == "signer", again
+    assert again["pid"] not in idle_pids
+    assert pool.stats.errors == 0
+
+
+def test_a_worker_that_dies_mid_invoke_fails_that_invoke_only(gateway: RunningGateway) -> None:
+    runtime = gateway.gateway.runtime
+    assert runtime is not None
+    died, fine = _ws_ask(gateway, [{"action": "boom", "exit": True}, {"action": "echo"}])
+    assert died["message"] == "Internal server error"
+    assert fine["functionName"] == "echo"
+    assert runtime.pool("boom").stats.errors == 1
