@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import signal
 import struct
 import sys
 import time
@@ -70,6 +71,9 @@ def _error(exc: BaseException, error_type: str | None = None) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     code_dir, module_name, attr = argv
+    # Ctrl-C in the terminal reaches the whole process group; the gateway, not the user's SIGINT,
+    # ends a sandbox (after delivering $disconnect), as Lambda's sandboxes never see that signal.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Keep the protocol channel; point fd 1 (and sys.stdout) at stderr for the handler's output.
     channel = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)

@@ -281,3 +281,17 @@ def test_a_worker_that_dies_mid_invoke_fails_that_invoke_only(gateway: RunningGa
     assert died["message"] == "Internal server error"
     assert fine["functionName"] == "echo"
     assert runtime.pool("boom").stats.errors == 1
+
+
+def test_workers_outlive_a_ctrl_c_so_the_gateway_can_stop_in_order(
+    gateway: RunningGateway, recorder: Recorder
+) -> None:
+    # Ctrl-C in a terminal sends SIGINT to the whole foreground process group, workers included.
+    # They must not die of it: the gateway still delivers $disconnect to open sockets, then stops
+    # the workers itself (stdin closed, then kill).
+    (first,) = _ws_ask(gateway, [{"action": "echo"}])
+    os.kill(first["pid"], signal.SIGINT)
+    (again,) = _ws_ask(gateway, [{"action": "echo"}])
+    assert again["pid"] == first["pid"]
+    with recorder.lock:
+        assert not any("KeyboardInterrupt" in line for _, line in recorder.logs)
