@@ -142,22 +142,19 @@ class PostgresUserRepository:
         return _status(row)
 
     def delete_user(self, user_id: UUID) -> UserStatus:
-        with writer().connection() as conn, conn.transaction():
-            row = conn.execute(
-                f"""UPDATE users SET status = 'deleted', tokens_valid_after = now(), updated_at = now()
-                    WHERE id = %s RETURNING {_STATUS_COLUMNS}""",
-                (user_id,),
-            ).fetchone()
-            if row is None:
-                raise NotFound("user not found")
-            self._revoke_all_refresh_tokens(conn, user_id)
-        return _status(row)
+        return self._void_sessions(user_id, deleting=True)
 
     def logout_everywhere(self, user_id: UUID) -> UserStatus:
+        return self._void_sessions(user_id, deleting=False)
+
+    def _void_sessions(self, user_id: UUID, *, deleting: bool) -> UserStatus:
+        """Every access token issued so far void, every refresh token revoked (and the user marked
+        deleted), in one transaction."""
+        status_change = "status = 'deleted', " if deleting else ""
         with writer().connection() as conn, conn.transaction():
             row = conn.execute(
-                f"""UPDATE users SET tokens_valid_after = now(), updated_at = now() WHERE id = %s
-                    RETURNING {_STATUS_COLUMNS}""",
+                f"""UPDATE users SET {status_change}tokens_valid_after = now(), updated_at = now()
+                    WHERE id = %s RETURNING {_STATUS_COLUMNS}""",
                 (user_id,),
             ).fetchone()
             if row is None:
