@@ -26,7 +26,7 @@ def build_test_catalog() -> GatewayCatalog:
         Function(
             "signer",
             "handler.handler",
-            "same code as echo, may read the key",
+            "same code as echo (signer/handler.py links to it), may read the key",
             needs=frozenset({Need.JWT_SIGN}),
         ),
         Function("boom", "handler.handler", "raises"),

@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from chatflow.auth.keys import generate_es256_pem_pair
 from chatflow.auth.tokens import (
     TokenSigner,
     TokenVerifier,
@@ -28,15 +29,9 @@ ISS, AUD = "chatflow", "chatflow-clients"
 
 
 def _keypair() -> tuple[str, str, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
+    private, public = generate_es256_pem_pair()
+    key = serialization.load_pem_private_key(private.encode(), password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
     return private, public, key
 
 
