@@ -233,20 +233,7 @@ class ObservabilityStack(Stack):
 
     def _latency(self, slo: LatencySlo) -> None:
         metric = self._metric(slo.metric, slo.percentile, Duration.minutes(5))
-        alarm = cw.Alarm(
-            self,
-            pascal(slo.name),
-            alarm_name=f"{self.config.prefix}-slo-{slo.name}",
-            alarm_description=f"SLO {slo.name}: {slo.description}",
-            metric=metric,
-            threshold=slo.threshold_ms,
-            comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=slo.periods,
-            datapoints_to_alarm=slo.breaching,
-            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-        )
-        alarm.add_alarm_action(self.action)
-        self.alarms[slo.name].append(alarm)
+        self._above_alarm(slo, slo.name, metric, slo.threshold_ms)
         self.dashboard.add_widgets(
             cw.GraphWidget(
                 title=f"{slo.name}: {slo.percentile} (ms)",
@@ -255,6 +242,25 @@ class ObservabilityStack(Stack):
                 width=24,
             )
         )
+
+    def _above_alarm(
+        self, slo: LatencySlo | ThresholdSlo, name: str, metric: cw.IMetric, threshold: float
+    ) -> None:
+        """An SLO alarm: ``slo.breaching`` of ``slo.periods`` datapoints above ``threshold``."""
+        alarm = cw.Alarm(
+            self,
+            pascal(name),
+            alarm_name=f"{self.config.prefix}-slo-{name}",
+            alarm_description=f"SLO {name}: {slo.description}",
+            metric=metric,
+            threshold=threshold,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=slo.periods,
+            datapoints_to_alarm=slo.breaching,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(self.action)
+        self.alarms[slo.name].append(alarm)
 
     def _threshold(self, slo: ThresholdSlo) -> None:
         targets: dict[str, dict[str, str]] = {"": {}}
@@ -266,20 +272,7 @@ class ObservabilityStack(Stack):
         for label, dims in targets.items():
             metric = self._metric(slo.metric, slo.statistic, Duration.seconds(slo.period_s), **dims)
             suffix = f"-{label.replace(':', '-')}" if label else ""
-            alarm = cw.Alarm(
-                self,
-                pascal(f"{slo.name}{suffix}"),
-                alarm_name=f"{self.config.prefix}-slo-{slo.name}{suffix}",
-                alarm_description=f"SLO {slo.name}{suffix}: {slo.description}",
-                metric=metric,
-                threshold=slo.threshold,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=slo.periods,
-                datapoints_to_alarm=slo.breaching,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-            )
-            alarm.add_alarm_action(self.action)
-            self.alarms[slo.name].append(alarm)
+            self._above_alarm(slo, f"{slo.name}{suffix}", metric, slo.threshold)
             metrics.append(metric)
         self.dashboard.add_widgets(
             cw.GraphWidget(
