@@ -36,6 +36,7 @@ log = logging.getLogger("local_stack.http")
 
 #: API Gateway HTTP API payload limit (10 MB).
 MAX_HTTP_PAYLOAD_BYTES = 10 * 1024 * 1024
+_HEADER_BREAKERS = re.compile(r"[\r\n\x00]")
 
 
 @dataclass(frozen=True)
@@ -207,31 +208,45 @@ class HttpApi:
     def _to_response(self, result: Any, cors: dict[str, str]) -> web.Response:
         if isinstance(result, dict) and "statusCode" in result:
             try:
-                status = int(result["statusCode"])
-            except (TypeError, ValueError):
+                return self._integration_response(result, cors)
+            except (TypeError, ValueError, AttributeError) as exc:  # binascii.Error is a ValueError
+                # API Gateway: "Malformed Lambda proxy response" -> its own 500.
+                log.error("malformed integration response: %s", exc)
                 return _status_body(500, "Internal Server Error", cors)
-            raw_body = result.get("body")
-            data: bytes
-            if raw_body is None:
-                data = b""
-            elif result.get("isBase64Encoded"):
-                data = base64.b64decode(str(raw_body))
-            else:
-                data = (raw_body if isinstance(raw_body, str) else json.dumps(raw_body)).encode()
-            response = web.Response(status=status, body=data)
-            for key, value in (result.get("headers") or {}).items():
-                response.headers[str(key)] = str(value)
-            for key, values in (result.get("multiValueHeaders") or {}).items():
-                for value in values:
-                    response.headers.add(str(key), str(value))
-            for cookie in result.get("cookies") or []:
-                response.headers.add("Set-Cookie", str(cookie))
-            if "Content-Type" not in response.headers and data:
-                response.headers["Content-Type"] = "application/json"
-            # API Gateway's CORS configuration overrides the integration's CORS headers.
-            response.headers.update(cors)
-            return response
         payload = result if isinstance(result, str) else json.dumps(result)
         return web.Response(
             status=200, body=payload.encode(), headers={"Content-Type": "application/json", **cors}
         )
+
+    @staticmethod
+    def _integration_response(result: dict[str, Any], cors: dict[str, str]) -> web.Response:
+        """Payload 2.0 answer -> HTTP response; ValueError/TypeError when it is malformed."""
+        status = int(result["statusCode"])
+        if not 100 <= status <= 599:
+            raise ValueError(f"statusCode {status}")
+        raw_body = result.get("body")
+        data: bytes
+        if raw_body is None:
+            data = b""
+        elif result.get("isBase64Encoded"):
+            data = base64.b64decode(str(raw_body), validate=True)
+        else:
+            data = (raw_body if isinstance(raw_body, str) else json.dumps(raw_body)).encode()
+        response = web.Response(status=status, body=data)
+        single = [(str(k), str(v)) for k, v in (result.get("headers") or {}).items()]
+        multi = [
+            (str(k), str(v)) for k, values in (result.get("multiValueHeaders") or {}).items() for v in values
+        ]
+        multi += [("Set-Cookie", str(cookie)) for cookie in result.get("cookies") or []]
+        for key, value in single + multi:
+            if _HEADER_BREAKERS.search(key) or _HEADER_BREAKERS.search(value):
+                raise ValueError(f"control character in header {key!r}")
+        for key, value in single:
+            response.headers[key] = value
+        for key, value in multi:
+            response.headers.add(key, value)
+        if "Content-Type" not in response.headers and data:
+            response.headers["Content-Type"] = "application/json"
+        # API Gateway's CORS configuration overrides the integration's CORS headers.
+        response.headers.update(cors)
+        return response

@@ -295,3 +295,15 @@ def test_workers_outlive_a_ctrl_c_so_the_gateway_can_stop_in_order(
     assert again["pid"] == first["pid"]
     with recorder.lock:
         assert not any("KeyboardInterrupt" in line for _, line in recorder.logs)
+
+
+@pytest.mark.parametrize("kind", ["base64", "status", "status-text", "header"])
+def test_an_integration_answer_api_gateway_cannot_use_is_its_json_500(
+    gateway: RunningGateway, kind: str
+) -> None:
+    # API Gateway answers a malformed integration response with its own 500 JSON body (aiohttp's
+    # plain-text 500 page, or a response-splitting header, would not be what clients see there).
+    status, headers, body = request(gateway, "GET", "/items/special", params={"malformed": kind})
+    assert status == 500
+    assert json.loads(body) == {"message": "Internal Server Error"}
+    assert "Injected" not in headers

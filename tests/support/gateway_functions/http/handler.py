@@ -1,10 +1,18 @@
-"""Test HTTP integration: reflects the 2.0 event; /boom raises; /binary answers bytes."""
+"""Test HTTP integration: reflects the 2.0 event; /boom raises; /binary answers bytes;
+``?malformed=<kind>`` answers a response API Gateway cannot use."""
 
 from __future__ import annotations
 
 import base64
 import json
 from typing import Any
+
+MALFORMED: dict[str, dict[str, Any]] = {
+    "base64": {"statusCode": 200, "body": "not base64!", "isBase64Encoded": True},
+    "status": {"statusCode": 99, "body": "{}"},
+    "status-text": {"statusCode": "two hundred", "body": "{}"},
+    "header": {"statusCode": 200, "headers": {"x-bad": "a\r\nInjected: yes"}, "body": "{}"},
+}
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -17,6 +25,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "body": base64.b64encode(b"\x00\x01\xff").decode(),
             "isBase64Encoded": True,
         }
+    malformed = (event.get("queryStringParameters") or {}).get("malformed")
+    if malformed is not None:
+        return MALFORMED[malformed]
     if event["rawPath"] == "/plain":
         return {"hello": "world"}  # no statusCode: API Gateway makes it a 200 JSON answer
     reflected = {
