@@ -114,7 +114,7 @@ def select_route(body: str | bytes, expression: str, route_keys: set[str]) -> st
         return "$default"
     try:
         value: Any = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json can parse
         return "$default"
     for part in expression.removeprefix("$request.body.").split("."):
         if not isinstance(value, dict) or part not in value:

@@ -160,11 +160,12 @@ def test_route_selection_default_and_binary(gateway: RunningGateway) -> None:
                 await _ask(ws, {"no": "action"}),
                 await _ask(ws, b"\x00\x01"),
                 await _ask(ws, {"action": "$connect"}),  # reserved keys are never selected by body
+                await _ask(ws, "[" * 20_000),  # nested past json's recursion limit: still no JSON route
             ]
 
     answers = run(scenario())
     assert all(a["code"] == "unknown_action" for a in answers)
-    assert [a["binary"] for a in answers] == [False, False, False, True, False]
+    assert [a["binary"] for a in answers] == [False, False, False, True, False, False]
 
 
 def test_route_without_route_response_sends_nothing_back(gateway: RunningGateway) -> None:
