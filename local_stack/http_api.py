@@ -165,7 +165,10 @@ class HttpApi:
         if matched is None:
             return _status_body(404, "Not Found", cors)
         route, path_params = matched
-        body = await request.read()
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _status_body(413, "Request Entity Too Large", cors)
         facts = ev.HttpRequestFacts(
             method=method,
             raw_path=raw_path,

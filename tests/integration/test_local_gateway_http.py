@@ -307,3 +307,14 @@ def test_an_integration_answer_api_gateway_cannot_use_is_its_json_500(
     assert status == 500
     assert json.loads(body) == {"message": "Internal Server Error"}
     assert "Injected" not in headers
+
+
+def test_a_body_over_10_mb_is_api_gateways_json_413(gateway: RunningGateway, recorder: Recorder) -> None:
+    before = len(recorder.events)
+    status, headers, body = request(
+        gateway, "POST", "/items", data=b"x" * (10 * 1024 * 1024 + 1), headers={"Origin": "http://a.example"}
+    )
+    assert status == 413
+    assert json.loads(body) == {"message": "Request Entity Too Large"}
+    assert headers["Access-Control-Allow-Origin"] == "*"
+    assert len(recorder.events) == before  # the function was never called
