@@ -16,7 +16,7 @@ import threading
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 from chatflow.errors import InvalidInput, Unavailable
@@ -97,15 +97,17 @@ class SqsFanoutQueue:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    import boto3
+                    # botocore directly (boto3 adds only import time on top of the same client).
+                    import botocore.session
                     from botocore.config import Config
 
-                    self._client = boto3.session.Session().client(
+                    client = botocore.session.get_session().create_client(
                         "sqs",
                         region_name=self._settings.aws_region,
                         endpoint_url=self._settings.aws_endpoint_url,
                         config=Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard"}),
                     )
+                    self._client = cast("SQSClient", client)
         return self._client
 
     def enqueue(

@@ -8,10 +8,14 @@ frame handler refuses the banned user through ``ensure_active``.
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from chatflow.domain.users import UserService
 from chatflow.ports import SessionTerminator
 from chatflow.settings import get_settings
+
+if TYPE_CHECKING:
+    from chatflow.auth.tokens import TokenSigner
 
 _lock = threading.Lock()
 _service: UserService | None = None
@@ -24,6 +28,14 @@ def _flush_outbox() -> object:
     return flush_after_commit()
 
 
+def _signer() -> TokenSigner:
+    # Imported when a token is first issued: pyjwt + cryptography cost ~0.05 s of imports, and
+    # the functions that only call ensure_active (ws_connect, ws_messages) never sign anything.
+    from chatflow.auth.tokens import get_signer
+
+    return get_signer()
+
+
 def get_user_service() -> UserService:
     global _service
     if _service is None:
@@ -31,13 +43,12 @@ def get_user_service() -> UserService:
             if _service is None:
                 from chatflow.adapters.postgres.users_repo import PostgresUserRepository
                 from chatflow.adapters.redis_user_status import RedisLoginThrottle, RedisUserStatusCache
-                from chatflow.auth.tokens import get_signer
 
                 settings = get_settings()
                 _service = UserService(
                     PostgresUserRepository(),
                     RedisUserStatusCache(),
-                    get_signer,
+                    _signer,
                     refresh_ttl_s=settings.refresh_token_ttl_s,
                     oidc_issuer=settings.oidc_issuer,
                     session_terminator=_terminator,
