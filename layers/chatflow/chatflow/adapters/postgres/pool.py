@@ -7,6 +7,8 @@ reader endpoint through RDS Proxy), which is the same code with another DSN.
 from __future__ import annotations
 
 import threading
+import time
+import weakref
 from collections.abc import Callable
 
 from psycopg import Connection
@@ -17,6 +19,27 @@ from chatflow.settings import Settings, get_settings
 
 _lock = threading.Lock()
 _pools: dict[str, ConnectionPool[Connection[DictRow]]] = {}
+
+#: A connection back in the pool for less than this is handed out without the "is it alive?"
+#: round trip (psycopg_pool's check_connection: one empty query per checkout). Connections that
+#: sat longer -- a Lambda frozen between invocations, a proxy that may have dropped them -- are
+#: still checked (and replaced when dead). Saves one round trip per checkout in a busy container.
+CHECK_IDLE_AFTER_S = 30.0
+_returned_at: weakref.WeakKeyDictionary[Connection[DictRow], float] = weakref.WeakKeyDictionary()
+
+
+def _note_returned(conn: Connection[DictRow]) -> None:
+    """psycopg_pool ``reset`` hook: runs when a connection goes back to the pool."""
+    _returned_at[conn] = time.time()
+
+
+def _check_if_idle(conn: Connection[DictRow]) -> None:
+    """psycopg_pool ``check`` hook: ping only connections that sat idle (see CHECK_IDLE_AFTER_S)."""
+    returned = _returned_at.get(conn)
+    if returned is not None and 0 <= time.time() - returned < CHECK_IDLE_AFTER_S:
+        return
+    ConnectionPool.check_connection(conn)
+
 
 #: Cloud hook: returns the DSN to use (e.g. built from a Secrets Manager secret or with an RDS
 #: IAM token). None means use the settings' URL as is.
@@ -57,7 +80,8 @@ def _open(role: str, settings: Settings) -> ConnectionPool[Connection[DictRow]]:
         connection_class=Connection[DictRow],
         timeout=settings.db_connect_timeout_s,
         max_idle=300,
-        check=ConnectionPool.check_connection,
+        check=_check_if_idle,
+        reset=_note_returned,
         name=f"chatflow-{role}",
         open=False,
     )
