@@ -1,6 +1,6 @@
-"""ConnectionNotifier over the API Gateway Management API (boto3 ``apigatewaymanagementapi``).
+"""ConnectionNotifier over the API Gateway Management API (botocore ``apigatewaymanagementapi`` client).
 
-Fan-out is concurrent: one boto3 client (thread-safe, its HTTP pool sized to the workers, so
+Fan-out is concurrent: one botocore client (thread-safe, its HTTP pool sized to the workers, so
 connections are reused) and a bounded ThreadPoolExecutor (``settings.fanout_max_workers``).
 Concurrency pays against real network latency (~20 ms in-region); on loopback botocore's ~0.8
 ms of CPU per call is the bound (docs/performance.md).

@@ -155,7 +155,7 @@ def build_service(
 
 
 def prime(*, chat: bool = True) -> None:
-    """Init-phase warm-up: build the realtime service, the boto3 client OBJECT and (``chat``)
+    """Init-phase warm-up: build the realtime service, the botocore client OBJECT and (``chat``)
     ROOMS' and IDENTITY's services -- imports and object graphs only, no network I/O (pools and
     sockets open on first use), so nothing needs re-opening after a SnapStart restore.
     Failures are left to the first invocation to report."""
