@@ -239,6 +239,14 @@ class FunctionPool:
                 await self._discard(worker)
                 self.stats.errors += 1
                 raise FunctionError(self.fn.name, "Runtime.ExitError", str(exc)) from None
+            except asyncio.CancelledError:
+                # The caller gave up (e.g. a handshake timeout, shutdown): the invocation is
+                # abandoned mid-way and its late answer would be read by the next invoke -- reset
+                # this sandbox instead of leaking it outside the pool (neither idle nor discarded).
+                self._all.discard(worker)
+                with contextlib.suppress(ProcessLookupError):
+                    worker.proc.kill()
+                raise
             finally:
                 self.stats.duration_ms_total += (time.perf_counter() - started) * 1000
             if answer is None:  # the process died mid-invoke (e.g. os._exit, segfault)

@@ -58,6 +58,9 @@ class WsLimits:
     max_lifetime_s: float = 2 * 3600
     max_frame_bytes: int = MAX_FRAME_BYTES
     max_message_bytes: int = MAX_MESSAGE_BYTES
+    #: The opening handshake may take the $connect authorizer and the $connect integration, each
+    #: up to API Gateway's 29 s integration timeout (websockets' own default, 10 s, is shorter).
+    handshake_timeout_s: float = 2 * 29 + 2
 
 
 @dataclass
@@ -172,6 +175,7 @@ class WebSocketApi:
             process_request=self._process_request,
             select_subprotocol=self._select_subprotocol,
             max_size=(self.limits.max_message_bytes, self.limits.max_frame_bytes),
+            open_timeout=self.limits.handshake_timeout_s,
             ping_interval=None,  # API Gateway answers pings but never sends them
             compression=None,  # API Gateway does not negotiate permessage-deflate
             server_header=None,

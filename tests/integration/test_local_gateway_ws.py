@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.parser.models import (
 )
 from botocore.config import Config
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from local_stack.gateway import GatewayConfig, RunningGateway, running_gateway
 from local_stack.websocket_api import WsLimits
@@ -308,6 +308,38 @@ def test_idle_and_lifetime_limits_close_with_1001() -> None:
         assert code == 1001
         assert answers > 3  # it outlived several idle periods before the lifetime ended it
         assert log.wait_for("$disconnect", cid)["requestContext"]["disconnectReason"] == "Going away"
+
+
+def test_handshake_timeout_covers_api_gateways_integration_timeouts_and_is_enforced() -> None:
+    # API Gateway waits up to 29 s for the $connect authorizer and again for $connect itself;
+    # websockets' default handshake timeout (10 s) failed slower (cold, locally) connects. When
+    # the limit does strike, the abandoned invocation must not leak its worker.
+    assert WsLimits().handshake_timeout_s >= 2 * 29
+    log = EventLog()
+    config = GatewayConfig(
+        env={"PATH": "/usr/bin:/bin"},
+        catalog=build_test_catalog(),
+        limits=WsLimits(handshake_timeout_s=0.5),
+        with_eventbridge=False,
+        on_event=log,
+    )
+    token = f"allow-late-{os.urandom(4).hex()}"
+
+    async def too_slow(gw: RunningGateway) -> None:
+        with pytest.raises(InvalidHandshake):  # the server drops the unfinished handshake
+            async with await _open(gw, f"token={token}&sleep=1.5", open_timeout=20):
+                pass
+
+    with running_gateway(config) as gw:
+        run(too_slow(gw))
+        _connect_event_with_token(log, token)
+        ws_api, runtime = gw.gateway.ws, gw.gateway.runtime
+        assert ws_api is not None
+        assert runtime is not None
+        assert ws_api._pending == {}
+        # The abandoned $connect invocation's worker is reset, not leaked beside the pool.
+        pool = runtime.pool("connect")
+        assert set(pool._all) == set(pool._idle)
 
 
 def _mgmt(gateway: RunningGateway) -> Any:
