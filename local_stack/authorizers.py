@@ -26,6 +26,9 @@ log = logging.getLogger("local_stack.authorizer")
 
 #: API Gateway's limit on an authorizer's answer.
 MAX_AUTHORIZER_RESULT_BYTES = 8 * 1024
+#: Cached answers kept per authorizer; beyond it expired ones go, then the oldest (a miss only
+#: costs one more authorizer call), so a long session with many tokens stays small.
+MAX_CACHED_ANSWERS = 1024
 
 
 @dataclass(frozen=True)
@@ -146,8 +149,18 @@ class AuthorizerRunner:
                 log.warning("authorizer %s failed: %s", self.authorizer.name, exc)
                 return AuthorizerDecision(500)
             if ttl > 0:
-                self._cache[key] = (time.monotonic() + ttl, result)
+                self._remember(key, result, ttl)
         return self._evaluate(result, resource_arn)
+
+    def _remember(self, key: tuple[str, ...], result: Any, ttl: int) -> None:
+        now = time.monotonic()
+        self._cache.pop(key, None)  # re-inserted last: the dict's order is the expiry order
+        if len(self._cache) >= MAX_CACHED_ANSWERS:
+            for stale in [k for k, (expires, _) in self._cache.items() if expires <= now]:
+                del self._cache[stale]
+            while len(self._cache) >= MAX_CACHED_ANSWERS:
+                del self._cache[next(iter(self._cache))]
+        self._cache[key] = (now + ttl, result)
 
     def _evaluate(self, result: Any, resource_arn: str) -> AuthorizerDecision:
         if not isinstance(result, dict) or len(json.dumps(result)) > MAX_AUTHORIZER_RESULT_BYTES:

@@ -145,3 +145,33 @@ def test_event_builders_parse_with_powertools_models() -> None:
     assert parsed.queryStringParameters == {"a": "1,2"}
     assert parsed.body == '{"x": 1}'
     assert parsed.isBase64Encoded is False
+
+
+def test_http_authorizer_cache_drops_expired_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every distinct token adds a cache entry; a long `make dev` session (or a load benchmark)
+    # must not keep every answer of the last hours in memory.
+    import asyncio
+    import time
+
+    from infra.catalog import Authorizer
+    from local_stack import authorizers
+
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])  # nothing here sleeps on the loop
+
+    async def allow(function: str, event: dict[str, object]) -> object:
+        return {"isAuthorized": True, "context": {}}
+
+    runner = authorizers.AuthorizerRunner(
+        Authorizer("a", "authz", ("$request.header.Authorization",), cache_ttl_s=300), allow, kind="http"
+    )
+
+    async def decide_many(prefix: str, count: int) -> None:
+        for i in range(count):
+            assert (await runner.decide([f"{prefix}{i}"], {}, "arn")).allowed
+
+    asyncio.run(decide_many("old-", 2 * authorizers.MAX_CACHED_ANSWERS))
+    assert len(runner._cache) <= authorizers.MAX_CACHED_ANSWERS + 1
+    now[0] += 301  # every answer so far expired
+    asyncio.run(decide_many("new-", authorizers.MAX_CACHED_ANSWERS + 1))
+    assert all(key[0].startswith("new-") for key in runner._cache)
