@@ -8,7 +8,7 @@
   (throttling, network). Retryable failures are retried with exponential backoff and full
   jitter; what still fails is returned by :meth:`EventBridgePublisher.send` (the outbox relay
   records it per row) or raised by :meth:`EventBridgePublisher.publish`.
-* The boto3 client is created on first use (cold start) with botocore's own retries off (we
+* The botocore client is created on first use (cold start) with botocore's own retries off (we
   retry per entry, which botocore cannot) and short timeouts; ``settings.events_endpoint_url``
   points it at the local emulator.
 """
@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 from chatflow.errors import Unavailable
@@ -73,11 +73,13 @@ class PublishFailed(Unavailable):
 
 
 def make_events_client(settings: Settings | None = None) -> EventBridgeClient:
-    import boto3
+    # botocore directly: boto3 would only add its session layer and s3transfer (~15-20 ms of
+    # imports at cold start, docs/performance.md) on top of the very same botocore client.
+    import botocore.session
     from botocore.config import Config
 
     settings = settings or get_settings()
-    return boto3.client(
+    client = botocore.session.get_session().create_client(
         "events",
         region_name=settings.aws_region,
         endpoint_url=settings.events_endpoint_url or settings.aws_endpoint_url,
@@ -87,6 +89,7 @@ def make_events_client(settings: Settings | None = None) -> EventBridgeClient:
             retries={"total_max_attempts": 1, "mode": "standard"},
         ),
     )
+    return cast("EventBridgeClient", client)
 
 
 class EventBridgePublisher:
