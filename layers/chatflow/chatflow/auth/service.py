@@ -8,7 +8,7 @@ frame handler refuses the banned user through ``ensure_active``.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from chatflow.domain.users import UserService
 from chatflow.ports import SessionTerminator
@@ -16,6 +16,7 @@ from chatflow.settings import get_settings
 
 if TYPE_CHECKING:
     from chatflow.auth.tokens import TokenSigner
+    from chatflow.ports import UserRepository
 
 _lock = threading.Lock()
 _service: UserService | None = None
@@ -36,17 +37,32 @@ def _signer() -> TokenSigner:
     return get_signer()
 
 
+class _PostgresUsersOnFirstUse:
+    """``PostgresUserRepository``, imported and built on first use: ensure_active's warm path
+    (the Redis status cache) then never loads psycopg -- ~0.1 s of $connect's cold start
+    (docs/performance.md, "Cold start"); a cache miss or any write pays it as before."""
+
+    def __init__(self) -> None:
+        self._repo: UserRepository | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._repo is None:
+            from chatflow.adapters.postgres.users_repo import PostgresUserRepository
+
+            self._repo = PostgresUserRepository()
+        return getattr(self._repo, name)
+
+
 def get_user_service() -> UserService:
     global _service
     if _service is None:
         with _lock:
             if _service is None:
-                from chatflow.adapters.postgres.users_repo import PostgresUserRepository
                 from chatflow.adapters.redis_user_status import RedisLoginThrottle, RedisUserStatusCache
 
                 settings = get_settings()
                 _service = UserService(
-                    PostgresUserRepository(),
+                    cast("UserRepository", _PostgresUsersOnFirstUse()),
                     RedisUserStatusCache(),
                     _signer,
                     refresh_ttl_s=settings.refresh_token_ttl_s,
