@@ -78,6 +78,14 @@ def test_body_object_errors() -> None:
     assert protocol.body_object(ev('{"action": "ping"}')) == {"action": "ping"}
 
 
+def test_deeply_nested_json_is_a_client_error_not_a_crash() -> None:
+    # 50k nested arrays fit in a frame but exceed the JSON parser's recursion limit.
+    event = {"body": "[" * 50_000 + "]" * 50_000, "requestContext": {"connectionId": "c="}}
+    with pytest.raises(InvalidInput) as info:
+        protocol.body_object(event)
+    assert info.value.code == "invalid_json"
+
+
 def test_identity_requires_a_well_formed_authorizer_context() -> None:
     with pytest.raises(Unauthorized):
         protocol.identity({"requestContext": {}})

@@ -100,7 +100,7 @@ def body_object(event: dict[str, Any]) -> dict[str, Any]:
         )
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting beyond the parser's depth
         raise InvalidInput("frame is not valid JSON", code="invalid_json") from None
     if not isinstance(value, dict):
         raise InvalidInput("frame must be a JSON object", code="invalid_json")
