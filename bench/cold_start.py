@@ -66,8 +66,8 @@ BASELINE = "baseline"
 
 # --- aims (docs/performance.md, issue #2 "Performance") ----------------------------------------
 
-#: Needs that make a function talk to AWS through boto3 (IAM-token Postgres and *_SECRET_ARN
-#: secrets only exist in the cloud; locally they are off, as in most deployments' hot path).
+#: Needs that make a function talk to AWS through the AWS SDK (botocore; the issue's aims say
+#: "boto3"). IAM-token Postgres and *_SECRET_ARN secrets only exist in the cloud and are off here.
 BOTO3_NEEDS = frozenset(
     {Need.MANAGE_CONNECTIONS, Need.PUT_EVENTS, Need.FANOUT_QUEUE, Need.NOTIFY_TOPIC, Need.JWT_KEYGEN}
 )
@@ -124,7 +124,9 @@ _JWT = frozenset({Need.JWT_SIGN, Need.JWT_VERIFY})
 #: Display name -> what to look for. A watched module present after the first invocation that
 #: its function's catalog needs do not justify is flagged (``allowed(fn, tracing)`` is False).
 WATCH: dict[str, Watched] = {
-    "boto3": Watched("boto3", "an AWS need", lambda f, t: bool(f.needs & BOTO3_NEEDS)),
+    # AWS clients are built with botocore directly (boto3 only adds its session layer and
+    # s3transfer); boto3 remains for migrate's jwt-keys action and cloud-only helpers.
+    "boto3": Watched("boto3", "jwt_keygen (migrate)", lambda f, t: Need.JWT_KEYGEN in f.needs),
     "botocore": Watched("botocore.session", "an AWS need", lambda f, t: bool(f.needs & BOTO3_NEEDS)),
     "psycopg": Watched("psycopg", "postgres", lambda f, t: Need.POSTGRES in f.needs),
     "psycopg_pool": Watched("psycopg_pool", "postgres", lambda f, t: Need.POSTGRES in f.needs),
@@ -677,6 +679,7 @@ class World:
                     "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_mb if fn else 512),
                     "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
                     "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
+                    "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start" if fn and fn.snapstart else "on-demand",
                     "_X_AMZN_TRACE_ID": f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};"
                     f"Parent={secrets.token_hex(8)};Sampled=1",
                     "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{self.xray_port}",
