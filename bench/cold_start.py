@@ -59,6 +59,8 @@ if str(ROOT) not in sys.path:
 from infra.catalog import FUNCTIONS, Function, Need  # noqa: E402
 
 CHILD = Path(__file__).resolve().parent / "_cold_child.py"
+#: ``--pycache none``: children read and write no bytecode (a prefix directory that stays empty).
+NO_BYTECODE = "<none>"
 SAMPLES = ROOT / "events" / "samples"
 ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -666,7 +668,11 @@ class World:
         for name in ("POWERTOOLS_TRACE_DISABLED", "POWERTOOLS_METRICS_DISABLED", "POWERTOOLS_LOG_LEVEL"):
             env.pop(name, None)
         env["POWERTOOLS_LOG_LEVEL"] = "INFO"
-        if pycache is not None:
+        if pycache == NO_BYTECODE:
+            # As in a layer shipped without .pyc on a read-only /opt: every import compiles.
+            env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "chatflow-bench-no-bytecode")
+            env["PYTHONDONTWRITEBYTECODE"] = "1"
+        elif pycache is not None:
             env["PYTHONPYCACHEPREFIX"] = pycache
             env.pop("PYTHONDONTWRITEBYTECODE", None)
         name = fn.name if fn else BASELINE
@@ -935,6 +941,8 @@ def run_bench(
         cache: str | None = None
         if pycache == "temp":
             cache = str(workdir / "pycache")
+        elif pycache == "none":
+            cache = NO_BYTECODE
         elif pycache:
             cache = pycache
         world = stack.enter_context(World(tracing))
@@ -1010,7 +1018,7 @@ def main(argv: list[str] | None = None) -> int:
         "--pycache",
         default="temp",
         help="bytecode cache dir (PYTHONPYCACHEPREFIX); 'temp' = a private one removed at the end, "
-        "'' = the interpreter's default",
+        "'' = the interpreter's default, 'none' = no bytecode at all (every import compiles)",
     )
     parser.add_argument("--json", dest="json_path", help="also write raw results as JSON here")
     parser.add_argument("--profile", metavar="FUNCTION", help="afterwards, cProfile one more cold start")
