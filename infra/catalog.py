@@ -149,12 +149,16 @@ FUNCTIONS: tuple[Function, ...] = (
         "handler.handler",
         "$connect: ban check, connection limit, registry, presence online",
         needs=_DB_REDIS | _WS | {Need.PUT_EVENTS},
+        # Users wait on the handshake: SnapStart takes imports and wiring off the cold path.
+        snapstart=True,
     ),
     Function(
         "ws_disconnect",
         "handler.handler",
         "$disconnect: unregister, presence offline",
         needs=_DB_REDIS | _WS | {Need.PUT_EVENTS},
+        # Presence "offline" should not wait on imports: SnapStart takes them off the cold path.
+        snapstart=True,
     ),
     Function(
         "ws_default",

@@ -15,13 +15,16 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+import chatflow.snapstart  # noqa: F401 -- SnapStart hooks: close pools/Redis before the snapshot
 from chatflow.domain.users import ensure_active
 from chatflow.errors import ChatflowError, LimitExceeded
 from chatflow.ws import protocol
-from chatflow.ws.wiring import realtime
+from chatflow.ws.wiring import prime, realtime
 
 logger = Logger()
 metrics = Metrics()
+# Imports and object graphs at init (no network): inside the SnapStart snapshot.
+prime(chat=True)
 
 
 def _refuse(status: int, code: str) -> dict[str, Any]:
