@@ -24,5 +24,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     except ChatflowError as exc:
         logger.info("invalid frame", extra={"code": exc.code})
         return protocol.error_reply(exc)
-    logger.info("unknown action", extra={"action": str(frame.get("action"))[:64]})
+    logger.info("unknown action", extra={"action": protocol.client_text(frame.get("action"))})
     return protocol.unknown_action_reply(frame)

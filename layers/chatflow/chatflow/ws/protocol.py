@@ -107,12 +107,27 @@ def body_object(event: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+def _is_utf8(text: str) -> bool:
+    """False for strings holding lone surrogates (JSON allows ``"\\ud800"``; UTF-8 does not)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def client_text(value: object, limit: int = 64) -> str:
+    """A client-supplied value made safe to echo in a frame or a log line: shortened, and lone
+    surrogates replaced (a reply or log line holding one cannot be encoded as UTF-8)."""
+    return str(value)[:limit].encode("utf-8", "replace").decode()
+
+
 def request_id_of(frame: dict[str, Any] | None) -> str | None:
-    """The client's optional ``requestId`` (echoed back), when it is a short string."""
+    """The client's optional ``requestId`` (echoed back), when it is a short UTF-8 string."""
     if not frame:
         return None
     rid = frame.get("requestId")
-    if isinstance(rid, str) and 0 < len(rid) <= MAX_REQUEST_ID_CHARS:
+    if isinstance(rid, str) and 0 < len(rid) <= MAX_REQUEST_ID_CHARS and _is_utf8(rid):
         return rid
     return None
 
@@ -123,12 +138,12 @@ def unknown_action_reply(frame: dict[str, Any] | None) -> dict[str, Any]:
     if action is None:
         message = f"frame has no 'action'; valid actions: {valid}"
     else:
-        message = f"unknown action {str(action)[:64]!r}; valid actions: {valid}"
+        message = f"unknown action {client_text(action)!r}; valid actions: {valid}"
     return reply(
         error_frame(
             "unknown_action",
             message,
-            action=str(action)[:64] if isinstance(action, str) else None,
+            action=client_text(action) if isinstance(action, str) else None,
             request_id=request_id_of(frame),
             validActions=list(ACTIONS),
         )
