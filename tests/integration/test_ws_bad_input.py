@@ -195,6 +195,7 @@ def test_frames_without_a_usable_action_on_every_route(
 @pytest.mark.parametrize(
     ("frame", "code"),
     [
+        ({"action": "resume", "sinceSeq": 10**6}, "seq_beyond_last"),
         ({"action": "editMessage", "seq": 2**62, "body": "x"}, "message_not_found"),
         ({"action": "deleteMessage", "seq": 2**62}, "message_not_found"),
         ({"action": "editMessage", "seq": 2**62 + 1, "body": "x"}, "invalid_frame"),
@@ -208,3 +209,5 @@ def test_sequences_beyond_the_room(
     reply = ws.send(cid, {**frame, "roomId": str(room_id)})
     assert reply["type"] == "error"
     assert reply["code"] == code
+    if code == "seq_beyond_last":
+        assert reply["lastSeq"] == 0  # where to resume from instead

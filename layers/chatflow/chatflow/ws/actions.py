@@ -17,7 +17,7 @@ from uuid import UUID
 from chatflow.domain import messages, rooms
 from chatflow.domain.identity import Identity
 from chatflow.domain.realtime import RateKind, RealtimeService
-from chatflow.errors import NotFound
+from chatflow.errors import InvalidInput, NotFound
 from chatflow.settings import get_settings
 from chatflow.ws import frames
 from chatflow.ws.protocol import MAX_MESSAGE_BYTES
@@ -130,6 +130,15 @@ def resume(c: Caller, f: frames.Resume) -> Reply:
     settings = get_settings()
     limit = min(f.limit or DEFAULT_RESUME_LIMIT, settings.history_page_max)
     page = messages.history(c.identity, f.room_id, after=f.since_seq, limit=limit)
+    if f.since_seq > page.last_seq:
+        # The client claims messages the room never had (another room's seq, a restored
+        # database): answering ``nextSinceSeq = sinceSeq`` would make it skip every message
+        # up to that number. Tell it where the room is instead.
+        raise InvalidInput(
+            f"sinceSeq {f.since_seq} is beyond the room's last message ({page.last_seq})",
+            code="seq_beyond_last",
+            lastSeq=page.last_seq,
+        )
     items: list[dict[str, Any]] = []
     size = 0
     for message in page.messages:
