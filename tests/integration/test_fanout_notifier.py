@@ -131,3 +131,36 @@ def test_close_connections_counts_the_open_ones(
     backend.mark_gone(closed_already)
     assert notifier.close_connections([*open_ids, closed_already]) == 3
     assert all(backend.closed_by_api(c) for c in open_ids)
+
+
+class InFlightBackend(RecordingBackend):
+    """Counts posts being served at the same time (each one takes a little while, like AWS)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = 0
+        self.peak = 0
+
+    async def post(self, connection_id: str, data: bytes) -> None:
+        import asyncio
+
+        self.in_flight += 1  # one event loop: no lock needed
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            await asyncio.sleep(0.01)
+            await super().post(connection_id, data)
+        finally:
+            self.in_flight -= 1
+
+
+def test_fan_out_is_concurrent_but_bounded_by_the_worker_count(chatflow_env: dict[str, str]) -> None:
+    backend = InFlightBackend()
+    with running_management_api(backend) as running:
+        notifier = ApiGatewayNotifier(get_settings(), endpoint_url=running.endpoint_url, max_workers=4)
+        try:
+            targets = [_target(backend.register()) for _ in range(40)]
+            report = notifier.send(targets, b"{}")
+        finally:
+            notifier.close()
+    assert len(report.delivered) == 40
+    assert 1 < backend.peak <= 4  # not one after another, never more than the pool
