@@ -6,14 +6,25 @@
 even when synthesized on x86_64. The chatflow package itself is pure Python and copied in
 afterwards (its dependencies are exactly requirements.txt; boto3 is in the runtime).
 
-The asset hash is computed from the inputs (requirements, package sources, runtime, platform), so
-CDK neither fingerprints a large directory nor re-bundles when nothing changed. Tests skip bundling
-(``aws:cdk:bundling-stacks: []``); the hash then still identifies the inputs.
+Bytecode: ``/opt`` is read-only in Lambda, so a layer without ``.pyc`` files compiles every module
+it imports at EVERY cold start (~1 s more per cold start, docs/performance.md "Bytecode"). The pyc
+files pip writes are for the bundling interpreter's version, so they are dropped, and the tree is
+compiled again with an interpreter of the runtime's version when one is on PATH
+(``python3.13``; the deploy workflow installs it with actions/setup-python), with
+``--invalidation-mode unchecked-hash``: the asset copy gives files new mtimes, and timestamp-based
+pyc would then be ignored. Without such an interpreter the layer ships no bytecode and a warning
+says so (synth and deploy still work).
+
+The asset hash is computed from the inputs (requirements, package sources, runtime, platform,
+bytecode or not), so CDK neither fingerprints a large directory nor re-bundles when nothing
+changed. Tests skip bundling (``aws:cdk:bundling-stacks: []``); the hash then still identifies the
+inputs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 import subprocess
 import sys
@@ -37,11 +48,34 @@ PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64", "manylinux_2_34_
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
 _SOURCE_SUFFIXES = (".py", ".sql", ".typed", ".toml", ".json")
 
+log = logging.getLogger(__name__)
 
-def source_hash(python_version: str) -> str:
+
+def bytecode_interpreter(python_version: str) -> str | None:
+    """``python<version>`` from PATH if it really is that version (a pyenv shim may exist for a
+    version that is not selected and then fails), else None."""
+    found = shutil.which(f"python{python_version}")
+    if found is None:
+        return None
+    try:
+        probe = subprocess.run(  # noqa: S603 -- fixed argv, no shell
+            [found, "-c", "import sys; print(sys.implementation.cache_tag)"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    expected = "cpython-" + python_version.replace(".", "")
+    return found if probe.returncode == 0 and probe.stdout.strip() == expected else None
+
+
+def source_hash(python_version: str, bytecode: bool) -> str:
     """A hash of everything that goes into the layer (changes -> new layer version)."""
     digest = hashlib.sha256()
     digest.update(f"{python_version}|{','.join(PLATFORMS)}|{','.join(RUNTIME_PROVIDED)}".encode())
+    digest.update(b"|pyc" if bytecode else b"|no-pyc")
     digest.update(REQUIREMENTS.read_bytes())
     for path in sorted(PACKAGE_DIR.rglob("*")):
         if path.is_file() and path.suffix in _SOURCE_SUFFIXES and "egg-info" not in path.as_posix():
@@ -56,6 +90,8 @@ class PipLayerBundling:
 
     def __init__(self, python_version: str) -> None:
         self.python_version = python_version
+        #: Decided once, at synth, so the asset hash and the bundle agree.
+        self.interpreter = bytecode_interpreter(python_version)
 
     def try_bundle(self, output_dir: str, *_args: Any, **_kwargs: Any) -> bool:
         target = Path(output_dir) / "python"
@@ -85,17 +121,55 @@ class PipLayerBundling:
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
             dirs_exist_ok=True,
         )
-        # Byte-code and metadata of the build are dead weight in the layer zip.
+        # The build's byte-code (for the bundling interpreter's version, useless to the runtime)
+        # and metadata are dead weight in the layer zip; _compile writes the runtime's bytecode.
         junk = [*target.rglob("__pycache__"), *target.glob("*.egg-info"), target / "bin"]
         for name in RUNTIME_PROVIDED:
             junk += [target / name, *target.glob(f"{name}-*.dist-info")]
         for path in junk:
             shutil.rmtree(path, ignore_errors=True)
+        self._compile(target)
         return True
+
+    def _compile(self, target: Path) -> None:
+        """Byte-compile the layer for the runtime's Python (see the module docstring)."""
+        if self.interpreter is None:
+            log.warning(
+                "No python%s on PATH: the layer ships without bytecode, so Lambda compiles every "
+                "imported module at EVERY cold start (about 1 s more). Install Python %s "
+                "(e.g. actions/setup-python) and synthesize again.",
+                self.python_version,
+                self.python_version,
+            )
+            return
+        # -j 0: all cores. A failure on some file (e.g. a vendored test with newer syntax) leaves
+        # the rest compiled; it is reported, not fatal.
+        done = subprocess.run(  # noqa: S603 -- fixed argv, no shell
+            [
+                self.interpreter,
+                "-m",
+                "compileall",
+                "-q",
+                "-j",
+                "0",
+                "--invalidation-mode",
+                "unchecked-hash",
+                str(target),
+            ],
+            check=False,
+        )
+        if done.returncode != 0:
+            log.warning(
+                "compileall with %s reported errors (exit %s): modules it could not compile are "
+                "compiled at every cold start.",
+                self.interpreter,
+                done.returncode,
+            )
 
 
 def shared_layer(scope: Construct, construct_id: str, runtime: lambda_.Runtime) -> lambda_.LayerVersion:
     python_version = runtime.name.removeprefix("python")
+    bundling = PipLayerBundling(python_version)
     return lambda_.LayerVersion(
         scope,
         construct_id,
@@ -105,11 +179,11 @@ def shared_layer(scope: Construct, construct_id: str, runtime: lambda_.Runtime) 
         code=lambda_.Code.from_asset(
             str(PACKAGE_DIR),
             asset_hash_type=AssetHashType.CUSTOM,
-            asset_hash=source_hash(python_version),
+            asset_hash=source_hash(python_version, bytecode=bundling.interpreter is not None),
             bundling=BundlingOptions(
                 # Never pulled: local bundling always succeeds or raises.
                 image=DockerImage.from_registry("public.ecr.aws/sam/build-python" + python_version),
-                local=PipLayerBundling(python_version),
+                local=bundling,
                 command=["false"],
             ),
         ),
