@@ -46,11 +46,9 @@ def sqs_queue() -> Iterator[tuple[SQSClient, str]]:
 def ws(
     chatflow_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, sqs_queue: tuple[SQSClient, str]
 ) -> Iterator[WsHarness]:
-    rooms.reset_services()
     env = {"FANOUT_QUEUE_URL": sqs_queue[1], "FANOUT_ASYNC_THRESHOLD": "2"}
     with ws_harness(monkeypatch, env) as harness:
         yield harness
-    rooms.reset_services()
 
 
 def _drain(client: SQSClient, url: str) -> list[dict[str, Any]]:

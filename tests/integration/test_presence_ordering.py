@@ -33,10 +33,8 @@ WAIT_S = 10.0
 
 @pytest.fixture
 def ws(chatflow_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[WsHarness]:
-    rooms.reset_services()
     with ws_harness(monkeypatch) as harness:
         yield harness
-    rooms.reset_services()
 
 
 @pytest.fixture

@@ -23,12 +23,10 @@ DB = psycopg.Connection[dict[str, Any]]
 
 @pytest.fixture
 def ws(chatflow_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[WsHarness]:
-    rooms.reset_services()
     # Limits high enough that every case reaches its action (rate limits have their own tests).
     env = {"RATE_MESSAGES_PER_10S": "100000", "RATE_TYPING_PER_10S": "100000"}
     with ws_harness(monkeypatch, env) as harness:
         yield harness
-    rooms.reset_services()
 
 
 @pytest.fixture

@@ -24,14 +24,8 @@ DB = psycopg.Connection[dict[str, Any]]
 
 @pytest.fixture
 def ws(chatflow_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[WsHarness]:
-    from chatflow.auth.service import reset_user_service
-
-    rooms.reset_services()
-    reset_user_service()
     with ws_harness(monkeypatch) as harness:
         yield harness
-    rooms.reset_services()
-    reset_user_service()
 
 
 def _ban(admin: Identity, user_id: UUID) -> dict[str, Any]:

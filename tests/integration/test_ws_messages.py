@@ -23,10 +23,8 @@ DB = psycopg.Connection[dict[str, Any]]
 
 @pytest.fixture
 def ws(chatflow_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[WsHarness]:
-    rooms.reset_services()
     with ws_harness(monkeypatch) as harness:
         yield harness
-    rooms.reset_services()
 
 
 @pytest.fixture

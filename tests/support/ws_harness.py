@@ -105,8 +105,10 @@ class WsHarness:
 @contextmanager
 def ws_harness(monkeypatch: pytest.MonkeyPatch, env: dict[str, str] | None = None) -> Iterator[WsHarness]:
     """Point the handlers' settings at fresh local endpoints (plus ``env``) and reset the lazy
-    singletons that captured settings."""
+    singletons that captured settings (here, not in every test module's fixture)."""
     from chatflow.adapters import apigw_connections, eventbridge, redis_realtime
+    from chatflow.auth.service import reset_user_service
+    from chatflow.domain import rooms
     from chatflow.events import relay
     from chatflow.settings import reset_settings_cache
     from chatflow.ws import wiring
@@ -123,6 +125,8 @@ def ws_harness(monkeypatch: pytest.MonkeyPatch, env: dict[str, str] | None = Non
         eventbridge.reset_publisher()
         relay.set_flush_relay(None)
         wiring.use_service(None)
+        rooms.reset_services()
+        reset_user_service()
 
     with running_management_api() as management, running_eventbridge_api(bus) as events:
         monkeypatch.setenv("WS_MANAGEMENT_ENDPOINT", management.endpoint_url)
