@@ -219,3 +219,28 @@ def test_queue_outage_falls_back_to_synchronous_delivery(
     )
     assert ack["type"] == "ack"
     assert [f["message"]["id"] for f in ws.received(cid, "message")] == [ack["messageId"]]
+
+
+def test_gone_recipient_on_the_queue_path_loses_only_its_own_connection(
+    ws: WsHarness, sqs_queue: tuple[SQSClient, str], big_room: tuple[Identity, list[Identity], UUID]
+) -> None:
+    from chatflow.adapters.redis_realtime import get_realtime_store
+
+    client, url = sqs_queue
+    owner, members, room_id = big_room
+    sender = ws.connected(owner)
+    live, stale = ws.connected(members[0]), ws.connected(members[0])
+    ws.backend.mark_gone(stale)  # the device vanished; $disconnect never came
+    ws.clear()
+    ack = ws.send(
+        sender, {"action": "sendMessage", "roomId": str(room_id), "clientMessageId": "q-g", "body": "hey"}
+    )
+    assert ack["type"] == "ack"
+    assert _consume(_drain(client, url)) == {"batchItemFailures": []}  # a 410 is not a failure
+
+    assert len(ws.received(live, "message")) == 1
+    registered = {
+        t.connection_id for t in get_realtime_store().connections_of([owner.user_id, members[0].user_id])
+    }
+    assert stale not in registered  # THAT recipient's connection is removed...
+    assert {sender, live} <= registered  # ...never the sender's, nor the user's live device
