@@ -167,7 +167,7 @@ def test_frames_without_a_usable_action_on_every_route(
 ) -> None:
     cid = ws.connected(alice)
     problems: list[str] = []
-    raws = [_raw(f) for f in NON_ACTION_FRAMES] + ["", "{", "\x00", '"\\ud800"', "[" * 100_000]
+    raws = [_raw(f) for f in NON_ACTION_FRAMES] + ["", "{", "\x00", '"\\ud800"', "\ud800", "[" * 100_000]
     for route in ("$default", "ping", "sendMessage", "resume"):
         for raw in raws:
             caplog.clear()

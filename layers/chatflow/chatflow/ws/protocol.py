@@ -84,6 +84,15 @@ def identity(event: dict[str, Any]) -> Identity:
         raise Unauthorized("malformed authorizer context") from None
 
 
+def _is_utf8(text: str) -> bool:
+    """False for strings holding lone surrogates (JSON allows ``"\\ud800"``; UTF-8 does not)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def body_object(event: dict[str, Any]) -> dict[str, Any]:
     """The frame as a JSON object; InvalidInput/PayloadTooLarge with a precise code otherwise."""
     raw = event.get("body")
@@ -91,7 +100,10 @@ def body_object(event: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput("empty frame: send a JSON object with an 'action'", code="invalid_json")
     if event.get("isBase64Encoded"):
         raise InvalidInput("binary frames are not supported: send JSON text", code="invalid_json")
-    size = len(raw.encode()) if isinstance(raw, str) else len(raw)
+    try:
+        size = len(raw.encode()) if isinstance(raw, str) else len(raw)
+    except UnicodeEncodeError:  # a text frame must be UTF-8 (RFC 6455): a client error, not a crash
+        raise InvalidInput("frame is not valid UTF-8 text", code="invalid_json") from None
     if size > MAX_MESSAGE_BYTES:
         raise PayloadTooLarge(
             f"frame of {size} bytes exceeds {MAX_MESSAGE_BYTES}",
@@ -105,15 +117,6 @@ def body_object(event: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidInput("frame must be a JSON object", code="invalid_json")
     return value
-
-
-def _is_utf8(text: str) -> bool:
-    """False for strings holding lone surrogates (JSON allows ``"\\ud800"``; UTF-8 does not)."""
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def client_text(value: object, limit: int = 64) -> str:
