@@ -209,3 +209,15 @@ def test_sequences_beyond_the_room(
     assert reply["code"] == code
     if code == "seq_beyond_last":
         assert reply["lastSeq"] == 0  # where to resume from instead
+
+
+def test_error_frames_stay_small_whatever_the_frame_holds(ws: WsHarness, alice: Identity) -> None:
+    """A frame of thousands of unknown (or very long) fields is refused in a reply that fits one
+    WebSocket frame (32 KB), not one that lists every problem at full length."""
+    cid = ws.connected(alice)
+    many = {"action": "ping", **{f"k{i}": 1 for i in range(8000)}}
+    long = {"action": "joinRoom", "roomId": "r", **{"x" * 20_000 + str(i): 1 for i in range(5)}}
+    for frame, route in ((many, "sendMessage"), (long, "joinRoom")):
+        reply = ws.send(cid, json.dumps(frame), route_key=route)
+        assert reply["code"] == "invalid_frame"
+        assert len(json.dumps(reply).encode()) < 32 * 1024

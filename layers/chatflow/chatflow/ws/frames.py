@@ -13,7 +13,11 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, TypeAdapter, ValidationError
 
 from chatflow.errors import InvalidInput
+from chatflow.ws.protocol import client_text
 
+#: Problems listed in an ``invalid_frame`` error: the reply must fit one frame even when the
+#: client sent thousands of unknown (or huge) field names.
+MAX_LISTED_PROBLEMS = 10
 #: Larger than any sane message: ROOMS' max_message_chars is the real limit (default 4,000).
 _MAX_BODY = 128 * 1024
 Seq = Annotated[StrictInt, Field(ge=1, le=2**62)]
@@ -90,7 +94,7 @@ def parse_frame(data: dict[str, Any]) -> ClientFrame:
     except ValidationError as exc:
         problems = [
             {"field": _field(err["loc"]), "problem": err["msg"]}
-            for err in exc.errors(include_url=False, include_input=False)
+            for err in exc.errors(include_url=False, include_input=False)[:MAX_LISTED_PROBLEMS]
         ]
         summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
         raise InvalidInput(f"invalid frame: {summary}", code="invalid_frame", errors=problems) from None
@@ -99,5 +103,5 @@ def parse_frame(data: dict[str, Any]) -> ClientFrame:
 def _field(loc: tuple[int | str, ...]) -> str:
     """Error location without the union tag; a missing/unknown tag is about ``action``."""
     if len(loc) > 1:
-        return ".".join(str(p) for p in loc[1:])
+        return client_text(".".join(str(p) for p in loc[1:]), limit=100)
     return "action"
