@@ -234,3 +234,15 @@ def test_rate_limit_allows_burst_then_refuses_with_retry_after(
     assert store.hit_rate_limit("typing", _cid(), limit=10, window_s=10).allowed
     clock.now += refused.retry_after_ms / 1000
     assert store.hit_rate_limit("typing", cid, limit=10, window_s=10).allowed
+
+
+@pytest.mark.parametrize("limit", [3, 7, 30])
+def test_rate_limit_burst_is_the_full_limit_when_the_interval_is_not_whole_ms(
+    store: RedisRealtimeStore, clock: FakeClock, limit: int
+) -> None:
+    """10 s / 3 = 3,333.33 ms: rounding the stored state up at every hit shrank the burst."""
+    cid = _cid()
+    decisions = [store.hit_rate_limit("requests", cid, limit=limit, window_s=10) for _ in range(limit + 1)]
+    assert [d.allowed for d in decisions] == [True] * limit + [False]
+    clock.now += decisions[-1].retry_after_ms / 1000
+    assert store.hit_rate_limit("requests", cid, limit=limit, window_s=10).allowed

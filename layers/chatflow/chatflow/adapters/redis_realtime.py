@@ -182,10 +182,12 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local new_tat = tat + interval
 local allow_at = new_tat - window
-if allow_at > now then
+-- Kept at full precision, compared with a microsecond of slack: rounding the state up to a
+-- whole ms at every hit (window / limit is rarely whole) would shrink the burst below limit.
+if allow_at - now > 0.001 then
   return {0, math.ceil(allow_at - now)}
 end
-redis.call('SET', KEYS[1], string.format('%d', math.ceil(new_tat)), 'PX', math.ceil(new_tat - now) + 1)
+redis.call('SET', KEYS[1], string.format('%.17g', new_tat), 'PX', math.ceil(new_tat - now) + 1)
 return {1, 0}
 """
 
