@@ -24,7 +24,8 @@ DB = psycopg.Connection[dict[str, Any]]
 @pytest.fixture
 def ws(chatflow_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[WsHarness]:
     # Limits high enough that every case reaches its action (rate limits have their own tests).
-    env = {"RATE_MESSAGES_PER_10S": "100000", "RATE_TYPING_PER_10S": "100000"}
+    names = ("RATE_MESSAGES_PER_10S", "RATE_TYPING_PER_10S", "RATE_REQUESTS_PER_10S")
+    env = dict.fromkeys(names, "100000")
     with ws_harness(monkeypatch, env) as harness:
         yield harness
 

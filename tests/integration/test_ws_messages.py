@@ -279,6 +279,30 @@ def test_message_rate_limit_per_connection(
     assert _send(ws, a2, room_id, "rl-other")["type"] == "ack"  # per connection
 
 
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"action": "resume", "sinceSeq": 0},
+        {"action": "markRead", "seq": 0},
+        {"action": "joinRoom"},
+        {"action": "leaveRoom"},
+    ],
+)
+def test_database_reading_actions_are_rate_limited_per_connection(
+    ws: WsHarness, alice: Identity, room_id: UUID, monkeypatch: pytest.MonkeyPatch, frame: dict[str, Any]
+) -> None:
+    """A client looping on resume/markRead/joinRoom would otherwise hit Postgres without limit."""
+    _lower_rate_limits(monkeypatch, rate_requests_per_10s=3)
+    a, a2 = ws.connected(alice), ws.connected(alice)
+    replies = [ws.send(a, {**frame, "roomId": str(room_id)}) for _ in range(4)]
+    assert [r["type"] for r in replies[:3]] == [replies[0]["type"]] * 3, replies
+    assert replies[0]["type"] != "error"
+    assert replies[3]["code"] == "rate_limited"
+    assert replies[3]["retryAfterMs"] > 0
+    assert ws.send(a2, {**frame, "roomId": str(room_id)})["type"] != "error"  # per connection
+    assert ws.send(a, {"action": "ping"})["type"] == "pong"  # ping is never limited
+
+
 def test_account_check_and_rate_limit_share_a_round_trip_and_the_ban_wins(
     ws: WsHarness, db: DB, alice: Identity, room_id: UUID, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -96,6 +96,8 @@ class Settings:
     presence_ttl_s: int = 15 * 60
     rate_messages_per_10s: int = 20
     rate_typing_per_10s: int = 10
+    #: joinRoom / leaveRoom / markRead / resume per connection (a reconnect resumes every room).
+    rate_requests_per_10s: int = 100
     fanout_max_workers: int = 32
     fanout_async_threshold: int = 200
     fanout_queue_url: str | None = None

@@ -47,8 +47,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-RateKind = Literal["messages", "typing"]
+#: "requests": the other database-touching frames (joinRoom, leaveRoom, markRead, resume).
+RateKind = Literal["messages", "typing", "requests"]
 RATE_WINDOW_S = 10.0
+_RATE_LABELS: dict[RateKind, str] = {"requests": "joinRoom/leaveRoom/markRead/resume"}
 
 
 # --- value objects shared by the ports and adapters -------------------------------------------
@@ -136,6 +138,7 @@ class RealtimeService:
         fanout_async_threshold: int = 200,
         rate_messages_per_10s: int = 20,
         rate_typing_per_10s: int = 10,
+        rate_requests_per_10s: int = 100,
     ) -> None:
         self.registry = registry
         self.notifier = notifier
@@ -144,7 +147,11 @@ class RealtimeService:
         self.queue = queue
         self.max_connections_per_user = max_connections_per_user
         self.fanout_async_threshold = fanout_async_threshold
-        self._rates: dict[RateKind, int] = {"messages": rate_messages_per_10s, "typing": rate_typing_per_10s}
+        self._rates: dict[RateKind, int] = {
+            "messages": rate_messages_per_10s,
+            "typing": rate_typing_per_10s,
+            "requests": rate_requests_per_10s,
+        }
 
     # --- connection lifecycle ------------------------------------------------------------
 
@@ -219,8 +226,9 @@ class RealtimeService:
 
     def raise_if_limited(self, kind: RateKind, decision: RateDecision) -> None:
         if not decision.allowed:
+            label = _RATE_LABELS.get(kind, kind)
             raise RateLimited(
-                f"too many {kind} frames: at most {self._rates[kind]} per {int(RATE_WINDOW_S)} s",
+                f"too many {label} frames: at most {self._rates[kind]} per {int(RATE_WINDOW_S)} s",
                 retryAfterMs=decision.retry_after_ms,
             )
 

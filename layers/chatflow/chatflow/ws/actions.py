@@ -84,6 +84,7 @@ def delete_message(c: Caller, f: frames.DeleteMessage) -> Reply:
 
 def join_room(c: Caller, f: frames.JoinRoom) -> Reply:
     """Subscribe this connection to the room's live stream (typing); members only."""
+    c.check_rate("requests")
     rooms.require_member(c.identity, f.room_id)
     if not c.service.registry.subscribe(c.identity.user_id, c.connection_id, f.room_id):
         raise NotFound("this connection is not registered; reconnect", code="connection_not_found")
@@ -91,6 +92,7 @@ def join_room(c: Caller, f: frames.JoinRoom) -> Reply:
 
 
 def leave_room(c: Caller, f: frames.LeaveRoom) -> Reply:
+    c.check_rate("requests")
     c.service.registry.unsubscribe(c.identity.user_id, c.connection_id, f.room_id)
     return {"type": "left", "roomId": str(f.room_id)}
 
@@ -115,6 +117,7 @@ def typing(c: Caller, f: frames.Typing) -> Reply:
 
 
 def mark_read(c: Caller, f: frames.MarkRead) -> Reply:
+    c.check_rate("requests")
     seq = messages.mark_read(c.identity, f.room_id, f.seq)
     frame = {"type": "read", "roomId": str(f.room_id), "seq": seq}
     # The user's other devices clear their unread badge.
@@ -127,6 +130,7 @@ def mark_read(c: Caller, f: frames.MarkRead) -> Reply:
 def resume(c: Caller, f: frames.Resume) -> Reply:
     """Messages after ``sinceSeq`` in order, one bounded page; ``more`` says ask again from
     ``nextSinceSeq``. Deleted messages are included (body null) so the client can drop them."""
+    c.check_rate("requests")
     settings = get_settings()
     limit = min(f.limit or DEFAULT_RESUME_LIMIT, settings.history_page_max)
     page = messages.history(c.identity, f.room_id, after=f.since_seq, limit=limit)

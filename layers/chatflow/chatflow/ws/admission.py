@@ -23,6 +23,12 @@ RATE_KINDS: dict[type[Any], RateKind] = {
     frames.EditMessage: "messages",
     frames.DeleteMessage: "messages",
     frames.Typing: "typing",
+    # Each reads or writes Postgres: a looping client must not hammer the database. Not ping
+    # (Redis only; it normally routes to ws_ping).
+    frames.JoinRoom: "requests",
+    frames.LeaveRoom: "requests",
+    frames.MarkRead: "requests",
+    frames.Resume: "requests",
 }
 
 

@@ -151,6 +151,7 @@ def build_service(
         fanout_async_threshold=settings.fanout_async_threshold,
         rate_messages_per_10s=settings.rate_messages_per_10s,
         rate_typing_per_10s=settings.rate_typing_per_10s,
+        rate_requests_per_10s=settings.rate_requests_per_10s,
     )
 
 
