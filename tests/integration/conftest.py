@@ -5,6 +5,8 @@
 - ``wide_pool``: writer/reader pools wide enough for real concurrency in threads.
 - ``rooms_api``: the real authorizer + http_api handlers behind an API Gateway-like client.
 - ``make_api_user``: a fresh user with a real access token, calling ``rooms_api``.
+- ``ws``, ``alice``, ``bob``, ``room_id``: the WebSocket handlers behind a harness (real Redis,
+  Postgres and a local @connections endpoint), two members and their public room.
 
 A module that defines a fixture of the same name uses its own (pytest's usual override).
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Any
+from uuid import UUID, uuid4
 
 import psycopg
 import pytest
@@ -22,6 +25,7 @@ from chatflow.domain.identity import Identity
 from tests.support.apigw import HttpApiClient
 from tests.support.lambdas import load_handler
 from tests.support.rooms import ApiUser, insert_user, wide_writer_pool
+from tests.support.ws_harness import WsHarness, ws_harness
 
 
 @pytest.fixture
@@ -55,3 +59,26 @@ def make_api_user(rooms_api: HttpApiClient, db: psycopg.Connection[dict[str, Any
         return ApiUser(rooms_api, insert_user(db, **kw))
 
     return make
+
+
+@pytest.fixture
+def ws(chatflow_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[WsHarness]:
+    with ws_harness(monkeypatch) as harness:
+        yield harness
+
+
+@pytest.fixture
+def alice(db: psycopg.Connection[dict[str, Any]], ws: WsHarness) -> Identity:
+    return insert_user(db)
+
+
+@pytest.fixture
+def bob(db: psycopg.Connection[dict[str, Any]], ws: WsHarness) -> Identity:
+    return insert_user(db)
+
+
+@pytest.fixture
+def room_id(alice: Identity, bob: Identity) -> UUID:
+    room = rooms.create_channel(alice, "public", f"ws-{uuid4().hex[:8]}").room
+    rooms.join(bob, room.id)
+    return room.id

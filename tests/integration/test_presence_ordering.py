@@ -16,42 +16,16 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import psycopg
-import pytest
 
-from chatflow.domain import rooms
 from chatflow.domain.identity import Identity
 from chatflow.ws.wiring import realtime
-from tests.support.rooms import insert_user
-from tests.support.ws_harness import WsHarness, ws_harness
+from tests.support.ws_harness import WsHarness
 
 DB = psycopg.Connection[dict[str, Any]]
 WAIT_S = 10.0
-
-
-@pytest.fixture
-def ws(chatflow_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[WsHarness]:
-    with ws_harness(monkeypatch) as harness:
-        yield harness
-
-
-@pytest.fixture
-def alice(db: DB, ws: WsHarness) -> Identity:
-    return insert_user(db)
-
-
-@pytest.fixture
-def bob(db: DB, ws: WsHarness) -> Identity:
-    return insert_user(db)
-
-
-@pytest.fixture
-def room_id(alice: Identity, bob: Identity) -> UUID:
-    room = rooms.create_channel(alice, "public", f"reload-{uuid4().hex[:8]}").room
-    rooms.join(bob, room.id)
-    return room.id
 
 
 class PausePoint:

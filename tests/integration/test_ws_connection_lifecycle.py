@@ -7,7 +7,6 @@ Real Postgres + Redis; @connections and PutEvents go to the local endpoints over
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -19,32 +18,9 @@ from chatflow.domain.identity import Identity
 from chatflow.settings import get_settings
 from tests.support.rooms import insert_user, set_status
 from tests.support.ws_events import message_event, new_connection_id
-from tests.support.ws_harness import WsHarness, ws_harness
+from tests.support.ws_harness import WsHarness
 
 DB = psycopg.Connection[dict[str, Any]]
-
-
-@pytest.fixture
-def ws(chatflow_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[WsHarness]:
-    with ws_harness(monkeypatch) as harness:
-        yield harness
-
-
-@pytest.fixture
-def alice(db: DB, ws: WsHarness) -> Identity:
-    return insert_user(db)
-
-
-@pytest.fixture
-def bob(db: DB, ws: WsHarness) -> Identity:
-    return insert_user(db)
-
-
-@pytest.fixture
-def room_id(alice: Identity, bob: Identity) -> UUID:
-    room = rooms.create_channel(alice, "public", f"lobby-{uuid4().hex[:8]}").room
-    rooms.join(bob, room.id)
-    return room.id
 
 
 def _presence(ws: WsHarness, cid: str) -> list[tuple[str, str]]:

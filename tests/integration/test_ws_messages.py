@@ -4,7 +4,6 @@ to the local @connections endpoint (tests/support/ws_harness.py)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -12,36 +11,12 @@ import psycopg
 import pytest
 
 from chatflow.adapters.redis_realtime import get_realtime_store
-from chatflow.domain import rooms
 from chatflow.domain.identity import Identity
 from chatflow.settings import get_settings
 from tests.support.rooms import insert_user
-from tests.support.ws_harness import WsHarness, ws_harness
+from tests.support.ws_harness import WsHarness
 
 DB = psycopg.Connection[dict[str, Any]]
-
-
-@pytest.fixture
-def ws(chatflow_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[WsHarness]:
-    with ws_harness(monkeypatch) as harness:
-        yield harness
-
-
-@pytest.fixture
-def alice(db: DB, ws: WsHarness) -> Identity:
-    return insert_user(db)
-
-
-@pytest.fixture
-def bob(db: DB, ws: WsHarness) -> Identity:
-    return insert_user(db)
-
-
-@pytest.fixture
-def room_id(alice: Identity, bob: Identity) -> UUID:
-    room = rooms.create_channel(alice, "public", f"chat-{uuid4().hex[:8]}").room
-    rooms.join(bob, room.id)
-    return room.id
 
 
 def _send(ws: WsHarness, cid: str, room_id: UUID, client_id: str, body: str = "hi") -> Any:
