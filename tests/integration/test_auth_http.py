@@ -43,10 +43,13 @@ def test_register_returns_201_token_pair_and_me_works(api: HttpApiClient, db: DB
     assert body["user"]["handle"] == handle.lower()  # stored lower-cased
     assert body["user"]["displayName"] == "Ada L."
     assert body["user"]["role"] == "user"
+    # UTC with "Z", the same timestamp form as rooms and messages (was "+00:00").
+    assert body["user"]["createdAt"].endswith("Z"), body["user"]["createdAt"]
 
     me = api.get("/users/me", token=body["accessToken"])
     assert me.status == 200, me.body
     assert me.json["id"] == body["user"]["id"]
+    assert me.json["createdAt"] == body["user"]["createdAt"]
     assert me.json["handle"] == handle.lower()
 
     row = db.execute("SELECT password_hash FROM users WHERE id = %s", (body["user"]["id"],)).fetchone()

@@ -86,7 +86,8 @@ class User:
             "displayName": self.display_name,
             "role": self.role,
             "status": self.status,
-            "createdAt": self.created_at.isoformat(),
+            # The same UTC "Z" form as rooms and messages (chatflow.domain.messages._iso).
+            "createdAt": self.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         }
 
 
