@@ -355,6 +355,7 @@ def test_repeated_failed_logins_are_throttled_per_handle(api: HttpApiClient) -> 
     assert throttled.status == 429
     assert throttled.json["error"]["code"] == "too_many_attempts"
     assert 0 < int(throttled.headers["retry-after"]) <= get_settings().login_failure_window_s
+    assert throttled.json["error"]["details"]["retryAfterS"] == int(throttled.headers["retry-after"])
     # Unknown handles are throttled the same way (no enumeration through the throttle either).
     ghost = unique_handle("ghost")
     for _ in range(limit):

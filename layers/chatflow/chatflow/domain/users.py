@@ -225,7 +225,7 @@ class UserService:
             raise RateLimited(
                 "too many failed sign-in attempts; try again later",
                 code="too_many_attempts",
-                retry_after=wait,
+                retryAfterS=wait,  # camelCase like every other field clients read
             )
 
     def _record_failure(self, key: str) -> None:

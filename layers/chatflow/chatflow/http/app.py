@@ -216,7 +216,7 @@ def _register_error_handlers(app: ChatflowHttpResolver) -> None:
     @app.exception_handler(ChatflowError)  # type: ignore[untyped-decorator]
     def _chatflow_error(exc: ChatflowError) -> Response[Any]:
         response = error_response(exc.status, exc.code, exc.message, exc.details)
-        retry_after = exc.details.get("retry_after")
+        retry_after = exc.details.get("retryAfterS")
         if exc.status == 429 and isinstance(retry_after, int | float):
             response.headers["Retry-After"] = str(int(retry_after))
         return response
