@@ -94,8 +94,7 @@ def ensure_jwt_keys(secret_arn: str, *, rotate: bool, client: Any | None = None)
     The secret is JSON ``{"privateKey": PEM, "previousPublicKeys": [PEM]}``
     (``chatflow.secrets.jwt_private_key`` reads ``privateKey``).
     """
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
+    from chatflow.auth.keys import generate_es256_pem_pair
 
     if client is None:
         import boto3
@@ -107,10 +106,7 @@ def ensure_jwt_keys(secret_arn: str, *, rotate: bool, client: Any | None = None)
     if private_pem is None or rotate:
         if private_pem is not None:
             previous = [public_pem(private_pem)]
-        key = ec.generate_private_key(ec.SECP256R1())
-        private_pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ).decode()
+        private_pem, _ = generate_es256_pem_pair()
         client.put_secret_value(
             SecretId=secret_arn,
             SecretString=json.dumps({"privateKey": private_pem, "previousPublicKeys": previous}),

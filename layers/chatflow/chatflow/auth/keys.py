@@ -1,7 +1,7 @@
 """ES256 signing-key generation: the one place that turns a fresh P-256 key into PEM text.
 
-Used wherever a key pair is minted outside the deployed key secret (test runs, the local stack,
-benchmarks), so every caller produces the exact formats ``chatflow.auth.tokens`` loads:
+Used wherever a key pair is minted (the deploy-time ``jwt-keys`` custom resource, test runs, the
+local stack, benchmarks), so every caller produces the exact formats ``chatflow.auth.tokens`` loads:
 PKCS#8 private key and SubjectPublicKeyInfo public key, both unencrypted PEM.
 """
 
