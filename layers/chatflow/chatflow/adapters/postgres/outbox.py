@@ -128,26 +128,6 @@ def record_outcome(
     )
 
 
-def mark_published(conn: psycopg.Connection[Any], ids: Sequence[int]) -> None:
-    if ids:
-        conn.execute(
-            "UPDATE outbox SET published_at = now(), attempts = attempts + 1, last_error = NULL "
-            "WHERE id = ANY(%s)",
-            (list(ids),),
-        )
-
-
-def mark_failed(conn: psycopg.Connection[Any], failures: Sequence[tuple[int, str, timedelta]]) -> None:
-    """Record a failed attempt per row: (row id, error text, delay before the next attempt)."""
-    if failures:
-        with conn.cursor() as cur:
-            cur.executemany(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = %s, "
-                "next_attempt_at = now() + %s WHERE id = %s",
-                [(error[:2000], delay, row_id) for row_id, error, delay in failures],
-            )
-
-
 @dataclass(frozen=True, slots=True)
 class OutboxStats:
     pending: int
