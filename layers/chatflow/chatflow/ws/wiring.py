@@ -190,11 +190,6 @@ def use_service(service: RealtimeService | None) -> None:
         _service = service
 
 
-def terminate_user_sessions(user_id: UUID) -> int:
-    """IDENTITY's SessionTerminator port (contract 4), for the ban route's wiring."""
-    return realtime().terminate_user_sessions(user_id)
-
-
 class RealtimeSessionTerminator:
     """SessionTerminator implementation: DeleteConnection for every live connection."""
 
