@@ -49,12 +49,6 @@ class Room:
     def is_dm(self) -> bool:
         return self.kind == "dm"
 
-    def dm_peer(self, user_id: UUID) -> UUID | None:
-        """The other participant of a DM (None for channels)."""
-        if not self.is_dm:
-            return None
-        return self.dm_user_high if user_id == self.dm_user_low else self.dm_user_low
-
 
 @dataclass(frozen=True, slots=True)
 class Membership:
