@@ -18,14 +18,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
 from chatflow.auth.tokens import bearer_token, get_verifier, token_from_subprotocols
 from chatflow.domain.identity import Identity
 from chatflow.errors import Unauthorized
-from chatflow.settings import get_settings
+from chatflow.observability import get_logger
 
-logger = Logger(service=get_settings().service_name)
+logger = get_logger()
 verifier = get_verifier()  # parses the public keys once per container
 if not verifier.public_keys and not verifier.oidc_issuer:
     # Misconfiguration, not an attack: every request will be denied until JWT_PUBLIC_KEYS is set.
