@@ -21,6 +21,7 @@ from botocore.config import Config
 from chatflow.events.schemas import DomainEvent
 from local_stack.eventbridge import Backoff, LocalEventBus, running_eventbridge_api
 from local_stack.eventbridge.http_api import RunningEventBridgeApi
+from tests.support import rooms
 
 FAST = Backoff(base_s=0.001, cap_s=0.005)
 
@@ -126,14 +127,8 @@ def envelope(
 
 
 def insert_user(conn: psycopg.Connection[Any], handle: str | None = None, *, status: str = "active") -> UUID:
-    user_id = uuid.uuid4()
-    handle = handle or f"u{secrets.token_hex(5)}"
-    conn.execute(
-        "INSERT INTO users (id, handle, display_name, password_hash, status) "
-        "VALUES (%s, %s, %s, 'test-only', %s)",
-        (user_id, handle, handle, status),
-    )
-    return user_id
+    """``tests.support.rooms.insert_user`` for callers that only need the id."""
+    return rooms.insert_user(conn, handle=handle, status=status).user_id
 
 
 def insert_room(
