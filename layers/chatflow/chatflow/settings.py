@@ -43,7 +43,7 @@ class Settings:
     database_reader_url: str | None = None
     #: Secrets Manager secret with {"username","password","host","port","dbname"} (cloud).
     database_secret_arn: str | None = None
-    #: Cloud: sign in to RDS Proxy with an IAM auth token (15 min, generated locally by boto3)
+    #: Cloud: sign in to RDS Proxy with an IAM auth token (15 min, generated locally by botocore)
     #: instead of a password; the user comes from DATABASE_URL (chatflow.adapters.postgres.iam_auth).
     database_iam_auth: bool = False
     #: RDS Proxy multiplexes; a Lambda container serves one request at a time, so a pool of

@@ -9,18 +9,26 @@ call); a token is valid for 15 minutes and is checked only when a connection is 
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from chatflow.settings import Settings
 
 
-def auth_token(host: str, port: int, user: str, region: str, client: Any | None = None) -> str:
-    """An RDS IAM auth token for ``user`` at ``host:port`` (boto3 imported only here)."""
-    if client is None:
-        import boto3
+@cache
+def _rds_client(region: str) -> Any:
+    # botocore directly (its RDS client carries generate_db_auth_token): boto3 would only add
+    # import time at cold start. One client per region, reused for every new connection's token.
+    import botocore.session
 
-        client = boto3.client("rds", region_name=region)
+    return botocore.session.get_session().create_client("rds", region_name=region)
+
+
+def auth_token(host: str, port: int, user: str, region: str, client: Any | None = None) -> str:
+    """An RDS IAM auth token for ``user`` at ``host:port`` (botocore imported only here)."""
+    if client is None:
+        client = _rds_client(region)
     return str(client.generate_db_auth_token(DBHostname=host, Port=port, DBUsername=user, Region=region))
 
 
