@@ -32,9 +32,8 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from chatflow.domain.identity import Identity
 from chatflow.errors import ChatflowError, PayloadTooLarge
-from chatflow.http.context import checked_identity
+from chatflow.http.context import authorizer_context, checked_identity, identity_from_authorizer
 from chatflow.observability import get_logger
 from chatflow.settings import Settings, get_settings
 
@@ -110,16 +109,11 @@ class ChatflowHttpResolver(APIGatewayHttpResolver):
         """Body size and ban checks; returns a finished response to short-circuit, else None."""
         try:
             _check_body(event, self.settings.max_request_body_bytes)
-            ctx = ((event.get("requestContext") or {}).get("authorizer") or {}).get("lambda")
-            if isinstance(ctx, dict) and ctx:
+            ctx = authorizer_context(event)
+            if ctx is not None:
                 from chatflow.domain.users import ensure_active
-                from chatflow.errors import Unauthorized
 
-                try:
-                    identity = Identity.from_context(ctx)
-                except (KeyError, ValueError):
-                    raise Unauthorized("malformed authorizer context") from None
-                checked_identity.set(ensure_active(identity))
+                checked_identity.set(ensure_active(identity_from_authorizer(ctx)))
         except ChatflowError as exc:
             return self._finish(event, error_response(exc.status, exc.code, exc.message, exc.details))
         except Exception as exc:

@@ -9,6 +9,7 @@ follow the last app which included them, so their ``context`` is not a safe plac
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any, Protocol
 
@@ -24,10 +25,18 @@ class _HasEvent(Protocol):
     def current_event(self) -> Any: ...
 
 
-def authorizer_context(app: _HasEvent) -> dict[str, Any] | None:
-    authorizer = app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}
-    ctx = authorizer.get("lambda")
-    return ctx if isinstance(ctx, dict) else None
+def authorizer_context(event: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The Lambda authorizer's context of a payload 2.0 event; None when absent or empty."""
+    ctx = ((event.get("requestContext") or {}).get("authorizer") or {}).get("lambda")
+    return ctx if isinstance(ctx, dict) and ctx else None
+
+
+def identity_from_authorizer(ctx: dict[str, Any]) -> Identity:
+    """The identity the authorizer put in ``ctx``; 401 when it is malformed."""
+    try:
+        return Identity.from_context(ctx)
+    except (KeyError, ValueError):
+        raise Unauthorized("malformed authorizer context") from None
 
 
 def current_identity(app: _HasEvent) -> Identity:
@@ -39,10 +48,7 @@ def current_identity(app: _HasEvent) -> Identity:
     checked = checked_identity.get()
     if checked is not None:
         return checked
-    ctx = authorizer_context(app)
-    if not ctx:
+    ctx = authorizer_context(app.current_event.raw_event)
+    if ctx is None:
         raise Unauthorized("authentication required")
-    try:
-        return Identity.from_context(ctx)
-    except (KeyError, ValueError):
-        raise Unauthorized("malformed authorizer context") from None
+    return identity_from_authorizer(ctx)
