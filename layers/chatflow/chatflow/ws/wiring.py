@@ -98,10 +98,6 @@ class RoomsDirectory:
         ]
 
 
-def _ids(members: set[str]) -> set[UUID]:
-    return {UUID(m) for m in members if m != _CACHE_SENTINEL}
-
-
 class _LazyPublisher:
     """Imports the EventBridge adapter (and with it the pydantic event schemas) on first use:
     functions that rarely publish ($disconnect, fanout) do not pay for it at cold start."""
