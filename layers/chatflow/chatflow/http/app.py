@@ -65,6 +65,15 @@ def error_response(
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body={"error": body})
 
 
+def chatflow_error_response(exc: ChatflowError) -> Response[Any]:
+    """The error body and status of ``exc``; a 429 with ``details.retryAfterS`` adds Retry-After."""
+    response = error_response(exc.status, exc.code, exc.message, exc.details)
+    retry_after = exc.details.get("retryAfterS")
+    if exc.status == 429 and isinstance(retry_after, int | float):
+        response.headers["Retry-After"] = str(int(retry_after))
+    return response
+
+
 class ChatflowHttpResolver(APIGatewayHttpResolver):
     """APIGatewayHttpResolver plus the checks that must run before routing and validation."""
 
@@ -115,7 +124,7 @@ class ChatflowHttpResolver(APIGatewayHttpResolver):
 
                 checked_identity.set(ensure_active(identity_from_authorizer(ctx)))
         except ChatflowError as exc:
-            return self._finish(event, error_response(exc.status, exc.code, exc.message, exc.details))
+            return self._finish(event, chatflow_error_response(exc))
         except Exception as exc:
             return self._finish(event, unexpected_error_response(exc, "before routing"))
         return None
@@ -209,11 +218,7 @@ def unexpected_error_response(exc: Exception, where: str) -> Response[Any]:
 def _register_error_handlers(app: ChatflowHttpResolver) -> None:
     @app.exception_handler(ChatflowError)  # type: ignore[untyped-decorator]
     def _chatflow_error(exc: ChatflowError) -> Response[Any]:
-        response = error_response(exc.status, exc.code, exc.message, exc.details)
-        retry_after = exc.details.get("retryAfterS")
-        if exc.status == 429 and isinstance(retry_after, int | float):
-            response.headers["Retry-After"] = str(int(retry_after))
-        return response
+        return chatflow_error_response(exc)
 
     @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
     def _validation_error(exc: RequestValidationError) -> Response[Any]:
