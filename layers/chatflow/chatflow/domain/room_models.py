@@ -45,10 +45,6 @@ class Room:
     dm_user_low: UUID | None = None
     dm_user_high: UUID | None = None
 
-    @property
-    def is_dm(self) -> bool:
-        return self.kind == "dm"
-
 
 @dataclass(frozen=True, slots=True)
 class Membership:
