@@ -4,27 +4,17 @@ Every target gets EventBridge's retry policy (the catalog rule's attempts and ma
 and its own SQS dead-letter queue, so a failed delivery is kept and can be redriven, never lost.
 The bus' name is fixed (``infra.functions.bus_name``) so the functions, deployed before this stack,
 name it in ``EVENT_BUS_NAME`` and in their ``events:PutEvents`` statement without a reference.
-
-``target_queues`` replaces the function targets by SQS queues: the LocalStack community profile
-(no Lambda without Docker) routes events to inspectable queues instead (docs/localstack.md).
+(The LocalStack community profile, without Lambda, routes the same rules to SQS queues instead:
+infra/localstack.py.)
 """
 
 from __future__ import annotations
 
-from aws_cdk import (
-    Duration,
-    Stack,
-)
-from aws_cdk import (
-    aws_events as events,
-)
-from aws_cdk import (
-    aws_events_targets as targets,
-)
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_eventschemas as eventschemas
-from aws_cdk import (
-    aws_lambda as lambda_,
-)
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -61,7 +51,7 @@ class EventsStack(Stack):
         construct_id: str,
         *,
         config: EnvConfig,
-        invocables: dict[str, lambda_.IFunction] | None,
+        invocables: dict[str, lambda_.IFunction],
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
@@ -82,8 +72,6 @@ class EventsStack(Stack):
             )
         #: "<rule>:<target>" -> its dead-letter queue (the observability stack alarms on each).
         self.dead_letter_queues: dict[str, sqs.Queue] = {}
-        #: Where the community LocalStack profile delivers instead of Lambda.
-        self.target_queues: dict[str, sqs.Queue] = {}
         self.rules: dict[str, events.Rule] = {}
 
         for rule_spec in catalog.EVENT_RULES:
@@ -128,7 +116,7 @@ class EventsStack(Stack):
         rule: events.Rule,
         key: str,
         function: str,
-        invocables: dict[str, lambda_.IFunction] | None,
+        invocables: dict[str, lambda_.IFunction],
         *,
         attempts: int,
         max_age_s: int,
@@ -136,21 +124,9 @@ class EventsStack(Stack):
         ident = pascal(key.replace(":", "_"))
         dlq = encrypted_queue(self, f"{ident}Dlq", retention_days=14)
         self.dead_letter_queues[key] = dlq
-        if invocables is not None:
-            rule.add_target(
-                targets.LambdaFunction(
-                    invocables[function],
-                    dead_letter_queue=dlq,
-                    retry_attempts=attempts,
-                    max_event_age=Duration.seconds(max_age_s),
-                )
-            )
-            return
-        queue = self.target_queues.get(function) or encrypted_queue(self, f"{pascal(function)}Inbox")
-        self.target_queues[function] = queue
         rule.add_target(
-            targets.SqsQueue(
-                queue,
+            targets.LambdaFunction(
+                invocables[function],
                 dead_letter_queue=dlq,
                 retry_attempts=attempts,
                 max_event_age=Duration.seconds(max_age_s),
