@@ -8,6 +8,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.catalog import QueueTrigger
+
 _RETENTION: dict[int, logs.RetentionDays] = {
     1: logs.RetentionDays.ONE_DAY,
     3: logs.RetentionDays.THREE_DAYS,
@@ -63,3 +65,15 @@ def encrypted_queue(
         visibility_timeout=visibility_timeout,
         dead_letter_queue=dead_letter_queue,
     )
+
+
+def trigger_queue(scope: Construct, trigger: QueueTrigger) -> tuple[sqs.Queue, sqs.Queue]:
+    """A catalog queue trigger's queue and its redrive DLQ: ``(queue, dead-letter queue)``."""
+    dlq = encrypted_queue(scope, f"{pascal(trigger.name)}Dlq", retention_days=14)
+    queue = encrypted_queue(
+        scope,
+        f"{pascal(trigger.name)}Queue",
+        visibility_timeout=Duration.seconds(trigger.visibility_timeout_s),
+        dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=trigger.max_receive_count, queue=dlq),
+    )
+    return queue, dlq

@@ -42,7 +42,7 @@ from infra import catalog
 from infra.catalog import Need
 from infra.common import encrypted_queue as _queue
 from infra.common import pascal as _pascal
-from infra.common import retention, sns_managed_key
+from infra.common import retention, sns_managed_key, trigger_queue
 from infra.config import EnvConfig
 from infra.data import CACHE_PORT, DB_NAME, DB_PORT, DB_USER, DataStack
 from infra.layer import PACKAGE_DIR, shared_layer
@@ -129,13 +129,7 @@ class FunctionsStack(Stack):
         self.queues: dict[str, sqs.Queue] = {}
         self.dead_letter_queues: dict[str, sqs.Queue] = {}
         for trigger in catalog.QUEUES:
-            dlq = _queue(self, f"{_pascal(trigger.name)}Dlq", retention_days=14)
-            queue = _queue(
-                self,
-                f"{_pascal(trigger.name)}Queue",
-                visibility_timeout=Duration.seconds(trigger.visibility_timeout_s),
-                dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=trigger.max_receive_count, queue=dlq),
-            )
+            queue, dlq = trigger_queue(self, trigger)
             self.queues[trigger.name] = queue
             self.dead_letter_queues[f"queue-{trigger.name}"] = dlq
 

@@ -23,7 +23,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra import catalog
-from infra.common import encrypted_queue, pascal
+from infra.common import encrypted_queue, pascal, trigger_queue
 from infra.config import EnvConfig
 from infra.events import event_pattern
 from infra.functions import bus_name
@@ -60,14 +60,8 @@ class LocalStackCommunityStack(Stack):
                     )
                 )
         for trigger in catalog.QUEUES:
-            dlq = encrypted_queue(self, f"{pascal(trigger.name)}Dlq", retention_days=14)
+            queue, dlq = trigger_queue(self, trigger)
             self.dead_letter_queues[f"queue-{trigger.name}"] = dlq
-            queue = encrypted_queue(
-                self,
-                f"{pascal(trigger.name)}Queue",
-                visibility_timeout=Duration.seconds(trigger.visibility_timeout_s),
-                dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=trigger.max_receive_count, queue=dlq),
-            )
             CfnOutput(self, f"{pascal(trigger.name)}QueueUrl", value=queue.queue_url)
         self.jwt_secret = secretsmanager.Secret(
             self,
