@@ -28,6 +28,8 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from infra.catalog import AUTHORIZERS, HTTP_ROUTES, HttpRoute
+from local_stack import apigw_events
+from local_stack.apigw_events import WsApi, WsConnectionFacts, now_ms
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
@@ -37,6 +39,9 @@ STAGE = "$default"
 WS_STAGE = "prod"
 SOURCE_IP = "203.0.113.10"
 USER_AGENT = "chatflow-tests/1.0"
+WS_API = WsApi(
+    api_id=WS_API_ID, stage=WS_STAGE, domain_name=f"{WS_API_ID}.execute-api.{REGION}.amazonaws.com"
+)
 
 
 @dataclass
@@ -241,10 +246,8 @@ def ws_connect_event(
     ``Sec-WebSocket-Protocol`` header. ``authorizer_context`` is what the authorizer returned
     (API Gateway adds ``principalId`` and ``integrationLatency``).
     """
-    request_time, epoch_ms = _now()
-    connection_id = connection_id or base64.b64encode(uuid.uuid4().bytes[:9]).decode()
     hdrs: dict[str, str] = {
-        "Host": f"{WS_API_ID}.execute-api.{REGION}.amazonaws.com",
+        "Host": WS_API.domain_name,
         "Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits",
         "Sec-WebSocket-Key": base64.b64encode(uuid.uuid4().bytes).decode(),
         "Sec-WebSocket-Version": "13",
@@ -259,37 +262,23 @@ def ws_connect_event(
     params = dict(query or {})
     if token is not None:
         params["token"] = token
-    request_context: dict[str, Any] = {
-        "routeKey": "$connect",
-        "eventType": "CONNECT",
-        "extendedRequestId": base64.b32encode(uuid.uuid4().bytes)[:16].decode(),
-        "requestTime": request_time,
-        "messageDirection": "IN",
-        "stage": WS_STAGE,
-        "connectedAt": epoch_ms,
-        "requestTimeEpoch": epoch_ms,
-        "identity": {"userAgent": USER_AGENT, "sourceIp": SOURCE_IP},
-        "requestId": base64.b32encode(uuid.uuid4().bytes)[:16].decode(),
-        "domainName": f"{WS_API_ID}.execute-api.{REGION}.amazonaws.com",
-        "connectionId": connection_id,
-        "apiId": WS_API_ID,
-    }
+    authorizer = None
     if authorizer_context is not None:
-        request_context["authorizer"] = {
+        authorizer = {
             **dict(authorizer_context),
             "principalId": principal_id or str(authorizer_context.get("userId", "")),
             "integrationLatency": 12,
         }
-    event: dict[str, Any] = {
-        "headers": hdrs,
-        "multiValueHeaders": {k: [v] for k, v in hdrs.items()},
-        "requestContext": request_context,
-        "isBase64Encoded": False,
-    }
-    if params:
-        event["queryStringParameters"] = params
-        event["multiValueQueryStringParameters"] = {k: [v] for k, v in params.items()}
-    return event
+    facts = WsConnectionFacts(
+        connection_id=connection_id or base64.b64encode(uuid.uuid4().bytes[:9]).decode(),
+        connected_at_ms=now_ms(),
+        source_ip=SOURCE_IP,
+        user_agent=USER_AGENT,
+        headers=list(hdrs.items()),
+        query=list(params.items()),
+        authorizer=authorizer,
+    )
+    return apigw_events.ws_connect_event(WS_API, facts)
 
 
 def ws_authorizer_event(connect_event: Mapping[str, Any]) -> dict[str, Any]:
