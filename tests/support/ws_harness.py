@@ -6,7 +6,6 @@ endpoint (local_stack.eventbridge) -- both real HTTP servers on loopback reached
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,20 +17,13 @@ from chatflow.domain.identity import Identity
 from local_stack.connections import RecordingBackend, RunningManagementApi, running_management_api
 from local_stack.eventbridge import Backoff, LocalEventBus, RunningEventBridgeApi, running_eventbridge_api
 from tests.support.apigw import lambda_context
+from tests.support.events import TargetRecorder
 from tests.support.lambdas import load_handler
 from tests.support.ws_events import connect_event, disconnect_event, message_event, new_connection_id
 
 
-class EventRecorder:
+class EventRecorder(TargetRecorder):
     """Receives what the local bus delivers to rule targets (here: every chat event)."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, function: str, event: dict[str, Any]) -> None:
-        with self.lock:
-            self.calls.append((function, event))
 
     def detail_types(self, function: str = "analytics") -> list[str]:
         with self.lock:
