@@ -17,14 +17,10 @@ _STATUSES = frozenset({"active", "banned", "deleted"})
 _ROLES = frozenset({"user", "admin"})
 
 
-def _key(user_id: UUID) -> str:
-    return key("user", user_id, "status")
-
-
 def status_key(user_id: UUID) -> str:
-    """The cache key of a user's status: for callers that read it in their own pipeline and
-    hand the decoded value to ``ensure_active(identity, cached=...)``."""
-    return _key(user_id)
+    """The cache key of a user's status (also for callers that read it in their own pipeline and
+    hand the decoded value to ``ensure_active(identity, cached=...)``)."""
+    return key("user", user_id, "status")
 
 
 def decode_status(raw: str | None) -> UserStatus | None:
@@ -49,17 +45,16 @@ def _decode(raw: str) -> UserStatus | None:
 
 class RedisUserStatusCache:
     def get(self, user_id: UUID) -> UserStatus | None:
-        raw = get_redis().get(_key(user_id))
-        return _decode(str(raw)) if raw is not None else None
+        return decode_status(get_redis().get(status_key(user_id)))
 
     def fill(self, user_id: UUID, status: UserStatus) -> None:
-        get_redis().set(_key(user_id), _encode(status), ex=TTL_S, nx=True)
+        get_redis().set(status_key(user_id), _encode(status), ex=TTL_S, nx=True)
 
     def put(self, user_id: UUID, status: UserStatus) -> None:
-        get_redis().set(_key(user_id), _encode(status), ex=TTL_S)
+        get_redis().set(status_key(user_id), _encode(status), ex=TTL_S)
 
     def forget(self, user_id: UUID) -> None:
-        get_redis().delete(_key(user_id))
+        get_redis().delete(status_key(user_id))
 
 
 class RedisLoginThrottle:
