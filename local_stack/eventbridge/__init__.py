@@ -23,7 +23,6 @@ from local_stack.eventbridge.http_api import (
     EventBridgeApi,
     RunningEventBridgeApi,
     running_eventbridge_api,
-    serve_http,
 )
 from local_stack.eventbridge.patterns import CompiledPattern, InvalidEventPattern, compile_pattern, matches
 
@@ -46,5 +45,4 @@ __all__ = [
     "matches",
     "running_bus",
     "running_eventbridge_api",
-    "serve_http",
 ]

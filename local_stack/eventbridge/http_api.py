@@ -280,7 +280,3 @@ def running_eventbridge_api(
         loop.close()
         if start_bus:
             bus.close()
-
-
-#: The name the brief promised: ``with serve_http(bus, host, port) as api: api.endpoint_url``.
-serve_http = running_eventbridge_api
