@@ -10,6 +10,8 @@ infra/localstack.py.)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -44,6 +46,58 @@ def event_pattern(pattern: dict[str, object]) -> events.EventPattern:
     return events.EventPattern(**{_PATTERN_FIELDS[k]: v for k, v in pattern.items()})  # type: ignore[arg-type]
 
 
+#: A rule target for a catalog function: (function, its DLQ, retry attempts, maximum event age).
+TargetFactory = Callable[[str, sqs.Queue, int, Duration], events.IRuleTarget]
+
+
+def add_target(
+    scope: Construct,
+    rule: events.Rule,
+    key: str,
+    function: str,
+    make_target: TargetFactory,
+    *,
+    attempts: int,
+    max_age_s: int,
+) -> sqs.Queue:
+    """Target ``function`` from ``rule`` with its own DLQ (returned) and the given retry policy."""
+    dlq = encrypted_queue(scope, f"{pascal(key.replace(':', '_'))}Dlq", retention_days=14)
+    rule.add_target(make_target(function, dlq, attempts, Duration.seconds(max_age_s)))
+    return dlq
+
+
+def add_catalog_rules(
+    scope: Construct,
+    bus: events.IEventBus,
+    make_target: TargetFactory,
+    dead_letter_queues: dict[str, sqs.Queue],
+) -> dict[str, events.Rule]:
+    """The catalog's event rules on ``bus``; each target's DLQ goes into ``dead_letter_queues``
+    under ``"<rule>:<target>"``. Shared by the AWS stack and the LocalStack community profile."""
+    rules: dict[str, events.Rule] = {}
+    for rule_spec in catalog.EVENT_RULES:
+        rule = events.Rule(
+            scope,
+            f"Rule{pascal(rule_spec.name)}",
+            event_bus=bus,
+            description=rule_spec.description,
+            event_pattern=event_pattern(rule_spec.pattern),
+        )
+        rules[rule_spec.name] = rule
+        for target in rule_spec.targets:
+            key = f"{rule_spec.name}:{target}"
+            dead_letter_queues[key] = add_target(
+                scope,
+                rule,
+                key,
+                target,
+                make_target,
+                attempts=rule_spec.retry.max_attempts,
+                max_age_s=rule_spec.retry.max_event_age_s,
+            )
+    return rules
+
+
 class EventsStack(Stack):
     def __init__(
         self,
@@ -72,27 +126,15 @@ class EventsStack(Stack):
             )
         #: "<rule>:<target>" -> its dead-letter queue (the observability stack alarms on each).
         self.dead_letter_queues: dict[str, sqs.Queue] = {}
-        self.rules: dict[str, events.Rule] = {}
 
-        for rule_spec in catalog.EVENT_RULES:
-            rule = events.Rule(
-                self,
-                f"Rule{pascal(rule_spec.name)}",
-                event_bus=self.bus,
-                description=rule_spec.description,
-                event_pattern=event_pattern(rule_spec.pattern),
+        def lambda_target(
+            function: str, dlq: sqs.Queue, attempts: int, max_age: Duration
+        ) -> events.IRuleTarget:
+            return targets.LambdaFunction(
+                invocables[function], dead_letter_queue=dlq, retry_attempts=attempts, max_event_age=max_age
             )
-            self.rules[rule_spec.name] = rule
-            for target in rule_spec.targets:
-                self._add_target(
-                    rule,
-                    f"{rule_spec.name}:{target}",
-                    target,
-                    invocables,
-                    attempts=rule_spec.retry.max_attempts,
-                    max_age_s=rule_spec.retry.max_event_age_s,
-                )
 
+        self.rules = add_catalog_rules(self, self.bus, lambda_target, self.dead_letter_queues)
         for schedule in catalog.SCHEDULES:
             rule = events.Rule(
                 self,
@@ -101,34 +143,14 @@ class EventsStack(Stack):
                 schedule=events.Schedule.rate(Duration.minutes(schedule.rate_minutes)),
             )
             self.rules[schedule.name] = rule
+            key = f"{schedule.name}:{schedule.function}"
             # A late sweep is useless: retry briefly, the next tick does the work anyway.
-            self._add_target(
+            self.dead_letter_queues[key] = add_target(
+                self,
                 rule,
-                f"{schedule.name}:{schedule.function}",
+                key,
                 schedule.function,
-                invocables,
+                lambda_target,
                 attempts=2,
                 max_age_s=max(60, schedule.rate_minutes * 60),
             )
-
-    def _add_target(
-        self,
-        rule: events.Rule,
-        key: str,
-        function: str,
-        invocables: dict[str, lambda_.IFunction],
-        *,
-        attempts: int,
-        max_age_s: int,
-    ) -> None:
-        ident = pascal(key.replace(":", "_"))
-        dlq = encrypted_queue(self, f"{ident}Dlq", retention_days=14)
-        self.dead_letter_queues[key] = dlq
-        rule.add_target(
-            targets.LambdaFunction(
-                invocables[function],
-                dead_letter_queue=dlq,
-                retry_attempts=attempts,
-                max_event_age=Duration.seconds(max_age_s),
-            )
-        )

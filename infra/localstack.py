@@ -17,6 +17,7 @@ from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
@@ -25,40 +26,28 @@ from constructs import Construct
 from infra import catalog
 from infra.common import encrypted_queue, pascal, trigger_queue
 from infra.config import EnvConfig
-from infra.events import event_pattern
+from infra.events import add_catalog_rules
 from infra.functions import bus_name
 
 
 class LocalStackCommunityStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvConfig, **kwargs: object) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
-        from aws_cdk import aws_events_targets as targets
-
         bus = events.EventBus(self, "Bus", event_bus_name=bus_name(config))
         self.dead_letter_queues: dict[str, sqs.Queue] = {}
         self.inboxes: dict[str, sqs.Queue] = {}
-        for rule_spec in catalog.EVENT_RULES:
-            rule = events.Rule(
-                self,
-                f"Rule{pascal(rule_spec.name)}",
-                event_bus=bus,
-                description=rule_spec.description,
-                event_pattern=event_pattern(rule_spec.pattern),
+
+        def inbox_target(
+            function: str, dlq: sqs.Queue, attempts: int, max_age: Duration
+        ) -> events.IRuleTarget:
+            # One inbox queue per target function stands in for the Lambda function.
+            inbox = self.inboxes.get(function) or encrypted_queue(self, f"{pascal(function)}Inbox")
+            self.inboxes[function] = inbox
+            return targets.SqsQueue(
+                inbox, dead_letter_queue=dlq, retry_attempts=attempts, max_event_age=max_age
             )
-            for target in rule_spec.targets:
-                key = f"{rule_spec.name}:{target}"
-                dlq = encrypted_queue(self, f"{pascal(key.replace(':', '_'))}Dlq", retention_days=14)
-                self.dead_letter_queues[key] = dlq
-                inbox = self.inboxes.get(target) or encrypted_queue(self, f"{pascal(target)}Inbox")
-                self.inboxes[target] = inbox
-                rule.add_target(
-                    targets.SqsQueue(
-                        inbox,
-                        dead_letter_queue=dlq,
-                        retry_attempts=rule_spec.retry.max_attempts,
-                        max_event_age=Duration.seconds(rule_spec.retry.max_event_age_s),
-                    )
-                )
+
+        add_catalog_rules(self, bus, inbox_target, self.dead_letter_queues)
         for trigger in catalog.QUEUES:
             queue, dlq = trigger_queue(self, trigger)
             self.dead_letter_queues[f"queue-{trigger.name}"] = dlq
