@@ -17,7 +17,7 @@ import sys
 
 from local_stack.gateway import GatewayConfig, LocalGateway
 from local_stack.http_api import CorsConfig
-from local_stack.services import ServiceUnavailable, dev_signing_keys, function_env, services
+from local_stack.services import ServiceUnavailable, dev_signing_keys, function_env, resolve_services
 from local_stack.websocket_api import WsLimits
 
 log = logging.getLogger("local_stack")
@@ -78,8 +78,7 @@ Ctrl-C stops.
 
 async def serve(args: argparse.Namespace) -> int:
     try:
-        found = services()
-        svc = found.__enter__()
+        svc = resolve_services()
     except ServiceUnavailable as exc:
         print(f"local_stack: {exc}", file=sys.stderr)
         return 2
@@ -139,7 +138,7 @@ async def serve(args: argparse.Namespace) -> int:
         await gateway.stop()
         return 0
     finally:
-        found.__exit__(None, None, None)
+        svc.close()
 
 
 def main(argv: list[str] | None = None) -> int:
