@@ -313,3 +313,29 @@ def insert_users(database_url: str, n: int) -> list[Any]:
             "INSERT INTO users (id, handle, display_name, password_hash) VALUES (%s, %s, %s, %s)", rows
         )
     return out
+
+
+def connected_room(
+    database_url: str, backend: Any, n: int, label: str
+) -> tuple[list[Any], Any, dict[Any, str]]:
+    """A public room of ``n`` new members (the first owns it), each connected once through the real
+    ws_connect handler and registered with ``backend`` (local_stack's RecordingBackend):
+    ``(members, room, {user_id: connection id})``."""
+    import uuid
+
+    from chatflow.domain import rooms
+    from tests.support.apigw import lambda_context
+    from tests.support.lambdas import load_handler
+    from tests.support.ws_events import connect_event, new_connection_id
+
+    users = insert_users(database_url, n)
+    room = rooms.create_channel(users[0], "public", f"{label}-{uuid.uuid4().hex[:8]}").room
+    for u in users[1:]:
+        rooms.join(u, room.id)
+    connect = load_handler("ws_connect")
+    cids: dict[Any, str] = {}
+    for u in users:
+        cid = backend.register(new_connection_id())
+        assert connect(connect_event(u, cid), lambda_context("ws_connect"))["statusCode"] == 200
+        cids[u.user_id] = cid
+    return users, room, cids

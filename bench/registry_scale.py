@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from bench.realtime_support import bench_environment, insert_users, pct, quiet
+from bench.realtime_support import bench_environment, connected_room, insert_users, pct, quiet
 
 
 def _measure(fn: Callable[[int], None], n: int) -> float:
@@ -44,18 +44,10 @@ def run(iterations: int, extra: int) -> dict[str, Any]:
             from chatflow.domain import rooms
 
             store = get_realtime_store()
-            users = insert_users(benv.database_url, 10)
+            users, room, cids = connected_room(benv.database_url, api.backend, 10, "scale")
             owner = users[0]
-            room = rooms.create_channel(owner, "public", f"scale-{uuid.uuid4().hex[:8]}").room
-            for u in users[1:]:
-                rooms.join(u, room.id)
             connect, disconnect = load_handler("ws_connect"), load_handler("ws_disconnect")
             messages, ping = load_handler("ws_messages"), load_handler("ws_ping")
-            cids = {}
-            for u in users:
-                cid = api.backend.register(new_connection_id())
-                assert connect(connect_event(u, cid), lambda_context("ws_connect"))["statusCode"] == 200
-                cids[u.user_id] = cid
             sender = cids[owner.user_id]
             # A user with a free connection slot for the connect/disconnect measurement.
             (visitor,) = insert_users(benv.database_url, 1)

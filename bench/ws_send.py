@@ -14,10 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import uuid
 from typing import Any
 
-from bench.realtime_support import RedisRoundTrips, bench_environment, insert_users, quiet, summary_ms
+from bench.realtime_support import RedisRoundTrips, bench_environment, connected_room, quiet, summary_ms
 
 
 def run(room_size: int, messages: int, warmup: int, *, bus: bool = True) -> dict[str, Any]:
@@ -25,7 +24,7 @@ def run(room_size: int, messages: int, warmup: int, *, bus: bool = True) -> dict
     from local_stack.eventbridge import LocalEventBus, running_eventbridge_api
     from tests.support.apigw import lambda_context
     from tests.support.lambdas import load_handler
-    from tests.support.ws_events import connect_event, message_event, new_connection_id
+    from tests.support.ws_events import message_event
 
     event_bus = LocalEventBus.from_catalog(lambda fn, ev: None, name="chatflow", region="us-east-1")
     with running_management_api() as api, running_eventbridge_api(event_bus) as events:
@@ -36,20 +35,9 @@ def run(room_size: int, messages: int, warmup: int, *, bus: bool = True) -> dict
             "RATE_MESSAGES_PER_10S": "100000000",
         }
         with bench_environment(env, count_pg=True) as benv:
-            from chatflow.domain import rooms
-
             assert benv.pg_proxy is not None
-            users = insert_users(benv.database_url, room_size)
+            users, room, cids = connected_room(benv.database_url, api.backend, room_size, "bench")
             owner = users[0]
-            room = rooms.create_channel(owner, "public", f"bench-{uuid.uuid4().hex[:8]}").room
-            for u in users[1:]:
-                rooms.join(u, room.id)
-            connect = load_handler("ws_connect")
-            cids = {}
-            for u in users:
-                cid = api.backend.register(new_connection_id())
-                assert connect(connect_event(u, cid), lambda_context("ws_connect"))["statusCode"] == 200
-                cids[u.user_id] = cid
             sender = cids[owner.user_id]
             handler = load_handler("ws_messages")
             ctx = lambda_context("ws_messages")
