@@ -19,6 +19,7 @@ from local_stack.gateway import GatewayConfig, running_gateway
 from local_stack.services import function_env
 from tests.conftest import REDIS_URL
 from tests.e2e.target import Target
+from tests.support.identity import promote
 
 
 @pytest.fixture(scope="session")
@@ -38,11 +39,6 @@ def e2e_target(request: pytest.FixtureRequest) -> Iterator[Target]:
         redis_prefix=chatflow_env["REDIS_KEY_PREFIX"],
         base={**os.environ, "MAX_CONNECTIONS_PER_USER": str(max_connections)},
     )
-
-    def promote(handle: str) -> None:
-        from chatflow.auth.service import get_user_service
-
-        get_user_service().set_role(handle, "admin")
 
     with running_gateway(GatewayConfig(env=env, with_eventbridge=True)) as gateway:
         yield Target(gateway.ws_url, gateway.http_url, max_connections, gateway, None, promote)
