@@ -23,7 +23,7 @@ import pytest
 from chatflow.domain import rooms
 from chatflow.domain.identity import Identity
 from tests.support.apigw import HttpApiClient
-from tests.support.lambdas import load_handler
+from tests.support.identity import http_client
 from tests.support.rooms import ApiUser, insert_user, wide_writer_pool
 from tests.support.ws_harness import WsHarness, ws_harness
 
@@ -48,7 +48,7 @@ def wide_pool(chat: None) -> Iterator[None]:
 
 @pytest.fixture
 def rooms_api(chat: None) -> HttpApiClient:
-    return HttpApiClient({"authorizer": load_handler("authorizer"), "http_api": load_handler("http_api")})
+    return http_client()
 
 
 @pytest.fixture
