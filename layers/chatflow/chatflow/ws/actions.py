@@ -45,9 +45,10 @@ class Caller:
 def send_message(c: Caller, f: frames.SendMessage) -> Reply:
     c.check_rate("messages")
     message, created = messages.send(c.identity, f.room_id, f.client_message_id, f.body)
+    payload = messages.message_to_dict(message)
     if created:
         # Resends create nothing and fan out nothing: recipients already have it (or resume).
-        frame = {"type": "message", "message": messages.message_to_dict(message)}
+        frame = {"type": "message", "message": payload}
         c.service.broadcast(
             lambda: c.service.deliver_to_room(f.room_id, frame, exclude_connection=c.connection_id)
         )
@@ -57,7 +58,7 @@ def send_message(c: Caller, f: frames.SendMessage) -> Reply:
         "roomId": str(message.room_id),
         "seq": message.seq,
         "messageId": str(message.id),
-        "createdAt": messages.message_to_dict(message)["createdAt"],
+        "createdAt": payload["createdAt"],
         "duplicate": not created,
     }
 
