@@ -206,7 +206,7 @@ class ApiRoutesStack(Stack):
                     ws_authorizers[spec.name] = authorizer
             apigwv2.WebSocketRoute(
                 self,
-                f"WsRoute{_route_id(route.route_key)}",
+                f"WsRoute{route_id(route.route_key)}",
                 web_socket_api=ws_api,
                 route_key=route.route_key,
                 integration=integration,
@@ -241,7 +241,7 @@ class ApiRoutesStack(Stack):
                     http_authorizers[spec.name] = http_authorizer
             apigwv2.HttpRoute(
                 self,
-                f"HttpRoute{_route_id(http_route.route_key)}",
+                f"HttpRoute{route_id(http_route.route_key)}",
                 http_api=http_api,
                 route_key=apigwv2.HttpRouteKey.with_(http_route.path, apigwv2.HttpMethod(http_route.method)),
                 integration=http_integration,
@@ -249,6 +249,6 @@ class ApiRoutesStack(Stack):
             )
 
 
-def _route_id(route_key: str) -> str:
+def route_id(route_key: str) -> str:
     """A construct id for a route key: ``GET /rooms/{room_id}`` -> ``GETroomsroomid``."""
     return "".join(c for c in route_key if c.isalnum()) or "Root"

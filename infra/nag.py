@@ -14,6 +14,7 @@ from aws_cdk import Acknowledgment, Stack, Validations
 from constructs import IConstruct
 
 from infra import catalog
+from infra.api import route_id
 from infra.catalog import Need
 from infra.common import pascal
 
@@ -114,7 +115,7 @@ def apply_suppressions(stacks: ChatflowStacks) -> None:
     for route in catalog.WS_ROUTES:
         if route.authorizer is None:
             _ack(
-                routes.node.find_child(f"WsRoute{''.join(c for c in route.route_key if c.isalnum())}"),
+                routes.node.find_child(f"WsRoute{route_id(route.route_key)}"),
                 "AwsSolutions-APIG4",
                 "WebSocket APIs authorize only on $connect (Lambda REQUEST authorizer); every later frame "
                 "rides that authorized connection and handlers use the authorizer context",
@@ -124,7 +125,7 @@ def apply_suppressions(stacks: ChatflowStacks) -> None:
         # fails the nag gate (AwsSolutions-APIG4) instead of being waved through.
         if http_route.authorizer is None and http_route.route_key in PUBLIC_HTTP_ROUTES:
             _ack(
-                routes.node.find_child(f"HttpRoute{''.join(c for c in http_route.route_key if c.isalnum())}"),
+                routes.node.find_child(f"HttpRoute{route_id(http_route.route_key)}"),
                 "AwsSolutions-APIG4",
                 "Public by design (health checks, OpenAPI, JWKS, register/login/refresh/logout): the "
                 "handler validates input and credentials itself",
