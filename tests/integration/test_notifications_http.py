@@ -18,7 +18,8 @@ from chatflow.domain.identity import Identity
 from chatflow.events.schemas import MessageCreated
 from tests.support.apigw import HttpApiClient, HttpResponse, lambda_context
 from tests.support.events import envelope, insert_room
-from tests.support.lambdas import load_handler, load_handler_module
+from tests.support.identity import http_client
+from tests.support.lambdas import load_handler_module
 from tests.support.rooms import access_token, insert_user
 
 DB = psycopg.Connection[dict[str, Any]]
@@ -29,7 +30,7 @@ def api(chatflow_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> HttpAp
     reset_realtime_store()
     fn = load_handler_module("notifications")
     monkeypatch.setattr(fn, "get_channel", lambda: SnsNotificationChannel(None, use_settings=False))
-    return HttpApiClient({"authorizer": load_handler("authorizer"), "http_api": load_handler("http_api")})
+    return http_client()
 
 
 def _deliver(event: MessageCreated) -> None:
