@@ -105,20 +105,20 @@ class PostgresMessageRepository:
         check: RoomCheck,
         event: Callable[[Message], DomainEvent],
     ) -> tuple[Message, bool]:
-        args: dict[str, Any] = {
-            "room_id": room_id,
-            "message_id": message_id,
-            "sender_id": sender_id,
-            "client_message_id": client_message_id,
-            "body": body,
-            "mention_candidates": mention_candidates,
-            "check": check,
-            "event": event,
-        }
         try:
             with writer().connection() as conn:
                 try:
-                    message, created = self._insert_on(conn, **args)
+                    message, created = self._insert_on(
+                        conn,
+                        room_id=room_id,
+                        message_id=message_id,
+                        sender_id=sender_id,
+                        client_message_id=client_message_id,
+                        body=body,
+                        mention_candidates=mention_candidates,
+                        check=check,
+                        event=event,
+                    )
                 except BaseException:
                     # Whatever failed (a domain check, a duplicate, the server): the connection
                     # goes back to the pool outside any transaction.
