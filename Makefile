@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install dev test lint typecheck unit migrate synth localstack bench bench-cold clean invoke event-schemas
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml layers/chatflow/pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml layers/chatflow/pyproject.toml clients/python/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
