@@ -199,6 +199,17 @@ class EventStream(AsyncIterator[Event]):
 
         return await asyncio.wait_for(find(), timeout)
 
+    def drain(self) -> list[Event]:
+        """The events already received, without waiting."""
+        out: list[Event] = []
+        while not self._queue.empty():
+            event = self._queue.get_nowait()
+            if event is None:
+                self._done = True
+                break
+            out.append(event)
+        return out
+
     def close(self) -> None:
         self._client._streams.discard(self)
         self._done = True
@@ -738,7 +749,12 @@ class ChatClient:
     def _release(self, room: _Room, items: list[tuple[Message, Source]]) -> None:
         me = self.api.user.id if self.api.user else None
         for message, source in items:
-            self._emit(MessageReceived(message, own=message.sender_id == me, source=source))
+            own = message.sender_id == me
+            self._emit(MessageReceived(message, own=own, source=source))
+            if own and (room.read_seq is None or message.seq > room.read_seq):
+                # The server moves the sender's read position with every send: mirror it.
+                room.read_seq = message.seq
+                self._emit(ReadPositionChanged(room.room_id, message.seq))
         if room.order.has_gap:
             if room.gap_timer is None and (room.fill is None or room.fill.done()):
                 room.gap_timer = asyncio.get_running_loop().call_later(
