@@ -39,6 +39,15 @@ async def chat_user(
         await client.close()
 
 
+@asynccontextmanager
+async def alice_and_bob(
+    target: Target,
+) -> AsyncIterator[tuple[ChatClient, EventStream, ChatClient, EventStream]]:
+    """Two new users' connected clients and their event streams."""
+    async with chat_user(target, "alice") as (alice, a_events), chat_user(target, "bob") as (bob, b_events):
+        yield alice, a_events, bob, b_events
+
+
 async def second_device(
     target: Target, of: ChatClient, options: ClientOptions | None = None
 ) -> tuple[ChatClient, EventStream]:
@@ -67,9 +76,7 @@ async def received(
     try:
         await asyncio.wait_for(collect(), timeout)
     except TimeoutError:
-        raise AssertionError(
-            f"got {len(out)} of {count} messages: {[e.message.seq for e in out]}"
-        ) from None
+        raise AssertionError(f"got {len(out)} of {count} messages: {[e.message.seq for e in out]}") from None
     return out
 
 
@@ -91,7 +98,11 @@ async def abort_server_side(target: Target, user_id: str) -> int:
     """Drop every live socket of a user at the gateway, without a close frame (a network cut);
     returns how many. Runs on the gateway's loop (its sockets belong to it)."""
     assert target.gateway is not None
-    lives = _live_connections(target, user_id)
+    for _ in range(200):  # the user may be between two connections: wait (bounded) for one
+        lives = _live_connections(target, user_id)
+        if lives:
+            break
+        await asyncio.sleep(0.05)
 
     async def abort() -> None:
         for live in lives:

@@ -657,6 +657,7 @@ class ChatClient:
                     await asyncio.sleep(_retry_delay(exc, backoff))
                     continue
                 if exc.code == "connection_not_found":
+                    log.warning("the server does not know this connection (%s): reconnecting", exc.message)
                     self.drop_connection()  # the server forgot this socket: a new one is registered
                 elif exc.code not in RETRYABLE_CODES:
                     raise
