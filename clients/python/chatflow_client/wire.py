@@ -270,14 +270,22 @@ class UnknownFrame(Frame):
     data: Json
 
 
+def _presence_entries(items: object) -> list[Presence]:
+    """The well-formed entries of a snapshot list (one bad entry does not lose the others)."""
+    out: list[Presence] = []
+    for item in items if isinstance(items, list) else []:
+        try:
+            out.append(presence_entry(item))
+        except _Malformed:
+            continue
+    return out
+
+
 def _snapshot(d: Json, room_id: str, request_id: str | None) -> PresenceSnapshotFrame:
-    online = d.get("online")
     cursor = d.get("cursor", d.get("nextCursor"))
     return PresenceSnapshotFrame(
         room_id=room_id,
-        online=[presence_entry(e) for e in online if isinstance(e, Mapping)]
-        if isinstance(online, list)
-        else [],
+        online=_presence_entries(d.get("online")),
         more=_opt_bool(d, "more"),
         cursor=cursor if isinstance(cursor, str) else None,
         request_id=request_id,
