@@ -24,6 +24,7 @@ from chatflow_client import (
     Disconnected,
     MessageDeleted,
     MessageEdited,
+    MessageReceived,
     PresenceChanged,
     ReadPositionChanged,
     SessionExpired,
@@ -367,5 +368,54 @@ def test_history_pages_backwards_and_join_since_replays(e2e_target: Target) -> N
                 assert {e.source for e in got} == {"resume"}
             finally:
                 await reader.close()
+
+    run(scenario)
+
+
+def test_the_readme_echo_bot_answers(e2e_target: Target) -> None:
+    """clients/python/examples/echo_bot.py (the README's example) as its own process."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bot_script = Path(__file__).resolve().parents[2] / "clients" / "python" / "examples" / "echo_bot.py"
+
+    async def scenario() -> None:
+        async with chat_user(e2e_target, "alice") as (alice, a_events):
+            bot = ChatClient(e2e_target.http_url, e2e_target.ws_url)
+            handle = f"bot{secrets.token_hex(4)}"
+            await bot.register(handle, PASSWORD)
+            room = (await alice.api.create_room(f"sdk-{secrets.token_hex(3)}")).id
+            await bot.api.join_room(room)
+            await bot.close()
+            env = {
+                **os.environ,
+                "CHATFLOW_HTTP_URL": e2e_target.http_url,
+                "CHATFLOW_WS_URL": e2e_target.ws_url,
+                "BOT_HANDLE": handle,
+                "BOT_PASSWORD": PASSWORD,
+            }
+            proc = subprocess.Popen([sys.executable, str(bot_script)], env=env)
+            try:
+                await alice.join(room)
+                # The bot may not be listening yet: say it again until it answers (bounded).
+                for attempt in range(30):
+                    await alice.send(room, f"ping {attempt}")
+                    try:
+                        answer = await a_events.next(MessageReceived, timeout=2)
+                        while answer.own:
+                            answer = await a_events.next(MessageReceived, timeout=2)
+                        break
+                    except TimeoutError:
+                        assert proc.poll() is None, "the echo bot exited"
+                else:
+                    raise AssertionError("the echo bot never answered")
+                assert answer.message.sender_handle == handle
+                assert answer.message.body is not None
+                assert answer.message.body.startswith("echo: ping ")
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
 
     run(scenario)

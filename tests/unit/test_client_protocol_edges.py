@@ -150,7 +150,7 @@ async def joined_at(server: ScriptedServer, client: ChatClient, since: int) -> N
 
 
 async def seqs(events: EventStream, count: int) -> list[tuple[int, str]]:
-    out = []
+    out: list[tuple[int, str]] = []
     for _ in range(count):
         got = await events.next(MessageReceived, timeout=5)
         out.append((got.message.seq, got.source))
