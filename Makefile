@@ -23,6 +23,7 @@ dev: install
 test: install
 	scripts/ensure-services.sh
 	scripts/ensure-browser.sh
+	test -d node_modules/ws || npm ci --no-audit --no-fund  # the JavaScript client's tests (Node 20 has no WebSocket)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
