@@ -641,6 +641,7 @@ export class ChatflowClient {
     this._retired = new Set();
     this._closing = false;
     this._running = false;
+    this._generation = 0; // bumped by disconnect(): an older supervisor loop stops
     this._connections = 0;
     this._ridPrefix = randomId().slice(0, 6);
     this._ridCounter = 0;
@@ -741,6 +742,10 @@ export class ChatflowClient {
   onlineUsers() {
     return this._presence.online();
   }
+  /** Every user a presence frame or snapshot told about (co-members), online or not. */
+  knownPresence() {
+    return [...this._presence.byUser.values()];
+  }
   /** Seed rooms from the HTTP room list (positions, read marks, unread) and return the list. */
   async loadRooms() {
     const rooms = await this.api.rooms();
@@ -778,19 +783,38 @@ export class ChatflowClient {
     if (!this.api.user) await this.api.me();
     this._running = true;
     const first = deferred();
-    this._supervise(first);
+    this._supervise(first, ++this._generation);
     return first.promise;
   }
 
-  async _supervise(first) {
+  /** Close the socket but keep everything (rooms, positions, queued sends): connect() again
+   *  reconnects, resumes and resends. E.g. while the app is in the background. */
+  async disconnect() {
+    if (!this._running) return;
+    this._generation += 1;
+    this._running = false;
+    const conn = this._conn;
+    if (conn) {
+      conn.ws.close(1000, "client disconnected");
+      await conn.lost.wait();
+    }
+    this._setState("idle");
+  }
+
+  async _supervise(first, generation) {
     const backoff = new Backoff(this.options.reconnectInitialMs, this.options.reconnectMaxMs);
     let refreshed = false;
-    while (!this._closing) {
+    while (!this._closing && generation === this._generation) {
       this._setState(this._connections ? "reconnecting" : "connecting");
       let error;
       let waitMs = null;
       try {
         const ws = await this._open();
+        if (this._closing || generation !== this._generation) {
+          ws.close(1000, "client disconnected"); // disconnect() or close() while the handshake ran
+          if (!first.done) first.reject(new ClientClosed("disconnected before the connection opened"));
+          return;
+        }
         refreshed = false;
         if (!first.done) {
           first.done = true;
@@ -798,7 +822,7 @@ export class ChatflowClient {
         }
         const lived = await this._runConnection(ws);
         if (lived >= 1000) backoff.reset();
-        if (!this._closing) await sleep(backoff.next());
+        if (!this._closing && generation === this._generation) await sleep(backoff.next());
         continue;
       } catch (err) {
         error = err;
@@ -897,8 +921,9 @@ export class ChatflowClient {
         this._byRid.clear();
         this._byCmid.clear();
         conn.lost.set();
-        this._emit("disconnected", { code: e?.code ?? 1006, reason: e?.reason || "", willReconnect: !this._closing });
-        if (!this._closing) this._setState("reconnecting");
+        const willReconnect = !this._closing && this._running;
+        this._emit("disconnected", { code: e?.code ?? 1006, reason: e?.reason || "", willReconnect });
+        if (willReconnect) this._setState("reconnecting");
         resolve(Date.now() - opened);
       };
       const keepalive = setInterval(() => this._keepalive(conn), this.options.keepaliveMs);

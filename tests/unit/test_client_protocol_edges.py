@@ -20,6 +20,9 @@ from chatflow_client import (
     ActionRefused,
     ChatClient,
     ClientOptions,
+    Connected,
+    ConnectionState,
+    Disconnected,
     EventStream,
     MessageReceived,
     PositionReset,
@@ -467,5 +470,55 @@ def test_gateway_errors_and_unknown_frames_do_not_break_the_connection() -> None
             request = await server.recv("ping")
             await server.reply(request, {"type": "pong", "serverTime": 42})
             assert await pinging == 42
+
+    run(scenario)
+
+
+def test_disconnect_keeps_queued_sends_and_connect_resumes_before_sending() -> None:
+    async def scenario() -> None:
+        async with scripted() as (server, client, events):
+            await joined_at(server, client, 0)
+            await client.disconnect()
+            assert client.state is ConnectionState.IDLE
+            assert [e for e in events.drain() if isinstance(e, Disconnected)] == [
+                Disconnected(1000, "client disconnected", will_reconnect=False)
+            ]
+            waiting = client.enqueue(ROOM, "written offline")
+            await asyncio.sleep(0.1)
+            assert server.inbox.empty()  # nothing goes out while disconnected
+            await client.connect()
+            assert (await events.next(Connected, timeout=5)).reconnected
+            rejoin = await server.recv()
+            assert rejoin["action"] == "joinRoom"
+            await server.reply(rejoin, {"type": "joined", "roomId": ROOM})
+            resume = await server.recv()
+            assert resume["action"] == "resume"
+            await server.reply(
+                resume,
+                {
+                    "type": "resumed",
+                    "roomId": ROOM,
+                    "sinceSeq": 0,
+                    "messages": [message(1)],
+                    "more": False,
+                    "nextSinceSeq": 1,
+                    "lastSeq": 1,
+                },
+            )
+            send = await server.recv()
+            assert (send["action"], send["body"]) == ("sendMessage", "written offline")
+            await server.reply(
+                send,
+                {
+                    "type": "ack",
+                    "clientMessageId": send["clientMessageId"],
+                    "roomId": ROOM,
+                    "seq": 2,
+                    "messageId": "m2",
+                    "createdAt": None,
+                },
+            )
+            assert (await waiting).seq == 2
+            assert await seqs(events, 2) == [(1, "resume"), (2, "ack")]
 
     run(scenario)

@@ -254,3 +254,35 @@ test("a 403 handshake is retried once after a token refresh", async () => {
     await new Promise((resolve) => http.close(resolve));
   }
 });
+
+test("disconnect() keeps queued sends; connect() resumes first, then sends", async () => {
+  const server = await Scripted.start();
+  const { chat, events } = await client(server);
+  try {
+    await joinedAt(server, chat, 0);
+    const disconnected = chat.once("disconnected");
+    await chat.disconnect();
+    assert.equal((await disconnected).willReconnect, false);
+    assert.equal(chat.state, "idle");
+    const waiting = chat.send(ROOM, "written offline");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(server.inbox, []);
+    const connected = chat.once("connected");
+    await chat.connect();
+    assert.equal((await connected).reconnected, true);
+    const rejoin = await server.recv();
+    assert.equal(rejoin.action, "joinRoom");
+    server.reply(rejoin, { type: "joined", roomId: ROOM });
+    const resume = await server.recv();
+    assert.equal(resume.action, "resume");
+    server.reply(resume, resumed(0, [message(1)]));
+    const send = await server.recv();
+    assert.deepEqual([send.action, send.body], ["sendMessage", "written offline"]);
+    server.reply(send, { type: "ack", clientMessageId: send.clientMessageId, roomId: ROOM, seq: 2, messageId: "m2", createdAt: null });
+    assert.equal((await waiting).seq, 2);
+    assert.deepEqual(delivered(events), [[1, "resume"], [2, "ack"]]);
+  } finally {
+    await chat.close();
+    await server.close();
+  }
+});

@@ -254,6 +254,8 @@ class ChatClient:
         self._supervisor: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
+        #: disconnect() was called: the socket stays closed until connect().
+        self._suspended = False
         self._connections = 0
         self._rid_prefix = secrets.token_hex(3)
         self._rid_counter = itertools.count(1)
@@ -366,14 +368,23 @@ class ChatClient:
             return
         if self.api.user is None:
             await self.api.me()
+        self._suspended = False
         first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise(first))
         await first
 
     async def _supervise(self, first: asyncio.Future[None]) -> None:
+        try:
+            await self._keep_connected(first)
+        except asyncio.CancelledError:
+            if not first.done():  # disconnect() or close() during the first handshake
+                first.set_exception(ClientClosed("disconnected before the connection opened"))
+            raise
+
+    async def _keep_connected(self, first: asyncio.Future[None]) -> None:
         backoff = Backoff(self.options.reconnect_initial_s, self.options.reconnect_max_s)
         refreshed = False
-        while not self._closing:
+        while not self._closing and not self._suspended:
             self._set_state(ConnectionState.RECONNECTING if self._connections else ConnectionState.CONNECTING)
             delay: float | None = None
             try:
@@ -490,8 +501,9 @@ class ChatClient:
             self._by_rid.clear()
             self._by_cmid.clear()
             conn.lost.set()
-        self._emit(Disconnected(ws.close_code, ws.close_reason or "", will_reconnect=not self._closing))
-        if not self._closing:
+        will_reconnect = not self._closing and not self._suspended
+        self._emit(Disconnected(ws.close_code, ws.close_reason or "", will_reconnect=will_reconnect))
+        if will_reconnect:
             self._set_state(ConnectionState.RECONNECTING)
         return loop.time() - opened
 
@@ -509,6 +521,22 @@ class ChatClient:
 
     def _set_state(self, state: ConnectionState) -> None:
         self._state = state
+
+    async def disconnect(self) -> None:
+        """Close the socket but keep everything (rooms, positions, queued sends): :meth:`connect`
+        again reconnects, resumes and resends. E.g. while an app is in the background."""
+        supervisor, self._supervisor = self._supervisor, None
+        if supervisor is None:
+            return
+        self._suspended = True
+        conn = self._conn
+        if conn is not None:
+            await conn.ws.close(1000, "client disconnected")
+            await conn.lost.wait()
+        supervisor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await supervisor
+        self._set_state(ConnectionState.IDLE)
 
     def drop_connection(self) -> None:
         """Abort the socket as a network failure would (no close frame); the client reconnects.
