@@ -1232,29 +1232,33 @@ export class ChatflowClient {
       while (r.queue.length && !this._closing) {
         const outgoing = r.queue[0];
         outgoing.state = "sending";
+        let ack;
         try {
-          const ack = await this._sendUntilAcked(r, outgoing);
-          this._offer(
-            Object.freeze({
-              id: ack.messageId,
-              roomId: ack.roomId,
-              seq: ack.seq,
-              senderId: this.api.user?.id ?? "",
-              senderHandle: this.api.user?.handle ?? null,
-              clientMessageId: ack.clientMessageId,
-              body: outgoing.body,
-              createdAt: ack.createdAt,
-              editedAt: null,
-              deletedAt: null,
-            }),
-            "ack",
-          );
-          this._settle(outgoing, ack, null);
+          ack = await this._sendUntilAcked(r, outgoing);
         } catch (err) {
           if (err instanceof ClientClosed) return;
+          if (r.queue[0] === outgoing) r.queue.shift();
           this._settle(outgoing, null, err);
+          continue;
         }
+        // Out of the queue first: listeners of the events below see it stored, not pending.
         if (r.queue[0] === outgoing) r.queue.shift();
+        this._offer(
+          Object.freeze({
+            id: ack.messageId,
+            roomId: ack.roomId,
+            seq: ack.seq,
+            senderId: this.api.user?.id ?? "",
+            senderHandle: this.api.user?.handle ?? null,
+            clientMessageId: ack.clientMessageId,
+            body: outgoing.body,
+            createdAt: ack.createdAt,
+            editedAt: null,
+            deletedAt: null,
+          }),
+          "ack",
+        );
+        this._settle(outgoing, ack, null);
       }
     } finally {
       r.draining = false;

@@ -67,25 +67,14 @@ def browser_ready() -> None:
 
 @contextlib.contextmanager
 def serve_web_page(ws_url: str, http_url: str) -> Iterator[str]:
-    """Serve local_stack/web plus a ``config.json`` naming the target's URLs, on an ephemeral port
-    (the page then talks to that target cross-origin, as it would from any static host)."""
-    from aiohttp import web
-
+    """Serve local_stack/web (and the JavaScript client it imports) plus a ``config.json`` naming
+    the target's URLs, on an ephemeral port (the page then talks to that target cross-origin, as it
+    would from any static host)."""
     from local_stack.background import BackgroundLoop
     from local_stack.connections import start_site
+    from local_stack.gateway import web_page_app
 
-    web_dir = Path(__file__).resolve().parents[2] / "local_stack" / "web"
-    app = web.Application()
-
-    async def config_json(_: web.Request) -> web.Response:
-        return web.json_response({"wsUrl": ws_url, "httpUrl": http_url})
-
-    async def index(_: web.Request) -> web.FileResponse:
-        return web.FileResponse(web_dir / "index.html")
-
-    app.router.add_get("/config.json", config_json)
-    app.router.add_get("/", index)
-    app.router.add_static("/", web_dir, show_index=False)
+    app = web_page_app(ws_url, http_url)
     loop = BackgroundLoop("web-page")
     try:
         runner, port = loop.run(start_site(app, "127.0.0.1", 0))
@@ -408,6 +397,51 @@ def test_two_users_chat_in_the_browser(
 
     if local_gateway is not None:
         _assert_events_reached_their_targets(local_gateway.gateway.bus, f"hello from {bob_handle}")
+
+
+def test_rapid_sends_keep_the_order_typed_for_sender_and_recipient(
+    web_url: str, new_browser: Callable[[str], Any]
+) -> None:
+    """Issue 9: the server processes one connection's frames concurrently, so the page must not
+    have two sends in flight in one room. Ten messages submitted back to back (one script, faster
+    than anyone types) are stored, and shown on both pages, in the order typed."""
+    tag = secrets.token_hex(3)
+    room_name = f"rapid {tag}"
+    alice = ChatPage(new_browser("alice"), web_url)
+    alice.open()
+    alice.register(f"alice_{tag}")
+    room_id = alice.create_room(room_name)
+    bob = ChatPage(new_browser("bob"), web_url)
+    bob.open()
+    bob.register(f"bob_{tag}")
+    bob.join_room(room_id, room_name)
+
+    typed = [f"quick {i}" for i in range(10)]
+    alice.driver.execute_script(
+        """
+        const input = document.getElementById('message-input');
+        const form = document.getElementById('composer');
+        for (const body of arguments[0]) { input.value = body; form.requestSubmit(); }
+        """,
+        typed,
+    )
+
+    def stored(page: ChatPage) -> list[tuple[int, str]]:
+        rows: list[list[Any]] = page.driver.execute_script(
+            "return [...document.querySelectorAll('#message-list .message:not(.pending)[data-seq]')]"
+            ".map(li => [Number(li.dataset.seq), li.querySelector('.body').textContent])"
+        )
+        return [(int(seq), str(body)) for seq, body in rows if str(body).startswith("quick ")]
+
+    for page in (alice, bob):
+
+        def all_shown(_: Any, page: ChatPage = page) -> bool:
+            return len(stored(page)) == len(typed)
+
+        page.wait(all_shown, f"{len(typed)} messages stored and shown")
+        shown = stored(page)
+        assert [body for _, body in shown] == typed
+        assert [seq for seq, _ in shown] == sorted(seq for seq, _ in shown)
 
 
 def _assert_events_reached_their_targets(bus: Any, body: str) -> None:

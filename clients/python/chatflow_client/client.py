@@ -885,18 +885,21 @@ class ChatClient:
             item = room.queue[0]
             try:
                 ack = await self._transmit(room, item)
+            except ClientClosed:
+                return  # _shutdown fails what is queued
             except ActionRefused as exc:
+                if room.queue and room.queue[0] is item:
+                    room.queue.popleft()
                 if not item.ack.done():
                     item.ack.set_exception(exc)
                     item.ack.exception()
-            except ClientClosed:
-                return  # _shutdown fails what is queued
-            else:
-                self._offer(self._own_message(item, ack), "ack")
-                if not item.ack.done():
-                    item.ack.set_result(ack)
+                continue
+            # Out of the queue first: whoever sees the events below sees it stored, not pending.
             if room.queue and room.queue[0] is item:
                 room.queue.popleft()
+            self._offer(self._own_message(item, ack), "ack")
+            if not item.ack.done():
+                item.ack.set_result(ack)
 
     def _own_message(self, item: OutgoingMessage, ack: Ack) -> Message:
         me = self.api.user
