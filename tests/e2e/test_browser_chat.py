@@ -8,8 +8,8 @@ from local_stack/web on an ephemeral port. The browser is Debian's ``chromium`` 
 installs them. Without them the test skips locally, and fails as root / in CI where they can be
 installed.
 
-Flow: alice registers and creates a room; 45 older messages are seeded over a raw WebSocket as
-alice; bob registers and joins by room id; bob's page loads the latest page of history and older
+Flow: alice registers and creates a room; 45 older messages are seeded as alice with the Python
+client; bob registers and joins by room id; bob's page loads the latest page of history and older
 pages as he scrolls up; bob's typing shows on alice's page; messages each way arrive live and are
 acked, and markup in a body is shown as text (never parsed or run); bob edits and deletes a
 message and alice's page follows; bob signs out and in again and alice sees him offline, then
@@ -256,46 +256,36 @@ class ChatPage:
         return "seed 1" in self.bodies()
 
 
-def _ws_url(page: ChatPage) -> str:
+def _api_urls(page: ChatPage) -> tuple[str, str]:
+    """The page's target: ``(httpUrl, wsUrl)`` from its config.json."""
     cfg = page.driver.execute_script(
         "return fetch('config.json').then(r => r.ok ? r.json() : {}).catch(() => ({}))"
     )
-    url = cfg.get("wsUrl") if isinstance(cfg, dict) else None
-    if not url:
-        pytest.fail("the page's config.json names no wsUrl")
-    return str(url)
+    if not isinstance(cfg, dict) or not cfg.get("wsUrl") or not cfg.get("httpUrl"):
+        pytest.fail(f"the page's config.json names no httpUrl/wsUrl: {cfg}")
+    return str(cfg["httpUrl"]), str(cfg["wsUrl"])
 
 
-def _seed_messages(ws_url: str, token: str, room_id: str, count: int) -> None:
-    """Send ``count`` messages over a raw WebSocket (the real protocol), pacing on rate limits."""
-    import time
+def _seed_messages(page: ChatPage, room_id: str, count: int) -> None:
+    """Send ``count`` messages as the page's user with the project's Python client (its own
+    connection; it paces itself on rate limits)."""
+    import asyncio
 
-    from websockets.sync.client import connect
+    from chatflow_client import ChatClient
 
-    sent = 0
-    with connect(f"{ws_url}?token={token}", open_timeout=WAIT_S) as ws:
-        while sent < count:
-            cid = f"seed-{secrets.token_hex(6)}"
-            ws.send(
-                json.dumps(
-                    {
-                        "action": "sendMessage",
-                        "roomId": room_id,
-                        "clientMessageId": cid,
-                        "body": f"seed {sent + 1}",
-                    }
-                )
-            )
-            while True:
-                frame = json.loads(ws.recv(timeout=WAIT_S))
-                if frame.get("type") == "ack" and frame.get("clientMessageId") == cid:
-                    sent += 1
-                    break
-                if frame.get("type") == "error":
-                    if frame.get("code") != "rate_limited":
-                        pytest.fail(f"seeding failed: {frame}")
-                    time.sleep(int(frame.get("retryAfterMs") or 500) / 1000)  # back off, then resend
-                    break
+    http_url, ws_url = _api_urls(page)
+    session = page.session()
+
+    async def seed() -> None:
+        async with ChatClient(http_url, ws_url) as chat:
+            # The access token only: refreshing here would rotate the page's refresh token.
+            chat.api.use_session(session["accessToken"])
+            await chat.connect()
+            sends = [chat.enqueue(room_id, f"seed {n}") for n in range(1, count + 1)]
+            for sent in sends:
+                await sent
+
+    asyncio.run(asyncio.wait_for(seed(), WAIT_S * 4))
 
 
 def test_two_users_chat_in_the_browser(
@@ -310,7 +300,7 @@ def test_two_users_chat_in_the_browser(
     alice.register(alice_handle)
     room_id = alice.create_room(room_name)
 
-    _seed_messages(_ws_url(alice), alice.session()["accessToken"], room_id, SEEDED)
+    _seed_messages(alice, room_id, SEEDED)
     alice.wait_for_message(f"seed {SEEDED}")  # her page got them live (another connection of hers)
 
     bob = ChatPage(new_browser("bob"), web_url)

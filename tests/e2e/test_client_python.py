@@ -30,7 +30,7 @@ from chatflow_client import (
     SessionExpired,
     TypingChanged,
 )
-from tests.e2e.sdk_support import (
+from tests.e2e.client import (
     PASSWORD,
     abort_server_side,
     alice_and_bob,
