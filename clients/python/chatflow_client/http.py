@@ -237,6 +237,7 @@ class HttpApi:
 
     async def _sign_in(self, path: str, body: dict[str, str]) -> User:
         pair = wire.token_pair(await self._call("POST", path, body))
+        self.user = None  # another account may sign in on the same client
         self._adopt(pair)
         return self.user if self.user is not None else await self.me()
 
