@@ -41,6 +41,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from chatflow_client import wire
 from chatflow_client.errors import (
     ActionRefused,
+    ApiError,
     ChatflowClientError,
     ClientClosed,
     HandshakeRefused,
@@ -409,8 +410,8 @@ class ChatClient:
             except SessionExpired as exc:
                 await self._fail(first, exc)
                 return
-            except (OSError, TimeoutError, InvalidHandshake, aiohttp.ClientError) as exc:
-                error = exc
+            except (OSError, TimeoutError, InvalidHandshake, aiohttp.ClientError, ApiError) as exc:
+                error = exc  # the network, the handshake, or a refresh the API could not answer
             else:
                 refreshed = False
                 if not first.done():
@@ -482,7 +483,10 @@ class ChatClient:
         prepare = self._spawn(self._prepare_rooms(list(self._rooms.values())))
         try:
             async for raw in ws:
-                self._on_frame(wire.server_frame(raw))
+                try:
+                    self._on_frame(wire.server_frame(raw))
+                except Exception:  # a bug here must not end the connection: log it, go on
+                    log.exception("could not apply a frame")
         except ConnectionClosed:
             pass
         finally:
@@ -745,8 +749,12 @@ class ChatClient:
 
         async def prepare(room: _Room) -> None:
             async with limit:
-                await self._resubscribe(room)
-                await self._fill_now(room)
+                try:
+                    await self._resubscribe(room)
+                    await self._fill_now(room)
+                except ChatflowClientError as exc:  # closing, or the connection went again
+                    log.info("room %s not prepared: %s", room.room_id, exc)
+                    return
             if self._connected.is_set():
                 room.ready.set()
 
