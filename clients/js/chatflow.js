@@ -1222,7 +1222,7 @@ export class ChatflowClient {
     const outgoing = new OutgoingMessage(roomId, body, clientMessageId || `c-${randomId()}`);
     r.queue.push(outgoing);
     this._emit("sendQueued", { outgoing });
-    if (!r.draining) this._drain(r);
+    if (!r.draining) this._drain(r).catch((err) => console.error("chatflow: the send queue failed", err));
     return outgoing;
   }
 
