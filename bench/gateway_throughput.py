@@ -162,11 +162,14 @@ async def _measure(
             await asyncio.sleep(args.interval)
 
     first_send = time.perf_counter()
+    cpu_started = time.process_time()
     await asyncio.gather(*(sender(i, chat) for i, chat in enumerate(chats)))
     with contextlib.suppress(TimeoutError):  # a shortfall shows in deliveries vs expected
         await asyncio.wait_for(done.wait(), args.timeout)
     await asyncio.gather(*ack_tasks)
     elapsed = (last_delivery or time.perf_counter()) - first_send
+    # This process: the clients and the gateway (its thread); the functions are other processes.
+    cpu_ms = (time.process_time() - cpu_started) * 1000
     stats = ws_api.message_stats
     gateway_ms = stats.gateway_ms_total / max(stats.messages, 1)
     own_ms = stats.emulation_ms_total / max(stats.messages, 1)
@@ -194,6 +197,7 @@ async def _measure(
         }
         if ms
         else {},
+        "clients_and_gateway_cpu_ms_per_delivery": round(cpu_ms / max(len(latencies), 1), 3),
         "ack_ms_p50": round(pct([a * 1000 for a in acks], 50), 1) if acks else None,
         "per_message": {
             "gateway_total_ms": round(gateway_ms, 2),
