@@ -31,6 +31,23 @@ def cdk_context(**overrides: Any) -> dict[str, Any]:
     return context
 
 
+def synth(outdir: Path, nag: bool = False, **context: Any) -> Any:
+    """A separate app with extra context (``env="prod"``, ``**{"chatflow:region": ...}``),
+    synthesized into ``outdir``; with ``nag`` the cdk-nag gate runs (synth raises
+    ValidationFailed on any unacknowledged finding). Returns infra.build's ChatflowStacks."""
+    import aws_cdk as cdk
+    from cdk_nag import AwsSolutionsChecks
+
+    import infra
+
+    app = cdk.App(context=cdk_context(**context), outdir=str(outdir))
+    built = infra.build(app)
+    if nag:
+        cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    app.synth()
+    return built
+
+
 @pytest.fixture(scope="session")
 def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cdk.out")
