@@ -19,9 +19,10 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from constructs import Node
+if TYPE_CHECKING:  # no jsii at run time: the deploy tool reads this module without a CDK app
+    from constructs import Node
 
 EnvName = Literal["dev", "staging", "prod"]
 Profile = Literal["aws", "localstack-community"]
