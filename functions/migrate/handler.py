@@ -109,7 +109,8 @@ def run_operator_command(command: Any) -> dict[str, Any]:
         state = {"appliedNow": applied, "head": shipped[-1] if shipped else None, "migrations": len(shipped)}
         return {"exitCode": 0, "output": json.dumps(state), "error": ""}
     # The admin CLI as an operator would run it in a shell that reaches the database: its argv,
-    # its stdout/stderr and exit code (argparse exits 2 on a bad command).
+    # its stdout/stderr and exit code (argparse exits 2 on a bad command). Redirecting is safe
+    # here: one invocation per container at a time, and logging does not write to sys.stdout.
     from chatflow.auth.admin_cli import main as admin_cli
 
     out, err = io.StringIO(), io.StringIO()

@@ -6,7 +6,7 @@ cdk-nag is NOT attached here (its gate is tests/infra/test_nag.py, a separate ap
 
 Fixtures: ``cdk_app`` (the built stacks), ``templates`` ({"Network": Template, ...} per stack,
 short names as in infra/stacks.py), ``template_json`` (the raw dicts), ``cdk_out`` (the assembly
-directory with the *.template.json files, for cfn-lint).
+directory with the *.template.json files, for cfn-lint), ``prod_out`` (the same for prod).
 """
 
 from __future__ import annotations
@@ -63,6 +63,14 @@ def cdk_app(cdk_out: Path) -> Any:
     built = infra.build(app)
     app.synth()
     return built
+
+
+@pytest.fixture(scope="session")
+def prod_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The prod app's assembly directory (manifest.json + templates), synthesized once."""
+    outdir = tmp_path_factory.mktemp("prod.out")
+    synth(outdir, env="prod")
+    return outdir
 
 
 @pytest.fixture(scope="session")

@@ -56,11 +56,8 @@ def test_localstack_community_profile_synthesizes_only_community_services(tmp_pa
     } <= types
 
 
-def test_prod_is_protected_and_highly_available(tmp_path: Path) -> None:
-    built = synth(tmp_path, env="prod")
-    from aws_cdk.assertions import Template
-
-    data = Template.from_stack(built.stacks["Data"]).to_json()["Resources"]
+def test_prod_is_protected_and_highly_available(prod_out: Path) -> None:
+    data = json.loads((prod_out / "Chatflow-prod-Data.template.json").read_text())["Resources"]
     (cluster,) = [r for r in data.values() if r["Type"] == "AWS::RDS::DBCluster"]
     assert cluster["Properties"]["DeletionProtection"] is True
     (cache,) = [r for r in data.values() if r["Type"] == "AWS::ElastiCache::ReplicationGroup"]
