@@ -11,7 +11,7 @@ Nothing here is a hand-kept list; every line comes from the assembly:
 - **left behind**: things AWS services create outside CloudFormation for resources in the
   templates, which therefore survive the stack: the log group Lambda creates for a function
   without an explicit one, the log groups RDS writes its exports to, the functions of a nested
-  serverless application.
+  serverless application -- and the assets the deploy uploaded to the (shared) bootstrap bucket.
 """
 
 from __future__ import annotations
@@ -114,6 +114,16 @@ def retention_plan(assembly: Assembly) -> RetentionPlan:
                 )
                 retained.append(Retained(name, logical_id, resource["Type"], policy, consequence))
             left_behind += [LeftBehind(name, logical_id, what) for what in _created_outside(resource)]
+    if assembly.bootstrap is not None:
+        qualifier = assembly.bootstrap.version_parameter.split("/")[2]
+        left_behind.append(
+            LeftBehind(
+                "CDKToolkit",
+                "assets",
+                f"the uploaded assets (layer, function code, templates) in cdk-{qualifier}-assets-<account>-"
+                "<region>: the bootstrap bucket is shared by every CDK app there (`cdk gc` prunes it)",
+            )
+        )
     keep = [KeptStack(name, reasons[name]) for name in assembly.deploy_order if name in reasons]
     return RetentionPlan(delete, keep, retained, left_behind)
 

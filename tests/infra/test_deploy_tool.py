@@ -232,6 +232,7 @@ def test_dev_is_destroyed_completely(dev_out: Path) -> None:
         "log group /aws/rds/cluster/<cluster>/postgresql, created by RDS for the log export",
     ) in left
     assert any(stack == "Chatflow-dev-Network" and "/aws/lambda/" in what for stack, what in left)
+    assert any(stack == "CDKToolkit" and "cdk-hnb659fds-assets-" in what for stack, what in left)
 
 
 def test_prod_keeps_its_data_and_lists_what_stays(prod_out: Path) -> None:
