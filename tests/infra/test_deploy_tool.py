@@ -184,17 +184,20 @@ def test_deploy_stops_at_the_first_missing_prerequisite_before_synth(
     assert "-> export AWS_PROFILE" in out
 
 
-def test_check_only_runs_every_check_against_the_synthesized_requirement(
-    moto_session: boto3.Session,
-    monkeypatch: pytest.MonkeyPatch,
-    prod_out: Path,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+@pytest.fixture
+def prod_cli(moto_session: boto3.Session, monkeypatch: pytest.MonkeyPatch, prod_out: Path) -> None:
+    """The CLI against moto's account with the real prod assembly in place of `npx cdk synth`
+    (synth itself is covered by the apps of test_gates) and the local tools assumed present
+    (checked by the tests above)."""
     monkeypatch.setattr(cli, "_tools", lambda: True)
-    # The real prod assembly; synth itself (npx cdk synth) is covered by test_gates' apps.
     monkeypatch.setattr(cli, "synth", lambda *_a, **_k: read_assembly(prod_out))
     monkeypatch.setattr(checks, "open_session", lambda: (checks.Check("AWS", True, ""), moto_session))
     monkeypatch.setenv("AWS_REGION", REGION)
+
+
+def test_check_only_runs_every_check_against_the_synthesized_requirement(
+    moto_session: boto3.Session, prod_cli: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli.main(["deploy", "--env", "prod", "--check-only"]) == 2
     assert "make bootstrap ENV=prod" in capsys.readouterr().out
     bootstrap_account(moto_session, version="30")
@@ -297,14 +300,11 @@ def test_the_plan_follows_policies_and_protection_in_any_template(tmp_path: Path
 
 def test_destroy_shows_the_plan_and_deletes_only_deployed_stacks(
     moto_session: boto3.Session,
+    prod_cli: None,
     monkeypatch: pytest.MonkeyPatch,
     prod_out: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(cli, "_tools", lambda: True)
-    monkeypatch.setattr(cli, "synth", lambda *_a, **_k: read_assembly(prod_out))
-    monkeypatch.setattr(checks, "open_session", lambda: (checks.Check("AWS", True, ""), moto_session))
-    monkeypatch.setenv("AWS_REGION", REGION)
     ran: list[list[str]] = []
 
     def recorded_cdk(argv: list[str], region: str) -> int:
