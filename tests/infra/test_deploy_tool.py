@@ -444,6 +444,15 @@ def test_admin_invokes_the_stage_operator_function(
     assert "no user" in capsys.readouterr().err
 
 
+def test_the_tool_reads_outputs_the_stacks_really_have(template_json: dict[str, Any]) -> None:
+    from infra.functions import OPERATOR_FUNCTION_OUTPUT
+
+    assert stage.OPERATOR_FUNCTION == OPERATOR_FUNCTION_OUTPUT
+    operator = template_json["Functions"]["Outputs"][stage.OPERATOR_FUNCTION]["Value"]
+    assert operator["Ref"].startswith("MigrateFn")
+    assert {stage.WS_URL, stage.HTTP_URL} <= set(template_json["Api"]["Outputs"])
+
+
 def test_e2e_lines_need_both_outputs() -> None:
     with pytest.raises(stage.StageError, match="HttpApiUrl"):
         stage.e2e_env_lines({"WebSocketUrl": "wss://x"})
