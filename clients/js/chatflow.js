@@ -839,22 +839,16 @@ export class ChatflowClient {
       } else if (error instanceof HandshakeRefused && (error.status === 401 || error.status === 403)) {
         error = new SessionExpired(`the server refuses this session (${error.status})`);
       }
-      if (error instanceof SessionExpired) {
-        if (!first.done) {
-          first.done = true;
-          this._running = false;
-          this._setState("idle");
-          first.reject(error);
-          return;
-        }
-        await this._shutdown(error);
-        return;
-      }
       if (!first.done) {
+        // The first attempt failed: tell the caller of connect() (nothing is retried).
         first.done = true;
         this._running = false;
         this._setState("idle");
         first.reject(error);
+        return;
+      }
+      if (error instanceof SessionExpired) {
+        await this._shutdown(error);
         return;
       }
       if (error instanceof HandshakeRefused && error.retryAfterMs) waitMs = error.retryAfterMs;

@@ -60,6 +60,14 @@ async def second_device(
     return client, events
 
 
+async def shared_room(owner: ChatClient, *members: ChatClient) -> str:
+    """A new public room of ``owner`` that ``members`` joined (membership, over HTTP)."""
+    room = await owner.api.create_room(f"e2e-{secrets.token_hex(3)}")
+    for member in members:
+        await member.api.join_room(room.id)
+    return room.id
+
+
 async def received(
     events: EventStream, room_id: str, count: int, *, timeout: float = 60.0
 ) -> list[MessageReceived]:

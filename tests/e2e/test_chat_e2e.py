@@ -21,17 +21,10 @@ from chatflow_client import (
     MessageReceived,
     SessionExpired,
 )
-from tests.e2e.client import PASSWORD, alice_and_bob, chat_user, received, run
+from tests.e2e.client import PASSWORD, alice_and_bob, chat_user, received, run, shared_room
 from tests.e2e.target import Target
 
 pytestmark = pytest.mark.e2e
-
-
-async def _room(owner: ChatClient, *members: ChatClient) -> str:
-    room = await owner.api.create_room(f"e2e-{secrets.token_hex(3)}")
-    for member in members:
-        await member.api.join_room(room.id)
-    return room.id
 
 
 def test_two_members_chat_while_a_non_member_receives_nothing(e2e_target: Target) -> None:
@@ -40,7 +33,7 @@ def test_two_members_chat_while_a_non_member_receives_nothing(e2e_target: Target
             alice_and_bob(e2e_target) as (alice, a_events, bob, b_events),
             chat_user(e2e_target, "carol") as (carol, c_events),
         ):
-            room = await _room(alice, bob)
+            room = await shared_room(alice, bob)
             ack = await alice.send(room, "hi bob")
             [got] = await received(b_events, room, 1)
             assert alice.user is not None
@@ -76,7 +69,7 @@ def test_reconnect_and_resume_by_sequence(e2e_target: Target) -> None:
             bob = ChatClient(e2e_target.http_url, e2e_target.ws_url)
             handle = f"bob{secrets.token_hex(4)}"
             await bob.register(handle, PASSWORD)
-            room = await _room(alice, bob)
+            room = await shared_room(alice, bob)
             b_events = bob.events()
             await bob.connect()
             await bob.join(room)
@@ -208,7 +201,7 @@ def test_a_vanished_client_answers_410_and_is_cleaned_up(e2e_target: Target) -> 
 
     async def scenario() -> None:
         async with alice_and_bob(e2e_target) as (alice, _, bob, b_events):
-            room = await _room(alice, bob)
+            room = await shared_room(alice, bob)
             await bob.join(room)
             assert bob.user is not None
             bob_connection = _connection_of(e2e_target, bob.user.id) if local else None

@@ -38,23 +38,17 @@ from tests.e2e.client import (
     received,
     run,
     second_device,
+    shared_room,
 )
 from tests.e2e.target import Target
 
 pytestmark = pytest.mark.e2e
 
 
-async def _shared_room(owner: ChatClient, *members: ChatClient) -> str:
-    room = await owner.api.create_room(f"sdk-{secrets.token_hex(3)}")
-    for member in members:
-        await member.api.join_room(room.id)
-    return room.id
-
-
 def test_a_conversation_send_edit_delete_typing_read(e2e_target: Target) -> None:
     async def scenario() -> None:
         async with alice_and_bob(e2e_target) as (alice, a_events, bob, b_events):
-            room = await _shared_room(alice, bob)
+            room = await shared_room(alice, bob)
             await alice.join(room)
             await bob.join(room)
 
@@ -118,7 +112,7 @@ def test_rapid_sends_are_stored_and_delivered_in_the_order_typed(e2e_target: Tar
 
     async def scenario() -> None:
         async with alice_and_bob(e2e_target) as (alice, _, bob, b_events):
-            room = await _shared_room(alice, bob)
+            room = await shared_room(alice, bob)
             await bob.join(room)
             bodies = [f"quick {i}" for i in range(15)]
             sends = [alice.enqueue(room, body) for body in bodies]  # no waiting in between
@@ -141,7 +135,7 @@ def test_killed_connections_mid_conversation_lose_nothing_and_duplicate_nothing(
 
     async def scenario() -> None:
         async with alice_and_bob(e2e_target) as (alice, a_events, bob, b_events):
-            room = await _shared_room(alice, bob)
+            room = await shared_room(alice, bob)
             await bob.join(room)
             await alice.join(room)
             assert alice.user is not None
@@ -230,7 +224,7 @@ def test_client_side_network_loss_reconnects_and_resumes(e2e_target: Target) -> 
 
     async def scenario() -> None:
         async with alice_and_bob(e2e_target) as (alice, _, bob, b_events):
-            room = await _shared_room(alice, bob)
+            room = await shared_room(alice, bob)
             await bob.join(room)
             await alice.send(room, "before")
             await received(b_events, room, 1)
@@ -330,7 +324,7 @@ def test_presence_follows_connections(e2e_target: Target) -> None:
             bob = ChatClient(e2e_target.http_url, e2e_target.ws_url)
             try:
                 await bob.register(f"bob{secrets.token_hex(4)}", PASSWORD)
-                await _shared_room(alice, bob)
+                await shared_room(alice, bob)
                 assert bob.user is not None
                 await bob.connect()
                 online = await a_events.next(PresenceChanged, timeout=30)

@@ -130,6 +130,20 @@ def message(seq: int, body: str | None = None, sender: str = "u1") -> Frame:
     }
 
 
+def resumed(since: int, messages: list[Frame], *, more: bool = False, last_seq: int | None = None) -> Frame:
+    """A ``resumed`` reply: the messages after ``since``."""
+    nxt = messages[-1]["seq"] if messages else since
+    return {
+        "type": "resumed",
+        "roomId": ROOM,
+        "sinceSeq": since,
+        "messages": messages,
+        "more": more,
+        "nextSinceSeq": nxt,
+        "lastSeq": nxt if last_seq is None else last_seq,
+    }
+
+
 async def joined_at(server: ScriptedServer, client: ChatClient, since: int) -> None:
     """``join(ROOM, since_seq=since)`` with the server's replies (joined, an empty resume)."""
     join = asyncio.ensure_future(client.join(ROOM, since_seq=since))
@@ -137,18 +151,7 @@ async def joined_at(server: ScriptedServer, client: ChatClient, since: int) -> N
     await server.reply(request, {"type": "joined", "roomId": ROOM})
     resume = await server.recv("resume")
     assert resume["sinceSeq"] == since
-    await server.reply(
-        resume,
-        {
-            "type": "resumed",
-            "roomId": ROOM,
-            "sinceSeq": since,
-            "messages": [],
-            "more": False,
-            "nextSinceSeq": since,
-            "lastSeq": since,
-        },
-    )
+    await server.reply(resume, resumed(since, []))
     await join
 
 
@@ -171,15 +174,7 @@ def test_a_gap_is_filled_with_resume_and_nothing_is_delivered_twice() -> None:
             await server.push({"type": "message", "message": message(4)})  # meanwhile, live
             await server.reply(
                 resume,
-                {
-                    "type": "resumed",
-                    "roomId": ROOM,
-                    "sinceSeq": 1,
-                    "messages": [message(2), message(3), message(4)],
-                    "more": False,
-                    "nextSinceSeq": 4,
-                    "lastSeq": 4,
-                },
+                resumed(1, [message(2), message(3), message(4)]),
             )
             assert await seqs(events, 4) == [(1, "live"), (2, "resume"), (3, "live"), (4, "live")]
             assert client.room(ROOM).last_seq == 4
@@ -210,29 +205,13 @@ def test_resume_pages_until_more_is_false_and_a_wrong_position_is_reset() -> Non
             assert first["sinceSeq"] == 2
             await server.reply(
                 first,
-                {
-                    "type": "resumed",
-                    "roomId": ROOM,
-                    "sinceSeq": 2,
-                    "messages": [message(3)],
-                    "more": True,
-                    "nextSinceSeq": 3,
-                    "lastSeq": 4,
-                },
+                resumed(2, [message(3)], more=True, last_seq=4),
             )
             second = await server.recv("resume")
             assert second["sinceSeq"] == 3
             await server.reply(
                 second,
-                {
-                    "type": "resumed",
-                    "roomId": ROOM,
-                    "sinceSeq": 3,
-                    "messages": [message(4)],
-                    "more": False,
-                    "nextSinceSeq": 4,
-                    "lastSeq": 4,
-                },
+                resumed(3, [message(4)]),
             )
             await join
             assert await seqs(events, 2) == [(3, "resume"), (4, "resume")]
@@ -271,15 +250,7 @@ def test_presence_snapshots_in_joined_and_on_request() -> None:
             resume = await server.recv("resume")
             await server.reply(
                 resume,
-                {
-                    "type": "resumed",
-                    "roomId": ROOM,
-                    "sinceSeq": 0,
-                    "messages": [],
-                    "more": False,
-                    "nextSinceSeq": 0,
-                    "lastSeq": 0,
-                },
+                resumed(0, []),
             )
             await join
             changed = await events.next(PresenceChanged, timeout=5)
@@ -343,15 +314,7 @@ def test_resync_resubscribes_and_resumes_every_room() -> None:
             assert resume["sinceSeq"] == 5
             await server.reply(
                 resume,
-                {
-                    "type": "resumed",
-                    "roomId": ROOM,
-                    "sinceSeq": 5,
-                    "messages": [],
-                    "more": False,
-                    "nextSinceSeq": 5,
-                    "lastSeq": 5,
-                },
+                resumed(5, []),
             )
 
     run(scenario)
@@ -410,15 +373,7 @@ def test_after_a_reconnect_rooms_are_resumed_before_unacked_sends_go_again_in_or
             assert (resume["action"], resume["sinceSeq"]) == ("resume", 0)
             await server.reply(
                 resume,
-                {
-                    "type": "resumed",
-                    "roomId": ROOM,
-                    "sinceSeq": 0,
-                    "messages": [message(1, "one", "me")],
-                    "more": False,
-                    "nextSinceSeq": 1,
-                    "lastSeq": 1,
-                },
+                resumed(0, [message(1, "one", "me")]),
             )
             resent = await server.recv()
             assert (resent["action"], resent["body"], resent["clientMessageId"]) == (
@@ -495,15 +450,7 @@ def test_disconnect_keeps_queued_sends_and_connect_resumes_before_sending() -> N
             assert resume["action"] == "resume"
             await server.reply(
                 resume,
-                {
-                    "type": "resumed",
-                    "roomId": ROOM,
-                    "sinceSeq": 0,
-                    "messages": [message(1)],
-                    "more": False,
-                    "nextSinceSeq": 1,
-                    "lastSeq": 1,
-                },
+                resumed(0, [message(1)]),
             )
             send = await server.recv()
             assert (send["action"], send["body"]) == ("sendMessage", "written offline")
