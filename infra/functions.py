@@ -49,6 +49,8 @@ from infra.layer import PACKAGE_DIR, shared_layer
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 MIGRATIONS_DIR = PACKAGE_DIR / "chatflow" / "adapters" / "postgres" / "migrations"
+#: POWERTOOLS_SERVICE_NAME of every function: the ``service`` dimension of its EMF metrics.
+SERVICE_NAME = "chatflow"
 #: The function that serves the deploy-time custom resources.
 BOOTSTRAP_FUNCTION = "migrate"
 #: Functions some event source invokes asynchronously (EventBridge rules and schedules).
@@ -140,8 +142,8 @@ class FunctionsStack(Stack):
         self.log_groups: dict[str, logs.LogGroup] = {}
         common_env = {
             "ENV": config.env,
-            "SERVICE_NAME": "chatflow",
-            "POWERTOOLS_SERVICE_NAME": "chatflow",
+            "SERVICE_NAME": SERVICE_NAME,
+            "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": "Chatflow",
             "POWERTOOLS_LOG_LEVEL": config.log_level,
             "POWERTOOLS_LOGGER_LOG_EVENT": "false",
