@@ -70,8 +70,13 @@ def apply_suppressions(stacks: ChatflowStacks) -> None:
         _ack(
             data.cluster,
             "AwsSolutions-RDS10",
-            f"{config.env} is disposable; staging keeps snapshots and prod enforces deletion protection "
-            "(infra/config.py refuses prod without it)",
+            f"{config.env} may be deleted: "
+            + (
+                "the cluster takes a final snapshot on delete (RemovalPolicy.SNAPSHOT)"
+                if config.final_snapshot
+                else "dev is disposable (no final snapshot)"
+            )
+            + "; prod enforces deletion protection (infra/config.py refuses prod without it)",
         )
     if config.cache_replicas == 0:
         _ack(
@@ -155,17 +160,6 @@ def apply_suppressions(stacks: ChatflowStacks) -> None:
                     f"AwsSolutions-IAM5[Resource::{arn}]",
                     "@connections/{id}: connection ids are created at runtime; the ARN is pinned to this "
                     "WebSocket API, its stage and the POST/GET/DELETE methods",
-                )
-        if Need.NOTIFY_TOPIC in fn.needs:
-            for finding in (
-                "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
-                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*]",
-            ):
-                _ack(
-                    policy,
-                    finding,
-                    "Publishing to a topic encrypted with the AWS managed key alias/aws/sns: the key id "
-                    "behind the alias is not known at synth time",
                 )
     _ack(
         functions.jwt_secret,

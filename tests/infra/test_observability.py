@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +23,14 @@ pytestmark = pytest.mark.infra
 Json = dict[str, Any]
 
 
-def _resources(template: Json, kind: str) -> dict[str, Json]:
+def _resources(template: Mapping[str, Any], kind: str) -> dict[str, Json]:
     return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
 
 
-def _topic_ids(obs: Json) -> dict[str, str]:
+def _topic_ids(obs: Mapping[str, Any]) -> dict[str, str]:
     """severity -> the logical id of its topic."""
     topics = _resources(obs, "AWS::SNS::Topic")
-    out = {}
+    out: dict[str, str] = {}
     for key, topic in topics.items():
         for severity in slos.SEVERITIES:
             if topic["Properties"]["DisplayName"].endswith(f" {severity}"):
