@@ -195,5 +195,5 @@ def _localstack(stack: Any) -> None:
                 "This queue IS a dead-letter queue; its depth alarms instead (SLO dlq-depth)",
             )
     _ack(stack.jwt_secret, "AwsSolutions-SMG4", "LocalStack test stack: the key is regenerated per deploy")
-    for inbox in stack.inboxes.values():
+    for inbox in [*stack.inboxes.values(), stack.alarm_inbox]:
         _ack(inbox, "AwsSolutions-SQS3", "LocalStack inspection inbox: tests read and delete its messages")
