@@ -125,6 +125,19 @@ def _fn(metric: str, function: str) -> MetricRef:
     return MetricRef(_LAMBDA, metric, {"FunctionName": "{fn:" + function + "}"})
 
 
+def _cluster(metric: str) -> MetricRef:
+    return MetricRef("AWS/RDS", metric, {"DBClusterIdentifier": "{db_cluster}"})
+
+
+def _proxy(metric: str) -> MetricRef:
+    return MetricRef("AWS/RDS", metric, {"ProxyName": "{db_proxy}"})
+
+
+def _cache_node(metric: str) -> MetricRef:
+    """``metric`` of every Valkey node (one alarm per node)."""
+    return MetricRef(_CACHE, metric, {"CacheClusterId": "{each:cache_node}"})
+
+
 def _invoked(function: str) -> tuple[MetricRef, MetricRef]:
     """What a function was asked to do: invocations plus throttled invocations (a throttle is a
     request that failed, so it belongs in the denominator as well as in the numerator)."""
@@ -224,22 +237,22 @@ SLOS: tuple[Slo, ...] = (
     ThresholdSlo(
         "aurora-saturation",
         "Aurora Serverless v2 capacity below 80% of its maximum ACU",
-        metric=MetricRef("AWS/RDS", "ACUUtilization", {"DBClusterIdentifier": "{db_cluster}"}),
+        metric=_cluster("ACUUtilization"),
         statistic="Average",
         threshold=80,
     ),
     ThresholdSlo(
         "aurora-replica-lag",
         "Aurora readers lag the writer by under 2 s (reads through the reader endpoint see older data)",
-        metric=MetricRef("AWS/RDS", "AuroraReplicaLagMaximum", {"DBClusterIdentifier": "{db_cluster}"}),
+        metric=_cluster("AuroraReplicaLagMaximum"),
         statistic="Maximum",
         threshold=2000,
     ),
     ThresholdSlo(
         "db-proxy-connections",
         "RDS Proxy uses under 80% of the database connections it may open",
-        metric=MetricRef("AWS/RDS", "DatabaseConnections", {"ProxyName": "{db_proxy}"}),
-        per=MetricRef("AWS/RDS", "MaxDatabaseConnectionsAllowed", {"ProxyName": "{db_proxy}"}),
+        metric=_proxy("DatabaseConnections"),
+        per=_proxy("MaxDatabaseConnectionsAllowed"),
         statistic="Maximum",
         threshold=80,
     ),
@@ -247,7 +260,7 @@ SLOS: tuple[Slo, ...] = (
         "db-proxy-borrow-latency",
         "RDS Proxy hands out a database connection within 100 ms (p99, microseconds): above, "
         "requests queue for connections",
-        metric=MetricRef("AWS/RDS", "DatabaseConnectionsBorrowLatency", {"ProxyName": "{db_proxy}"}),
+        metric=_proxy("DatabaseConnectionsBorrowLatency"),
         statistic="p99",
         threshold=100_000,
         severity="page",
@@ -255,7 +268,7 @@ SLOS: tuple[Slo, ...] = (
     ThresholdSlo(
         "redis-cpu-saturation",
         "Valkey engine CPU below 75% on every node",
-        metric=MetricRef(_CACHE, "EngineCPUUtilization", {"CacheClusterId": "{each:cache_node}"}),
+        metric=_cache_node("EngineCPUUtilization"),
         statistic="Average",
         threshold=75,
     ),
@@ -263,7 +276,7 @@ SLOS: tuple[Slo, ...] = (
         "redis-memory-saturation",
         "Valkey memory below 80% of maxmemory on every node (noeviction: at 100% writes fail, so "
         "connects, subscriptions and rate limits fail)",
-        metric=MetricRef(_CACHE, "DatabaseMemoryUsagePercentage", {"CacheClusterId": "{each:cache_node}"}),
+        metric=_cache_node("DatabaseMemoryUsagePercentage"),
         statistic="Maximum",
         threshold=80,
         severity="page",
@@ -272,7 +285,7 @@ SLOS: tuple[Slo, ...] = (
         "redis-evictions",
         "Valkey never evicts a key (noeviction): an eviction drops connection registry, "
         "subscription, presence or rate-limit state and so deliveries",
-        metric=MetricRef(_CACHE, "Evictions", {"CacheClusterId": "{each:cache_node}"}),
+        metric=_cache_node("Evictions"),
         statistic="Sum",
         threshold=0,
         period_s=60,
@@ -283,7 +296,7 @@ SLOS: tuple[Slo, ...] = (
     ThresholdSlo(
         "redis-connections",
         "Valkey client connections stay under 50,000 per node (the engine's limit is 65,000)",
-        metric=MetricRef(_CACHE, "CurrConnections", {"CacheClusterId": "{each:cache_node}"}),
+        metric=_cache_node("CurrConnections"),
         statistic="Maximum",
         threshold=50_000,
     ),
