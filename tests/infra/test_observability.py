@@ -43,7 +43,7 @@ def _refs(actions: list[Any]) -> set[str]:
     return {a["Ref"] for a in actions if isinstance(a, dict) and "Ref" in a}
 
 
-def _all_alarms(obs: Json) -> dict[str, Json]:
+def _all_alarms(obs: Mapping[str, Any]) -> dict[str, Json]:
     return {
         **_resources(obs, "AWS::CloudWatch::Alarm"),
         **_resources(obs, "AWS::CloudWatch::CompositeAlarm"),
@@ -147,7 +147,7 @@ def test_every_slo_has_alarms_and_a_runbook_that_exists() -> None:
         assert re.search(r"```(bash|sh)\n", text), f"{page.name}: no commands"
 
 
-def _runbook_links(template: Json) -> list[tuple[str, str | None]]:
+def _runbook_links(template: Mapping[str, Any]) -> list[tuple[str, str | None]]:
     out = []
     for alarm in _all_alarms(template).values():
         match = re.search(r"Runbook: (\S+)$", alarm["Properties"].get("AlarmDescription", ""))

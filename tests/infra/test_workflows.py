@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]  # no stubs in the dev requirements
 
 from tests.infra.conftest import ROOT
 
@@ -19,8 +19,8 @@ WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 _ASSUME_ROLE = "aws-actions/configure-aws-credentials"
 
 
-def _load(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load(path.read_text())
+def _load(path: Path) -> dict[Any, Any]:
+    data: dict[Any, Any] = yaml.safe_load(path.read_text())
     return data
 
 
@@ -79,6 +79,7 @@ def test_deploys_are_gated_on_ci_and_prod_only_from_main() -> None:
     assert jobs["prod"]["if"] == "github.ref == 'refs/heads/main'"
     assert jobs["prod"]["with"]["smoke"] == "read-only"
     ci = _load(ROOT / ".github" / "workflows" / "ci.yml")
+    # YAML 1.1 reads the key `on` as True.
     assert "push" not in ci[True], "main's CI runs inside deploy.yml, before the deploys"
     stage = _load(ROOT / ".github" / "workflows" / "deploy-stage.yml")["jobs"]
     # The plan (cdk diff in the job summary) runs before, and outside, the approval.
