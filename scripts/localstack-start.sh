@@ -70,6 +70,10 @@ ensure_venv() {
   local python="$1" tag
   tag="$("$python" -c 'import sys; print(f"py{sys.version_info[0]}.{sys.version_info[1]}")')"
   venv="${LOCALSTACK_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/chatflow/localstack-$LOCALSTACK_VERSION-$tag}"
+  mkdir -p "$(dirname "$venv")"
+  # Several runs may share the venv (other worktrees, CI on the same machine): one installs.
+  exec 9>"$venv.lock"
+  flock -w 600 9 || { say "timed out waiting for another install into $venv"; exit 1; }
   if [[ ! -f "$venv/.chatflow-installed" ]]; then
     say "installing localstack-core $LOCALSTACK_VERSION into $venv (once; ~2 min)"
     rm -rf "$venv"
@@ -82,6 +86,8 @@ ensure_venv() {
       "cryptography>=45,<46" service_identity
     touch "$venv/.chatflow-installed"
   fi
+  flock -u 9
+  exec 9>&-
 }
 
 wait_healthy() {
