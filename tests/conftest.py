@@ -116,6 +116,20 @@ def chatflow_env(
 
 
 @pytest.fixture
+def owner_env(
+    chatflow_env: dict[str, str], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    """``chatflow_env`` as the ``migrate`` function has it in the cloud: signed in as the schema
+    owner (migrations, operator commands), not as the DML-only runtime role."""
+    from chatflow.settings import reset_settings_cache
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    reset_settings_cache()
+    yield {**chatflow_env, "DATABASE_URL": database_url}
+    reset_settings_cache()
+
+
+@pytest.fixture
 def db(chatflow_env: dict[str, str]) -> Iterator[psycopg.Connection[dict[str, object]]]:
     """A direct autocommit connection to this run's database, for assertions."""
     from psycopg.rows import dict_row

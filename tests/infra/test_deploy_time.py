@@ -108,11 +108,8 @@ def test_migrate_custom_resource_answers_cloudformation(
     # As the owner, which is what the stack gives `migrate` alone.
     monkeypatch.setenv("DATABASE_URL", database_url)
     reset_settings_cache()
-    try:
-        result = migrate_handler.handler(event, None)
-    finally:
-        monkeypatch.setenv("DATABASE_URL", chatflow_env["DATABASE_URL"])
-        reset_settings_cache()
+    result = migrate_handler.handler(event, None)
+    reset_settings_cache()  # monkeypatch restores the runtime URL after the test
     assert result["Status"] == "SUCCESS", result["Reason"]
     assert received == [refused, result]
     assert received[1]["PhysicalResourceId"] == "chatflow-migrate"
@@ -144,7 +141,7 @@ def test_delete_never_touches_the_database(
 
 
 # --- operator commands (direct invocations: make deploy's check, make admin) ---------------------
-def test_operator_migrate_reports_the_schema_head(migrate_handler: Any, chatflow_env: dict[str, str]) -> None:
+def test_operator_migrate_reports_the_schema_head(migrate_handler: Any, owner_env: dict[str, str]) -> None:
     from chatflow.adapters.postgres.migrate import available_migrations
 
     answer = migrate_handler.handler({"command": ["migrate"]}, None)
@@ -155,9 +152,7 @@ def test_operator_migrate_reports_the_schema_head(migrate_handler: Any, chatflow
     assert state == {"appliedNow": [], "head": shipped[-1].name, "migrations": len(shipped)}
 
 
-def test_operator_runs_the_admin_cli_in_the_function(
-    migrate_handler: Any, chatflow_env: dict[str, str]
-) -> None:
+def test_operator_runs_the_admin_cli_in_the_function(migrate_handler: Any, owner_env: dict[str, str]) -> None:
     from tests.support.identity import http_client, register, reset_identity_caches, unique_handle
 
     reset_identity_caches()
