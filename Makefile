@@ -58,11 +58,11 @@ bench-cold: install
 ## Invoke one function locally with a sample event: make invoke FN=notifications EVENT=message_created
 invoke: install
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=<sample in events/samples/FN/>"; exit 2; }
-	$(PY) -m chatflow.events.tools invoke $(FN) $(EVENT)
+	$(PY) -m chatflow_dev.events invoke $(FN) $(EVENT)
 
 ## Re-export the event JSON Schemas (events/schemas) after changing chatflow/events/schemas.py.
 event-schemas: install
-	$(PY) -m chatflow.events.tools export-schemas
+	$(PY) -m chatflow_dev.events export-schemas
 
 clean:
 	rm -rf $(VENV) cdk.out .pytest_cache .mypy_cache .ruff_cache

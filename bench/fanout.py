@@ -48,7 +48,8 @@ def run(connections: int, latency_ms: float, workers: int) -> dict[str, Any]:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     from chatflow.adapters.apigw_connections import ApiGatewayNotifier
-    from chatflow.domain.realtime import Target, encode_frame
+    from chatflow.domain.realtime import encode_frame
+    from chatflow.domain.realtime_models import Target
     from chatflow.settings import Settings
 
     ctx = mp.get_context("spawn")

@@ -11,10 +11,14 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
 import redis
+
+if TYPE_CHECKING:
+    from chatflow.container import Container
 
 ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -37,9 +41,9 @@ def database_url() -> Iterator[str]:
         migrate(url)
         yield url
     finally:
-        from chatflow.adapters.postgres.pool import close_pools
+        from tests.support.lambdas import reset_handlers
 
-        close_pools()
+        reset_handlers()  # their containers hold pools on this database
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -98,6 +102,19 @@ def chatflow_env(
         else:
             os.environ[k] = v
     reset_settings_cache()
+
+
+@pytest.fixture
+def container(chatflow_env: dict[str, str]) -> Iterator[Container]:
+    """The services wired to this run's Postgres and Redis, as a function builds them
+    (chatflow.container); closed afterwards. Tests that change the environment first (e.g. the
+    ``ws`` harness) must be requested before it."""
+    from chatflow.container import Container
+    from chatflow.settings import get_settings
+
+    built = Container(get_settings())
+    yield built
+    built.close()
 
 
 @pytest.fixture

@@ -219,9 +219,12 @@ def test_a_vanished_client_answers_410_and_is_cleaned_up(e2e_target: Target) -> 
 
 
 def _realtime_store() -> Any:
-    from chatflow.adapters.redis_realtime import get_realtime_store
+    """The connection registry as the functions see it (same Redis and key prefix); a container
+    of this process holding only its Redis client."""
+    from chatflow.container import Container
+    from chatflow.settings import get_settings
 
-    return get_realtime_store()
+    return Container(get_settings()).connection_registry
 
 
 async def _assert_gone(target: Target, connection_id: str) -> None:

@@ -12,16 +12,15 @@ import secrets
 from typing import Any
 
 from tests.support.apigw import HttpApiClient
-from tests.support.lambdas import load_handler
+from tests.support.lambdas import load_handler, reset_handlers
 
 
 def reset_identity_caches() -> None:
-    """Forget per-container singletons built from settings (keys, service)."""
-    from chatflow.auth.service import reset_user_service
-    from chatflow.auth.tokens import reset_token_caches
+    """Cold-start the handlers (their containers read the keys and settings of now)."""
+    from chatflow.settings import reset_settings_cache
 
-    reset_token_caches()
-    reset_user_service()
+    reset_settings_cache()
+    reset_handlers()
 
 
 def http_client() -> HttpApiClient:
@@ -43,6 +42,6 @@ def register(
 
 
 def promote(handle: str) -> None:
-    from chatflow.auth.admin_cli import main
+    from chatflow_dev.admin import main
 
     assert main(["promote", handle]) == 0

@@ -132,6 +132,16 @@ class Settings:
     def reader_url(self) -> str:
         return self.database_reader_url or self.database_url
 
+    @property
+    def event_bus_configured(self) -> bool:
+        """Whether this process has an event bus to talk to: in the cloud always; locally only
+        with an endpoint (the local EventBridge emulator). Without one, every publish and outbox
+        flush of a local run would wait on AWS timeouts; outbox rows then wait for a sweep run
+        against an emulator (docs/events.md)."""
+        if self.env in ("local", "test"):
+            return bool(self.events_endpoint_url or self.aws_endpoint_url)
+        return True
+
     def redacted(self) -> dict[str, Any]:
         """Settings as a dict safe to log: keys and URLs with credentials are masked."""
         out: dict[str, Any] = {}

@@ -1,0 +1,8 @@
+"""Developer and operator tools (``chatflow-dev``, the root project): never shipped to Lambda.
+
+- ``python -m chatflow_dev.events``: export event schemas, invoke a function with a sample
+  event, sweep the outbox, redrive dead letters, replay the archive (docs/events.md).
+- ``python -m chatflow_dev.admin``: promote / demote / show / delete a user (docs/auth.md).
+
+They build the same container the functions build (chatflow.container), from the same settings.
+"""
