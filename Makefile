@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install dev test lint typecheck unit migrate synth localstack bench bench-cold clean invoke event-schemas
+.PHONY: install dev test lint typecheck imports unit migrate synth localstack bench bench-cold clean invoke event-schemas
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml layers/chatflow/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,13 +19,14 @@ install: $(STAMP)
 dev: install
 	$(PY) -m local_stack
 
-## The full test suite: lint, types, unit + integration + e2e + infra tests.
+## The full test suite: lint, types, the architecture's import rules, unit + integration + e2e + infra tests.
 test: install
 	scripts/ensure-services.sh
 	scripts/ensure-browser.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 lint: install
@@ -34,8 +35,12 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
+## The layer rules and "no import cycles" ([tool.importlinter] in pyproject.toml; docs/architecture.md)
+imports: install
+	$(VENV)/bin/lint-imports
+
 migrate: install
-	$(PY) -m chatflow.adapters.postgres.migrate
+	$(PY) -m chatflow_dev.migrate
 
 ## Synthesize the CDK app offline (no Docker, no AWS credentials): make synth ENV=prod
 synth: install

@@ -43,10 +43,7 @@ if TYPE_CHECKING:
     from chatflow.domain.analytics import AnalyticsService
     from chatflow.domain.messages import MessageService
     from chatflow.domain.notifications import NotificationService
-    from chatflow.domain.realtime import RealtimeService
-    from chatflow.domain.rooms import RoomService
-    from chatflow.domain.users import UserService
-    from chatflow.ports import (
+    from chatflow.domain.ports import (
         AnalyticsRepository,
         EventPublisher,
         FanoutQueue,
@@ -61,6 +58,9 @@ if TYPE_CHECKING:
         UserRepository,
         UserStatusCache,
     )
+    from chatflow.domain.realtime import RealtimeService
+    from chatflow.domain.rooms import RoomService
+    from chatflow.domain.users import UserService
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""EventBridge adapter: the :class:`chatflow.ports.EventPublisher` implementation.
+"""EventBridge adapter: the :class:`chatflow.domain.ports.EventPublisher` implementation.
 
 * Every event is validated against its schema BEFORE anything is sent: one invalid event in a
   call raises :class:`chatflow.events.schemas.InvalidEvent` and nothing is put on the bus.

@@ -1,4 +1,4 @@
-"""Redis implementation of :class:`chatflow.ports.RoomCache`: room metadata and memberships.
+"""Redis implementation of :class:`chatflow.domain.ports.RoomCache`: room metadata and memberships.
 
 Keys (all under the settings' prefix; at most three per room and two per user)::
 

@@ -1,4 +1,4 @@
-"""Redis adapters of :class:`chatflow.ports.UserStatusCache` and :class:`chatflow.ports.LoginThrottle`.
+"""Redis adapters of the ``UserStatusCache`` and ``LoginThrottle`` ports (chatflow.domain.ports).
 
 Key ``<prefix>user:<id>:status`` -> ``status|tokens_valid_after|role|handle``. Changes write the
 new value through (SET); cache fills after a Postgres read use SET NX, so a fill that raced with a

@@ -26,7 +26,7 @@ from chatflow.events.schemas import (
 )
 
 if TYPE_CHECKING:
-    from chatflow.ports import AnalyticsRepository
+    from chatflow.domain.ports import AnalyticsRepository
 
 CONSUMER = "analytics"
 MAX_RANGE_DAYS = 92

@@ -37,8 +37,8 @@ from chatflow.events.schemas import DomainEvent, MessageCreated, MessageDeleted,
 
 if TYPE_CHECKING:
     from chatflow.domain.identity import Identity
+    from chatflow.domain.ports import MessageRepository
     from chatflow.domain.rooms import RoomService
-    from chatflow.ports import MessageRepository
     from chatflow.settings import Settings
 
 #: Client message ids: printable, no whitespace, bounded (the event schema allows 200).

@@ -39,7 +39,7 @@ from chatflow.errors import InvalidInput
 from chatflow.events.schemas import DomainEvent, MemberJoined, MessageCreated
 
 if TYPE_CHECKING:
-    from chatflow.ports import NotificationChannel, NotificationRepository, PresenceLookup
+    from chatflow.domain.ports import NotificationChannel, NotificationRepository, PresenceLookup
 
 CONSUMER = "notifications"
 PREVIEW_CHARS = 140

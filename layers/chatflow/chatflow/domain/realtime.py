@@ -1,6 +1,6 @@
 """Realtime domain: connections, presence, fan-out and session termination (no AWS, no Redis).
 
-:class:`RealtimeService` talks to ports only (``chatflow.ports``, REALTIME section): a
+:class:`RealtimeService` talks to ports only (``chatflow.domain.ports``, REALTIME section): a
 ConnectionRegistry (Redis), a ConnectionNotifier (API Gateway Management API), a FanoutQueue
 (SQS, for large rooms), a RoomDirectory (ROOMS' cached member lists) and an EventPublisher
 (EventBridge). The function's container (:mod:`chatflow.container`) wires the real adapters.
@@ -43,14 +43,14 @@ from chatflow.errors import LimitExceeded, RateLimited
 
 if TYPE_CHECKING:
     from chatflow.domain.identity import Identity
-    from chatflow.events.schemas import DomainEvent
-    from chatflow.ports import (
+    from chatflow.domain.ports import (
         ConnectionNotifier,
         ConnectionRegistry,
         EventPublisher,
         FanoutQueue,
         RoomDirectory,
     )
+    from chatflow.events.schemas import DomainEvent
 
 logger = logging.getLogger(__name__)
 

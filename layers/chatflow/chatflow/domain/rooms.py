@@ -42,7 +42,7 @@ from chatflow.events.schemas import MemberJoined, MemberLeft, RoomCreated
 
 if TYPE_CHECKING:
     from chatflow.domain.identity import Identity
-    from chatflow.ports import OutboxFlusher, RoomCache, RoomRepository
+    from chatflow.domain.ports import OutboxFlusher, RoomCache, RoomRepository
 
 _NAME = re.compile(r"\w[\w .\-]{0,79}")
 MAX_TOPIC_CHARS = 250

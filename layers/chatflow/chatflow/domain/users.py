@@ -2,7 +2,7 @@
 
 Handles are 3-32 characters of ``[a-z0-9_.-]``, stored lower-cased (so uniqueness is
 case-insensitive; the database enforces it on ``lower(handle)`` as well). Passwords follow
-:func:`chatflow.auth.passwords.check_password_policy`.
+:func:`chatflow.domain.passwords.check_password_policy`.
 
 Tokens: a short-lived ES256 access token (``chatflow.auth.tokens``) plus an opaque refresh token
 (256 random bits, stored as its SHA-256 only). Every refresh rotates it; presenting an already
@@ -13,7 +13,7 @@ every frame): API Gateway may cache authorizer decisions, and the authorizer doe
 bans, deletions and "log out everywhere" are enforced here, from a Redis cache that changes write
 through (a ban is effective at once, never after a TTL). See docs/auth.md.
 
-This module imports no psycopg/redis/boto3: it talks to the ports in :mod:`chatflow.ports`, which
+This module imports no psycopg/redis/boto3: it talks to the ports in :mod:`chatflow.domain.ports`, which
 the function's container (:mod:`chatflow.container`) hands to :class:`UserService`.
 """
 
@@ -28,19 +28,25 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from chatflow.auth.passwords import (
+from chatflow.domain.identity import Identity, Role
+from chatflow.domain.passwords import (
     check_password_policy,
     dummy_verify,
     hash_password,
     verify_password,
 )
-from chatflow.domain.identity import Identity, Role
 from chatflow.domain.user_models import NewUser, RefreshTokenRecord, TokenPair, User, UserStatus
 from chatflow.domain.validation import CONTROL_CHARS_C0_C1, HANDLE_RE, normalize_handle
 from chatflow.errors import Forbidden, InvalidInput, NotFound, RateLimited, Unauthorized
 
 if TYPE_CHECKING:
-    from chatflow.ports import LoginThrottle, SessionTerminator, TokenIssuer, UserRepository, UserStatusCache
+    from chatflow.domain.ports import (
+        LoginThrottle,
+        SessionTerminator,
+        TokenIssuer,
+        UserRepository,
+        UserStatusCache,
+    )
 
 log = logging.getLogger(__name__)
 

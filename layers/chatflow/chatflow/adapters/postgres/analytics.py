@@ -1,4 +1,4 @@
-"""Postgres implementation of :class:`chatflow.ports.AnalyticsRepository`."""
+"""Postgres implementation of :class:`chatflow.domain.ports.AnalyticsRepository`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Postgres implementation of :class:`chatflow.ports.MessageRepository`.
+"""Postgres implementation of :class:`chatflow.domain.ports.MessageRepository`.
 
 Send (contract 3), in ONE writer transaction, in pipeline mode (two waits for the transaction):
   round trip 1: ``BEGIN``; the sender's message with this client id, if any (a resend returns it
@@ -36,10 +36,10 @@ from chatflow.adapters.postgres.rooms_repo import (
     utc,
     write_transaction,
 )
+from chatflow.domain.ports import MessageCheck, RoomCheck
 from chatflow.domain.room_models import HistoryPage, Message
 from chatflow.errors import NotFound
 from chatflow.events.schemas import DomainEvent
-from chatflow.ports import MessageCheck, RoomCheck
 from chatflow.settings import Settings
 
 Row = dict[str, Any]

@@ -1,4 +1,4 @@
-"""Postgres implementation of :class:`chatflow.ports.NotificationRepository`."""
+"""Postgres implementation of :class:`chatflow.domain.ports.NotificationRepository`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Postgres implementation of :class:`chatflow.ports.RoomRepository` (rooms and memberships).
+"""Postgres implementation of :class:`chatflow.domain.ports.RoomRepository` (rooms and memberships).
 
 Writes: one writer transaction each, the room row locked ``FOR NO KEY UPDATE`` first so that
 membership changes of one room are serialized with each other and with sends (a send that
@@ -28,11 +28,11 @@ from psycopg.rows import DictRow
 
 from chatflow.adapters.postgres import outbox
 from chatflow.adapters.postgres.pool import PostgresPools
+from chatflow.domain.ports import RoomCheck
 from chatflow.domain.room_models import Membership, Page, PeerUser, Room, RoomView, UserRef
 from chatflow.domain.validation import is_utf8_text
 from chatflow.errors import Conflict, InvalidInput, NotFound
 from chatflow.events.schemas import DomainEvent
-from chatflow.ports import RoomCheck
 from chatflow.settings import Settings
 
 Row = dict[str, Any]

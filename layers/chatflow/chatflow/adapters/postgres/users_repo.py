@@ -1,5 +1,5 @@
 # ruff: noqa: S608 -- f-strings only splice the constant column lists below, never input.
-"""Postgres adapter of :class:`chatflow.ports.UserRepository`: users and refresh tokens.
+"""Postgres adapter of :class:`chatflow.domain.ports.UserRepository`: users and refresh tokens.
 
 Everything here reads and writes the WRITER: these reads decide authorization (a replica that
 lags behind a ban must never re-admit the user).
@@ -17,7 +17,7 @@ from psycopg import errors as pg_errors
 
 from chatflow.adapters.postgres import outbox
 from chatflow.adapters.postgres.pool import PostgresPools
-from chatflow.auth.passwords import UNUSABLE_PASSWORD
+from chatflow.domain.passwords import UNUSABLE_PASSWORD
 from chatflow.domain.user_models import (
     NewUser,
     RefreshOutcome,

@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from chatflow.auth.passwords import PASSWORD_MAX_CHARS
+from chatflow.domain.passwords import PASSWORD_MAX_CHARS
 from chatflow.http.schemas import JwksOut, TokenPairOut, documented
 from chatflow.http.services import HttpServices
 from chatflow.wire import token_pair_to_dict
