@@ -69,6 +69,31 @@ def test_two_members_chat_while_a_non_member_receives_nothing(e2e_target: Target
     run(e2e_target, scenario)
 
 
+def test_a_client_offering_the_chatflow_subprotocol_gets_it_and_never_its_token(e2e_target: Target) -> None:
+    """Browsers cannot set headers on a WebSocket but can offer subprotocols (docs/auth.md): the
+    handshake must pick ``chatflow.v1`` (a browser drops one that picks none) and never echo the
+    ``bearer.<token>`` entry."""
+
+    async def scenario(api: Api) -> None:
+        alice = await api.new_user("alice")
+        offered = ["chatflow.v1", f"bearer.{alice.access_token}"]
+        sock = await Socket.open(e2e_target.ws_url, alice.access_token, subprotocols=offered)
+        try:
+            assert sock.ws.subprotocol == "chatflow.v1"
+            await sock.send({"action": "ping", "requestId": "sp-1"})
+            pong = await sock.wait_for(lambda f: f.get("requestId") == "sp-1")
+            assert pong["type"] == "pong"
+        finally:
+            await sock.close()
+        plain = await Socket.open(e2e_target.ws_url, alice.access_token)
+        try:
+            assert plain.ws.subprotocol is None  # nothing offered, nothing chosen
+        finally:
+            await plain.close()
+
+    run(e2e_target, scenario)
+
+
 def test_reconnect_and_resume_by_sequence(e2e_target: Target) -> None:
     async def scenario(api: Api) -> None:
         alice, bob = await api.new_user("alice"), await api.new_user("bob")

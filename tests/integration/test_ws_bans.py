@@ -98,3 +98,17 @@ def test_frames_from_a_socket_that_could_not_be_closed_are_refused(
     assert reply["code"] == "account_disabled"
     count = db.execute("SELECT count(*) AS n FROM messages WHERE room_id = %s", (room.id,)).fetchone()
     assert count == {"n": 0}
+
+
+def test_admin_cli_delete_closes_the_users_live_sockets(ws: WsHarness, db: DB) -> None:
+    """The admin CLI builds the functions' container, so its users service closes live sessions
+    like the HTTP API's ban does (it used to leave them open until their next frame)."""
+    from chatflow_dev.admin import main
+
+    leaving = insert_user(db)
+    sockets = [ws.connected(leaving) for _ in range(2)]
+    assert main(["delete", leaving.handle]) == 0
+    assert all(ws.backend.closed_by_api(cid) for cid in sockets)
+    assert ws.container.connection_registry.connections_of([leaving.user_id]) == []
+    _, refused = ws.connect(leaving)
+    assert refused["statusCode"] == 403
