@@ -404,7 +404,8 @@ class World:
         os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
         os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
         from chatflow.container import Container
-        from chatflow.settings import get_settings, reset_settings_cache
+        from chatflow.settings import get_settings
+        from tests.support.settings import reset_settings_cache
 
         reset_settings_cache()
         # The parent's services (seeding, set-up of each sample), built as the functions build them.

@@ -222,8 +222,8 @@ def _with_port(url: str, host: str, port: int) -> str:
 
 def reset_functions() -> None:
     """Settings read afresh and every loaded function cold-started on next use (their containers)."""
-    from chatflow.settings import reset_settings_cache
     from tests.support.lambdas import reset_handlers
+    from tests.support.settings import reset_settings_cache
 
     reset_settings_cache()
     reset_handlers()

@@ -92,7 +92,7 @@ def chatflow_env(
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    from chatflow.settings import reset_settings_cache
+    from tests.support.settings import reset_settings_cache
 
     reset_settings_cache()
     yield env

@@ -166,7 +166,8 @@ def oidc_api(
     jwks: JwksServer, monkeypatch: pytest.MonkeyPatch, chatflow_env: dict[str, str]
 ) -> Iterator[HttpApiClient]:
     from chatflow.auth.tokens import verifier_from_settings
-    from chatflow.settings import get_settings, reset_settings_cache
+    from chatflow.settings import get_settings
+    from tests.support.settings import reset_settings_cache
 
     monkeypatch.setenv("OIDC_ISSUER", ISSUER)
     monkeypatch.setenv("OIDC_AUDIENCE", CLIENT_ID)

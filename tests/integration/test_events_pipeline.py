@@ -296,7 +296,8 @@ def test_sqs_dead_letters_are_put_back_on_the_bus_and_only_then_deleted(
 def live_bus(api: RunningEventBridgeApi, monkeypatch: pytest.MonkeyPatch) -> Iterator[Container]:
     """A container whose writers' after-commit flush goes to the emulator (as the local gateway
     configures it); the functions cold-start with the same setting."""
-    from chatflow.settings import get_settings, reset_settings_cache
+    from chatflow.settings import get_settings
+    from tests.support.settings import reset_settings_cache
 
     monkeypatch.setenv("EVENTS_ENDPOINT_URL", api.endpoint_url)
     reset_settings_cache()

@@ -195,7 +195,7 @@ def _closed_port() -> int:
 def broken(monkeypatch: pytest.MonkeyPatch, chatflow_env: dict[str, str]) -> Iterator[Any]:
     """Point settings at a closed port for one dependency; the http_api function cold-starts
     with them (returned); the functions cold-start again with the real settings afterwards."""
-    from chatflow.settings import reset_settings_cache
+    from tests.support.settings import reset_settings_cache
 
     def breaker(dependency: str) -> Handler:
         port = _closed_port()

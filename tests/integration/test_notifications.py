@@ -224,7 +224,7 @@ def test_concurrent_deliveries_apply_once_and_concurrent_events_all_count(
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from chatflow.settings import reset_settings_cache
+    from tests.support.settings import reset_settings_cache
 
     sender = insert_user(db)
     members = [insert_user(db) for _ in range(5)]

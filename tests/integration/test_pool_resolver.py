@@ -62,7 +62,7 @@ def test_pool_uses_the_database_secret_without_explicit_wiring(
         {"SecretId": arn},
     )
     stub.activate()
-    secrets.use_secrets_provider(SecretsProvider(boto3_client=client))
+    monkeypatch.setattr(secrets, "_provider", SecretsProvider(boto3_client=client))
     try:
         container = Container(Settings(database_url=chatflow_env["DATABASE_URL"], database_secret_arn=arn))
         try:
@@ -73,4 +73,3 @@ def test_pool_uses_the_database_secret_without_explicit_wiring(
         stub.assert_no_pending_responses()  # the secret was really fetched
     finally:
         stub.deactivate()
-        secrets.use_secrets_provider(None)

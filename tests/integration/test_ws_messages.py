@@ -235,7 +235,7 @@ def test_typing_goes_to_subscribed_members_only_and_is_rate_limited(
 
 def _lower_rate_limits(monkeypatch: pytest.MonkeyPatch, **limits: int) -> None:
     """Set the limits and cold-start the functions, so their containers read them."""
-    from chatflow.settings import reset_settings_cache
+    from tests.support.settings import reset_settings_cache
 
     for name, value in limits.items():
         monkeypatch.setenv(name.upper(), str(value))

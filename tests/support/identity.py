@@ -17,7 +17,7 @@ from tests.support.lambdas import load_handler, reset_handlers
 
 def reset_identity_caches() -> None:
     """Cold-start the handlers (their containers read the keys and settings of now)."""
-    from chatflow.settings import reset_settings_cache
+    from tests.support.settings import reset_settings_cache
 
     reset_settings_cache()
     reset_handlers()

@@ -101,7 +101,8 @@ class WsHarness:
 def ws_harness(monkeypatch: pytest.MonkeyPatch, env: dict[str, str] | None = None) -> Iterator[WsHarness]:
     """Point the handlers' settings at fresh local endpoints (plus ``env``); the handlers are
     loaded afresh (cold starts) so their containers read them, before and after."""
-    from chatflow.settings import get_settings, reset_settings_cache
+    from chatflow.settings import get_settings
+    from tests.support.settings import reset_settings_cache
 
     recorder = EventRecorder()
     bus = LocalEventBus.from_catalog(

@@ -124,5 +124,4 @@ def test_unconfigured_channel_logs_and_creates_no_client(caplog: pytest.LogCaptu
     channel = SnsNotificationChannel(None, client_factory=no_client)
     caplog.set_level(logging.INFO, logger="chatflow.adapters.sns_delivery")
     assert channel.deliver(_notification(uuid.uuid4())) is False
-    assert not channel.configured
     assert "not configured" in caplog.text

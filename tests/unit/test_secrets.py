@@ -22,16 +22,16 @@ ARN_REDIS = "arn:aws:secretsmanager:us-east-1:123456789012:secret:redis-AbCdEf"
 
 
 @pytest.fixture
-def stub() -> Iterator[Stubber]:
+def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubber]:
+    """Secrets Manager as a botocore Stubber (it cannot run here), behind the module's provider."""
     client = boto3.client(
         "secretsmanager", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
     )
     stubber = Stubber(client)
     stubber.activate()
-    secrets.use_secrets_provider(SecretsProvider(boto3_client=client))
+    monkeypatch.setattr(secrets, "_provider", SecretsProvider(boto3_client=client))
     yield stubber
     stubber.deactivate()
-    secrets.use_secrets_provider(None)
 
 
 def _respond(stub: Stubber, arn: str, value: str) -> None:

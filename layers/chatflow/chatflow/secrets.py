@@ -36,12 +36,6 @@ def _secrets_provider() -> Any:
     return _provider
 
 
-def use_secrets_provider(provider: Any) -> None:
-    """Install a Powertools ``SecretsProvider`` (e.g. over a stubbed client); None = default."""
-    global _provider
-    _provider = provider
-
-
 def fetch_secret(arn: str) -> str:
     """The secret string of ``arn`` (Powertools parameters, cached ``max_age`` per container)."""
     value = _secrets_provider().get(arn, max_age=SECRET_MAX_AGE_S)

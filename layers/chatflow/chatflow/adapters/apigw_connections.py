@@ -162,14 +162,6 @@ class ApiGatewayNotifier:
             self._metric("FanoutGone", len(report.gone))
         return report
 
-    def send_sequential(self, targets: Sequence[Target], data: bytes) -> DeliveryReport:
-        """One call after another (the benchmark's baseline; not used by the handlers)."""
-        report = DeliveryReport()
-        for target in targets:
-            outcome = self._post(target, data)
-            getattr(report, outcome.value).append(target)
-        return report
-
     def _post(self, target: Target, data: bytes) -> Outcome:
         client = self.client
         return self._call(

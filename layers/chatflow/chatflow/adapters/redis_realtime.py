@@ -313,10 +313,6 @@ class RedisRealtimeStore:
             pipe.execute()
         return True
 
-    def is_registered(self, user_id: UUID, connection_id: str) -> bool:
-        score = self.client.zscore(self._user_zset(user_id), connection_id)
-        return score is not None and score > self._now_ms()
-
     def remove_all(self, user_id: UUID) -> RemovedConnections:
         """Remove every connection of the user (bans): the removed connection ids and, when there
         were any, the presence version of this "offline" transition."""

@@ -64,10 +64,6 @@ class SnsNotificationChannel:
         return cls(settings.notification_topic_arn, client_factory=lambda: make_sns_client(settings))
 
     @property
-    def configured(self) -> bool:
-        return bool(self.topic_arn)
-
-    @property
     def client(self) -> SNSClient:
         if self._client is None:
             with self._lock:

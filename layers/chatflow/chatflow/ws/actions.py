@@ -12,7 +12,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
-from uuid import UUID
 
 from chatflow.domain.identity import Identity
 from chatflow.domain.realtime_models import RateKind
@@ -214,7 +213,3 @@ def dispatch(caller: Caller, frame: frames.ClientFrame) -> Reply:
     if reply is not None and frame.request_id:
         reply = {**reply, "requestId": frame.request_id}
     return reply
-
-
-def room_of(frame: frames.ClientFrame) -> UUID | None:
-    return getattr(frame, "room_id", None)

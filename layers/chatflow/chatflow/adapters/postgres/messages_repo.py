@@ -88,16 +88,11 @@ class PostgresMessageRepository:
         #: Runs after every write transaction's COMMIT: the container's outbox flush.
         self._after_commit = after_commit
 
-    def find_by_client_id(self, sender_id: UUID, client_message_id: str) -> Message | None:
+    def _find_by_client_id(self, sender_id: UUID, client_message_id: str) -> Message | None:
         with self._pools.writer().connection() as conn:
             row = _fetch(
                 conn, "m.sender_id = %s AND m.client_message_id = %s", (sender_id, client_message_id)
             )
-        return None if row is None else message_from_row(row)
-
-    def get(self, room_id: UUID, seq: int) -> Message | None:
-        with self._pools.writer().connection() as conn:
-            row = _fetch(conn, "m.room_id = %s AND m.seq = %s", (room_id, seq))
         return None if row is None else message_from_row(row)
 
     def insert(
@@ -137,7 +132,7 @@ class PostgresMessageRepository:
         # The connection is back in the pool (a Lambda's pool may hold just one).
         if not created:
             # A concurrent identical send committed first (the INSERT waited for it).
-            original = self.find_by_client_id(sender_id, client_message_id)
+            original = self._find_by_client_id(sender_id, client_message_id)
             assert original is not None, "conflicting message row vanished"
             return original, False
         self._after_commit()

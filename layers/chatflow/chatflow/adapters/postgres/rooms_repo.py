@@ -183,15 +183,6 @@ class PostgresRoomRepository:
             rows = conn.execute("SELECT room_id FROM memberships WHERE user_id = %s", (user_id,)).fetchall()
         return [r["room_id"] for r in rows]
 
-    def membership(self, room_id: UUID, user_id: UUID) -> Membership | None:
-        with self._pools.writer().connection() as conn:
-            row = conn.execute(
-                """SELECT role AS m_role, last_read_seq AS m_last_read_seq, joined_at AS m_joined_at
-                     FROM memberships WHERE room_id = %s AND user_id = %s""",
-                (room_id, user_id),
-            ).fetchone()
-        return None if row is None else membership_from_row(row, room_id, user_id)
-
     def find_user(self, *, user_id: UUID | None = None, handle: str | None = None) -> UserRef | None:
         with self._pools.writer().connection() as conn:
             if user_id is not None:
