@@ -30,7 +30,8 @@ import psycopg
 import redis
 
 from chatflow.container import Container
-from chatflow.settings import get_settings
+from tests.support.lambdas import reset_handlers
+from tests.support.rooms import chat_container
 
 # Benchmarks print results, not EMF metric lines.
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
@@ -220,15 +221,6 @@ def _with_port(url: str, host: str, port: int) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def reset_functions() -> None:
-    """Settings read afresh and every loaded function cold-started on next use (their containers)."""
-    from tests.support.lambdas import reset_handlers
-    from tests.support.settings import reset_settings_cache
-
-    reset_settings_cache()
-    reset_handlers()
-
-
 @contextlib.contextmanager
 def bench_environment(env: dict[str, str] | None = None, *, count_pg: bool = False) -> Iterator[BenchEnv]:
     """A fresh migrated database and Redis prefix, settings pointed at them; removed afterwards."""
@@ -267,14 +259,11 @@ def bench_environment(env: dict[str, str] | None = None, *, count_pg: bool = Fal
                 **(env or {}),
             }
         )
-        reset_functions()
-        container = Container(get_settings())
-        try:
+        reset_handlers()  # every function cold-starts with these settings
+        with chat_container() as container:
             yield BenchEnv(url, prefix, container, proxy)
-        finally:
-            container.close()
     finally:
-        reset_functions()
+        reset_handlers()
         os.environ.clear()
         os.environ.update(saved)
         if proxy is not None:

@@ -13,8 +13,8 @@ import psycopg
 import pytest
 
 from tests.support.apigw import HttpApiClient
-from tests.support.identity import http_client, promote, register, reset_identity_caches, unique_handle
-from tests.support.lambdas import load_handler_module
+from tests.support.identity import http_client, promote, register, unique_handle
+from tests.support.lambdas import load_handler_module, reset_handlers
 
 DB = psycopg.Connection[dict[str, Any]]
 PASSWORD = "correct horse 1"
@@ -22,7 +22,7 @@ PASSWORD = "correct horse 1"
 
 @pytest.fixture
 def api(chatflow_env: dict[str, str]) -> HttpApiClient:
-    reset_identity_caches()
+    reset_handlers()
     return http_client()
 
 
@@ -314,7 +314,7 @@ def test_admin_cli_reports_unknown_handles(
 ) -> None:
     from chatflow_dev.admin import main
 
-    reset_identity_caches()
+    reset_handlers()
     assert main(["promote", unique_handle("ghost")]) == 1
     assert "no user" in capsys.readouterr().err
 

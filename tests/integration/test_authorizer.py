@@ -31,15 +31,14 @@ from tests.support.apigw import (
     ws_authorizer_event,
     ws_connect_event,
 )
-from tests.support.identity import reset_identity_caches
-from tests.support.lambdas import load_handler
+from tests.support.lambdas import load_handler, reset_handlers
 
 Handler = Any
 
 
 @pytest.fixture
 def authorizer(chatflow_env: dict[str, str]) -> Handler:
-    reset_identity_caches()
+    reset_handlers()
     return load_handler("authorizer")
 
 

@@ -305,7 +305,6 @@ def live_bus(api: RunningEventBridgeApi, monkeypatch: pytest.MonkeyPatch) -> Ite
     yield container
     container.close()
     monkeypatch.delenv("EVENTS_ENDPOINT_URL")
-    reset_settings_cache()
     reset_handlers()
 
 

@@ -208,11 +208,9 @@ def test_jobs_round_trip_and_reject_garbage() -> None:
 def test_queue_outage_falls_back_to_synchronous_delivery(
     ws: WsHarness, big_room: tuple[Identity, list[Identity], UUID], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.support.settings import reset_settings_cache
 
     owner, members, room_id = big_room
     monkeypatch.setenv("FANOUT_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/no-such-queue")
-    reset_settings_cache()
     reset_handlers()  # the functions cold-start with that queue
     sender = ws.connected(owner)
     cid = ws.connected(members[0])

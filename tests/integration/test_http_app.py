@@ -19,7 +19,7 @@ import pytest
 from chatflow.container import Container
 from infra.catalog import HTTP_ROUTES
 from tests.support.apigw import HttpApiClient, http_event, lambda_context
-from tests.support.identity import http_client, register, reset_identity_caches
+from tests.support.identity import http_client, register
 from tests.support.lambdas import load_handler, load_handler_module, reset_handlers
 
 Handler = Any
@@ -27,13 +27,13 @@ Handler = Any
 
 @pytest.fixture
 def http(chatflow_env: dict[str, str]) -> Handler:
-    reset_identity_caches()
+    reset_handlers()
     return load_handler("http_api")
 
 
 @pytest.fixture
 def api(chatflow_env: dict[str, str]) -> HttpApiClient:
-    reset_identity_caches()
+    reset_handlers()
     return http_client()
 
 
@@ -195,7 +195,6 @@ def _closed_port() -> int:
 def broken(monkeypatch: pytest.MonkeyPatch, chatflow_env: dict[str, str]) -> Iterator[Any]:
     """Point settings at a closed port for one dependency; the http_api function cold-starts
     with them (returned); the functions cold-start again with the real settings afterwards."""
-    from tests.support.settings import reset_settings_cache
 
     def breaker(dependency: str) -> Handler:
         port = _closed_port()
@@ -205,13 +204,11 @@ def broken(monkeypatch: pytest.MonkeyPatch, chatflow_env: dict[str, str]) -> Ite
             url = re.sub(r"@[^/]+/", f"@127.0.0.1:{port}/", chatflow_env["DATABASE_URL"])
             monkeypatch.setenv("DATABASE_URL", url)
             monkeypatch.setenv("DB_CONNECT_TIMEOUT_S", "1")
-        reset_settings_cache()
         reset_handlers()
         return load_handler("http_api")
 
     yield breaker
     monkeypatch.undo()
-    reset_settings_cache()
     reset_handlers()
 
 

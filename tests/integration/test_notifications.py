@@ -224,14 +224,11 @@ def test_concurrent_deliveries_apply_once_and_concurrent_events_all_count(
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from tests.support.settings import reset_settings_cache
-
     sender = insert_user(db)
     members = [insert_user(db) for _ in range(5)]
     room = insert_room(db, sender, members)
     # Enough pool connections for the threads (the Lambda-sized default is 2): a cold start.
     monkeypatch.setenv("DB_POOL_MAX_SIZE", "8")
-    reset_settings_cache()
     reset_handlers()
     fn = load_handler_module("notifications")
     _use_channel(fn, SnsNotificationChannel(None))
@@ -253,5 +250,4 @@ def test_concurrent_deliveries_apply_once_and_concurrent_events_all_count(
         assert _counters(db, room) == dict.fromkeys(members, (21, 0))
     finally:
         monkeypatch.delenv("DB_POOL_MAX_SIZE")
-        reset_settings_cache()
         reset_handlers()

@@ -12,15 +12,7 @@ import secrets
 from typing import Any
 
 from tests.support.apigw import HttpApiClient
-from tests.support.lambdas import load_handler, reset_handlers
-
-
-def reset_identity_caches() -> None:
-    """Cold-start the handlers (their containers read the keys and settings of now)."""
-    from tests.support.settings import reset_settings_cache
-
-    reset_settings_cache()
-    reset_handlers()
+from tests.support.lambdas import load_handler
 
 
 def http_client() -> HttpApiClient:

@@ -38,7 +38,11 @@ def load_handler(name: str) -> Callable[[dict[str, Any], Any], Any]:
 
 
 def reset_handlers() -> None:
-    """Forget every loaded handler module, closing its container's connections."""
+    """Forget every loaded handler module (closing its container's connections) and the cached
+    settings: the next load is a cold start that reads the environment of now."""
+    from tests.support.settings import reset_settings_cache
+
+    reset_settings_cache()
     for name in [n for n in sys.modules if n.startswith("chatflow_fn_")]:
         module = sys.modules.pop(name)
         container = getattr(module, "container", None)

@@ -20,6 +20,7 @@ from local_stack.eventbridge import Backoff, LocalEventBus, RunningEventBridgeAp
 from tests.support.apigw import lambda_context
 from tests.support.events import TargetRecorder
 from tests.support.lambdas import load_handler, reset_handlers
+from tests.support.rooms import chat_container
 from tests.support.ws_events import connect_event, disconnect_event, message_event, new_connection_id
 
 
@@ -101,28 +102,19 @@ class WsHarness:
 def ws_harness(monkeypatch: pytest.MonkeyPatch, env: dict[str, str] | None = None) -> Iterator[WsHarness]:
     """Point the handlers' settings at fresh local endpoints (plus ``env``); the handlers are
     loaded afresh (cold starts) so their containers read them, before and after."""
-    from chatflow.settings import get_settings
-    from tests.support.settings import reset_settings_cache
-
     recorder = EventRecorder()
     bus = LocalEventBus.from_catalog(
         recorder, name="chatflow", region="us-east-1", backoff=Backoff(base_s=0.001)
     )
-
-    def reset() -> None:
-        reset_settings_cache()
-        reset_handlers()
-
     with running_management_api() as management, running_eventbridge_api(bus) as events:
         monkeypatch.setenv("WS_MANAGEMENT_ENDPOINT", management.endpoint_url)
         monkeypatch.setenv("EVENTS_ENDPOINT_URL", events.endpoint_url)
         for name, value in (env or {}).items():
             monkeypatch.setenv(name, value)
-        reset()
-        container = Container(get_settings())
+        reset_handlers()
         try:
-            yield WsHarness(management, events, recorder, container)
+            with chat_container() as container:
+                yield WsHarness(management, events, recorder, container)
         finally:
-            container.close()
             monkeypatch.undo()
-            reset()
+            reset_handlers()
