@@ -173,7 +173,8 @@ class RoomCache(Protocol):
 
 
 class OutboxFlusher(Protocol):
-    """Sends committed outbox rows to the bus right after COMMIT (chatflow.events.relay)."""
+    """Sends committed outbox rows to the bus right after COMMIT
+    (chatflow.adapters.outbox_relay.AfterCommitFlusher)."""
 
     def flush(self) -> object:
         """Best effort, never raises: what it cannot send, the scheduled sweep sends later."""

@@ -1,9 +1,9 @@
 """Transactional outbox: domain events written in the same transaction as the change.
 
 Writers call :func:`enqueue` inside their transaction; after COMMIT they call the container's
-OutboxFlusher (``chatflow.events.relay.AfterCommitFlusher``). A rolled-back change rolls back its event row,
-and a committed change always has one: the relay (right after commit) or the scheduled sweep
-(``functions/outbox_relay``) sends it to EventBridge. See docs/events.md.
+OutboxFlusher (``chatflow.adapters.outbox_relay.AfterCommitFlusher``). A rolled-back change rolls
+back its event row, and a committed change always has one: the relay (right after commit) or the
+scheduled sweep (``functions/outbox_relay``) sends it to EventBridge. See docs/events.md.
 
 The relay claims rows with one ``UPDATE ... RETURNING`` that leases them (``next_attempt_at`` moves
 :data:`CLAIM_LEASE` ahead; the pick uses ``FOR UPDATE SKIP LOCKED``), so two relays never send
