@@ -277,7 +277,7 @@ def test_ban_is_admin_only_and_validates_target(api: HttpApiClient) -> None:
 
 
 def test_demotion_takes_effect_on_the_next_request(api: HttpApiClient) -> None:
-    from chatflow_dev.admin import main
+    from chatflow.admin_cli import main
 
     handle = unique_handle("admin")
     pair = register(api, handle)
@@ -312,7 +312,7 @@ def test_ban_calls_the_wired_session_terminator(api: HttpApiClient, monkeypatch:
 def test_admin_cli_reports_unknown_handles(
     chatflow_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from chatflow_dev.admin import main
+    from chatflow.admin_cli import main
 
     reset_handlers()
     assert main(["promote", unique_handle("ghost")]) == 1
@@ -378,7 +378,7 @@ def test_a_successful_login_resets_the_failure_count(api: HttpApiClient) -> None
 
 
 def test_deleted_user_is_refused_at_once(api: HttpApiClient) -> None:
-    from chatflow_dev.admin import main
+    from chatflow.admin_cli import main
 
     pair = register(api)
     assert api.get("/users/me", token=pair["accessToken"]).status == 200  # cached as active

@@ -103,7 +103,7 @@ def test_frames_from_a_socket_that_could_not_be_closed_are_refused(
 def test_admin_cli_delete_closes_the_users_live_sockets(ws: WsHarness, db: DB) -> None:
     """The admin CLI builds the functions' container, so its users service closes live sessions
     like the HTTP API's ban does (it used to leave them open until their next frame)."""
-    from chatflow_dev.admin import main
+    from chatflow.admin_cli import main
 
     leaving = insert_user(db)
     sockets = [ws.connected(leaving) for _ in range(2)]

@@ -34,6 +34,6 @@ def register(
 
 
 def promote(handle: str) -> None:
-    from chatflow_dev.admin import main
+    from chatflow.admin_cli import main
 
     assert main(["promote", handle]) == 0

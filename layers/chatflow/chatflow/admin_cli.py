@@ -1,10 +1,11 @@
-"""Operator CLI for roles: ``python -m chatflow_dev.admin promote <handle>``.
+"""Operator CLI for roles: ``python -m chatflow.admin_cli promote <handle>``.
 
 There is no HTTP path to become an administrator (and no "first user is admin" rule): an operator
 with database access runs this against the target environment (locally with DATABASE_URL /
-REDIS_URL; in AWS from a shell that can reach the database, e.g. with the same environment the
-functions get). The Redis status cache is written through, so the change applies on the next
-request, including to tokens already issued (``ensure_active`` returns the current role).
+REDIS_URL; in AWS the ``migrate`` function runs it inside the VPC: ``make admin ENV=<env>
+ARGS="promote <handle>"``, so it ships in the layer). The Redis status cache is written through,
+so the change applies on the next request, including to tokens already issued (``ensure_active``
+returns the current role).
 
 Commands: ``promote <handle>``, ``demote <handle>``, ``show <handle>``, ``delete <handle>``
 (soft delete: status deleted, every token void, live sessions closed through API Gateway's
@@ -27,7 +28,7 @@ from chatflow.wire import user_to_dict
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m chatflow_dev.admin", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m chatflow.admin_cli", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (
         ("promote", "make the user an administrator"),
