@@ -1,15 +1,19 @@
 """The small rules several parts share, written once: handles, control characters, storable
 text, and how a non-member is refused.
 
-Pure (``re`` only): the domain, the transports, the token verifier and the adapters may all use it.
+Pure (``re`` only, so ``$default`` and the authorizer pay nothing for it): the domain, the
+transports, the token verifier and the adapters may all use it.
 """
 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from chatflow.domain.room_models import Room
 from chatflow.errors import ChatflowError, Forbidden, InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from chatflow.domain.room_models import Room
 
 # --- handles --------------------------------------------------------------------------------
 
