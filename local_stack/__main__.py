@@ -70,7 +70,7 @@ Get a token:
   curl -s -X POST {http}/auth/login -H 'content-type: application/json' \\
        -d '{{"handle":"ada","password":"correct-horse-battery"}}'      # -> accessToken
 Connect:  python -m websockets '{gateway.ws_url}?token=<accessToken>'
-Admin:    python -m chatflow.auth.admin_cli promote ada   (with this DATABASE_URL / REDIS_URL)
+Admin:    python -m chatflow.admin_cli promote ada   (with this DATABASE_URL / REDIS_URL)
 
 Ctrl-C stops.
 """

@@ -6,6 +6,7 @@ the server's: membership, resume by sequence, bans, the connection limit, 410 cl
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import uuid
 from typing import Any
@@ -21,6 +22,10 @@ from chatflow_client import (
     MessageReceived,
     SessionExpired,
 )
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
+
+from chatflow.adapters.redis_realtime import RedisRealtimeStore
 from tests.e2e.client import PASSWORD, alice_and_bob, chat_user, received, run, shared_room
 from tests.e2e.target import Target
 
@@ -56,6 +61,27 @@ def test_two_members_chat_while_a_non_member_receives_nothing(e2e_target: Target
             assert unreadable.value.status in (403, 404)
             await carol.ping()  # frames sent to her before this are in her stream after it
             assert not [e for e in c_events.drain() if isinstance(e, MessageReceived)]
+
+    run(scenario)
+
+
+def test_a_client_offering_the_chatflow_subprotocol_gets_it_and_never_its_token(e2e_target: Target) -> None:
+    """Browsers cannot set headers on a WebSocket but can offer subprotocols (docs/auth.md): the
+    handshake must pick ``chatflow.v1`` (a browser drops one that picks none) and never echo the
+    ``bearer.<token>`` entry. A raw socket: this is about the handshake itself."""
+
+    async def scenario() -> None:
+        async with chat_user(e2e_target, "alice") as (alice, _):
+            token = await alice.api.access_token()
+            url = f"{e2e_target.ws_url}{'&' if '?' in e2e_target.ws_url else '?'}token={token}"
+            offered = [Subprotocol("chatflow.v1"), Subprotocol(f"bearer.{token}")]
+            async with connect(url, open_timeout=30, subprotocols=offered) as ws:
+                assert ws.subprotocol == "chatflow.v1"
+                await ws.send(json.dumps({"action": "ping", "requestId": "sp-1"}))
+                pong = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                assert (pong["type"], pong["requestId"]) == ("pong", "sp-1")
+            async with connect(url, open_timeout=30) as plain:
+                assert plain.subprotocol is None  # nothing offered, nothing chosen
 
     run(scenario)
 
@@ -212,13 +238,13 @@ def test_a_vanished_client_answers_410_and_is_cleaned_up(e2e_target: Target) -> 
                 assert bob_connection is not None
                 ws_api.lost_disconnects.add(bob_connection)
                 store = _realtime_store()
-                assert store.is_registered(uuid.UUID(bob.user.id), bob_connection)
+                assert _registered(store, bob.user.id, bob_connection)
             bob.drop_connection()  # the network dies under his client (which reconnects by itself)
             ack = await alice.send(room, "anyone there?")
             assert ack.seq >= 1
             if local:
                 assert bob_connection is not None
-                assert not store.is_registered(uuid.UUID(bob.user.id), bob_connection)
+                assert not _registered(store, bob.user.id, bob_connection)
                 await _assert_gone(e2e_target, bob_connection)
             # Bob's client comes back and catches up: nothing was lost.
             [got] = await received(b_events, room, 1)
@@ -227,10 +253,18 @@ def test_a_vanished_client_answers_410_and_is_cleaned_up(e2e_target: Target) -> 
     run(scenario)
 
 
-def _realtime_store() -> Any:
-    from chatflow.adapters.redis_realtime import get_realtime_store
+def _realtime_store() -> RedisRealtimeStore:
+    """The connection registry as the functions see it (same Redis and key prefix); a container
+    of this process holding only its Redis client."""
+    from chatflow.container import Container
+    from chatflow.settings import get_settings
 
-    return get_realtime_store()
+    return Container(get_settings()).connection_registry
+
+
+def _registered(store: RedisRealtimeStore, user_id: str, connection_id: str) -> bool:
+    live = store.connections_of([uuid.UUID(user_id)])
+    return connection_id in {t.connection_id for t in live}
 
 
 async def _assert_gone(target: Target, connection_id: str) -> None:

@@ -191,7 +191,7 @@ def test_unknown_operation_is_a_clear_error(client: EventBridgeClient) -> None:
 
 
 def test_local_dead_letter_endpoints_list_and_redrive() -> None:
-    """``/_local/dead-letters`` and ``/_local/redrive`` (used by chatflow.events.tools redrive --local)."""
+    """``/_local/dead-letters`` and ``/_local/redrive`` (used by chatflow_dev.events redrive --local)."""
     import urllib.request
 
     attempts: dict[str, int] = {}
