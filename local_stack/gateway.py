@@ -35,13 +35,16 @@ WEB_DIR = Path(__file__).resolve().parent / "web"
 JS_CLIENT = Path(__file__).resolve().parents[1] / "clients" / "js" / "chatflow.js"
 
 
-def web_page_app(ws_url: str, http_url: str) -> web.Application:
+def web_page_app(ws_url: str, http_url: str, *, allow_endpoint_override: bool = True) -> web.Application:
     """The chat page (local_stack/web), the JavaScript client it imports, and ``/config.json``
-    naming the APIs it talks to (any target: this gateway, LocalStack or AWS)."""
+    naming the APIs it talks to (any target: this gateway, LocalStack or AWS). A developer's page
+    lets its user point it at another stack (``allowEndpointOverride``, docs/web-chat.md)."""
     app = web.Application()
 
     async def config_json(_: web.Request) -> web.Response:
-        return web.json_response({"wsUrl": ws_url, "httpUrl": http_url})
+        return web.json_response(
+            {"wsUrl": ws_url, "httpUrl": http_url, "allowEndpointOverride": allow_endpoint_override}
+        )
 
     async def file(path: Path) -> web.StreamResponse:
         if not path.exists():

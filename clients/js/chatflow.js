@@ -613,6 +613,7 @@ class RoomRecord {
  *  messageEdited / messageDeleted {message}
  *  typing {roomId, userId, handle, isTyping}
  *  presence {userId, status, version, handle}   applied ones only (stale frames dropped)
+ *  roomPresence {roomId, online: [{userId, handle}], more}   a room's presence snapshot arrived
  *  read {roomId, seq}                           this user's read position moved
  *  positionReset {roomId, lastSeq}
  *  sendQueued / sendAcked / sendFailed {outgoing[, ack | error]}
@@ -1419,10 +1420,10 @@ export class ChatflowClient {
         this._applyPresence(frame.presence);
         break;
       case "presenceSnapshot":
-        for (const p of frame.online) this._applyPresence(p);
+        this._applySnapshot(frame);
         break;
       case "joined":
-        if (frame.presence) for (const p of frame.presence.online) this._applyPresence(p);
+        if (frame.presence) this._applySnapshot(frame.presence);
         break;
       case "read": {
         const r = this._room(frame.roomId);
@@ -1453,6 +1454,14 @@ export class ChatflowClient {
 
   _applyPresence(p) {
     if (this._presence.apply(p)) this._emit("presence", this._presence.get(p.userId));
+  }
+
+  /** A room's snapshot: each entry applied by version, then the room's list for UIs (an entry
+   *  older than a frame already applied still names a member; its status comes from presenceOf). */
+  _applySnapshot(snapshot) {
+    for (const p of snapshot.online) this._applyPresence(p);
+    const online = snapshot.online.map(({ userId, handle }) => ({ userId, handle: handle ?? this._presence.get(userId)?.handle ?? null }));
+    this._emit("roomPresence", { roomId: snapshot.roomId, online, more: snapshot.more });
   }
 
   _onTyping(frame) {

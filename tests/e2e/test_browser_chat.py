@@ -1,21 +1,16 @@
-"""The web chat page (local_stack/web) end to end in headless Chromium, two users, real handlers.
+"""The web chat page (local_stack/web) end to end in headless Chromium, real handlers, two widths.
 
 Target: ``CHATFLOW_WEB_URL`` (a running ``make dev``'s page) when set; otherwise the e2e suite's
 target (tests/e2e/conftest.py: the local gateway with every catalog function on this run's
 database and Redis prefix, or ``CHATFLOW_WS_URL`` / ``CHATFLOW_HTTP_URL``) with the page served
 from local_stack/web on an ephemeral port. The browser is Debian's ``chromium`` +
 ``chromium-driver`` driven by selenium; ``scripts/ensure-browser.sh`` (part of ``make test``)
-installs them. Without them the test skips locally, and fails as root / in CI where they can be
+installs them. Without them the tests skip locally, and fail as root / in CI where they can be
 installed.
 
-Flow: alice registers and creates a room; 45 older messages are seeded as alice with the Python
-client; bob registers and joins by room id; bob's page loads the latest page of history and older
-pages as he scrolls up; bob's typing shows on alice's page; messages each way arrive live and are
-acked, and markup in a body is shown as text (never parsed or run); bob edits and deletes a
-message and alice's page follows; bob signs out and in again and alice sees him offline, then
-online; bob's socket drops and what alice sends meanwhile reaches him through resume; bob reloads
-and the session and room are restored. With the test's own gateway, the chat's events are checked
-to have reached the notifications and analytics functions through the local EventBridge.
+Users are a desktop (1280x800) and a phone (360x740, emulated as a mobile viewport) talking to
+each other. At 360 px every view is checked for horizontal overflow. Screenshots of each width go
+to ``BROWSER_SCREENSHOTS`` (a directory) or pytest's ``tmp_path``; the path is printed.
 """
 
 from __future__ import annotations
@@ -23,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
@@ -37,7 +33,24 @@ CHROMIUM = os.environ.get("CHROMIUM_BINARY", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER_BINARY", "/usr/bin/chromedriver")
 WAIT_S = 30.0
 SEEDED = 45
-PASSWORD = "correct horse battery"  # the test's own throwaway users
+PASSWORD = "correct horse battery"  # the tests' own throwaway users
+VIEWPORTS = {"desktop": (1280, 800), "narrow": (360, 740)}
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+# Visible elements sticking out of the viewport horizontally, and whether the document scrolls
+# sideways (the issue: at 420 px the message pane was cut off).
+OVERFLOW_JS = """
+const root = document.scrollingElement;
+const width = document.documentElement.clientWidth;
+const out = [];
+for (const e of document.querySelectorAll('body *')) {
+  const r = e.getBoundingClientRect();
+  if (!r.width || !r.height || getComputedStyle(e).visibility === 'hidden') continue;
+  if (e.closest('.sr-only, [hidden]')) continue;
+  if (r.right > width + 1 || r.left < -1) out.push(`${e.tagName.toLowerCase()}#${e.id}.${e.className} ${Math.round(r.left)}..${Math.round(r.right)}`);
+}
+return {scrollWidth: root.scrollWidth, clientWidth: root.clientWidth, overflowing: out.slice(0, 10)};
+"""
 
 
 def _browser_available() -> str | None:
@@ -108,15 +121,256 @@ def web_url(browser_ready: None, request: pytest.FixtureRequest) -> Iterator[str
 
 
 @pytest.fixture
-def new_browser(
-    browser_ready: None, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[Callable[[str], Any]]:
+def screenshots(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """Where this test's screenshots go (kept after the run; printed)."""
+    base = os.environ.get("BROWSER_SCREENSHOTS")
+    directory = Path(base) if base else tmp_path / "screenshots"
+    directory.mkdir(parents=True, exist_ok=True)
+    print(f"\nscreenshots of {request.node.name}: {directory}")
+    return directory
+
+
+class ChatPage:
+    """What a user does on the page, by element ids (local_stack/web/index.html)."""
+
+    def __init__(self, driver: Any, url: str, name: str, viewport: str, shots: Path, test: str) -> None:
+        self.driver = driver
+        self.url = url
+        self.name = name
+        self.viewport = viewport
+        self.shots = shots
+        self.test = test
+
+    @property
+    def narrow(self) -> bool:
+        return self.viewport == "narrow"
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def wait(self, condition: Callable[[Any], Any], what: str, timeout: float = WAIT_S) -> Any:
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(
+            condition, message=f"{self.name}: {what}"
+        )
+
+    def find(self, element_id: str) -> Any:
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.ID, element_id)
+
+    def css(self, selector: str) -> Any:
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.CSS_SELECTOR, selector)
+
+    def click(self, selector: str, what: str) -> None:
+        """Click the element once it is there (retried when a re-render replaced it)."""
+        from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+        def clicked(_: Any) -> bool:
+            try:
+                self.css(selector).click()
+            except (NoSuchElementException, StaleElementReferenceException):
+                return False
+            return True
+
+        self.wait(clicked, what)
+
+    def js(self, script: str, *args: Any) -> Any:
+        return self.driver.execute_script(script, *args)
+
+    def texts(self, css: str) -> list[str]:
+        """textContent of every match, read in one script (the page re-renders lists, so element
+        handles can go stale between finding and reading them)."""
+        found: list[str] = self.js(
+            "return [...document.querySelectorAll(arguments[0])].map(e => e.textContent.trim())", css
+        )
+        return found
+
+    def visible(self, element_id: str) -> bool:
+        return bool(self.js("const e = document.getElementById(arguments[0]); return !!(e && e.offsetParent)", element_id))
+
+    def screenshot(self, label: str) -> Path:
+        width, height = VIEWPORTS[self.viewport]
+        path = self.shots / f"{self.test}-{self.name}-{label}-{width}x{height}.png"
+        self.driver.save_screenshot(str(path))
+        return path
+
+    def assert_fits_width(self, where: str) -> None:
+        """No horizontal scroll and nothing visible cut off at the side."""
+        found = self.js(OVERFLOW_JS)
+        assert found["scrollWidth"] <= found["clientWidth"], f"{self.name} ({where}) scrolls sideways: {found}"
+        assert found["overflowing"] == [], f"{self.name} ({where}): wider than the viewport: {found}"
+
+    # --- signing in ------------------------------------------------------------------------
+
+    def open(self, url: str | None = None) -> None:
+        self.driver.get(url or self.url)
+        self.wait(lambda d: self.js("return document.body.dataset.ready") == "true", "page ready")
+
+    def fill(self, element_id: str, text: str) -> None:
+        field = self.find(element_id)
+        field.clear()
+        field.send_keys(text)
+
+    def register(self, handle: str) -> None:
+        self.fill("auth-handle", handle)
+        self.fill("auth-password", PASSWORD)
+        self.find("register-btn").click()
+        self.wait(lambda d: self.find("chat-view").is_displayed(), f"{handle} signed in")
+        self.wait_online()
+
+    def login(self, handle: str) -> None:
+        self.fill("auth-handle", handle)
+        self.fill("auth-password", PASSWORD)
+        self.find("login-btn").click()
+        self.wait(lambda d: self.find("chat-view").is_displayed(), f"{handle} signed in")
+        self.wait_online()
+
+    def wait_online(self) -> None:
+        self.wait(lambda d: self.find("conn-status").get_attribute("data-state") == "online", "WebSocket online")
+
+    # --- rooms ------------------------------------------------------------------------------
+
+    def to_list(self) -> None:
+        """On a phone: back to the conversation list (a no-op on a desktop)."""
+        if self.narrow and self.visible("back-btn"):
+            self.find("back-btn").click()
+            self.wait(lambda d: self.visible("room-list"), "conversation list shown")
+
+    def title(self) -> str:
+        return str(self.find("room-title").text)
+
+    def room_id(self) -> str:
+        return str(self.find("room-title").get_attribute("data-room-id"))
+
+    def create_room(self, name: str) -> str:
+        self.to_list()
+        self.fill("new-room-name", name)
+        self.find("create-room-btn").click()
+        self.wait(lambda d: self.title() == name, f"room {name} open")
+        return self.room_id()
+
+    def invite_link(self) -> str:
+        """The room's invite link, as a person finds it: People, then "Invite people"."""
+        self.open_people()
+        self.css("#invite-panel summary").click()
+        self.wait(lambda d: self.find("invite-link").is_displayed(), "invite link shown")
+        link: str = self.find("invite-link").get_attribute("value")
+        self.close_people()
+        return link
+
+    def open_room(self, room_id: str) -> None:
+        self.to_list()
+        self.click(f'.room-link[data-room-id="{room_id}"]', "room clicked")
+        self.wait(lambda d: self.room_id() == room_id, "room opened")
+
+    def badge(self, room_id: str) -> str:
+        found = self.texts(f'.room-link[data-room-id="{room_id}"] .badge')
+        return found[0] if found else ""
+
+    # --- people -----------------------------------------------------------------------------
+
+    def people(self, online: bool) -> list[str]:
+        """Handles in the open room's people list (online or not); reading it on a phone does
+        not need the panel open (it is in the DOM), opening it is checked separately."""
+        return self.texts("#presence .user.online .name" if online else "#presence .user:not(.online) .name")
+
+    def open_people(self) -> None:
+        if self.visible("members-btn"):
+            self.find("members-btn").click()
+            self.wait(lambda d: self.visible("presence"), "people panel open")
+
+    def close_people(self) -> None:
+        if self.visible("members-btn") and self.find("members-btn").get_attribute("aria-expanded") == "true":
+            self.find("members-btn").click()
+
+    # --- messages ---------------------------------------------------------------------------
+
+    def bodies(self) -> list[str]:
+        return self.texts("#message-list .message .body")
+
+    def wait_for_message(self, body: str) -> None:
+        self.wait(lambda d: body in self.bodies(), f"message {body!r} shown")
+
+    def stored(self, body: str) -> bool:
+        return bool(
+            self.js(
+                "return [...document.querySelectorAll('#message-list .message:not(.pending)[data-seq]')]"
+                ".some(li => li.querySelector('.body')?.textContent === arguments[0])",
+                body,
+            )
+        )
+
+    def send(self, body: str) -> None:
+        """Type and press Enter (the composer sends on Enter); wait for the ack."""
+        from selenium.webdriver.common.keys import Keys
+
+        field = self.find("message-input")
+        field.send_keys(body)
+        field.send_keys(Keys.ENTER)
+        self.wait(lambda d: self.stored(body), f"{body!r} acked")
+        assert field.get_attribute("value") == ""
+
+    def own_message(self, body: str) -> Any:
+        from selenium.webdriver.common.by import By
+
+        for li in self.driver.find_elements(By.CSS_SELECTOR, "#message-list .message.mine"):
+            if li.find_element(By.CSS_SELECTOR, ".body").text == body:
+                return li
+        raise AssertionError(f"{self.name}: no own message {body!r}")
+
+    def message_action(self, body: str, action: str) -> None:
+        """Point at one's own message and click its "Edit"/"Delete" (they show on hover)."""
+        from selenium.webdriver.common.action_chains import ActionChains
+        from selenium.webdriver.common.by import By
+
+        li = self.own_message(body)
+        self.js("arguments[0].scrollIntoView({block: 'center'})", li)
+        ActionChains(self.driver).move_to_element(li).perform()
+        li.find_element(By.CSS_SELECTOR, f"button.{action}").click()
+
+    def edit_message(self, body: str, new_body: str) -> None:
+        from selenium.webdriver.common.keys import Keys
+
+        self.message_action(body, "edit")
+        editor = self.wait(lambda d: self.css(".edit-form textarea"), "editor open")
+        assert self.js("return document.activeElement === arguments[0]", editor), "the editor has focus"
+        editor.clear()
+        editor.send_keys(new_body, Keys.ENTER)
+        self.wait(lambda d: new_body in self.bodies(), "edit saved")
+
+    def delete_message(self, body: str) -> None:
+        self.message_action(body, "delete")
+        self.wait(lambda d: self.find("confirm-delete").is_displayed(), "delete confirmation shown")
+        assert self.find("confirm-delete-text").text == body
+        self.find("confirm-delete-ok").click()
+        self.wait(lambda d: body not in self.bodies(), "deleted")
+
+    def session(self) -> dict[str, Any]:
+        raw = self.js("return sessionStorage.getItem('chatflow.session')")
+        data: dict[str, Any] = json.loads(raw)
+        return data
+
+    def scroll_history_to_top(self) -> bool:
+        """Scroll the message pane to the top (loads older history); True once 'seed 1' shows."""
+        self.js("document.getElementById('messages').scrollTop = 0")
+        return "seed 1" in self.bodies()
+
+
+@pytest.fixture
+def new_page(
+    browser_ready: None, web_url: str, tmp_path: Path, screenshots: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[[str, str], ChatPage]]:
+    """``new_page(name, viewport)``: a fresh headless Chromium (own profile) at that viewport."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    drivers: list[tuple[str, Any]] = []
+    pages: list[ChatPage] = []
 
-    def make(name: str) -> Any:
+    def make(name: str, viewport: str = "desktop") -> ChatPage:
+        width, height = VIEWPORTS[viewport]
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
         for flag in (
@@ -129,138 +383,35 @@ def new_browser(
             "--disable-component-update",
             "--disable-sync",
             "--disable-dev-shm-usage",
-            "--window-size=1100,760",
+            "--hide-scrollbars",
+            f"--window-size={width},{height}",
             f"--user-data-dir={tmp_path / f'profile-{name}'}",
         ):
             options.add_argument(flag)
         driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
         driver.set_page_load_timeout(WAIT_S)
-        drivers.append((name, driver))
-        return driver
+        # The exact viewport (a window's size includes browser chrome); "mobile" applies the page's
+        # <meta viewport> as a phone does.
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": viewport == "narrow"},
+        )
+        page = ChatPage(driver, web_url, name, viewport, screenshots, request.node.name)
+        pages.append(page)
+        return page
 
     yield make
-    # Screenshots of the final state help when a wait fails (kept in pytest's tmp_path, or
-    # BROWSER_SCREENSHOTS=dir).
-    shots = Path(os.environ.get("BROWSER_SCREENSHOTS") or tmp_path)
-    for name, driver in drivers:
+    for page in pages:
+        # The final state too: it is what a failed wait left on screen.
         with contextlib.suppress(Exception):
-            shots.mkdir(parents=True, exist_ok=True)
-            driver.save_screenshot(str(shots / f"{request.node.name}-{name}.png"))
+            page.screenshot("final")
         with contextlib.suppress(Exception):
-            driver.quit()
-
-
-class ChatPage:
-    """What a user does on the page, by element ids (local_stack/web/index.html)."""
-
-    def __init__(self, driver: Any, url: str) -> None:
-        self.driver = driver
-        self.url = url
-
-    def wait(self, condition: Callable[[Any], Any], what: str, timeout: float = WAIT_S) -> Any:
-        from selenium.webdriver.support.ui import WebDriverWait
-
-        return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(condition, message=what)
-
-    def find(self, element_id: str) -> Any:
-        from selenium.webdriver.common.by import By
-
-        return self.driver.find_element(By.ID, element_id)
-
-    def texts(self, css: str) -> list[str]:
-        """textContent of every match, read in one script (the page re-renders lists wholesale,
-        so element handles can go stale between finding and reading them)."""
-        found: list[str] = self.driver.execute_script(
-            "return [...document.querySelectorAll(arguments[0])].map(e => e.textContent)", css
-        )
-        return found
-
-    def open(self) -> None:
-        self.driver.get(self.url)
-        self.wait(lambda d: d.execute_script("return document.body.dataset.ready") == "true", "page ready")
-
-    def register(self, handle: str) -> None:
-        self.find("auth-handle").send_keys(handle)
-        self.find("auth-password").send_keys(PASSWORD)
-        self.find("register-btn").click()
-        self.wait(lambda d: self.find("chat-view").is_displayed(), f"{handle} signed in")
-        self.wait_online()
-
-    def login(self, handle: str) -> None:
-        self.find("auth-handle").clear()
-        self.find("auth-handle").send_keys(handle)
-        self.find("auth-password").send_keys(PASSWORD)
-        self.find("login-btn").click()
-        self.wait(lambda d: self.find("chat-view").is_displayed(), f"{handle} signed in")
-        self.wait_online()
-
-    def wait_online(self) -> None:
-        self.wait(
-            lambda d: self.find("conn-status").get_attribute("data-state") == "online", "WebSocket online"
-        )
-
-    def create_room(self, name: str) -> str:
-        self.find("new-room-name").send_keys(name)
-        self.find("create-room-btn").click()
-        self.wait(lambda d: self.find("room-title").text == name, f"room {name} open")
-        room_id: str = self.find("room-id").text
-        return room_id
-
-    def join_room(self, room_id: str, name: str) -> None:
-        self.find("join-room-id").send_keys(room_id)
-        self.find("join-room-btn").click()
-        self.wait(lambda d: self.find("room-title").text == name, f"joined {name}")
-
-    def bodies(self) -> list[str]:
-        return self.texts("#message-list .message .body")
-
-    def wait_for_message(self, body: str) -> None:
-        self.wait(lambda d: body in self.bodies(), f"message {body!r} shown")
-
-    def send(self, body: str) -> None:
-        self.find("message-input").send_keys(body)
-        self.find("send-btn").click()
-        # Acked: the item carries the server's sequence number, no longer "pending".
-        self.wait(
-            lambda d: d.execute_script(
-                "return [...document.querySelectorAll('#message-list .message:not(.pending)[data-seq]')]"
-                ".some(li => li.querySelector('.body').textContent === arguments[0])",
-                body,
-            ),
-            f"{body!r} acked",
-        )
-
-    def click_own_message_action(self, body: str, action: str, prompt_answer: str | None = None) -> None:
-        """Click "edit"/"delete" on one's own message (the page asks via prompt/confirm)."""
-        self.driver.execute_script(
-            """
-            window.confirm = () => true;
-            window.prompt = () => arguments[2];
-            const li = [...document.querySelectorAll('#message-list .message')]
-              .find(m => m.querySelector('.body').textContent === arguments[0]);
-            li.querySelector('button.' + arguments[1]).click();
-            """,
-            body,
-            action,
-            prompt_answer,
-        )
-
-    def session(self) -> dict[str, Any]:
-        raw = self.driver.execute_script("return sessionStorage.getItem('chatflow.session')")
-        data: dict[str, Any] = json.loads(raw)
-        return data
-
-    def scroll_history_to_top(self) -> bool:
-        """Scroll the message pane to the top (loads older history); True once 'seed 1' shows."""
-        self.driver.execute_script("document.getElementById('messages').scrollTop = 0")
-        return "seed 1" in self.bodies()
+            page.driver.quit()
 
 
 def _api_urls(page: ChatPage) -> tuple[str, str]:
     """The page's target: ``(httpUrl, wsUrl)`` from its config.json."""
-    cfg = page.driver.execute_script(
-        "return fetch('config.json').then(r => r.ok ? r.json() : {}).catch(() => ({}))"
-    )
+    cfg = page.js("return fetch('config.json').then(r => r.ok ? r.json() : {}).catch(() => ({}))")
     if not isinstance(cfg, dict) or not cfg.get("wsUrl") or not cfg.get("httpUrl"):
         pytest.fail(f"the page's config.json names no httpUrl/wsUrl: {cfg}")
     return str(cfg["httpUrl"]), str(cfg["wsUrl"])
@@ -288,42 +439,54 @@ def _seed_messages(page: ChatPage, room_id: str, count: int) -> None:
     asyncio.run(asyncio.wait_for(seed(), WAIT_S * 4))
 
 
-def test_two_users_chat_in_the_browser(
-    web_url: str, new_browser: Callable[[str], Any], local_gateway: Any
-) -> None:
+def _users(tag: str) -> tuple[str, str]:
+    return f"alice_{tag}", f"bob_{tag}"
+
+
+def test_desktop_and_phone_users_chat(new_page: Callable[[str, str], ChatPage], local_gateway: Any) -> None:
+    """Alice on a desktop, Bob on a phone: invite link, history, typing, live messages both ways,
+    edit and delete (mouse and keyboard), presence, reconnect + resume, reload."""
     tag = secrets.token_hex(3)
-    alice_handle, bob_handle = f"alice_{tag}", f"bob_{tag}"
+    alice_handle, bob_handle = _users(tag)
     room_name = f"lobby {tag}"
 
-    alice = ChatPage(new_browser("alice"), web_url)
+    alice = new_page("alice", "desktop")
     alice.open()
     alice.register(alice_handle)
     room_id = alice.create_room(room_name)
+    header = alice.find("room-title").text + alice.find("room-subtitle").text
+    assert not UUID.search(header), f"the room header shows an id: {header!r}"
+    link = alice.invite_link()
+    assert link.endswith(f"#room={room_id}")
 
     _seed_messages(alice, room_id, SEEDED)
     alice.wait_for_message(f"seed {SEEDED}")  # her page got them live (another connection of hers)
 
-    bob = ChatPage(new_browser("bob"), web_url)
-    bob.open()
+    # Bob opens the invite link on his phone, signs up, and lands in the room.
+    bob = new_page("bob", "narrow")
+    bob.open(link)
+    bob.assert_fits_width("sign-in")
+    bob.screenshot("sign-in")
     bob.register(bob_handle)
-    bob.join_room(room_id, room_name)
+    bob.wait(lambda d: bob.title() == room_name, "joined through the invite link")
+    assert bob.visible("message-input") and not bob.visible("room-list"), "a phone shows one pane"
 
-    # History: the latest page first, older pages as bob scrolls up (keyset, ?before=).
+    # History: the latest page first, older pages as he scrolls up (keyset, ?before=).
     bob.wait_for_message(f"seed {SEEDED}")
     assert "seed 1" not in bob.bodies()
-    bob.wait(
-        lambda d: bob.scroll_history_to_top() or "seed 1" in bob.bodies(),
-        "older history loaded on scroll",
-    )
+    bob.wait(lambda d: bob.scroll_history_to_top() or "seed 1" in bob.bodies(), "older history on scroll")
     seeded = [b for b in bob.bodies() if b.startswith("seed ")]
     assert seeded == [f"seed {n}" for n in range(1, SEEDED + 1)]  # in order, no gaps, no duplicates
     bob.wait(lambda d: "Beginning" in bob.find("history-status").text, "history exhausted")
 
-    # Typing: bob types, alice sees the indicator.
+    # Typing, both ways.
     bob.find("message-input").send_keys("hel")
-    alice.wait(lambda d: f"{bob_handle} is typing" in alice.find("typing-indicator").text, "typing shown")
+    alice.wait(lambda d: f"{bob_handle} is typing" in alice.find("typing-indicator").text, "bob typing shown")
+    alice.find("message-input").send_keys("yo")
+    bob.wait(lambda d: f"{alice_handle} is typing" in bob.find("typing-indicator").text, "alice typing shown")
+    alice.find("message-input").clear()
 
-    # Live messages both ways, with acks.
+    # Live messages both ways, acked; Enter sends.
     bob.find("message-input").clear()
     bob.send(f"hello from {bob_handle}")
     alice.wait_for_message(f"hello from {bob_handle}")
@@ -336,40 +499,67 @@ def test_two_users_chat_in_the_browser(
     alice.send(markup)
     bob.wait_for_message(markup)
     for page in (alice, bob):
-        assert (
-            page.driver.execute_script(
-                "return document.querySelectorAll('#message-list .body *').length"
-                " + (window.__xss === undefined ? 0 : 1)"
-            )
-            == 0
-        )
+        assert page.js("return document.querySelectorAll('#message-list .body img, #message-list .body b').length") == 0
+        assert page.js("return window.__xss === undefined")
 
-    # Edit and delete own messages: the change reaches the other page live.
+    # Edit and delete own messages (pointer), the change reaches the other page live.
     bob.send("oops, wrong room")
     alice.wait_for_message("oops, wrong room")
-    bob.click_own_message_action("oops, wrong room", "edit", prompt_answer="right room after all")
+    bob.edit_message("oops, wrong room", "right room after all")
+    bob.assert_fits_width("after an edit")
     alice.wait_for_message("right room after all")
     assert "oops, wrong room" not in alice.bodies()
-    bob.click_own_message_action("right room after all", "delete")
+    alice.wait(
+        lambda d: "(edited)" in alice.texts('#message-list .message[data-seq] .state'), "shown as edited"
+    )
+    bob.delete_message("right room after all")
     alice.wait(
         lambda d: "right room after all" not in alice.bodies() and "message deleted" in alice.bodies(),
         "deletion shown live",
     )
 
-    # Presence: bob signs out (his only socket closes) and back in; alice sees him go and come back.
+    # Keyboard: Up in the empty composer edits one's last message, Escape cancels, Enter saves.
+    from selenium.webdriver.common.keys import Keys
+
+    composer = alice.find("message-input")
+    composer.click()
+    composer.send_keys(Keys.ARROW_UP)
+    editor = alice.wait(lambda d: alice.css(".edit-form textarea"), "Up opens the editor")
+    assert editor.get_attribute("value") == markup
+    editor.send_keys(Keys.ESCAPE)
+    alice.wait(lambda d: not alice.texts(".edit-form"), "Escape cancels")
+    assert alice.js("return document.activeElement.id") == "message-input"
+    composer.send_keys(Keys.ARROW_UP)
+    editor = alice.wait(lambda d: alice.css(".edit-form textarea"), "editor again")
+    editor.send_keys(Keys.CONTROL, "a")
+    editor.send_keys("markup, fixed", Keys.ENTER)
+    bob.wait_for_message("markup, fixed")
+    alice.screenshot("room")
+    bob.screenshot("room")
+    bob.assert_fits_width("room")
+
+    # Presence in the people list: bob signs out (his only socket closes) and back in, alice's
+    # connection drops for a moment; each sees the other go and come back.
     bob.find("logout").click()
     bob.wait(lambda d: bob.find("auth-view").is_displayed(), "bob signed out")
-    alice.wait(lambda d: bob_handle in alice.texts("#presence .user:not(.online)"), "bob shown offline")
+    alice.wait(lambda d: bob_handle in alice.people(online=False), "bob shown offline")
     bob.login(bob_handle)
-    bob.wait(lambda d: bob.find("room-title").text == room_name, "room reopened after sign-in")
-    alice.wait(lambda d: bob_handle in alice.texts("#presence .user.online"), "bob shown online")
+    bob.wait(lambda d: bob.title() == room_name, "room reopened after sign-in")
+    alice.wait(lambda d: bob_handle in alice.people(online=True), "bob shown online again")
+    bob.open_people()
+    alice.js("window.chatflowTest.dropConnection(arguments[0])", 1500)
+    bob.wait(lambda d: alice_handle in bob.people(online=False), "alice shown offline on bob's phone")
+    bob.wait(lambda d: alice_handle in bob.people(online=True), "alice shown online again")
+    bob.assert_fits_width("people panel")
+    bob.screenshot("people")
+    bob.close_people()
+    alice.wait_online()
 
     # Reconnect + resume: bob's socket drops (held down for a while); what alice sends meanwhile
     # reaches bob's page through resume once it reconnects, exactly once.
-    bob.driver.execute_script("window.chatflowTest.dropConnection(arguments[0])", 3000)
-    bob.wait(
-        lambda d: bob.find("conn-status").get_attribute("data-state") != "online", "bob's socket dropped"
-    )
+    bob.js("window.chatflowTest.dropConnection(arguments[0])", 3000)
+    bob.wait(lambda d: bob.find("conn-status").get_attribute("data-state") != "online", "socket dropped")
+    bob.wait(lambda d: bob.find("conn-banner").is_displayed(), "reconnecting banner")
     alice.send("while bob was away")
     bob.wait_online()
     bob.wait_for_message("while bob was away")
@@ -379,7 +569,7 @@ def test_two_users_chat_in_the_browser(
     bob.driver.refresh()
     bob.wait(lambda d: d.execute_script("return document.body.dataset.ready") == "true", "reloaded")
     bob.wait_online()
-    bob.wait(lambda d: bob.find("room-title").text == room_name, "room restored after reload")
+    bob.wait(lambda d: bob.title() == room_name, "room restored after reload")
     bob.wait_for_message("while bob was away")
     alice.send("after the reload")
     bob.wait_for_message("after the reload")
@@ -389,25 +579,100 @@ def test_two_users_chat_in_the_browser(
         _assert_events_reached_their_targets(local_gateway.gateway.bus, f"hello from {bob_handle}")
 
 
+def test_direct_messages_and_unread_counts(new_page: Callable[[str, str], ChatPage]) -> None:
+    """A DM started from the people list; unread badges from read positions, which survive a reload
+    (they are the server's) and clear once read."""
+    tag = secrets.token_hex(3)
+    alice_handle, bob_handle = _users(tag)
+    alice = new_page("alice", "desktop")
+    alice.open()
+    alice.register(alice_handle)
+    lobby = alice.create_room(f"news {tag}")
+    alice.send("welcome")
+
+    bob = new_page("bob", "narrow")
+    bob.open()
+    bob.register(bob_handle)
+    # A public room to join, listed by name.
+    bob.wait(lambda d: f"# news {tag}" in bob.texts("#public-room-list .room-name"), "public room listed")
+    bob.click(f'#public-room-list li[data-room-id="{lobby}"] button', "join clicked")
+    bob.wait(lambda d: bob.room_id() == lobby, "joined from the public list")
+    bob.wait_for_message("welcome")
+
+    # Bob messages alice from the people list.
+    bob.open_people()
+    bob.wait(lambda d: alice_handle in bob.texts("#presence .user .name"), "alice listed")
+    bob.click("#presence .user button.message-user", "message alice clicked")
+    bob.wait(lambda d: bob.title() == alice_handle, "DM with alice open")
+    dm = bob.room_id()
+    bob.send("psst")
+
+    # Alice is in the lobby: the DM appears with one unread, the tab title counts it.
+    alice.wait(lambda d: alice.badge(dm) == "1", "DM unread badge")
+    assert alice.texts(f'#dm-list .room-link[data-room-id="{dm}"] .room-name') == [bob_handle]
+    assert alice.driver.title.startswith("(1)")
+    alice.send("lobby news 1")
+    alice.send("lobby news 2")
+    # Bob is in the DM on his phone: the back button counts what is waiting elsewhere.
+    bob.wait(lambda d: bob.find("back-unread").text == "2", "unread elsewhere on the back button")
+    alice.screenshot("unread")
+
+    alice.open_room(dm)
+    alice.wait_for_message("psst")
+    assert alice.texts("#message-list .divider.new") == ["New messages"]
+    alice.wait(lambda d: alice.badge(dm) == "" and not alice.driver.title.startswith("("), "DM read")
+    alice.send("hi bob")
+    bob.wait_for_message("hi bob")
+    bob.wait(lambda d: d.title == "(2) Chatflow", "bob read the DM; two wait in the lobby")
+
+    # The counts are read positions on the server: a reload shows the same.
+    bob.driver.refresh()
+    bob.wait(lambda d: d.execute_script("return document.body.dataset.ready") == "true", "reloaded")
+    bob.wait_online()
+    bob.to_list()
+    bob.wait(lambda d: bob.badge(lobby) == "2", "lobby unread after reload")
+    bob.assert_fits_width("conversation list")
+    bob.screenshot("list")
+    bob.open_room(lobby)
+    bob.wait_for_message("lobby news 2")
+    bob.wait(lambda d: bob.js("return document.title") == "Chatflow", "read")
+    bob.driver.refresh()
+    bob.wait(lambda d: d.execute_script("return document.body.dataset.ready") == "true", "reloaded again")
+    bob.wait_online()
+    bob.to_list()
+    assert bob.badge(lobby) == ""
+
+    # Opening a DM by handle finds the existing one; mistakes read as sentences.
+    alice.to_list()
+    alice.fill("dm-handle", bob_handle)
+    alice.find("dm-btn").click()
+    alice.wait(lambda d: alice.room_id() == dm, "the same DM")
+    for handle, sentence in ((f"nobody_{tag}", "There's nobody with that handle."), (alice_handle, "That's you!")):
+        alice.fill("dm-handle", handle)
+        alice.find("dm-btn").click()
+        alice.wait(lambda d, s=sentence: s in alice.find("sidebar-error").text, f"error for {handle}")
+
+
 def test_rapid_sends_keep_the_order_typed_for_sender_and_recipient(
-    web_url: str, new_browser: Callable[[str], Any]
+    new_page: Callable[[str, str], ChatPage],
 ) -> None:
     """Issue 9: the server processes one connection's frames concurrently, so the page must not
-    have two sends in flight in one room. Ten messages submitted back to back (one script, faster
-    than anyone types) are stored, and shown on both pages, in the order typed."""
+    have two sends in flight in one room. Ten messages submitted back to back on a phone (one
+    script, faster than anyone types) are stored, and shown on both pages, in the order typed."""
     tag = secrets.token_hex(3)
-    room_name = f"rapid {tag}"
-    alice = ChatPage(new_browser("alice"), web_url)
+    alice_handle, bob_handle = _users(tag)
+    alice = new_page("alice", "narrow")
     alice.open()
-    alice.register(f"alice_{tag}")
-    room_id = alice.create_room(room_name)
-    bob = ChatPage(new_browser("bob"), web_url)
-    bob.open()
-    bob.register(f"bob_{tag}")
-    bob.join_room(room_id, room_name)
+    alice.register(alice_handle)
+    room_id = alice.create_room(f"rapid {tag}")
+    link = alice.invite_link()
+    bob = new_page("bob", "desktop")
+    bob.open(link)
+    bob.register(bob_handle)
+    bob.wait(lambda d: bob.room_id() == room_id, "bob in the room")
 
     typed = [f"quick {i}" for i in range(10)]
-    alice.driver.execute_script(
+    alice.js(
         """
         const input = document.getElementById('message-input');
         const form = document.getElementById('composer');
@@ -417,7 +682,7 @@ def test_rapid_sends_keep_the_order_typed_for_sender_and_recipient(
     )
 
     def stored(page: ChatPage) -> list[tuple[int, str]]:
-        rows: list[list[Any]] = page.driver.execute_script(
+        rows: list[list[Any]] = page.js(
             "return [...document.querySelectorAll('#message-list .message:not(.pending)[data-seq]')]"
             ".map(li => [Number(li.dataset.seq), li.querySelector('.body').textContent])"
         )
@@ -432,6 +697,38 @@ def test_rapid_sends_keep_the_order_typed_for_sender_and_recipient(
         shown = stored(page)
         assert [body for _, body in shown] == typed
         assert [seq for seq, _ in shown] == sorted(seq for seq, _ in shown)
+    alice.assert_fits_width("ten messages")
+    alice.screenshot("rapid")
+    bob.screenshot("rapid")
+
+
+def test_people_already_online_show_when_a_room_opens(new_page: Callable[[str, str], ChatPage]) -> None:
+    """The presence snapshot (``joined.presence`` / the ``presence`` action, docs/protocol.md):
+    Bob opens a room and sees Alice online although she has said nothing and changed nothing."""
+    tag = secrets.token_hex(3)
+    alice_handle, bob_handle = _users(tag)
+    alice = new_page("alice", "desktop")
+    alice.open()
+    alice.register(alice_handle)
+    alice.create_room(f"quiet {tag}")
+    link = alice.invite_link()
+
+    bob = new_page("bob", "narrow")
+    bob.open(link)
+    bob.register(bob_handle)
+    bob.wait(lambda d: bob.title() == f"quiet {tag}", "bob in the room")
+    support = bob.wait(
+        lambda d: bob.js("return window.chatflowTest.presenceSnapshots()") != "unknown" and
+        bob.js("return window.chatflowTest.presenceSnapshots()"),
+        "the server answered joinRoom / presence",
+    )
+    if support == "no":
+        pytest.skip("this server offers no presence snapshot (the presence action is unknown_action)")
+    bob.open_people()
+    bob.wait(lambda d: alice_handle in bob.people(online=True), "alice listed online from the snapshot")
+    # Alice learns Bob when he shows up (typing), and whether he is online from a fresh snapshot.
+    bob.find("message-input").send_keys("hi")
+    alice.wait(lambda d: bob_handle in alice.people(online=True), "bob listed online")
 
 
 def _assert_events_reached_their_targets(bus: Any, body: str) -> None:
@@ -454,20 +751,56 @@ def _assert_events_reached_their_targets(bus: Any, body: str) -> None:
     assert bus.dead_letters() == []
 
 
-def test_sign_in_errors_are_shown_not_swallowed(web_url: str, new_browser: Callable[[str], Any]) -> None:
-    page = ChatPage(new_browser("carol"), web_url)
+DEVELOPER_WORDING = ("String should", "Field required", "validation failed", "HTTP 4", "loc", "body.")
+
+
+def test_sign_in_mistakes_read_as_sentences(new_page: Callable[[str, str], ChatPage]) -> None:
+    page = new_page("carol", "narrow")
     page.open()
-    page.find("auth-handle").send_keys("c")
-    page.find("auth-password").send_keys("short")
+    page.assert_fits_width("sign-in")
+
+    # The form's own checks, next to each field.
+    page.fill("auth-handle", "c")
+    page.fill("auth-password", "short")
     page.find("register-btn").click()
-    page.wait(lambda d: page.find("auth-error").is_displayed(), "validation error shown")
-    error = page.find("auth-error").text
-    assert "handle" in error
-    assert "password" in error
-    page.find("auth-handle").clear()
-    page.find("auth-handle").send_keys(f"nobody_{secrets.token_hex(3)}")
-    page.find("auth-password").clear()
-    page.find("auth-password").send_keys(PASSWORD)
+    page.wait(lambda d: page.find("auth-handle-error").is_displayed(), "field errors shown")
+    assert page.find("auth-handle-error").text == "A handle needs at least 3 characters."
+    assert page.find("auth-password-error").text == "A password needs at least 8 characters."
+    assert page.find("auth-handle").get_attribute("aria-invalid") == "true"
+    assert page.js("return document.activeElement.id") == "auth-handle"
+    page.assert_fits_width("sign-in with errors")
+    page.screenshot("sign-in-errors")
+
+    # The same table read on the SERVER's answer to that input (422 details.fields).
+    described = page.driver.execute_async_script(
+        """
+        const done = arguments[arguments.length - 1];
+        Promise.all([import('./chatflow.js'), import('./errors.js'), fetch('config.json').then(r => r.json())])
+          .then(async ([client, errors, cfg]) => {
+            const api = new client.HttpApi({httpUrl: cfg.httpUrl});
+            try { await api.register('c', 'short'); done({unexpected: 'registered'}); }
+            catch (err) { done({status: err.status, code: err.code, ...errors.describeError(err)}); }
+          }).catch(err => done({failed: String(err)}));
+        """
+    )
+    assert described["status"] == 422, described
+    assert described["fields"] == {
+        "handle": "A handle needs at least 3 characters.",
+        "password": "A password needs at least 8 characters.",
+    }, described
+
+    # Server-side refusals: a taken handle, a wrong password.
+    handle = f"carol_{secrets.token_hex(3)}"
+    page.register(handle)
+    page.find("logout").click()
+    page.wait(lambda d: page.find("auth-view").is_displayed(), "signed out")
+    page.fill("auth-handle", handle)
+    page.fill("auth-password", PASSWORD)
+    page.find("register-btn").click()
+    page.wait(lambda d: "already taken" in page.find("auth-error").text, "handle taken shown")
+    page.fill("auth-password", "not the password")
     page.find("login-btn").click()
-    page.wait(lambda d: "invalid handle or password" in page.find("auth-error").text, "bad login shown")
+    page.wait(lambda d: "don't match" in page.find("auth-error").text, "bad sign-in shown")
     assert not page.find("chat-view").is_displayed()
+    shown = page.find("auth-error").text + page.find("auth-handle-error").text
+    assert not any(word in shown for word in DEVELOPER_WORDING), shown

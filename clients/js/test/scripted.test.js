@@ -142,6 +142,38 @@ test("presence frames that cross on the wire are dropped by version", async () =
   }
 });
 
+test("a room's presence snapshot (joined reply, presenceSnapshot frame) names the room's online members", async () => {
+  const server = await Scripted.start();
+  const { chat, events } = await client(server);
+  const snapshots = [];
+  chat.on("roomPresence", (d) => snapshots.push(d));
+  try {
+    server.push({ type: "presence", userId: "u2", status: "offline", version: 9 });
+    await until(() => chat.presenceOf("u2") !== null);
+    const joining = chat.join(ROOM, { sinceSeq: 0 });
+    const online = [{ userId: "u1", handle: "ann", version: 5 }, { userId: "u2", handle: "bob", version: 8 }];
+    server.reply(await server.recv("joinRoom"), { type: "joined", roomId: ROOM, presence: { online, more: false } });
+    server.reply(await server.recv("resume"), resumed(0, []));
+    await joining;
+    assert.deepEqual(snapshots, [{ roomId: ROOM, online: [{ userId: "u1", handle: "ann" }, { userId: "u2", handle: "bob" }], more: false }]);
+    assert.equal(chat.presenceOf("u1").status, "online");
+    assert.equal(chat.presenceOf("u2").status, "offline"); // the snapshot's entry is older than the frame
+    assert.deepEqual(events.filter(([n]) => n === "presence").map(([, p]) => [p.userId, p.status]), [["u2", "offline"], ["u1", "online"]]);
+
+    const asking = chat.presence(ROOM);
+    const request = await server.recv("presence");
+    server.reply(request, { type: "presenceSnapshot", roomId: ROOM, online: [{ userId: "u3", handle: "cy", version: 2 }], more: true, cursor: "c1" });
+    const next = await server.recv("presence");
+    assert.equal(next.cursor, "c1");
+    server.reply(next, { type: "presenceSnapshot", roomId: ROOM, online: [{ userId: "u1", handle: "ann", version: 5 }], more: false });
+    assert.deepEqual((await asking).map((p) => p.userId), ["u3", "u1"]);
+    assert.deepEqual(snapshots.slice(1).map((s) => [s.online.map((p) => p.userId), s.more]), [[["u3"], true], [["u1"], false]]);
+  } finally {
+    await chat.close();
+    await server.close();
+  }
+});
+
 test("unavailable and lost acks resend the same clientMessageId", async () => {
   const server = await Scripted.start();
   const { chat, events } = await client(server);
