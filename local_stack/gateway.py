@@ -16,7 +16,6 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -26,43 +25,10 @@ from local_stack.catalog_view import GatewayCatalog
 from local_stack.connections import ManagementApi, start_site
 from local_stack.http_api import CorsConfig, HttpApi
 from local_stack.lambda_runtime import FunctionError, LambdaRuntime
+from local_stack.web_page import web_page_app
 from local_stack.websocket_api import LiveConnections, WebSocketApi, WsLimits
 
 log = logging.getLogger("local_stack")
-
-WEB_DIR = Path(__file__).resolve().parent / "web"
-#: The JavaScript client the page imports (``/chatflow.js``): one file, served as it is.
-JS_CLIENT = Path(__file__).resolve().parents[1] / "clients" / "js" / "chatflow.js"
-
-
-def web_page_app(ws_url: str, http_url: str, *, allow_endpoint_override: bool = True) -> web.Application:
-    """The chat page (local_stack/web), the JavaScript client it imports, and ``/config.json``
-    naming the APIs it talks to (any target: this gateway, LocalStack or AWS). A developer's page
-    lets its user point it at another stack (``allowEndpointOverride``, docs/web-chat.md)."""
-    app = web.Application()
-
-    async def config_json(_: web.Request) -> web.Response:
-        return web.json_response(
-            {"wsUrl": ws_url, "httpUrl": http_url, "allowEndpointOverride": allow_endpoint_override}
-        )
-
-    async def file(path: Path) -> web.StreamResponse:
-        if not path.exists():
-            return web.Response(status=404, text=f"{path.name} is missing\n")
-        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
-
-    async def index(_: web.Request) -> web.StreamResponse:
-        return await file(WEB_DIR / "index.html")
-
-    async def js_client(_: web.Request) -> web.StreamResponse:
-        return await file(JS_CLIENT)
-
-    app.router.add_get("/config.json", config_json)
-    app.router.add_get("/", index)
-    app.router.add_get("/chatflow.js", js_client)
-    if WEB_DIR.is_dir():
-        app.router.add_static("/", WEB_DIR, show_index=False)
-    return app
 
 
 @dataclass

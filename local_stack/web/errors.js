@@ -10,7 +10,7 @@ export const FIELDS = {
     missing: "Enter your handle.",
     string_too_short: "A handle needs at least 3 characters.",
     string_too_long: "A handle can have at most 32 characters.",
-    string_pattern_mismatch: "A handle can only use letters, digits and . _ -",
+    string_pattern_mismatch: "A handle can only use letters, digits, dots, dashes and underscores.",
   },
   password: {
     label: "password",

@@ -47,7 +47,10 @@ for (const e of document.querySelectorAll('body *')) {
   const r = e.getBoundingClientRect();
   if (!r.width || !r.height || getComputedStyle(e).visibility === 'hidden') continue;
   if (e.closest('.sr-only, [hidden]')) continue;
-  if (r.right > width + 1 || r.left < -1) out.push(`${e.tagName.toLowerCase()}#${e.id}.${e.className} ${Math.round(r.left)}..${Math.round(r.right)}`);
+  if (r.right > width + 1 || r.left < -1) {
+    const where = `${Math.round(r.left)}..${Math.round(r.right)}`;
+    out.push(`${e.tagName.toLowerCase()}#${e.id}.${e.className} ${where}`);
+  }
 }
 return {scrollWidth: root.scrollWidth, clientWidth: root.clientWidth, overflowing: out.slice(0, 10)};
 """
@@ -85,7 +88,7 @@ def serve_web_page(ws_url: str, http_url: str) -> Iterator[str]:
     would from any static host)."""
     from local_stack.background import BackgroundLoop
     from local_stack.connections import start_site
-    from local_stack.gateway import web_page_app
+    from local_stack.web_page import web_page_app
 
     app = web_page_app(ws_url, http_url)
     loop = BackgroundLoop("web-page")
@@ -140,6 +143,7 @@ class ChatPage:
         self.viewport = viewport
         self.shots = shots
         self.test = test
+        self.size = VIEWPORTS[viewport]
 
     @property
     def narrow(self) -> bool:
@@ -153,6 +157,9 @@ class ChatPage:
         return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(
             condition, message=f"{self.name}: {what}"
         )
+
+    def wait_text(self, element_id: str, fragment: str) -> None:
+        self.wait(lambda d: fragment in self.find(element_id).text, f"{fragment!r} in #{element_id}")
 
     def find(self, element_id: str) -> Any:
         from selenium.webdriver.common.by import By
@@ -189,10 +196,23 @@ class ChatPage:
         return found
 
     def visible(self, element_id: str) -> bool:
-        return bool(self.js("const e = document.getElementById(arguments[0]); return !!(e && e.offsetParent)", element_id))
+        return bool(
+            self.js(
+                "const e = document.getElementById(arguments[0]); return !!(e && e.offsetParent)", element_id
+            )
+        )
+
+    def resize(self, width: int, height: int, mobile: bool) -> None:
+        """The exact viewport (a window's size includes browser chrome); ``mobile`` applies the
+        page's <meta viewport> as a phone does."""
+        self.driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
+        )
+        self.size = (width, height)
 
     def screenshot(self, label: str) -> Path:
-        width, height = VIEWPORTS[self.viewport]
+        width, height = self.size
         path = self.shots / f"{self.test}-{self.name}-{label}-{width}x{height}.png"
         self.driver.save_screenshot(str(path))
         return path
@@ -200,7 +220,9 @@ class ChatPage:
     def assert_fits_width(self, where: str) -> None:
         """No horizontal scroll and nothing visible cut off at the side."""
         found = self.js(OVERFLOW_JS)
-        assert found["scrollWidth"] <= found["clientWidth"], f"{self.name} ({where}) scrolls sideways: {found}"
+        assert found["scrollWidth"] <= found["clientWidth"], (
+            f"{self.name} ({where}) scrolls sideways: {found}"
+        )
         assert found["overflowing"] == [], f"{self.name} ({where}): wider than the viewport: {found}"
 
     # --- signing in ------------------------------------------------------------------------
@@ -229,7 +251,9 @@ class ChatPage:
         self.wait_online()
 
     def wait_online(self) -> None:
-        self.wait(lambda d: self.find("conn-status").get_attribute("data-state") == "online", "WebSocket online")
+        self.wait(
+            lambda d: self.find("conn-status").get_attribute("data-state") == "online", "WebSocket online"
+        )
 
     # --- rooms ------------------------------------------------------------------------------
 
@@ -390,13 +414,8 @@ def new_page(
             options.add_argument(flag)
         driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
         driver.set_page_load_timeout(WAIT_S)
-        # The exact viewport (a window's size includes browser chrome); "mobile" applies the page's
-        # <meta viewport> as a phone does.
-        driver.execute_cdp_cmd(
-            "Emulation.setDeviceMetricsOverride",
-            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": viewport == "narrow"},
-        )
         page = ChatPage(driver, web_url, name, viewport, screenshots, request.node.name)
+        page.resize(width, height, mobile=viewport == "narrow")
         pages.append(page)
         return page
 
@@ -469,7 +488,8 @@ def test_desktop_and_phone_users_chat(new_page: Callable[[str, str], ChatPage], 
     bob.screenshot("sign-in")
     bob.register(bob_handle)
     bob.wait(lambda d: bob.title() == room_name, "joined through the invite link")
-    assert bob.visible("message-input") and not bob.visible("room-list"), "a phone shows one pane"
+    assert bob.visible("message-input"), "the open room is shown"
+    assert not bob.visible("room-list"), "a phone shows one pane at a time"
 
     # History: the latest page first, older pages as he scrolls up (keyset, ?before=).
     bob.wait_for_message(f"seed {SEEDED}")
@@ -499,7 +519,12 @@ def test_desktop_and_phone_users_chat(new_page: Callable[[str, str], ChatPage], 
     alice.send(markup)
     bob.wait_for_message(markup)
     for page in (alice, bob):
-        assert page.js("return document.querySelectorAll('#message-list .body img, #message-list .body b').length") == 0
+        assert (
+            page.js(
+                "return document.querySelectorAll('#message-list .body img, #message-list .body b').length"
+            )
+            == 0
+        )
         assert page.js("return window.__xss === undefined")
 
     # Edit and delete own messages (pointer), the change reaches the other page live.
@@ -510,7 +535,7 @@ def test_desktop_and_phone_users_chat(new_page: Callable[[str, str], ChatPage], 
     alice.wait_for_message("right room after all")
     assert "oops, wrong room" not in alice.bodies()
     alice.wait(
-        lambda d: "(edited)" in alice.texts('#message-list .message[data-seq] .state'), "shown as edited"
+        lambda d: "(edited)" in alice.texts("#message-list .message[data-seq] .state"), "shown as edited"
     )
     bob.delete_message("right room after all")
     alice.wait(
@@ -647,10 +672,13 @@ def test_direct_messages_and_unread_counts(new_page: Callable[[str, str], ChatPa
     alice.fill("dm-handle", bob_handle)
     alice.find("dm-btn").click()
     alice.wait(lambda d: alice.room_id() == dm, "the same DM")
-    for handle, sentence in ((f"nobody_{tag}", "There's nobody with that handle."), (alice_handle, "That's you!")):
+    for handle, sentence in (
+        (f"nobody_{tag}", "There's nobody with that handle."),
+        (alice_handle, "That's you!"),
+    ):
         alice.fill("dm-handle", handle)
         alice.find("dm-btn").click()
-        alice.wait(lambda d, s=sentence: s in alice.find("sidebar-error").text, f"error for {handle}")
+        alice.wait_text("sidebar-error", sentence)
 
 
 def test_rapid_sends_keep_the_order_typed_for_sender_and_recipient(
@@ -700,6 +728,11 @@ def test_rapid_sends_keep_the_order_typed_for_sender_and_recipient(
     alice.assert_fits_width("ten messages")
     alice.screenshot("rapid")
     bob.screenshot("rapid")
+    # The issue's phone (420 px) and a tablet: still nothing cut off at the side.
+    for width, height in ((420, 860), (768, 1024)):
+        alice.resize(width, height, mobile=True)
+        alice.assert_fits_width(f"{width} px")
+        alice.screenshot("rapid")
 
 
 def test_people_already_online_show_when_a_room_opens(new_page: Callable[[str, str], ChatPage]) -> None:
@@ -717,11 +750,12 @@ def test_people_already_online_show_when_a_room_opens(new_page: Callable[[str, s
     bob.open(link)
     bob.register(bob_handle)
     bob.wait(lambda d: bob.title() == f"quiet {tag}", "bob in the room")
-    support = bob.wait(
-        lambda d: bob.js("return window.chatflowTest.presenceSnapshots()") != "unknown" and
-        bob.js("return window.chatflowTest.presenceSnapshots()"),
-        "the server answered joinRoom / presence",
-    )
+
+    def answered(_: Any) -> str | None:
+        support: str = bob.js("return window.chatflowTest.presenceSnapshots()")
+        return None if support == "unknown" else support
+
+    support = bob.wait(answered, "the server answered joinRoom / presence")
     if support == "no":
         pytest.skip("this server offers no presence snapshot (the presence action is unknown_action)")
     bob.open_people()
@@ -775,7 +809,8 @@ def test_sign_in_mistakes_read_as_sentences(new_page: Callable[[str, str], ChatP
     described = page.driver.execute_async_script(
         """
         const done = arguments[arguments.length - 1];
-        Promise.all([import('./chatflow.js'), import('./errors.js'), fetch('config.json').then(r => r.json())])
+        const config = fetch('config.json').then(r => r.json());
+        Promise.all([import('./chatflow.js'), import('./errors.js'), config])
           .then(async ([client, errors, cfg]) => {
             const api = new client.HttpApi({httpUrl: cfg.httpUrl});
             try { await api.register('c', 'short'); done({unexpected: 'registered'}); }

@@ -9,10 +9,12 @@ import asyncio
 import json
 import secrets
 import uuid
-from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
+from chatflow.adapters.redis_realtime import RedisRealtimeStore
 from chatflow_client import (
     ActionRefused,
     ApiError,
@@ -22,10 +24,6 @@ from chatflow_client import (
     MessageReceived,
     SessionExpired,
 )
-from websockets.asyncio.client import connect
-from websockets.typing import Subprotocol
-
-from chatflow.adapters.redis_realtime import RedisRealtimeStore
 from tests.e2e.client import PASSWORD, alice_and_bob, chat_user, received, run, shared_room
 from tests.e2e.target import Target
 
