@@ -271,8 +271,8 @@ def bench_environment(env: dict[str, str] | None = None, *, count_pg: bool = Fal
                 "POWERTOOLS_LOG_LEVEL": "WARNING",
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 "AWS_DEFAULT_REGION": "us-east-1",
-                "AWS_ACCESS_KEY_ID": "bench",
-                "AWS_SECRET_ACCESS_KEY": "bench",
+                "AWS_ACCESS_KEY_ID": "testing",  # the local endpoints' key pair
+                "AWS_SECRET_ACCESS_KEY": "testing",
                 **(env or {}),
             }
         )

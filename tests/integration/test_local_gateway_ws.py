@@ -347,8 +347,8 @@ def _mgmt(gateway: RunningGateway) -> Any:
         "apigatewaymanagementapi",
         endpoint_url=gateway.management_endpoint,
         region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
+        aws_access_key_id="testing",  # the gateway's key pair (GatewayConfig.key_pair)
+        aws_secret_access_key="testing",
         config=Config(retries={"max_attempts": 1}),
     )
 
