@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 from infra.catalog import EVENT_RULES, EVENT_SOURCE, RetryPolicy
 from local_stack.eventbridge import Backoff, LocalEventBus, RunningEventBridgeApi, running_eventbridge_api
 from tests.support.events import TargetRecorder as Recorder
+from tests.support.events import events_client, sqs_client
 
 if TYPE_CHECKING:
     from mypy_boto3_events.client import EventBridgeClient
@@ -222,14 +223,8 @@ def test_dead_letters_are_listed_and_redriven_from_their_sqs_queue() -> None:
         backoff=Backoff(base_s=0.001),
     )
     with running_eventbridge_api(bus) as api:
-        config = Config(retries={"total_max_attempts": 1, "mode": "standard"})
-        keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-        local = boto3.client(
-            "events", endpoint_url=api.endpoint_url, region_name="us-east-1", config=config, **keys
-        )
-        sqs = boto3.client(
-            "sqs", endpoint_url=api.endpoint_url, region_name="us-east-1", config=config, **keys
-        )
+        local = events_client(api.endpoint_url)
+        sqs = sqs_client(api.endpoint_url)
         event = {"Source": EVENT_SOURCE, "DetailType": "member.left", "Detail": json.dumps(_member_left())}
         event_id = local.put_events(Entries=[event])["Entries"][0]["EventId"]
         assert bus.wait_idle()
