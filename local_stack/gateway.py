@@ -182,7 +182,7 @@ class LocalGateway:
         loop = asyncio.get_running_loop()
         names = {fn.name for fn in cfg.catalog.functions}
         rules = tuple(r for r in declared.EVENT_RULES if all(t in names for t in r.targets))
-        schedules = tuple(s for s in declared.SCHEDULES if s.function in names)
+        schedules = tuple(s for s in declared.SCHEDULES if s.function in names) if cfg.with_schedules else ()
         problems = declared.catalog_problems(cfg.catalog.functions, rules, schedules)
         if problems:
             raise ValueError("catalog problems: " + "; ".join(problems))
