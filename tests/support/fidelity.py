@@ -100,7 +100,7 @@ def eventually(check: Callable[[], Any], timeout: float = 20) -> Any:
 
 
 @contextlib.contextmanager
-def fidelity_gateway(tmp: Path, **overrides: Any) -> Iterator[Fidelity]:
+def fidelity_gateway(tmp: Path, *, env: dict[str, str] | None = None, **overrides: Any) -> Iterator[Fidelity]:
     events = EventLog()
     log = tmp / "invocations.jsonl"
     config = GatewayConfig(
@@ -109,6 +109,7 @@ def fidelity_gateway(tmp: Path, **overrides: Any) -> Iterator[Fidelity]:
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "INVOCATION_LOG": str(log),
             "JWT_PRIVATE_KEY": "test-only-not-a-key",
+            **(env or {}),
         },
         catalog=build_test_catalog(),
         with_schedules=False,
