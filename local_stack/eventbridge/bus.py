@@ -734,16 +734,15 @@ class LocalEventBus:
         retries_used = delivery.attempts - 1
         now = self.clock()
         delay = self.backoff.delay(retries_used + 1, self._rng)
-        condition = ""
-        if not error.retriable:
-            condition = "NonRetriableError"
-        elif retries_used >= retry.maximum_retry_attempts:
-            condition = "MaximumRetryAttemptsExhausted"
-        elif now + delay - delivery.ingested_at > retry.maximum_event_age_s:
+        if error.retriable and retries_used < retry.maximum_retry_attempts:
+            if now + delay - delivery.ingested_at <= retry.maximum_event_age_s:
+                self._executor.submit(now + delay, functools.partial(self._attempt, delivery))
+                return
             condition = "MaximumEventAgeExhausted"
-        if not condition:
-            self._executor.submit(now + delay, functools.partial(self._attempt, delivery))
-            return
+        elif error.retriable:
+            condition = "MaximumRetryAttemptsExhausted"
+        else:
+            condition = ""  # not retried at all (a missing resource, a 4xx): no retry was exhausted
         self._dead_letter(delivery, error, condition, retries_used)
 
     def _dead_letter(self, delivery: _Delivery, error: DeliveryError, condition: str, retries: int) -> None:
@@ -768,9 +767,10 @@ class LocalEventBus:
             "TARGET_ARN": attr(target.arn),
             "ERROR_CODE": attr(error.code),
             "ERROR_MESSAGE": attr(error.message[:1024]),
-            "EXHAUSTED_RETRY_CONDITION": attr(condition),
             "RETRY_ATTEMPTS": attr(retries),
         }
+        if condition:
+            attributes["EXHAUSTED_RETRY_CONDITION"] = attr(condition)
         self.queues.send(queue, json.dumps(delivery.event), attributes)
         log.error(
             "eventbridge: %s -> %s dead-lettered event %s after %d attempt(s): %s %s",

@@ -1,7 +1,9 @@
 """Test target: logs every invocation to ``$INVOCATION_LOG`` (one JSON line: function, event id,
 payload) and does what the payload asks -- ``{"mode": "fail"}`` raises, ``{"mode": "sleep",
 "seconds": s}`` sleeps, anything else succeeds. For an EventBridge event the ask is its detail.
-``single/handler.py`` links here (the same code with a reserved concurrency of 1)."""
+A file ``$INVOCATION_LOG.fail`` makes every invocation fail (for events whose detail must stay a
+valid chatflow event, so the redrive tool takes them back). ``single/handler.py`` links here
+(the same code with a reserved concurrency of 1)."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     }
     with open(os.environ["INVOCATION_LOG"], "a", encoding="utf-8") as log:
         log.write(json.dumps(line) + "\n")
-    if ask.get("mode") == "fail":
+    if ask.get("mode") == "fail" or os.path.exists(os.environ["INVOCATION_LOG"] + ".fail"):
         raise RuntimeError("worker failed on purpose")
     if ask.get("mode") == "sleep":
         time.sleep(float(ask.get("seconds", 1)))
