@@ -103,3 +103,54 @@ def test_message_over_websocket_notifies_the_offline_member_and_is_counted(
 
     assert _eventually(counted)
     assert _http(gateway, "GET", "/admin/analytics", owner)[0] == 403
+
+
+def test_the_catalogs_rules_and_queues_are_there_at_start_as_in_the_cloud(gateway: RunningGateway) -> None:
+    """ListRules / ListTargetsByRule / GetFunctionEventInvokeConfig on the running stack answer what
+    the CDK app deploys from infra/catalog.py: same rules, patterns, target retry policies, DLQ and
+    on-failure queue names (``catalog.target_dlq_name`` / ``async_failure_queue_name``)."""
+    import boto3
+
+    from infra import catalog
+
+    endpoint = gateway.gateway.events_url
+
+    def client(service: str) -> Any:
+        make: Any = boto3.client
+        return make(
+            service,
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    events, lambda_client, sqs = client("events"), client("lambda"), client("sqs")
+    prefix = catalog.name_prefix("test")  # chatflow_env's ENV
+    rules = {r["Name"]: r for r in events.list_rules(EventBusName="chatflow")["Rules"]}
+    assert set(rules) == {r.name for r in catalog.EVENT_RULES}
+    queues = set(sqs.list_queues(QueueNamePrefix=prefix).get("QueueUrls", []))
+    for declared in catalog.EVENT_RULES:
+        assert json.loads(rules[declared.name]["EventPattern"]) == declared.pattern
+        targets = events.list_targets_by_rule(Rule=declared.name, EventBusName="chatflow")["Targets"]
+        assert [t["Arn"].rsplit(":", 1)[1] for t in targets] == list(declared.targets)
+        for target in targets:
+            function = target["Arn"].rsplit(":", 1)[1]
+            assert target["RetryPolicy"] == {
+                "MaximumRetryAttempts": declared.retry.max_attempts,
+                "MaximumEventAgeInSeconds": declared.retry.max_event_age_s,
+            }
+            dlq = catalog.target_dlq_name(prefix, declared.name, function)
+            assert target["DeadLetterConfig"]["Arn"] == f"arn:aws:sqs:us-east-1:000000000000:{dlq}"
+            assert f"{endpoint}/000000000000/{dlq}" in queues
+    for fn in catalog.FUNCTIONS:
+        if fn.async_invoke is None:
+            continue
+        config = lambda_client.get_function_event_invoke_config(FunctionName=fn.name)
+        failures = catalog.async_failure_queue_name(prefix, fn.name)
+        assert config["MaximumRetryAttempts"] == fn.async_invoke.max_retry_attempts
+        assert config["MaximumEventAgeInSeconds"] == fn.async_invoke.max_event_age_s
+        assert config["DestinationConfig"]["OnFailure"]["Destination"].endswith(f":{failures}")
+        assert f"{endpoint}/000000000000/{failures}" in queues
+    relay = lambda_client.get_function_concurrency(FunctionName="outbox_relay")
+    assert relay["ReservedConcurrentExecutions"] == catalog.function("outbox_relay").reserved_concurrency

@@ -93,7 +93,7 @@ def test_reserved_concurrency_throttles_synchronous_callers(fid: Fidelity) -> No
     try:
         with pytest.raises(ClientError) as caught:
             fid.client("lambda").invoke(FunctionName="single", Payload=b"{}")
-        error = caught.value.response
+        error: dict[str, Any] = dict(caught.value.response)
         assert error["Error"]["Code"] == "TooManyRequestsException"
         assert error["ResponseMetadata"]["HTTPStatusCode"] == 429
         assert error["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
