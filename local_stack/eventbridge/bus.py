@@ -494,6 +494,11 @@ class LocalEventBus:
         with self._lock:
             return self._rule_locked(name)
 
+    def schedule_rules(self) -> list[Rule]:
+        """The schedules' rules (the default bus's in AWS; not listed by ListRules here)."""
+        with self._lock:
+            return list(self._schedule_rules.values())
+
     def _rule_locked(self, name: str) -> Rule:
         try:
             return self._rules[name]
@@ -793,8 +798,7 @@ class LocalEventBus:
         """What the DLQs of the rules' targets (and schedules') hold, oldest first, without
         receiving it; only target ``target`` (an Id) when given. Redrive them with the same tools
         as in the cloud (``chatflow.events.tools redrive --queue-url``)."""
-        with self._lock:
-            rules = [*self._rules.values(), *self._schedule_rules.values()]
+        rules = [*self.rules(), *self.schedule_rules()]
         letters: list[DeadLetter] = []
         seen: set[str] = set()
         for rule in rules:
