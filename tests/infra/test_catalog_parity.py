@@ -254,16 +254,12 @@ def test_rule_targets_retry_policies_and_dlq_names_agree_with_the_local_bus(
 
     prefix = cdk_app.config.lower_prefix
     events = template_json["Events"]
-    cloud: dict[str, tuple[int, int, str]] = {}
+    cloud: dict[str, tuple[int, int]] = {}
     for props in _resources(events, "AWS::Events::Rule").values():
         for target in props["Targets"]:
             retry = target["RetryPolicy"]
             queue = _queue_name(events, target["DeadLetterConfig"]["Arn"])
-            cloud[queue] = (
-                retry["MaximumRetryAttempts"],
-                retry["MaximumEventAgeInSeconds"],
-                props.get("Description", ""),
-            )
+            cloud[queue] = (retry["MaximumRetryAttempts"], retry["MaximumEventAgeInSeconds"])
     bus = LocalEventBus.from_catalog(None, name="chatflow", region="us-east-1", name_prefix=prefix)
     bus.start_schedules(catalog.SCHEDULES, seconds_per_minute=3600.0)  # registers them; never fires here
     try:
