@@ -109,7 +109,7 @@ class Rule:
     managed_by: str | None = None
 
     def describe(self, bus_name: str) -> dict[str, Any]:
-        out = {
+        return {
             "Name": self.name,
             "Arn": self.arn,
             "EventPattern": self.pattern.to_json(),
@@ -117,9 +117,6 @@ class Rule:
             "Description": self.description,
             "EventBusName": bus_name,
         }
-        if self.managed_by:
-            out["ManagedBy"] = self.managed_by
-        return out
 
 
 @dataclass(frozen=True)
