@@ -189,24 +189,16 @@ class LocalGateway:
         self.queues = queues = LocalQueues(region=self.region, account=LOCAL_ACCOUNT)
         prefix = self.name_prefix
 
-        def failure_queue(function: str) -> str | None:
-            fn = next((f for f in cfg.catalog.functions if f.name == function), None)
-            return declared.async_failure_queue_name(prefix, function) if fn and fn.async_invoke else None
-
-        for fn in cfg.catalog.functions:
-            if (queue := failure_queue(fn.name)) is not None:
-                queues.create(queue)
-
         def run(function_name: str, event: dict[str, Any]) -> object:
             # Called from Lambda's async-queue threads: one invocation on the gateway's runtime.
             assert self.runtime is not None
             return asyncio.run_coroutine_threadsafe(self.runtime.invoke(function_name, event), loop).result()
 
-        self.async_lambda = AsyncLambda(
+        self.async_lambda = async_lambda = AsyncLambda.for_functions(
             run,
-            configs={fn.name: fn.async_invoke for fn in cfg.catalog.functions},
+            cfg.catalog.functions,
             queues=queues,
-            failure_queue=failure_queue,
+            name_prefix=prefix,
             region=self.region,
             timing=cfg.async_timing,
         ).start()
@@ -233,7 +225,7 @@ class LocalGateway:
         lambda_api = LambdaApi(
             runtime,
             self.async_lambda,
-            failure_queue_arn=lambda fn: queues.arn(q) if (q := failure_queue(fn)) else None,
+            failure_queue_arn=lambda fn: queues.arn(q) if (q := async_lambda.failure_queue(fn)) else None,
             region=self.region,
             account=LOCAL_ACCOUNT,
         )

@@ -29,12 +29,12 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from infra.catalog import AsyncInvoke
+from infra.catalog import AsyncInvoke, Function, async_failure_queue_name
 from local_stack.aws_errors import AwsError
 from local_stack.lambda_runtime import FunctionError, Throttled
 from local_stack.scheduler import Backoff, DelayedExecutor
@@ -155,6 +155,30 @@ class AsyncLambda:
         self._rng = random.Random(seed)  # noqa: S311 - jitter, not security
         self._executor = DelayedExecutor("lambda-async", workers=workers, clock=clock)
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_functions(
+        cls,
+        run: Runner,
+        functions: Iterable[Function],
+        *,
+        queues: LocalQueues,
+        name_prefix: str,
+        **kwargs: Any,
+    ) -> AsyncLambda:
+        """The queue for catalog functions: each with its ``AsyncInvoke`` and, when it has one, an
+        on-failure queue (created in ``queues``) named as the CDK app names it."""
+        by_name = {fn.name: fn for fn in functions}
+
+        def failure_queue(name: str) -> str | None:
+            fn = by_name.get(name)
+            return async_failure_queue_name(name_prefix, name) if fn and fn.async_invoke else None
+
+        for name in by_name:
+            if (queue := failure_queue(name)) is not None:
+                queues.create(queue)
+        configs = {name: fn.async_invoke for name, fn in by_name.items()}
+        return cls(run, configs=configs, queues=queues, failure_queue=failure_queue, **kwargs)
 
     def start(self) -> AsyncLambda:
         self._executor.start()

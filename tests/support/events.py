@@ -123,18 +123,8 @@ def emulator(
     queues = LocalQueues()
     async_lambda: AsyncLambda | None = None
     if invoke is not None:
-        by_name = {fn.name: fn for fn in catalog.FUNCTIONS}
-        for fn in by_name.values():
-            if fn.async_invoke is not None:
-                queues.create(catalog.async_failure_queue_name(NAME_PREFIX, fn.name))
-        async_lambda = AsyncLambda(
-            invoke,
-            configs={name: fn.async_invoke for name, fn in by_name.items()},
-            queues=queues,
-            failure_queue=lambda name: (
-                catalog.async_failure_queue_name(NAME_PREFIX, name) if by_name[name].async_invoke else None
-            ),
-            timing=timing,
+        async_lambda = AsyncLambda.for_functions(
+            invoke, catalog.FUNCTIONS, queues=queues, name_prefix=NAME_PREFIX, timing=timing
         ).start()
     bus = LocalEventBus.from_catalog(
         async_lambda,
