@@ -324,9 +324,10 @@ def connected_room(
     import uuid
 
     from chatflow.domain import rooms
+    from local_stack.connections import new_connection_id
     from tests.support.apigw import lambda_context
     from tests.support.lambdas import load_handler
-    from tests.support.ws_events import connect_event, new_connection_id
+    from tests.support.ws_events import connect_event
 
     users = insert_users(database_url, n)
     room = rooms.create_channel(users[0], "public", f"{label}-{uuid.uuid4().hex[:8]}").room
