@@ -82,6 +82,7 @@ def banner(gateway: LocalGateway, origins: dict[str, str]) -> str:
         else "SigV4 NOT checked (--no-sigv4 / LOCAL_SIGV4=off)"
     )
     queues = gateway.queues.names() if gateway.queues is not None else []
+    queue_lines = "".join(f"  {name}\n" for name in queues) or "  none\n"
     redrive = ""
     if gateway.queues is not None and queues:
         redrive = (
@@ -99,8 +100,8 @@ Chatflow local stack is up (Postgres: {origins["postgres"]}, Redis: {origins["re
   AWS endpoint    {gateway.events_url}    (EventBridge, SQS, Lambda: boto3 endpoint_url / AWS_ENDPOINT_URL)
   {signing}
 
-Dead-letter queues (SQS, named as in the cloud): {", ".join(queues) or "none"}
-{redrive}
+Dead-letter queues (SQS, named as in the cloud):
+{queue_lines}{redrive}
 Get a token:
   curl -s -X POST {http}/auth/register -H 'content-type: application/json' \\
        -d '{{"handle":"ada","password":"correct-horse-battery"}}'
