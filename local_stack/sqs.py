@@ -448,38 +448,36 @@ class SqsApi:
         self.queues.purge(_str(params, "QueueUrl"))
         return {}
 
-    def _send_message(self, params: dict[str, Any]) -> dict[str, Any]:
-        attributes = params.get("MessageAttributes") or {}
-        message = self.queues.send(_str(params, "QueueUrl"), _str(params, "MessageBody"), attributes)
+    def _sent(self, url: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+        """Send one message (SendMessage, or a SendMessageBatch entry) and describe it as SQS does."""
+        attributes = entry.get("MessageAttributes") or {}
+        message = self.queues.send(url, _str(entry, "MessageBody"), attributes)
         out = {"MessageId": message.message_id, "MD5OfMessageBody": _md5(message.body)}
         if attributes:
             out["MD5OfMessageAttributes"] = md5_of_attributes(attributes)
         return out
 
-    def _send_message_batch(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _send_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._sent(_str(params, "QueueUrl"), params)
+
+    def _batch(
+        self, params: dict[str, Any], apply: Callable[[str, dict[str, Any]], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """A batch operation: ``apply`` per entry, each entry succeeding or failing on its own."""
         url = _str(params, "QueueUrl")
         self.queues.get(url)
         successful: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
         for entry in _entries(params):
             try:
-                attributes = entry.get("MessageAttributes") or {}
-                message = self.queues.send(url, _str(entry, "MessageBody"), attributes)
+                successful.append({"Id": entry["Id"], **apply(url, entry)})
             except AwsError as exc:
-                failed.append(
-                    {
-                        "Id": entry["Id"],
-                        "SenderFault": True,
-                        "Code": exc.code.rsplit("#", 1)[-1],
-                        "Message": exc.message,
-                    }
-                )
-                continue
-            ok = {"Id": entry["Id"], "MessageId": message.message_id, "MD5OfMessageBody": _md5(message.body)}
-            if attributes:
-                ok["MD5OfMessageAttributes"] = md5_of_attributes(attributes)
-            successful.append(ok)
+                code = exc.code.rsplit("#", 1)[-1]
+                failed.append({"Id": entry["Id"], "SenderFault": True, "Code": code, "Message": exc.message})
         return {"Successful": successful, "Failed": failed}
+
+    def _send_message_batch(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._batch(params, self._sent)
 
     async def _receive_message(self, params: dict[str, Any]) -> dict[str, Any]:
         url = _str(params, "QueueUrl")
@@ -508,25 +506,11 @@ class SqsApi:
         return {}
 
     def _delete_message_batch(self, params: dict[str, Any]) -> dict[str, Any]:
-        url = _str(params, "QueueUrl")
-        self.queues.get(url)
-        successful: list[dict[str, Any]] = []
-        failed: list[dict[str, Any]] = []
-        for entry in _entries(params):
-            try:
-                self.queues.delete(url, _str(entry, "ReceiptHandle"))
-            except AwsError as exc:
-                failed.append(
-                    {
-                        "Id": entry["Id"],
-                        "SenderFault": True,
-                        "Code": exc.code.rsplit("#", 1)[-1],
-                        "Message": exc.message,
-                    }
-                )
-            else:
-                successful.append({"Id": entry["Id"]})
-        return {"Successful": successful, "Failed": failed}
+        def delete(url: str, entry: dict[str, Any]) -> dict[str, Any]:
+            self.queues.delete(url, _str(entry, "ReceiptHandle"))
+            return {}
+
+        return self._batch(params, delete)
 
     def _change_visibility(self, params: dict[str, Any]) -> dict[str, Any]:
         timeout = _int(params, "VisibilityTimeout", None)

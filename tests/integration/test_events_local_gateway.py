@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -19,6 +18,7 @@ from websockets.asyncio.client import connect
 
 from chatflow.domain.identity import Identity
 from local_stack.gateway import GatewayConfig, RunningGateway, running_gateway
+from tests.support.gateway_log import eventually
 from tests.support.rooms import access_token, insert_user
 
 DB = psycopg.Connection[dict[str, Any]]
@@ -46,16 +46,6 @@ def _http(gw: RunningGateway, method: str, path: str, who: Identity, body: Any =
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"null")
-
-
-def _eventually(check: Callable[[], Any], timeout: float = 60) -> Any:
-    """Poll until ``check`` returns something truthy (delivery is asynchronous)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.1)
 
 
 def test_message_over_websocket_notifies_the_offline_member_and_is_counted(
@@ -91,7 +81,7 @@ def test_message_over_websocket_notifies_the_offline_member_and_is_counted(
         _, body = _http(gateway, "GET", "/notifications", reader)
         return [r for r in body["rooms"] if r["roomId"] == room_id]
 
-    rooms = _eventually(unread)
+    rooms = eventually(unread, timeout=60)
     assert [(r["unreadMessages"], r["unreadMentions"]) for r in rooms] == [(1, 1)]
     _, body = _http(gateway, "GET", "/notifications", reader)
     assert [(i["kind"], i["actorHandle"]) for i in body["items"]] == [("mention", owner.handle)]
@@ -101,7 +91,7 @@ def test_message_over_websocket_notifies_the_offline_member_and_is_counted(
         today = report["daily"][-1]
         return today if today["messagesCreated"] >= 1 and today["connectionsOpened"] >= 1 else None
 
-    assert _eventually(counted)
+    assert eventually(counted, timeout=60)
     assert _http(gateway, "GET", "/admin/analytics", owner)[0] == 403
 
 

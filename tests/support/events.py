@@ -14,9 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import boto3
 import psycopg
-from botocore.config import Config
 
 from chatflow.events.schemas import DomainEvent
 from infra import catalog
@@ -25,33 +23,18 @@ from local_stack.eventbridge.http_api import RunningEventBridgeApi
 from local_stack.lambda_async import AsyncLambda, AsyncTiming
 from local_stack.sqs import LocalQueues
 from tests.support import rooms
+from tests.support.aws import local_client
 
 FAST = Backoff(base_s=0.001, cap_s=0.005)
 
 
 def events_client(endpoint_url: str) -> Any:
-    return boto3.client(
-        "events",
-        region_name="us-east-1",
-        endpoint_url=endpoint_url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(
-            retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=2, read_timeout=5
-        ),
-    )
+    return local_client("events", endpoint_url)
 
 
 def sqs_client(endpoint_url: str) -> Any:
     """A boto3 SQS client for the local endpoint (the emulator serves SQS beside EventBridge)."""
-    return boto3.client(
-        "sqs",
-        region_name="us-east-1",
-        endpoint_url=endpoint_url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
-    )
+    return local_client("sqs", endpoint_url)
 
 
 class TargetRecorder:

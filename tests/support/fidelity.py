@@ -8,49 +8,25 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
 from local_stack.gateway import GatewayConfig, RunningGateway, running_gateway
 from local_stack.lambda_async import AsyncTiming
 from local_stack.scheduler import Backoff
+from tests.support.aws import local_client
 from tests.support.gateway_catalog import build_test_catalog
+from tests.support.gateway_log import EventLog, eventually
+
+__all__ = ["EventLog", "Fidelity", "eventually", "fidelity_gateway"]
 
 REGION = "us-east-1"
 ACCOUNT = "000000000000"
 KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 #: 1 AWS minute -> 0.1 s: Lambda's retry waits are 0.1 s then 0.2 s, a 1 h maximum age is 6 s.
 TIMING = AsyncTiming(scale=1 / 600)
-
-
-class EventLog:
-    """Every event the gateway hands to a route's function (route key, event)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Condition()
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    def __call__(self, route_key: str, event: dict[str, Any]) -> None:
-        with self._lock:
-            self.events.append((route_key, event))
-            self._lock.notify_all()
-
-    def wait_for(self, match: Callable[[str, dict[str, Any]], bool], timeout: float = 15) -> dict[str, Any]:
-        def find() -> dict[str, Any] | None:
-            return next((e for k, e in self.events if match(k, e)), None)
-
-        with self._lock:
-            self._lock.wait_for(lambda: find() is not None, timeout)
-            found = find()
-        assert found is not None, "no such event"
-        return found
 
 
 @dataclass
@@ -65,15 +41,7 @@ class Fidelity:
         return self.gateway.gateway.events_url
 
     def client(self, service: str, **overrides: Any) -> Any:
-        kwargs: dict[str, Any] = {
-            "region_name": REGION,
-            "endpoint_url": self.endpoint,
-            "config": Config(retries={"total_max_attempts": 1, "mode": "standard"}, read_timeout=30),
-            **KEYS,
-        }
-        kwargs.update(overrides)
-        make: Any = boto3.client  # typed per service name; the name is a variable here
-        return make(service, **kwargs)
+        return local_client(service, self.endpoint, **overrides)
 
     def invocations(self, function: str, event_id: str | None = None) -> list[dict[str, Any]]:
         """The ``worker``/``single`` invocations logged so far (optionally of one event id)."""
@@ -88,15 +56,6 @@ class Fidelity:
 
     def wait_idle(self, timeout: float = 30) -> None:
         assert self.gateway.gateway.bus.wait_idle(timeout)
-
-
-def eventually(check: Callable[[], Any], timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
 
 
 @contextlib.contextmanager
