@@ -82,6 +82,17 @@ def make_rule(fid: Fidelity, name: str, pattern: dict[str, Any], targets: list[d
     return str(arn)
 
 
+def target(target_id: str, arn: str, dlq_arn: str, retries: int, **extra: Any) -> dict[str, Any]:
+    """A PutTargets target with a RetryPolicy (600 s maximum age) and a DLQ."""
+    return {
+        "Id": target_id,
+        "Arn": arn,
+        "RetryPolicy": {"MaximumRetryAttempts": retries, "MaximumEventAgeInSeconds": 600},
+        "DeadLetterConfig": {"Arn": dlq_arn},
+        **extra,
+    }
+
+
 def make_queue(fid: Fidelity, name: str) -> tuple[str, str]:
     sqs = fid.client("sqs")
     url = sqs.create_queue(QueueName=name)["QueueUrl"]
@@ -135,27 +146,15 @@ def test_put_rule_put_targets_list_and_delete_like_aws(fid: Fidelity) -> None:
         fid,
         "fidelity-crud",
         {"source": ["fidelity.crud"]},
-        [
-            {
-                "Id": "w",
-                "Arn": worker_arn(),
-                "RetryPolicy": {"MaximumRetryAttempts": 4, "MaximumEventAgeInSeconds": 600},
-                "DeadLetterConfig": {"Arn": dlq_arn},
-            }
-        ],
+        [target("w", worker_arn(), dlq_arn, 4)],
     )
     assert arn == f"arn:aws:events:{REGION}:{ACCOUNT}:rule/chatflow/fidelity-crud"
     listed = events.list_rules(EventBusName="chatflow", NamePrefix="fidelity-crud")["Rules"]
     assert [(r["Name"], r["State"], json.loads(r["EventPattern"])) for r in listed] == [
         ("fidelity-crud", "ENABLED", {"source": ["fidelity.crud"]})
     ]
-    (target,) = events.list_targets_by_rule(Rule="fidelity-crud", EventBusName="chatflow")["Targets"]
-    assert target == {
-        "Id": "w",
-        "Arn": worker_arn(),
-        "RetryPolicy": {"MaximumRetryAttempts": 4, "MaximumEventAgeInSeconds": 600},
-        "DeadLetterConfig": {"Arn": dlq_arn},
-    }
+    (described,) = events.list_targets_by_rule(Rule="fidelity-crud", EventBusName="chatflow")["Targets"]
+    assert described == target("w", worker_arn(), dlq_arn, 4)
 
     event_id = put_probe(fid, {"n": 1}, source="fidelity.crud")
     fid.wait_idle()
@@ -222,14 +221,7 @@ def test_a_target_that_does_not_exist_is_dead_lettered_without_retries(fid: Fide
         fid,
         "fidelity-missing",
         {"source": ["fidelity.missing"]},
-        [
-            {
-                "Id": "ghost",
-                "Arn": worker_arn("no-such-function"),
-                "RetryPolicy": {"MaximumRetryAttempts": 5, "MaximumEventAgeInSeconds": 600},
-                "DeadLetterConfig": {"Arn": dlq_arn},
-            }
-        ],
+        [target("ghost", worker_arn("no-such-function"), dlq_arn, 5)],
     )
     event_id = put_probe(fid, {"n": 1}, source="fidelity.missing")
     fid.wait_idle()
@@ -300,17 +292,17 @@ def api_destination(fid: Fidelity, endpoint: Endpoint) -> tuple[str, str]:
         "fidelity-hook",
         {"source": ["fidelity.hook"]},
         [
-            {
-                "Id": "hook",
-                "Arn": destination,
-                "RetryPolicy": {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 600},
-                "DeadLetterConfig": {"Arn": dlq_arn},
-                "InputTransformer": {
+            target(
+                "hook",
+                destination,
+                dlq_arn,
+                2,
+                InputTransformer={
                     "InputPathsMap": {"n": "$.detail.n", "kind": "$.detail-type"},
                     "InputTemplate": '{"count": <n>, "kind": "<kind>", "rule": "<aws.events.rule-name>"}',
                 },
-                "HttpParameters": {"HeaderParameters": {"X-Team": "chat"}},
-            }
+                HttpParameters={"HeaderParameters": {"X-Team": "chat"}},
+            )
         ],
     )
     return dlq_url, destination
@@ -375,14 +367,7 @@ def lambda_rule(fid: Fidelity) -> str:
         fid,
         "fidelity-members",
         {"source": ["chatflow.chat"], "detail-type": ["member.left"]},
-        [
-            {
-                "Id": "worker",
-                "Arn": worker_arn(),
-                "RetryPolicy": {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 600},
-                "DeadLetterConfig": {"Arn": dlq_arn},
-            }
-        ],
+        [target("worker", worker_arn(), dlq_arn, 2)],
     )
     return dlq_url
 
