@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install dev test lint typecheck unit migrate synth localstack bench bench-cold clean invoke event-schemas
+.PHONY: install dev test lint typecheck unit migrate synth deploy destroy bootstrap admin localstack bench bench-cold clean invoke event-schemas
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml layers/chatflow/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,27 @@ migrate: install
 synth: install
 	test -d node_modules/aws-cdk || npm ci --no-audit --no-fund
 	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 npx cdk synth --quiet --no-notices -c env=$(or $(ENV),dev)
+
+## First deploy or update of an environment in AWS: checks prerequisites, deploys, checks the
+## migrations, prints CHATFLOW_WS_URL / CHATFLOW_HTTP_URL (docs/infrastructure.md "Deploy and destroy").
+## make deploy ENV=dev [ARGS="--require-approval never -c chatflow:alarmEmail=ops@example.com"]
+deploy: install
+	$(PY) -m infra.deploy deploy --env $(or $(ENV),dev) $(ARGS)
+
+## Remove an environment; prints what stays and why first, asks to confirm (ARGS=--yes in CI,
+## ARGS=--plan-only to see the plan only). Prod keeps its data. make destroy ENV=dev
+destroy: install
+	@test -n "$(ENV)" || { echo "usage: make destroy ENV=dev|staging|prod [ARGS=--plan-only|--yes]"; exit 2; }
+	$(PY) -m infra.deploy destroy --env $(ENV) $(ARGS)
+
+## Once per account and region: make bootstrap ENV=prod [ARGS="--trust <pipeline account> --execution-policy <arn>"]
+bootstrap: install
+	$(PY) -m infra.deploy bootstrap --env $(or $(ENV),dev) $(ARGS)
+
+## Admin CLI in a deployed stage: make admin ENV=dev ARGS="promote alice" (also demote, show, delete)
+admin: install
+	@test -n "$(ENV)" -a -n "$(ARGS)" || { echo 'usage: make admin ENV=<env> ARGS="promote <handle>"'; exit 2; }
+	$(PY) -m infra.deploy admin --env $(ENV) -- $(ARGS)
 
 ## Deploy the community-edition profile to a running LocalStack, then smoke-test it (docs/localstack.md)
 localstack: install

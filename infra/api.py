@@ -6,6 +6,14 @@ the functions need the WebSocket API's id for ``WS_MANAGEMENT_ENDPOINT`` and for
 :class:`ApiRoutesStack` (after the functions) wires routes, route responses, authorizers and
 integrations from the catalog to the functions. Both stages auto-deploy, so a route change in the
 routes stack is live without a deployment resource.
+
+Custom domains (optional, per environment in cdk.json): a regional, dual-stack API Gateway domain
+name per API with TLS 1.2 and an API mapping of its stage at the root, so clients use
+``wss://<wsDomainName>`` and ``https://<httpDomainName>``. The certificate is either given
+(``certificateArn``; the DNS records are then the operator's, the stack outputs their targets) or
+issued here with DNS validation in a Route 53 hosted zone, which also gets the A/AAAA alias records.
+Outputs ``WebSocketUrl`` / ``HttpApiUrl`` are the URLs clients should use (the custom ones when
+configured) -- ``make deploy`` prints them as CHATFLOW_WS_URL / CHATFLOW_HTTP_URL.
 """
 
 from __future__ import annotations
@@ -17,9 +25,12 @@ from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_route53 as route53
+from aws_cdk import aws_route53_targets as route53_targets
 from constructs import Construct
 
 from infra import catalog
@@ -142,8 +153,71 @@ class ApiStack(Stack):
         # acknowledges those ARNs by their exact text, infra/nag.py).
         self.ws_api_id_export = f"{config.prefix}-WsApiId"
         CfnOutput(self, "WsApiId", value=self.ws_api.api_id, export_name=self.ws_api_id_export)
-        self.ws_url = self.ws_stage.url
-        self.http_url = self.http_api.api_endpoint
+
+        managed = {"ws": self.ws_stage.url, "http": self.http_api.api_endpoint}
+        final = dict(managed)
+        if config.domains:
+            final.update(self._custom_domains(config))
+            CfnOutput(self, "WebSocketManagedUrl", value=managed["ws"], description="the execute-api URL")
+            CfnOutput(self, "HttpApiManagedUrl", value=managed["http"], description="the execute-api URL")
+        self.ws_url, self.http_url = final["ws"], final["http"]
+        CfnOutput(self, "WebSocketUrl", value=self.ws_url, description="CHATFLOW_WS_URL: clients use it")
+        CfnOutput(self, "HttpApiUrl", value=self.http_url, description="CHATFLOW_HTTP_URL: clients use it")
+
+    def _custom_domains(self, config: EnvConfig) -> dict[str, str]:
+        """Domain names, API mappings and (with a hosted zone) certificate + alias records;
+        returns the final URL per configured API."""
+        zone: route53.IHostedZone | None = None
+        certificate: acm.ICertificate
+        if config.certificate_arn:
+            certificate = acm.Certificate.from_certificate_arn(self, "Certificate", config.certificate_arn)
+        else:
+            zone = route53.HostedZone.from_hosted_zone_attributes(
+                self, "Zone", hosted_zone_id=config.hosted_zone_id, zone_name=config.hosted_zone_name
+            )
+            first, *others = config.domains.values()
+            certificate = acm.Certificate(
+                self,
+                "Certificate",
+                domain_name=first,
+                subject_alternative_names=others or None,
+                validation=acm.CertificateValidation.from_dns(zone),
+            )
+        mapped: dict[str, tuple[apigwv2.IApi, apigwv2.IStage, str, str]] = {
+            "ws": (self.ws_api, self.ws_stage, "wss", "WebSocket"),
+            "http": (self.http_api, self.http_stage, "https", "Http"),
+        }
+        urls: dict[str, str] = {}
+        for api_kind, domain in config.domains.items():
+            api, stage, scheme, ident = mapped[api_kind]
+            name = apigwv2.DomainName(
+                self,
+                f"{ident}Domain",
+                domain_name=domain,
+                certificate=certificate,
+                endpoint_type=apigwv2.EndpointType.REGIONAL,
+                ip_address_type=apigwv2.IpAddressType.DUAL_STACK,
+                security_policy=apigwv2.SecurityPolicy.TLS_1_2,
+            )
+            # At the root: the stage (v1 / $default) is the whole API, no path prefix for clients.
+            apigwv2.ApiMapping(self, f"{ident}Mapping", api=api, domain_name=name, stage=stage)
+            if zone is not None:
+                alias = route53.RecordTarget.from_alias(
+                    route53_targets.ApiGatewayv2DomainProperties(
+                        name.regional_domain_name, name.regional_hosted_zone_id
+                    )
+                )
+                route53.ARecord(self, f"{ident}AliasA", zone=zone, record_name=domain, target=alias)
+                route53.AaaaRecord(self, f"{ident}AliasAaaa", zone=zone, record_name=domain, target=alias)
+            else:
+                CfnOutput(
+                    self,
+                    f"{ident}DomainTarget",
+                    value=name.regional_domain_name,
+                    description=f"point {domain} here (CNAME, or a Route 53 alias)",
+                )
+            urls[api_kind] = f"{scheme}://{domain}"
+        return urls
 
 
 def _access_logs(

@@ -263,8 +263,10 @@ FUNCTIONS: tuple[Function, ...] = (
     Function(
         "migrate",
         "handler.handler",
-        "Deploy-time custom resources: SQL migrations and the JWT signing key",
-        needs=frozenset({Need.POSTGRES, Need.JWT_KEYGEN}),
+        "Deploy-time custom resources (SQL migrations, JWT signing key) and operator commands",
+        # Redis + @connections for the operator commands (make admin): the admin CLI writes the
+        # user-status cache through and closes a deleted user's live sessions.
+        needs=frozenset({Need.POSTGRES, Need.JWT_KEYGEN, Need.REDIS, Need.MANAGE_CONNECTIONS}),
         timeout_s=300,
     ),
 )

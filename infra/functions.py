@@ -27,7 +27,17 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from aws_cdk import Acknowledgment, Aws, CustomResource, Duration, Fn, RemovalPolicy, Stack, Validations
+from aws_cdk import (
+    Acknowledgment,
+    Aws,
+    CfnOutput,
+    CustomResource,
+    Duration,
+    Fn,
+    RemovalPolicy,
+    Stack,
+    Validations,
+)
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -50,8 +60,10 @@ from infra.layer import PACKAGE_DIR, shared_layer
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 MIGRATIONS_DIR = PACKAGE_DIR / "chatflow" / "adapters" / "postgres" / "migrations"
-#: The function that serves the deploy-time custom resources.
+#: The function that serves the deploy-time custom resources (and operator commands).
 BOOTSTRAP_FUNCTION = "migrate"
+#: The Functions stack output naming it.
+OPERATOR_FUNCTION_OUTPUT = "OperatorFunctionName"
 
 
 @dataclass(frozen=True)
@@ -150,6 +162,13 @@ class FunctionsStack(Stack):
         bootstrap = catalog.function(BOOTSTRAP_FUNCTION)
         self._add_function(bootstrap, common_env, vpc=vpc, data=data, ws=ws, extra_env={})
         public_keys = self._bootstrap_resources(data)
+        # `make deploy` / `make admin` invoke it directly for operator commands (infra/deploy).
+        CfnOutput(
+            self,
+            OPERATOR_FUNCTION_OUTPUT,
+            value=self.functions[BOOTSTRAP_FUNCTION].function_name,
+            description="operator commands: migrate, promote/demote/show/delete <handle>",
+        )
         jwt_env = {
             "JWT_ISSUER": config.jwt_issuer,
             "JWT_AUDIENCE": config.jwt_audience,

@@ -11,7 +11,7 @@ to fan-out. The functions reach it through the NAT gateway instead (docs/infrast
 
 from __future__ import annotations
 
-from aws_cdk import Stack
+from aws_cdk import Acknowledgment, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -35,7 +35,15 @@ INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
 
 class NetworkStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvConfig, **kwargs: object) -> None:
+        self._zones = list(config.availability_zones)
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        if self._zones:
+            Validations.of(self).acknowledge(
+                Acknowledgment(
+                    id="CloudFormation-Validate::W3010",
+                    reason="availabilityZones are named in cdk.json for this pinned environment",
+                )
+            )
         self.vpc = ec2.Vpc(
             self,
             "Vpc",
@@ -54,7 +62,13 @@ class NetworkStack(Stack):
             restrict_default_security_group=True,
         )
         # Rejected traffic only: enough to debug security groups, cheap to keep.
-        flow_logs = logs.LogGroup(self, "FlowLogs", retention=retention(config.log_retention_days))
+        flow_logs = logs.LogGroup(
+            self,
+            "FlowLogs",
+            retention=retention(config.log_retention_days),
+            # CDK's default for log groups is RETAIN: `make destroy` would leave dev's behind.
+            removal_policy=RemovalPolicy.RETAIN if config.is_prod else RemovalPolicy.DESTROY,
+        )
         self.vpc.add_flow_log(
             "FlowLog",
             destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs),
@@ -81,3 +95,10 @@ class NetworkStack(Stack):
                     open=False,  # the SG above already allows 443 from the VPC's literal CIDR
                     subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
                 )
+
+    @property
+    def availability_zones(self) -> list[str]:
+        """The zones named in cdk.json when the environment is pinned: CDK would otherwise look
+        them up in the account at synth time (a context lookup -- AWS credentials, and a
+        cdk.context.json per account). Environment-agnostic: CDK's ``Fn::GetAZs`` tokens."""
+        return self._zones or list(super().availability_zones)

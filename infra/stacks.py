@@ -38,17 +38,23 @@ def build_stacks(app: cdk.App) -> ChatflowStacks:
         return result
 
     prefix = config.prefix
-    network = NetworkStack(app, f"{prefix}-Network", config=config, description="Chatflow: VPC and endpoints")
+    # Pinned in cdk.json (account + region), or None: environment-agnostic templates that deploy
+    # to whatever account/region the credentials name.
+    env = cdk.Environment(account=config.account, region=config.region) if config.pinned else None
+    network = NetworkStack(
+        app, f"{prefix}-Network", config=config, env=env, description="Chatflow: VPC and endpoints"
+    )
     data = DataStack(
         app,
         f"{prefix}-Data",
         config=config,
         vpc=network.vpc,
+        env=env,
         description="Chatflow: Aurora, RDS Proxy, Valkey",
     )
-    api = ApiStack(app, f"{prefix}-Api", config=config, description="Chatflow: WebSocket and HTTP APIs")
-    cdk.CfnOutput(api, "WebSocketUrl", value=api.ws_url, description="CHATFLOW_WS_URL for the e2e suite")
-    cdk.CfnOutput(api, "HttpApiUrl", value=api.http_url, description="CHATFLOW_HTTP_URL for the e2e suite")
+    api = ApiStack(
+        app, f"{prefix}-Api", config=config, env=env, description="Chatflow: WebSocket and HTTP APIs"
+    )
     functions = FunctionsStack(
         app,
         f"{prefix}-Functions",
@@ -56,6 +62,7 @@ def build_stacks(app: cdk.App) -> ChatflowStacks:
         vpc=network.vpc,
         data=data,
         ws=WsApiRef(api_id=cdk.Fn.import_value(api.ws_api_id_export), stage=WS_STAGE),
+        env=env,
         description="Chatflow: Lambda functions, layer, queues, deploy-time custom resources",
     )
     functions.add_stack_dependency(api, "the WebSocket API id is imported by export name")
@@ -66,6 +73,7 @@ def build_stacks(app: cdk.App) -> ChatflowStacks:
         config=config,
         api=api,
         invocables=functions.invocables,
+        env=env,
         description="Chatflow: API routes, authorizers and integrations from the catalog",
     )
     events = EventsStack(
@@ -73,6 +81,7 @@ def build_stacks(app: cdk.App) -> ChatflowStacks:
         f"{prefix}-Events",
         config=config,
         invocables=functions.invocables,
+        env=env,
         description="Chatflow: event bus, archive, rules and schedules from the catalog",
     )
     dlqs = {**functions.dead_letter_queues, **events.dead_letter_queues}
@@ -95,6 +104,7 @@ def build_stacks(app: cdk.App) -> ChatflowStacks:
         f"{prefix}-Observability",
         config=config,
         resources=resources,
+        env=env,
         description="Chatflow: SLO alarms, dashboard, alarm topic",
     )
     result = ChatflowStacks(

@@ -14,17 +14,26 @@
 
 The handler always answers CloudFormation (SUCCESS or FAILED with the reason): a crash without an
 answer would leave the stack waiting for an hour.
+
+Invoked directly (no ``RequestType``), it runs an operator command in the deployed environment --
+inside the VPC, with this function's database and cache access, so nobody needs a bastion:
+``{"command": ["migrate"]}`` applies pending migrations and reports the schema version (what
+``make deploy`` checks after a deploy), ``{"command": ["promote", "<handle>"]}`` (also ``demote``,
+``show``, ``delete``) runs the admin CLI (``make admin ENV=<env> ARGS="promote alice"``). Invoking
+it takes ``lambda:InvokeFunction`` on this function: an operator's permission, not a client's.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import urllib.request
+from contextlib import redirect_stderr, redirect_stdout
 from typing import Any
 
 from chatflow.adapters.postgres.iam_auth import iam_dsn
-from chatflow.adapters.postgres.migrate import migrate
+from chatflow.adapters.postgres.migrate import available_migrations, migrate
 from chatflow.settings import get_settings
 
 logger = logging.getLogger("chatflow.migrate")
@@ -35,6 +44,8 @@ _MAX_DATA_CHARS = 3000
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if "RequestType" not in event:
+        return run_operator_command(event.get("command"))
     request_type = str(event.get("RequestType", ""))
     props: dict[str, Any] = dict(event.get("ResourceProperties") or {})
     old_props: dict[str, Any] = dict(event.get("OldResourceProperties") or {})
@@ -76,6 +87,39 @@ def run_action(
         rotate = request_type == "Update" and props.get("Rotation") != old_props.get("Rotation")
         return ensure_jwt_keys(str(props["SecretArn"]), rotate=rotate)
     raise ValueError(f"unknown Action {action!r}")
+
+
+def run_operator_command(command: Any) -> dict[str, Any]:
+    """Run ``command`` (an argv list); answer ``{"exitCode", "output", "error"}`` like a shell.
+
+    A wrong command is the operator's mistake and gets exit code 2 with the usage, never an
+    exception (the caller prints the answer as it is).
+    """
+    if not (isinstance(command, list) and command and all(isinstance(arg, str) for arg in command)):
+        usage = 'expected {"command": ["migrate"]} or {"command": ["promote|demote|show|delete", "<handle>"]}'
+        return {"exitCode": 2, "output": "", "error": usage}
+    if command == ["migrate"]:
+        try:
+            settings = get_settings()
+            applied = migrate(iam_dsn(settings.database_url, settings))
+        except Exception as exc:  # the operator gets the reason; the log gets the traceback
+            logger.exception("operator migrate failed")
+            return {"exitCode": 1, "output": "", "error": f"{type(exc).__name__}: {exc}"}
+        shipped = [m.name for m in available_migrations()]
+        state = {"appliedNow": applied, "head": shipped[-1] if shipped else None, "migrations": len(shipped)}
+        return {"exitCode": 0, "output": json.dumps(state), "error": ""}
+    # The admin CLI as an operator would run it in a shell that reaches the database: its argv,
+    # its stdout/stderr and exit code (argparse exits 2 on a bad command). Redirecting is safe
+    # here: one invocation per container at a time, and logging does not write to sys.stdout.
+    from chatflow.auth.admin_cli import main as admin_cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            code = admin_cli(command)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 2
+    return {"exitCode": code, "output": out.getvalue(), "error": err.getvalue()}
 
 
 def send_response(url: str, response: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ cdk-nag is NOT attached here (its gate is tests/infra/test_nag.py, a separate ap
 
 Fixtures: ``cdk_app`` (the built stacks), ``templates`` ({"Network": Template, ...} per stack,
 short names as in infra/stacks.py), ``template_json`` (the raw dicts), ``cdk_out`` (the assembly
-directory with the *.template.json files, for cfn-lint).
+directory with the *.template.json files, for cfn-lint), ``prod_out`` (the same for prod).
 """
 
 from __future__ import annotations
@@ -31,6 +31,23 @@ def cdk_context(**overrides: Any) -> dict[str, Any]:
     return context
 
 
+def synth(outdir: Path, nag: bool = False, **context: Any) -> Any:
+    """A separate app with extra context (``env="prod"``, ``**{"chatflow:region": ...}``),
+    synthesized into ``outdir``; with ``nag`` the cdk-nag gate runs (synth raises
+    ValidationFailed on any unacknowledged finding). Returns infra.build's ChatflowStacks."""
+    import aws_cdk as cdk
+    from cdk_nag import AwsSolutionsChecks
+
+    import infra
+
+    app = cdk.App(context=cdk_context(**context), outdir=str(outdir))
+    built = infra.build(app)
+    if nag:
+        cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    app.synth()
+    return built
+
+
 @pytest.fixture(scope="session")
 def cdk_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cdk.out")
@@ -46,6 +63,14 @@ def cdk_app(cdk_out: Path) -> Any:
     built = infra.build(app)
     app.synth()
     return built
+
+
+@pytest.fixture(scope="session")
+def prod_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The prod app's assembly directory (manifest.json + templates), synthesized once."""
+    outdir = tmp_path_factory.mktemp("prod.out")
+    synth(outdir, env="prod")
+    return outdir
 
 
 @pytest.fixture(scope="session")

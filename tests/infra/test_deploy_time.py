@@ -128,6 +128,54 @@ def test_delete_never_touches_the_database(
     assert received[0]["PhysicalResourceId"] == "chatflow-migrate"
 
 
+# --- operator commands (direct invocations: make deploy's check, make admin) ---------------------
+def test_operator_migrate_reports_the_schema_head(migrate_handler: Any, chatflow_env: dict[str, str]) -> None:
+    from chatflow.adapters.postgres.migrate import available_migrations
+
+    answer = migrate_handler.handler({"command": ["migrate"]}, None)
+    assert answer["exitCode"] == 0, answer["error"]
+    state = json.loads(answer["output"])
+    shipped = available_migrations()
+    # The session database is already migrated: nothing new, and it is at the newest file.
+    assert state == {"appliedNow": [], "head": shipped[-1].name, "migrations": len(shipped)}
+
+
+def test_operator_runs_the_admin_cli_in_the_function(
+    migrate_handler: Any, chatflow_env: dict[str, str]
+) -> None:
+    from tests.support.identity import http_client, register, reset_identity_caches, unique_handle
+
+    reset_identity_caches()
+    handle = unique_handle("first-admin")
+    register(http_client(), handle)
+    answer = migrate_handler.handler({"command": ["promote", handle]}, None)
+    assert answer["exitCode"] == 0, answer["error"]
+    assert json.loads(answer["output"])["role"] == "admin"
+    shown = migrate_handler.handler({"command": ["show", handle.upper()]}, None)
+    assert json.loads(shown["output"])["role"] == "admin"
+
+
+@pytest.mark.parametrize(
+    ("command", "code", "message"),
+    [
+        ("promote alice", 2, "expected"),
+        ([], 2, "expected"),
+        (["drop-database"], 2, "invalid choice"),
+        (["promote"], 2, "handle"),
+        (["show", "nobody-here-at-all"], 1, "no user"),
+    ],
+)
+def test_operator_mistakes_get_an_exit_code_and_a_message(
+    migrate_handler: Any, chatflow_env: dict[str, str], command: Any, code: int, message: str
+) -> None:
+    from tests.support.identity import reset_identity_caches
+
+    reset_identity_caches()
+    answer = migrate_handler.handler({"command": command}, None)
+    assert answer["exitCode"] == code
+    assert message in answer["error"]
+
+
 # --- JWT signing key ---------------------------------------------------------------------------------
 def test_first_deploy_generates_a_key_pair_whose_public_key_verifies(migrate_handler: Any) -> None:
     secrets = FakeSecretsManager("RandomPlaceholderFromCdk")

@@ -11,30 +11,16 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import cdk_context
+from tests.infra.conftest import cdk_context, synth
 
 pytestmark = pytest.mark.infra
-
-
-def _synth(tmp_path: Path, nag: bool = False, **context: Any) -> Any:
-    import aws_cdk as cdk
-    from cdk_nag import AwsSolutionsChecks
-
-    import infra
-
-    app = cdk.App(context=cdk_context(**context), outdir=str(tmp_path))
-    built = infra.build(app)
-    if nag:
-        cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    app.synth()  # raises ValidationFailed on any unacknowledged finding
-    return built
 
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
 def test_cdk_nag_aws_solutions_has_no_unacknowledged_findings(tmp_path: Path, env: str) -> None:
     # app.synth() raises ValidationFailed (report in validation-report.json) on any finding
     # that infra/nag.py does not acknowledge.
-    _synth(tmp_path, nag=True, env=env)
+    synth(tmp_path, nag=True, env=env)
 
 
 def test_cfn_lint_is_clean_on_every_template(cdk_app: Any, cdk_out: Path) -> None:
@@ -50,7 +36,7 @@ def test_cfn_lint_is_clean_on_every_template(cdk_app: Any, cdk_out: Path) -> Non
 
 
 def test_localstack_community_profile_synthesizes_only_community_services(tmp_path: Path) -> None:
-    built = _synth(tmp_path, nag=True, profile="localstack-community")
+    built = synth(tmp_path, nag=True, profile="localstack-community")
     from aws_cdk.assertions import Template
 
     (stack,) = built.stacks.values()
@@ -70,11 +56,8 @@ def test_localstack_community_profile_synthesizes_only_community_services(tmp_pa
     } <= types
 
 
-def test_prod_is_protected_and_highly_available(tmp_path: Path) -> None:
-    built = _synth(tmp_path, env="prod")
-    from aws_cdk.assertions import Template
-
-    data = Template.from_stack(built.stacks["Data"]).to_json()["Resources"]
+def test_prod_is_protected_and_highly_available(prod_out: Path) -> None:
+    data = json.loads((prod_out / "Chatflow-prod-Data.template.json").read_text())["Resources"]
     (cluster,) = [r for r in data.values() if r["Type"] == "AWS::RDS::DBCluster"]
     assert cluster["Properties"]["DeletionProtection"] is True
     (cache,) = [r for r in data.values() if r["Type"] == "AWS::ElastiCache::ReplicationGroup"]
@@ -99,7 +82,7 @@ def test_environment_validation_refuses_unsafe_settings() -> None:
 def test_application_signals_slos_mirror_every_error_budget(tmp_path: Path) -> None:
     from infra.slos import SLOS, RatioSlo
 
-    built = _synth(tmp_path, nag=True, **{"chatflow:applicationSignals": "true"})
+    built = synth(tmp_path, nag=True, **{"chatflow:applicationSignals": "true"})
     template = tmp_path / "Chatflow-dev-Observability.template.json"
     resources = json.loads(template.read_text())["Resources"]
     native = {
@@ -132,7 +115,7 @@ def test_a_route_that_forgets_its_authorizer_fails_the_nag_gate(
     forgotten = catalog.HttpRoute("GET", "/rooms/{room_id}/secrets", "http_api")  # no authorizer
     monkeypatch.setattr(catalog, "HTTP_ROUTES", (*catalog.HTTP_ROUTES, forgotten))
     with pytest.raises(RuntimeError, match="ValidationFailed"):
-        _synth(tmp_path, nag=True)
+        synth(tmp_path, nag=True)
     report = (tmp_path / "validation-report.json").read_text()
     assert "AwsSolutions-APIG4" in report
     assert "HttpRouteGETroomsroomidsecrets" in report
