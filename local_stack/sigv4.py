@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -93,9 +94,15 @@ class SignedRequest:
     headers: Sequence[tuple[str, str]]
     body: bytes
 
+    @functools.cached_property
+    def _by_name(self) -> dict[str, list[str]]:
+        by_name: dict[str, list[str]] = {}
+        for key, value in self.headers:
+            by_name.setdefault(key.lower(), []).append(value)
+        return by_name
+
     def header_values(self, name: str) -> list[str]:
-        lname = name.lower()
-        return [v for k, v in self.headers if k.lower() == lname]
+        return self._by_name.get(name.lower(), [])
 
     def header(self, name: str) -> str | None:
         values = self.header_values(name)
@@ -316,6 +323,19 @@ def _fmt(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime(_AMZ_DATE)
 
 
+_AMZ_DATE_SHAPE = re.compile(r"\d{8}T\d{6}Z")
+
+
+def _amz_epoch(amz_date: str) -> float:
+    """``20261125T100000Z`` -> epoch seconds (strptime costs a quarter of a verification)."""
+    if not _AMZ_DATE_SHAPE.fullmatch(amz_date):
+        raise ValueError(amz_date)
+    fields = (amz_date[0:4], amz_date[4:6], amz_date[6:8], amz_date[9:11], amz_date[11:13], amz_date[13:15])
+    year, month, day, hour, minute, second = (int(f) for f in fields)
+    # Validates the calendar too (month 13, day 32 raise ValueError).
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp()
+
+
 def verify(request: SignedRequest, *, service: str, config: SigV4Config, now: float | None = None) -> str:
     """Verify ``request`` for ``service``; returns the access key id or raises SignatureError."""
     header = request.header("authorization")
@@ -332,7 +352,7 @@ def verify(request: SignedRequest, *, service: str, config: SigV4Config, now: fl
         # Temporary credentials were never issued here: AWS answers the same for an unknown token.
         raise _unrecognized()
     try:
-        signed_at = datetime.strptime(auth.amz_date, _AMZ_DATE).replace(tzinfo=UTC).timestamp()
+        signed_at = _amz_epoch(auth.amz_date)
     except ValueError:
         raise SignatureError(
             "IncompleteSignatureException", f"Date must be in ISO-8601 'basic format'. Got '{auth.amz_date}'."
