@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install dev test lint typecheck unit migrate synth deploy destroy bootstrap admin localstack bench bench-cold clean invoke event-schemas
+.PHONY: install dev test lint typecheck unit migrate synth deploy destroy bootstrap admin localstack test-localstack bench bench-cold clean invoke event-schemas
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml layers/chatflow/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,17 +19,21 @@ install: $(STAMP)
 dev: install
 	$(PY) -m local_stack
 
-## The full test suite: lint, types, unit + integration + e2e + infra tests.
+## The full test suite: lint, types, workflow security, unit + integration + e2e + infra tests,
+## then the LocalStack community profile when Docker or a Python >= 3.13 is there (else one line says why not).
 test: install
 	scripts/ensure-services.sh
 	scripts/ensure-browser.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/zizmor --offline --min-severity medium --no-progress .github/workflows
 	$(PY) -m pytest
+	scripts/localstack-test.sh --if-available
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/zizmor --offline --min-severity medium --no-progress .github/workflows
 
 typecheck: install
 	$(VENV)/bin/mypy
@@ -44,7 +48,7 @@ synth: install
 
 ## First deploy or update of an environment in AWS: checks prerequisites, deploys, checks the
 ## migrations, prints CHATFLOW_WS_URL / CHATFLOW_HTTP_URL (docs/infrastructure.md "Deploy and destroy").
-## make deploy ENV=dev [ARGS="--require-approval never -c chatflow:alarmEmail=ops@example.com"]
+## make deploy ENV=dev [ARGS="--require-approval never -c chatflow:alarmPageSubscriptions=ops@example.com"]
 deploy: install
 	$(PY) -m infra.deploy deploy --env $(or $(ENV),dev) $(ARGS)
 
@@ -66,6 +70,10 @@ admin: install
 ## Deploy the community-edition profile to a running LocalStack, then smoke-test it (docs/localstack.md)
 localstack: install
 	scripts/localstack-deploy.sh
+
+## Start a private LocalStack (Docker, or host mode on Python >= 3.13), deploy, smoke-test, stop it
+test-localstack: install
+	scripts/localstack-test.sh
 
 bench: install
 	scripts/ensure-services.sh

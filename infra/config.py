@@ -1,7 +1,8 @@
 """Deployment settings per environment (dev / staging / prod), read from CDK context.
 
 `cdk.json` holds the defaults under ``chatflow:environments``; ``cdk deploy -c env=prod`` picks one,
-and single values can be overridden on the command line (``-c chatflow:alarmEmail=ops@example.com``).
+and single values can be overridden on the command line
+(``-c chatflow:alarmPageSubscriptions=oncall@example.com,https://events.pagerduty.com/...``).
 ``-c profile=localstack-community`` builds the reduced app LocalStack's community edition can run
 (docs/localstack.md).
 
@@ -70,7 +71,13 @@ class EnvConfig:
     # --- logs, events, alarms ---
     log_retention_days: int = 30
     archive_retention_days: int = 14
-    alarm_email: str = ""
+    #: Receivers of the ``page`` / ``ticket`` alarm topics (infra/observability.py): email
+    #: addresses, https:// URLs (pager or chat webhooks), Lambda or SQS ARNs (chat forwarders).
+    alarm_page_subscriptions: tuple[str, ...] = ()
+    alarm_ticket_subscriptions: tuple[str, ...] = ()
+    #: Prefix of the runbook links in alarm descriptions, e.g. the repository's blob URL
+    #: (``https://github.com/<org>/chatflow/blob/main``); empty: repository-relative paths.
+    runbook_base_url: str = ""
     log_level: str = "INFO"
     schema_discovery: bool = False
     #: Also publish each error-budget SLO as a CloudWatch Application Signals SLO (enables
@@ -100,6 +107,11 @@ class EnvConfig:
     @property
     def is_prod(self) -> bool:
         return self.env == "prod"
+
+    @property
+    def final_snapshot(self) -> bool:
+        """Aurora takes a final snapshot when its stack is deleted everywhere but dev."""
+        return self.env != "dev"
 
     @property
     def pinned(self) -> bool:
@@ -206,7 +218,7 @@ def from_context(get: Callable[[str], Any]) -> EnvConfig:
         raise ConfigError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
     table = get("chatflow:environments") or {}
     raw: dict[str, Any] = dict(table.get(env) or {})
-    # Per-key overrides from the command line: -c chatflow:alarmEmail=ops@example.com
+    # Per-key overrides from the command line: -c chatflow:alarmPageSubscriptions=ops@example.com
     for key in list(_FIELDS_BY_CAMEL):
         override = get(f"chatflow:{key}")
         if override is not None:

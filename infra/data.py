@@ -1,23 +1,33 @@
 """Data: Aurora PostgreSQL Serverless v2 behind RDS Proxy, and ElastiCache (Valkey).
 
 - Aurora: a writer and reader(s), storage encrypted, TLS forced (``rds.force_ssl``), the master
-  secret in Secrets Manager rotated every 30 days. Functions never read that secret: they sign in
-  to RDS Proxy with an IAM token (``rds-db:connect`` on the proxy user only) over TLS, and the
-  proxy holds the secret (it re-reads it after a rotation).
-- RDS Proxy: IAM auth REQUIRED, TLS required; a read-only proxy endpoint for DATABASE_READER_URL.
+  secret in Secrets Manager rotated every 30 days; a final snapshot when the stack is deleted
+  (staging, prod; dev is disposable).
+- Two database users. :data:`DB_OWNER` (the master user) owns the schema; only the deploy-time
+  ``migrate`` function connects as it. :data:`DB_RUNTIME_USER` (created by migration 0050:
+  DML only, owner of nothing, no DDL) is what every other function connects as.
+- RDS Proxy: TLS required, IAM auth required for every client. Default auth scheme IAM_AUTH
+  (end-to-end IAM): the proxy signs in to Aurora as the runtime user with IAM too, so that user
+  has no password anywhere (``rds_iam``; the proxy role may ``rds-db:connect`` as it and nothing
+  else). The owner is reached through the master secret the proxy holds (it re-reads it after a
+  rotation); functions never read that secret. A read-only proxy endpoint for DATABASE_READER_URL.
 - ElastiCache Valkey replication group: TLS in transit, encryption at rest, an AUTH token from
   Secrets Manager, multi-AZ automatic failover (dev may run one node), a non-default port and
-  ``maxmemory-policy volatile-lru``: only keys WITH a TTL (caches, presence) are evicted under
-  memory pressure; keys without one (rate-limit state, connection registry sets) survive.
+  ``maxmemory-policy noeviction``. Valkey holds STATE, not only caches: the connection registry,
+  room subscriptions, presence and rate-limit keys all carry TTLs (so stale entries expire), and
+  under ``volatile-lru`` any of them could be evicted, silently dropping deliveries. With
+  noeviction a full node refuses writes instead (loud, alarmed: SLOs redis-memory-saturation,
+  redis-evictions), and the caches expire by their TTLs.
 - Security groups live here, with the resources they guard (a separate network-stack SG caused a
   cross-stack cycle): functions attach :attr:`DataStack.clients_sg`, the only source allowed in.
 """
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, Fn, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, CfnOutput, Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticache as elasticache
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -27,8 +37,10 @@ from infra.common import retention
 from infra.config import EnvConfig
 
 DB_NAME = "chatflow"
-#: The database user the functions connect as through the proxy (rds-db:connect names it).
-DB_USER = "chatflow_admin"
+#: The master user: owns the schema; only ``migrate`` connects as it (through the proxy's secret).
+DB_OWNER = "chatflow_admin"
+#: The DML-only user of migration 0050 (``chatflow.adapters.postgres.migrate.RUNTIME_ROLE``).
+DB_RUNTIME_USER = "chatflow_app"
 DB_PORT = 5432
 CACHE_PORT = 6380  # not the default 6379 (AwsSolutions-AEC5)
 CACHE_ENGINE_VERSION = "8.0"
@@ -83,7 +95,7 @@ class DataStack(Stack):
             self,
             "Db",
             engine=rds.DatabaseClusterEngine.aurora_postgres(version=AURORA_VERSION),
-            credentials=rds.Credentials.from_generated_secret(DB_USER),
+            credentials=rds.Credentials.from_generated_secret(DB_OWNER),
             default_database_name=DB_NAME,
             writer=rds.ClusterInstance.serverless_v2(
                 "writer", enable_performance_insights=True, auto_minor_version_upgrade=True
@@ -98,7 +110,7 @@ class DataStack(Stack):
             storage_encrypted=True,
             iam_authentication=True,
             deletion_protection=config.deletion_protection,
-            removal_policy=RemovalPolicy.SNAPSHOT if config.deletion_protection else RemovalPolicy.DESTROY,
+            removal_policy=RemovalPolicy.SNAPSHOT if config.final_snapshot else RemovalPolicy.DESTROY,
             backup=rds.BackupProps(retention=Duration.days(config.backup_retention_days)),
             cloudwatch_logs_exports=["postgresql"],
             cloudwatch_logs_retention=retention(config.log_retention_days),
@@ -118,10 +130,33 @@ class DataStack(Stack):
             security_group=rotation_sg,
         )
 
-        # --- RDS Proxy: IAM auth + TLS required ---------------------------------------------
+        # --- RDS Proxy: IAM auth + TLS required, end-to-end IAM for the runtime user -------------
+        proxy_role = iam.Role(
+            self,
+            "ProxyRole",
+            assumed_by=iam.ServicePrincipal("rds.amazonaws.com"),
+            description="RDS Proxy: the owner's secret, IAM sign-in to Aurora as the runtime user",
+        )
+        proxy_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["rds-db:connect"],
+                resources=[
+                    self.format_arn(
+                        service="rds-db",
+                        resource="dbuser",
+                        resource_name=f"{self.cluster.cluster_resource_identifier}/{DB_RUNTIME_USER}",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
         self.proxy = self.cluster.add_proxy(
             "Proxy",
+            # Only the owner has a secret; every other user (the runtime user) signs in end to end
+            # with IAM, client -> proxy -> Aurora.
             secrets=[self.db_secret],
+            default_auth_scheme=rds.DefaultAuthScheme.IAM_AUTH,
+            role=proxy_role,
             vpc=vpc,
             vpc_subnets=isolated,
             security_groups=[proxy_sg],
@@ -172,8 +207,8 @@ class DataStack(Stack):
             self,
             "CacheParameters",
             cache_parameter_group_family=CACHE_PARAMETER_FAMILY,
-            description="Chatflow: evict only keys with a TTL",
-            properties={"maxmemory-policy": "volatile-lru"},
+            description="Chatflow: never evict (registry, subscriptions, presence, limits are state)",
+            properties={"maxmemory-policy": "noeviction"},
         )
         slow_log = logs.LogGroup(
             self, "CacheSlowLog", retention=retention(config.log_retention_days), removal_policy=removal

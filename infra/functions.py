@@ -55,15 +55,22 @@ from infra.common import encrypted_queue as _queue
 from infra.common import pascal as _pascal
 from infra.common import retention, sns_managed_key, trigger_queue
 from infra.config import EnvConfig
-from infra.data import CACHE_PORT, DB_NAME, DB_PORT, DB_USER, DataStack
+from infra.data import CACHE_PORT, DB_NAME, DB_OWNER, DB_PORT, DB_RUNTIME_USER, DataStack
 from infra.layer import PACKAGE_DIR, shared_layer
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 MIGRATIONS_DIR = PACKAGE_DIR / "chatflow" / "adapters" / "postgres" / "migrations"
+#: POWERTOOLS_SERVICE_NAME of every function: the ``service`` dimension of its EMF metrics.
+SERVICE_NAME = "chatflow"
 #: The function that serves the deploy-time custom resources (and operator commands).
 BOOTSTRAP_FUNCTION = "migrate"
 #: The Functions stack output naming it.
 OPERATOR_FUNCTION_OUTPUT = "OperatorFunctionName"
+#: Functions event sources invoke asynchronously (EventBridge rules and schedules): those that
+#: declare an ``AsyncInvoke`` (catalog_problems() checks every rule/schedule target does).
+ASYNC_FUNCTIONS: frozenset[str] = frozenset(
+    fn.name for fn in catalog.FUNCTIONS if fn.async_invoke is not None
+)
 
 
 @dataclass(frozen=True)
@@ -151,8 +158,8 @@ class FunctionsStack(Stack):
         self.log_groups: dict[str, logs.LogGroup] = {}
         common_env = {
             "ENV": config.env,
-            "SERVICE_NAME": "chatflow",
-            "POWERTOOLS_SERVICE_NAME": "chatflow",
+            "SERVICE_NAME": SERVICE_NAME,
+            "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": "Chatflow",
             "POWERTOOLS_LOG_LEVEL": config.log_level,
             "POWERTOOLS_LOGGER_LOG_EVENT": "false",
@@ -303,19 +310,21 @@ class FunctionsStack(Stack):
         env: dict[str, str] = {}
         needs = fn.needs
         if Need.POSTGRES in needs:
+            # Least privilege: DML only, except for the function that runs the migrations.
+            user = DB_OWNER if fn.name == BOOTSTRAP_FUNCTION else DB_RUNTIME_USER
             proxy_id = Fn.import_value(data.proxy_resource_id_export)
             role.add_to_policy(
                 iam.PolicyStatement(
                     actions=["rds-db:connect"],
                     resources=[
-                        f"arn:{Aws.PARTITION}:rds-db:{Aws.REGION}:{Aws.ACCOUNT_ID}:dbuser:{proxy_id}/{DB_USER}"
+                        f"arn:{Aws.PARTITION}:rds-db:{Aws.REGION}:{Aws.ACCOUNT_ID}:dbuser:{proxy_id}/{user}"
                     ],
                 )
             )
             query = "sslmode=verify-full&sslrootcert=system"
-            env["DATABASE_URL"] = f"postgresql://{DB_USER}@{data.proxy_endpoint}:{DB_PORT}/{DB_NAME}?{query}"
+            env["DATABASE_URL"] = f"postgresql://{user}@{data.proxy_endpoint}:{DB_PORT}/{DB_NAME}?{query}"
             env["DATABASE_READER_URL"] = (
-                f"postgresql://{DB_USER}@{data.proxy_reader_endpoint}:{DB_PORT}/{DB_NAME}?{query}"
+                f"postgresql://{user}@{data.proxy_reader_endpoint}:{DB_PORT}/{DB_NAME}?{query}"
             )
             env["DATABASE_IAM_AUTH"] = "true"
         if Need.REDIS in needs:
@@ -349,7 +358,12 @@ class FunctionsStack(Stack):
             queue.grant_send_messages(role)
             env["FANOUT_QUEUE_URL"] = queue.queue_url
         if Need.NOTIFY_TOPIC in needs:
-            self.notification_topic.grant_publish(role)
+            # sns:Publish only. No KMS statement: the topic's key is the AWS managed alias/aws/sns,
+            # whose key policy already lets this account's principals use it through SNS
+            # (grant_publish would add kms:Decrypt/GenerateDataKey* on every key/* of the account).
+            role.add_to_policy(
+                iam.PolicyStatement(actions=["sns:Publish"], resources=[self.notification_topic.topic_arn])
+            )
             env["NOTIFICATION_TOPIC_ARN"] = self.notification_topic.topic_arn
         return env
 

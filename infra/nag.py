@@ -70,8 +70,13 @@ def apply_suppressions(stacks: ChatflowStacks) -> None:
         _ack(
             data.cluster,
             "AwsSolutions-RDS10",
-            f"{config.env} is disposable; staging keeps snapshots and prod enforces deletion protection "
-            "(infra/config.py refuses prod without it)",
+            f"{config.env} may be deleted: "
+            + (
+                "the cluster takes a final snapshot on delete (RemovalPolicy.SNAPSHOT)"
+                if config.final_snapshot
+                else "dev is disposable (no final snapshot)"
+            )
+            + "; prod enforces deletion protection (infra/config.py refuses prod without it)",
         )
     if config.cache_replicas == 0:
         _ack(
@@ -156,22 +161,6 @@ def apply_suppressions(stacks: ChatflowStacks) -> None:
                     "@connections/{id}: connection ids are created at runtime; the ARN is pinned to this "
                     "WebSocket API, its stage and the POST/GET/DELETE methods",
                 )
-        if Need.NOTIFY_TOPIC in fn.needs:
-            # The ARN as this synth renders it (pseudo parameters, or literals when the
-            # environment is pinned in cdk.json).
-            any_key = _flatten(
-                functions.resolve(functions.format_arn(service="kms", resource="key", resource_name="*"))
-            )
-            for finding in (
-                "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
-                f"AwsSolutions-IAM5[Resource::{any_key}]",
-            ):
-                _ack(
-                    policy,
-                    finding,
-                    "Publishing to a topic encrypted with the AWS managed key alias/aws/sns: the key id "
-                    "behind the alias is not known at synth time",
-                )
     _ack(
         functions.jwt_secret,
         "AwsSolutions-SMG4",
@@ -206,5 +195,5 @@ def _localstack(stack: Any) -> None:
                 "This queue IS a dead-letter queue; its depth alarms instead (SLO dlq-depth)",
             )
     _ack(stack.jwt_secret, "AwsSolutions-SMG4", "LocalStack test stack: the key is regenerated per deploy")
-    for inbox in stack.inboxes.values():
+    for inbox in [*stack.inboxes.values(), stack.alarm_inbox]:
         _ack(inbox, "AwsSolutions-SQS3", "LocalStack inspection inbox: tests read and delete its messages")

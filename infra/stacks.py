@@ -11,7 +11,7 @@ from infra.api import WS_STAGE, ApiRoutesStack, ApiStack
 from infra.config import EnvConfig
 from infra.data import DataStack
 from infra.events import EventsStack
-from infra.functions import FunctionsStack, WsApiRef
+from infra.functions import ASYNC_FUNCTIONS, SERVICE_NAME, FunctionsStack, WsApiRef
 from infra.nag import apply_suppressions
 from infra.network import NetworkStack
 from infra.observability import MonitoredResources, ObservabilityStack
@@ -92,11 +92,15 @@ def build_stacks(app: cdk.App) -> ChatflowStacks:
             "http_api_id": api.http_api.api_id,
             "http_stage": api.http_stage.stage_name,
             "db_cluster": data.cluster.cluster_identifier,
+            "db_proxy": data.proxy.db_proxy_name,
+            # Powertools' metrics dimension (POWERTOOLS_SERVICE_NAME of every function).
+            "service": SERVICE_NAME,
             **{f"fn:{name}": fn.function_name for name, fn in functions.functions.items()},
         },
         each={
             "dlq": {label: queue.queue_name for label, queue in dlqs.items()},
             "cache_node": {node: node for node in data.cache_node_ids},
+            "async_fn": {name: functions.functions[name].function_name for name in sorted(ASYNC_FUNCTIONS)},
         },
     )
     observability = ObservabilityStack(
@@ -105,7 +109,7 @@ def build_stacks(app: cdk.App) -> ChatflowStacks:
         config=config,
         resources=resources,
         env=env,
-        description="Chatflow: SLO alarms, dashboard, alarm topic",
+        description="Chatflow: SLO alarms, dashboard, page and ticket alarm topics",
     )
     result = ChatflowStacks(
         config,

@@ -4,6 +4,10 @@ Tests use the machine's real servers (``TEST_DATABASE_ADMIN_URL`` / ``TEST_REDIS
 the defaults). Every test run gets a fresh database ``chatflow_t_<random>`` migrated from scratch
 and a Redis prefix ``cft:<random>:``; both are removed at the end of the session.
 With pytest-xdist each worker gets its own database and prefix.
+
+Migrations run as the owner (the admin user); the application -- every handler, the local gateway,
+the ``db`` fixture -- runs as the DML-only runtime role of migration 0050, as every function but
+``migrate`` does in the cloud, so a code path that needs more than DML fails here first.
 """
 
 from __future__ import annotations
@@ -23,6 +27,17 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 def _db_url(name: str) -> str:
     base, _, _ = ADMIN_URL.rpartition("/")
     return f"{base}/{name}"
+
+
+def runtime_url(owner_url: str) -> str:
+    """``owner_url`` signed in as the runtime role instead (the test server trusts local users)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from chatflow.adapters.postgres.migrate import RUNTIME_ROLE
+
+    parts = urlsplit(owner_url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{RUNTIME_ROLE}@{host}"))
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +88,7 @@ def chatflow_env(
     private, public = signing_keys
     env = {
         "ENV": "test",
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": runtime_url(database_url),
         "REDIS_URL": REDIS_URL,
         "REDIS_KEY_PREFIX": redis_prefix,
         "JWT_PRIVATE_KEY": private,
@@ -97,6 +112,20 @@ def chatflow_env(
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+    reset_settings_cache()
+
+
+@pytest.fixture
+def owner_env(
+    chatflow_env: dict[str, str], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    """``chatflow_env`` as the ``migrate`` function has it in the cloud: signed in as the schema
+    owner (migrations, operator commands), not as the DML-only runtime role."""
+    from chatflow.settings import reset_settings_cache
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    reset_settings_cache()
+    yield {**chatflow_env, "DATABASE_URL": database_url}
     reset_settings_cache()
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import jwt
+import psycopg
 import pytest
 
 from chatflow.auth.tokens import TokenSigner, TokenVerifier, load_public_keys
@@ -92,20 +93,31 @@ def _event(
 def test_migrate_custom_resource_answers_cloudformation(
     migrate_handler: Any,
     chatflow_env: dict[str, str],
+    database_url: str,
     response_server: tuple[str, list[dict[str, Any]]],
-    db: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from chatflow.settings import reset_settings_cache
+
     url, received = response_server
-    result = migrate_handler.handler(
-        _event("Create", {"Action": "migrate", "MigrationsHash": "x"}, url), None
-    )
+    event = _event("Create", {"Action": "migrate", "MigrationsHash": "x"}, url)
+    # As the runtime role (every other function's user) the migration bookkeeping is off limits.
+    refused = migrate_handler.handler(event, None)
+    assert refused["Status"] == "FAILED"
+    assert "InsufficientPrivilege" in refused["Reason"]
+    # As the owner, which is what the stack gives `migrate` alone.
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    reset_settings_cache()
+    result = migrate_handler.handler(event, None)
+    reset_settings_cache()  # monkeypatch restores the runtime URL after the test
     assert result["Status"] == "SUCCESS", result["Reason"]
-    assert received == [result]
-    assert received[0]["PhysicalResourceId"] == "chatflow-migrate"
+    assert received == [refused, result]
+    assert received[1]["PhysicalResourceId"] == "chatflow-migrate"
     # The session database is already migrated: nothing new, and every file is recorded.
-    assert received[0]["Data"] == {"Applied": ""}
-    names = {row["name"] for row in db.execute("SELECT name FROM schema_migrations").fetchall()}
-    assert "0001_core.sql" in names
+    assert received[1]["Data"] == {"Applied": ""}
+    with psycopg.connect(database_url) as conn:
+        names = {row[0] for row in conn.execute("SELECT name FROM schema_migrations").fetchall()}
+    assert {"0001_core.sql", "0050_runtime_role.sql"} <= names
 
 
 def test_failures_reach_cloudformation_as_failed(
@@ -129,7 +141,7 @@ def test_delete_never_touches_the_database(
 
 
 # --- operator commands (direct invocations: make deploy's check, make admin) ---------------------
-def test_operator_migrate_reports_the_schema_head(migrate_handler: Any, chatflow_env: dict[str, str]) -> None:
+def test_operator_migrate_reports_the_schema_head(migrate_handler: Any, owner_env: dict[str, str]) -> None:
     from chatflow.adapters.postgres.migrate import available_migrations
 
     answer = migrate_handler.handler({"command": ["migrate"]}, None)
@@ -140,9 +152,7 @@ def test_operator_migrate_reports_the_schema_head(migrate_handler: Any, chatflow
     assert state == {"appliedNow": [], "head": shipped[-1].name, "migrations": len(shipped)}
 
 
-def test_operator_runs_the_admin_cli_in_the_function(
-    migrate_handler: Any, chatflow_env: dict[str, str]
-) -> None:
+def test_operator_runs_the_admin_cli_in_the_function(migrate_handler: Any, owner_env: dict[str, str]) -> None:
     from tests.support.identity import http_client, register, reset_identity_caches, unique_handle
 
     reset_identity_caches()

@@ -379,7 +379,7 @@ API_OUTPUTS = {
 
 
 def test_after_deploy_it_checks_migrations_and_prints_the_e2e_lines(
-    chatflow_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+    owner_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     from infra.config import from_mapping
     from tests.infra.conftest import cdk_context

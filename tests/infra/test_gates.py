@@ -96,7 +96,7 @@ def test_application_signals_slos_mirror_every_error_budget(tmp_path: Path) -> N
         props = native[f"chatflow-dev-{slo.name}"]
         assert props["Goal"]["AttainmentGoal"] == slo.objective
         windows = sorted(b["LookBackWindowMinutes"] for b in props["BurnRateConfigurations"])
-        assert windows == [5, 30, 60, 360]
+        assert windows == [5, 30, 60, 360, 4320]  # 1 h/5 min, 6 h/30 min, 3 d/6 h
     assert built.stacks["Observability"].native_slos
     result = subprocess.run(
         [str(Path(sys.executable).parent / "cfn-lint"), "-i", "W3005", "--", str(template)],

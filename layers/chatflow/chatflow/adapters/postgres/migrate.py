@@ -16,6 +16,8 @@ from importlib import resources
 
 import psycopg
 
+#: The DML-only role migration 0050 creates; every function but ``migrate`` connects as it.
+RUNTIME_ROLE = "chatflow_app"
 _LOCK_ID = 7_363_842_001  # arbitrary, constant: serializes concurrent migrators
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
