@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install dev test lint typecheck unit migrate synth deploy destroy bootstrap admin localstack test-localstack bench bench-cold clean invoke event-schemas
+.PHONY: install dev test lint typecheck imports unit migrate synth deploy destroy bootstrap admin localstack test-localstack bench bench-cold clean invoke event-schemas
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml layers/chatflow/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ install: $(STAMP)
 dev: install
 	$(PY) -m local_stack
 
-## The full test suite: lint, types, workflow security, unit + integration + e2e + infra tests,
+## The full test suite: lint, types, the import rules, workflow security, unit + integration + e2e + infra tests,
 ## then the LocalStack community profile when Docker or a Python >= 3.13 is there (else one line says why not).
 test: install
 	scripts/ensure-services.sh
@@ -27,6 +27,7 @@ test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/zizmor --offline --min-severity medium --no-progress .github/workflows
 	$(PY) -m pytest
 	scripts/localstack-test.sh --if-available
@@ -38,8 +39,12 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
+## The layer rules and "no import cycles" ([tool.importlinter] in pyproject.toml; docs/architecture.md)
+imports: install
+	$(VENV)/bin/lint-imports
+
 migrate: install
-	$(PY) -m chatflow.adapters.postgres.migrate
+	$(PY) -m chatflow_dev.migrate
 
 ## Synthesize the CDK app offline (no Docker, no AWS credentials): make synth ENV=prod
 synth: install
@@ -87,11 +92,11 @@ bench-cold: install
 ## Invoke one function locally with a sample event: make invoke FN=notifications EVENT=message_created
 invoke: install
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=<sample in events/samples/FN/>"; exit 2; }
-	$(PY) -m chatflow.events.tools invoke $(FN) $(EVENT)
+	$(PY) -m chatflow_dev.events invoke $(FN) $(EVENT)
 
 ## Re-export the event JSON Schemas (events/schemas) after changing chatflow/events/schemas.py.
 event-schemas: install
-	$(PY) -m chatflow.events.tools export-schemas
+	$(PY) -m chatflow_dev.events export-schemas
 
 clean:
 	rm -rf $(VENV) cdk.out .pytest_cache .mypy_cache .ruff_cache

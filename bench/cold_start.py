@@ -329,6 +329,7 @@ class World:
         self.env: dict[str, str] = {}
         self.users: dict[str, User] = {}
         self.room_id: Any = None
+        self.container: Any = None  # chatflow.container.Container, built once the env is set
         self._stack = contextlib.ExitStack()
         self._saved_env: dict[str, str] = {}
 
@@ -402,9 +403,13 @@ class World:
         os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
         os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
         os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
-        from chatflow.settings import reset_settings_cache
+        from chatflow.container import Container
+        from chatflow.settings import get_settings
+        from tests.support.settings import reset_settings_cache
 
         reset_settings_cache()
+        # The parent's services (seeding, set-up of each sample), built as the functions build them.
+        self.container = Container(get_settings())
         stack.callback(self._close_clients)
         self._seed()
 
@@ -414,13 +419,10 @@ class World:
             os.environ.update(self._saved_env)
 
     def _close_clients(self) -> None:
-        from chatflow.adapters.postgres.pool import close_pools
+        from tests.support.lambdas import reset_handlers
 
-        close_pools()
-        with contextlib.suppress(Exception):
-            from chatflow.adapters.redis_client import close_redis
-
-            close_redis()
+        self.container.close()
+        reset_handlers()  # the seeding loaded the http_api and authorizer functions here
 
     def _drop_database(self) -> None:
         import psycopg
@@ -441,12 +443,10 @@ class World:
 
     # -- seeding through the real HTTP handler and domain code --
     def _seed(self) -> None:
-        from chatflow.auth.tokens import get_verifier
-        from chatflow.ws.wiring import realtime
         from tests.support.identity import http_client, register
 
         client = http_client()
-        verifier = get_verifier()
+        verifier = self.container.token_verifier
         for name in ("alice", "bob", "carol", "dave"):
             pair = register(client, f"{name}{self.tag}")
             token = pair["accessToken"]
@@ -466,7 +466,7 @@ class World:
         for name in ("alice", "bob"):
             user = self.users[name]
             user.connection_id = self.backend.register()
-            realtime().connect(user.identity, user.connection_id)
+            self.container.realtime.connect(user.identity, user.connection_id)
 
     def bob_posts(self) -> int:
         bob = self.users["bob"].connection_id
@@ -524,24 +524,22 @@ class World:
 
     def _sample_ws_connect(self, rep: int) -> Sample:
         # Carol's first connection: ban check, registry, presence "online" to Alice and Bob.
-        from chatflow.ws.wiring import realtime
         from tests.support.ws_events import connect_event
 
         carol = self.users["carol"]
         if carol.connection_id:
-            realtime().disconnect(carol.identity.user_id, carol.connection_id)
+            self.container.realtime.disconnect(carol.identity.user_id, carol.connection_id)
         carol.connection_id = self.backend.register()
         event = connect_event(carol.identity, carol.connection_id, token=carol.token)
         return Sample(event, {"equals": {"statusCode": 200}}, self._posted_to_bob())
 
     def _sample_ws_disconnect(self, rep: int) -> Sample:
         # Dave's last connection goes: unregister, presence "offline" to Alice and Bob.
-        from chatflow.ws.wiring import realtime
         from tests.support.ws_events import disconnect_event
 
         dave = self.users["dave"]
         dave.connection_id = self.backend.register()
-        realtime().connect(dave.identity, dave.connection_id)
+        self.container.realtime.connect(dave.identity, dave.connection_id)
         event = disconnect_event(dave.identity, dave.connection_id)
         return Sample(event, {"equals": {"statusCode": 200}}, self._posted_to_bob())
 
@@ -597,10 +595,9 @@ class World:
     def _sample_outbox_relay(self, rep: int) -> Sample:
         # One committed outbox row the after-commit flush did not send (as after a bus outage).
         from chatflow.adapters.postgres import outbox
-        from chatflow.adapters.postgres.pool import writer
         from chatflow.events.schemas import MemberJoined
 
-        with writer().connection() as conn, conn.transaction():
+        with self.container.postgres.writer().connection() as conn, conn.transaction():
             outbox.enqueue(
                 conn,
                 MemberJoined(
@@ -608,6 +605,7 @@ class World:
                     user_id=self.users["bob"].identity.user_id,
                     added_by=self.users["alice"].identity.user_id,
                 ),
+                source=self.container.settings.event_source,
             )
         event = json.loads((SAMPLES / "outbox_relay" / "scheduled.json").read_text())
         event["id"] = str(uuid.uuid4())
@@ -616,9 +614,7 @@ class World:
     def _message_envelope(self, rep: int) -> dict[str, Any]:
         """The EventBridge envelope of a real message.created (sent through ROOMS' domain code,
         published by the after-commit flush to the local bus, read back from its archive)."""
-        from chatflow.domain import messages
-
-        message, _ = messages.send(
+        message, _ = self.container.messages.send(
             self.users["alice"].identity,
             self.room_id,
             f"env-{self._unique(rep)}",

@@ -21,6 +21,20 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 
+def send_one_by_one(notifier: Any, targets: Any, data: bytes) -> Any:
+    """The baseline: one PostToConnection after another (the notifier posts a single target
+    directly, without its thread pool), merged into one DeliveryReport."""
+    from chatflow.domain.realtime_models import DeliveryReport
+
+    report = DeliveryReport()
+    for target in targets:
+        one = notifier.send([target], data)
+        report.delivered += one.delivered
+        report.gone += one.gone
+        report.failed += one.failed
+    return report
+
+
 def _server(conn: Connection, latency_s: float) -> None:
     """The @connections endpoint in its own process, driven by commands over a pipe."""
     from local_stack.connections import RecordingBackend, running_management_api
@@ -48,7 +62,8 @@ def run(connections: int, latency_ms: float, workers: int) -> dict[str, Any]:
     os.environ["AWS_ACCESS_KEY_ID"] = "testing"  # the key pair the local endpoints verify
     os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
     from chatflow.adapters.apigw_connections import ApiGatewayNotifier
-    from chatflow.domain.realtime import Target, encode_frame
+    from chatflow.domain.realtime import encode_frame
+    from chatflow.domain.realtime_models import Target
     from chatflow.settings import Settings
 
     ctx = mp.get_context("spawn")
@@ -66,12 +81,16 @@ def run(connections: int, latency_ms: float, workers: int) -> dict[str, Any]:
         )
         # Warm the client and the pool (a Lambda container reuses both across invocations).
         notifier.send(targets[: min(workers, len(targets))], frame)
-        notifier.send_sequential(targets[:1], frame)
+        send_one_by_one(notifier, targets[:1], frame)
         parent.send(("clear", cids))
         parent.recv()
 
         results: dict[str, Any] = {"connections": connections, "latency_ms": latency_ms, "workers": workers}
-        for mode, send in (("concurrent", notifier.send), ("one_by_one", notifier.send_sequential)):
+
+        def one_by_one(targets: Any, data: bytes) -> Any:
+            return send_one_by_one(notifier, targets, data)
+
+        for mode, send in (("concurrent", notifier.send), ("one_by_one", one_by_one)):
             cpu0, t0 = time.process_time(), time.perf_counter()
             report = send(targets, frame)
             wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0

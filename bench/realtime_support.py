@@ -29,6 +29,10 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import redis
 
+from chatflow.container import Container
+from tests.support.lambdas import reset_handlers
+from tests.support.rooms import chat_container
+
 # Benchmarks print results, not EMF metric lines.
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
@@ -204,6 +208,8 @@ class RedisRoundTrips:
 class BenchEnv:
     database_url: str
     redis_prefix: str
+    #: The services as the functions build them, on the bench settings (set-up and checks).
+    container: Container
     pg_proxy: PgRoundTripProxy | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -213,29 +219,6 @@ def _with_port(url: str, host: str, port: int) -> str:
     userinfo = parts.netloc.rpartition("@")[0]
     netloc = f"{userinfo}@{host}:{port}" if userinfo else f"{host}:{port}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-def reset_singletons() -> None:
-    from chatflow.adapters import apigw_connections, eventbridge, redis_client, redis_realtime
-    from chatflow.adapters.postgres.pool import close_pools
-    from chatflow.domain import rooms
-    from chatflow.events import relay
-    from chatflow.settings import reset_settings_cache
-    from chatflow.ws import wiring
-
-    reset_settings_cache()
-    close_pools()
-    redis_client.close_redis()
-    apigw_connections.reset_notifier()
-    redis_realtime.reset_realtime_store()
-    eventbridge.reset_publisher()
-    relay.set_flush_relay(None)
-    rooms.reset_services()
-    wiring.use_service(None)
-    with contextlib.suppress(ImportError):
-        from chatflow.auth.service import reset_user_service
-
-        reset_user_service()
 
 
 @contextlib.contextmanager
@@ -276,10 +259,11 @@ def bench_environment(env: dict[str, str] | None = None, *, count_pg: bool = Fal
                 **(env or {}),
             }
         )
-        reset_singletons()
-        yield BenchEnv(url, prefix, proxy)
+        reset_handlers()  # every function cold-starts with these settings
+        with chat_container() as container:
+            yield BenchEnv(url, prefix, container, proxy)
     finally:
-        reset_singletons()
+        reset_handlers()
         os.environ.clear()
         os.environ.update(saved)
         if proxy is not None:
@@ -315,21 +299,19 @@ def insert_users(database_url: str, n: int) -> list[Any]:
     return out
 
 
-def connected_room(
-    database_url: str, backend: Any, n: int, label: str
-) -> tuple[list[Any], Any, dict[Any, str]]:
+def connected_room(benv: BenchEnv, backend: Any, n: int, label: str) -> tuple[list[Any], Any, dict[Any, str]]:
     """A public room of ``n`` new members (the first owns it), each connected once through the real
     ws_connect handler and registered with ``backend`` (local_stack's RecordingBackend):
     ``(members, room, {user_id: connection id})``."""
     import uuid
 
-    from chatflow.domain import rooms
     from local_stack.connections import new_connection_id
     from tests.support.apigw import lambda_context
     from tests.support.lambdas import load_handler
     from tests.support.ws_events import connect_event
 
-    users = insert_users(database_url, n)
+    rooms = benv.container.rooms
+    users = insert_users(benv.database_url, n)
     room = rooms.create_channel(users[0], "public", f"{label}-{uuid.uuid4().hex[:8]}").room
     for u in users[1:]:
         rooms.join(u, room.id)

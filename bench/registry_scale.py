@@ -40,18 +40,15 @@ def run(iterations: int, extra: int) -> dict[str, Any]:
     with running_management_api() as api:
         env = {"WS_MANAGEMENT_ENDPOINT": api.endpoint_url, "RATE_MESSAGES_PER_10S": "100000000"}
         with bench_environment(env) as benv:
-            from chatflow.adapters.redis_realtime import get_realtime_store
-            from chatflow.domain import rooms
-
-            store = get_realtime_store()
-            users, room, cids = connected_room(benv.database_url, api.backend, 10, "scale")
+            store = benv.container.connection_registry
+            users, room, cids = connected_room(benv, api.backend, 10, "scale")
             owner = users[0]
             connect, disconnect = load_handler("ws_connect"), load_handler("ws_disconnect")
             messages, ping = load_handler("ws_messages"), load_handler("ws_ping")
             sender = cids[owner.user_id]
             # A user with a free connection slot for the connect/disconnect measurement.
             (visitor,) = insert_users(benv.database_url, 1)
-            rooms.join(visitor, room.id)
+            benv.container.rooms.join(visitor, room.id)
             others = [uuid.uuid4() for _ in range(extra // 5)]  # 5 connections each (the limit)
 
             def send(i: int) -> None:

@@ -36,7 +36,7 @@ def run(room_size: int, messages: int, warmup: int, *, bus: bool = True) -> dict
         }
         with bench_environment(env, count_pg=True) as benv:
             assert benv.pg_proxy is not None
-            users, room, cids = connected_room(benv.database_url, api.backend, room_size, "bench")
+            users, room, cids = connected_room(benv, api.backend, room_size, "bench")
             owner = users[0]
             sender = cids[owner.user_id]
             handler = load_handler("ws_messages")

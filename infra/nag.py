@@ -8,7 +8,8 @@ The gate is tests/infra/test_nag.py: a new finding fails the test until it is fi
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 from aws_cdk import Acknowledgment, Stack, Validations
 from constructs import IConstruct
@@ -17,10 +18,7 @@ from infra import catalog
 from infra.api import route_id
 from infra.catalog import Need
 from infra.common import pascal
-
-if TYPE_CHECKING:
-    from infra.stacks import ChatflowStacks
-
+from infra.config import EnvConfig
 
 #: HTTP routes that are public by design (no authorizer in the catalog).
 PUBLIC_HTTP_ROUTES = frozenset(
@@ -57,9 +55,8 @@ def _flatten(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def apply_suppressions(stacks: ChatflowStacks) -> None:
-    config = stacks.config
-    by_name = stacks.stacks
+def apply_suppressions(config: EnvConfig, by_name: Mapping[str, Stack]) -> None:
+    """Acknowledge the findings of the app's stacks (by name, as infra.stacks builds them)."""
     if "LocalStack" in by_name:
         _localstack(by_name["LocalStack"])
         return

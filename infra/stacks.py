@@ -34,7 +34,7 @@ def build_stacks(app: cdk.App) -> ChatflowStacks:
 
         stack = LocalStackCommunityStack(app, f"{config.prefix}-LocalStack", config=config)
         result = ChatflowStacks(config, {"LocalStack": stack})
-        apply_suppressions(result)
+        apply_suppressions(result.config, result.stacks)
         return result
 
     prefix = config.prefix
@@ -123,5 +123,5 @@ def build_stacks(app: cdk.App) -> ChatflowStacks:
             "Observability": observability,
         },
     )
-    apply_suppressions(result)
+    apply_suppressions(result.config, result.stacks)
     return result

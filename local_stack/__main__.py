@@ -87,7 +87,7 @@ def banner(gateway: LocalGateway, origins: dict[str, str]) -> str:
     if gateway.queues is not None and queues:
         redrive = (
             f"Redrive one: {credentials} \\\n"
-            f"  AWS_ENDPOINT_URL={gateway.events_url} python -m chatflow.events.tools redrive \\\n"
+            f"  AWS_ENDPOINT_URL={gateway.events_url} python -m chatflow_dev.events redrive \\\n"
             f"  --queue-url {gateway.queues.url(queues[0])}\n"
         )
     return f"""
@@ -108,7 +108,7 @@ Get a token:
   curl -s -X POST {http}/auth/login -H 'content-type: application/json' \\
        -d '{{"handle":"ada","password":"correct-horse-battery"}}'      # -> accessToken
 Connect:  python -m websockets '{gateway.ws_url}?token=<accessToken>'
-Admin:    python -m chatflow.auth.admin_cli promote ada   (with this DATABASE_URL / REDIS_URL)
+Admin:    python -m chatflow.admin_cli promote ada   (with this DATABASE_URL / REDIS_URL)
 
 Ctrl-C stops.
 """

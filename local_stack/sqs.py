@@ -3,7 +3,7 @@
 The local stack keeps its dead letters where the cloud keeps them: in SQS queues with the names the
 catalog gives (``infra.catalog.target_dlq_name`` for EventBridge target DLQs,
 ``async_failure_queue_name`` for Lambda on-failure destinations), so ``python -m
-chatflow.events.tools redrive --queue-url ...`` and any boto3 script work on them unchanged, with
+chatflow_dev.events redrive --queue-url ...`` and any boto3 script work on them unchanged, with
 ``AWS_ENDPOINT_URL`` (or ``endpoint_url``) pointing at the local AWS endpoint. Rules created with
 PutTargets can target a local queue too.
 

@@ -15,10 +15,14 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
 import redis
+
+if TYPE_CHECKING:
+    from chatflow.container import Container
 
 ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -52,9 +56,9 @@ def database_url() -> Iterator[str]:
         migrate(url)
         yield url
     finally:
-        from chatflow.adapters.postgres.pool import close_pools
+        from tests.support.lambdas import reset_handlers
 
-        close_pools()
+        reset_handlers()  # their containers hold pools on this database
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -103,7 +107,7 @@ def chatflow_env(
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    from chatflow.settings import reset_settings_cache
+    from tests.support.settings import reset_settings_cache
 
     reset_settings_cache()
     yield env
@@ -116,17 +120,32 @@ def chatflow_env(
 
 
 @pytest.fixture
+def container(chatflow_env: dict[str, str]) -> Iterator[Container]:
+    """The services wired to this run's Postgres and Redis, as a function builds them
+    (chatflow.container); closed afterwards. Tests that change the environment first (e.g. the
+    ``ws`` harness) must be requested before it."""
+    from chatflow.container import Container
+    from chatflow.settings import get_settings
+
+    built = Container(get_settings())
+    yield built
+    built.close()
+
+
+@pytest.fixture
 def owner_env(
     chatflow_env: dict[str, str], database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, str]]:
     """``chatflow_env`` as the ``migrate`` function has it in the cloud: signed in as the schema
-    owner (migrations, operator commands), not as the DML-only runtime role."""
-    from chatflow.settings import reset_settings_cache
+    owner (migrations, operator commands), not as the DML-only runtime role. The functions
+    cold-start with it (and again afterwards)."""
+    from tests.support.lambdas import reset_handlers
 
     monkeypatch.setenv("DATABASE_URL", database_url)
-    reset_settings_cache()
+    reset_handlers()
     yield {**chatflow_env, "DATABASE_URL": database_url}
-    reset_settings_cache()
+    monkeypatch.undo()
+    reset_handlers()
 
 
 @pytest.fixture

@@ -7,18 +7,18 @@ emitted only for first deliveries, so CloudWatch does not double-count either.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from chatflow.adapters.postgres.analytics import PostgresAnalyticsRepository
-from chatflow.domain import analytics
+from chatflow.container import Container
 from chatflow.events.consumer import receive
 from chatflow.observability import get_logger, get_metrics, traced_handler
+from chatflow.settings import get_settings
 
 logger = get_logger()
 metrics = get_metrics()
+container = Container(get_settings())
 
 #: EMF metric per daily counter (CloudWatch names are CamelCase).
 _METRIC_OF = {
@@ -30,17 +30,12 @@ _METRIC_OF = {
 }
 
 
-@functools.cache
-def _repository() -> PostgresAnalyticsRepository:
-    return PostgresAnalyticsRepository()
-
-
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 @traced_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    received = receive(event, logger, metrics)
-    delta, applied = analytics.handle_event(received.event, _repository())
+    received = receive(event, logger, metrics, expected_source=container.settings.event_source)
+    delta, applied = container.analytics.handle_event(received.event)
     result = {
         "eventId": str(received.event.event_id),
         "detailType": received.detail_type,

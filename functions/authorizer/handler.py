@@ -10,7 +10,7 @@
 
 Why no ban check here: this answer outlives its moment (HTTP API authorizer caching; a $connect
 decision holds for the whole connection) and the cold-start budget forbids database clients;
-handlers re-check every request with ``chatflow.domain.users.ensure_active`` (docs/auth.md).
+handlers re-check every request with ``UserService.ensure_active`` (docs/auth.md).
 Tokens are never logged.
 """
 
@@ -18,23 +18,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from chatflow.auth.tokens import bearer_token, get_verifier, token_from_subprotocols
+from chatflow.apigw import header
+from chatflow.auth.tokens import bearer_token, token_from_subprotocols
+from chatflow.container import Container
 from chatflow.domain.identity import Identity
 from chatflow.errors import Unauthorized
 from chatflow.observability import get_logger
+from chatflow.settings import get_settings
 
 logger = get_logger()
-verifier = get_verifier()  # parses the public keys once per container
+container = Container(get_settings())
+verifier = container.token_verifier  # parses the public keys once per execution environment
 if not verifier.public_keys and not verifier.oidc_issuer:
     # Misconfiguration, not an attack: every request will be denied until JWT_PUBLIC_KEYS is set.
     logger.error("no JWT public keys configured (JWT_PUBLIC_KEYS); every token will be refused")
-
-
-def _header(headers: dict[str, Any] | None, name: str) -> str | None:
-    for key, value in (headers or {}).items():
-        if key.lower() == name:
-            return str(value)
-    return None
 
 
 def _verify(token: str | None) -> Identity | None:
@@ -49,9 +46,7 @@ def _verify(token: str | None) -> Identity | None:
 
 def _websocket(event: dict[str, Any]) -> dict[str, Any]:
     query = event.get("queryStringParameters") or {}
-    token = query.get("token") or token_from_subprotocols(
-        _header(event.get("headers"), "sec-websocket-protocol")
-    )
+    token = query.get("token") or token_from_subprotocols(header(event, "sec-websocket-protocol"))
     identity = _verify(token)
     policy: dict[str, Any] = {
         "principalId": str(identity.user_id) if identity else "anonymous",
@@ -72,7 +67,7 @@ def _websocket(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _http(event: dict[str, Any]) -> dict[str, Any]:
-    identity = _verify(bearer_token(_header(event.get("headers"), "authorization")))
+    identity = _verify(bearer_token(header(event, "authorization")))
     if identity is None:
         return {"isAuthorized": False}
     return {"isAuthorized": True, "context": identity.to_context()}

@@ -17,12 +17,14 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from chatflow.adapters.sqs_fanout import FanoutJob
+from chatflow.container import Container
 from chatflow.errors import InvalidInput
-from chatflow.ws.wiring import prime, realtime
+from chatflow.settings import get_settings
 
 logger = Logger()
 metrics = Metrics()
-prime(chat=False)
+container = Container(get_settings())
+container.prime(chat=False)
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
@@ -36,7 +38,7 @@ def deliver(record: SQSRecord) -> None:
         )
         metrics.add_metric(name="FanoutJobMalformed", unit=MetricUnit.Count, value=1)
         return
-    service = realtime()
+    service = container.realtime
     current = set(service.rooms.member_ids(job.room_id))
     recipients = [m for m in job.member_ids if m in current]
     report = service.deliver_to_users(recipients, job.frame, exclude_connection=job.exclude_connection)

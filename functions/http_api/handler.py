@@ -1,7 +1,8 @@
 """HTTP API Lambda (payload 2.0): every route of chatflow.http.app.
 
-Cold start: the resolver and its routers are built once per container; Postgres/Redis clients and
-boto3 (secrets) are created on first use. The event is never logged whole (Authorization header).
+Cold start: the container and the resolver with its routers are built once per execution
+environment; Postgres/Redis clients and boto3 (secrets) are created on first use. The event is
+never logged whole (Authorization header).
 """
 
 from __future__ import annotations
@@ -11,21 +12,17 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-import chatflow.snapstart  # noqa: F401 -- SnapStart hooks: close pools/Redis before the snapshot
-from chatflow.auth.service import set_session_terminator
+from chatflow import snapstart
+from chatflow.container import Container
 from chatflow.http.app import create_app
 from chatflow.observability import get_logger, get_metrics, safe_request_fields, traced_handler
-from chatflow.secrets import install_cloud_resolvers
 from chatflow.settings import get_settings
-from chatflow.ws.wiring import RealtimeSessionTerminator
 
-settings = get_settings()
-install_cloud_resolvers(settings)
+container = Container(get_settings())
+snapstart.register(container)  # close pools/Redis before the snapshot
 logger = get_logger()
 metrics = get_metrics()
-app = create_app(settings)
-# Bans close the user's live WebSockets (DeleteConnection; REALTIME's SessionTerminator).
-set_session_terminator(RealtimeSessionTerminator())
+app = create_app(container)
 
 
 @traced_handler

@@ -111,7 +111,7 @@ def run_operator_command(command: Any) -> dict[str, Any]:
     # The admin CLI as an operator would run it in a shell that reaches the database: its argv,
     # its stdout/stderr and exit code (argparse exits 2 on a bad command). Redirecting is safe
     # here: one invocation per container at a time, and logging does not write to sys.stdout.
-    from chatflow.auth.admin_cli import main as admin_cli
+    from chatflow.admin_cli import main as admin_cli
 
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):

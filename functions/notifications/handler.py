@@ -9,40 +9,36 @@ the delivery is retried and finally dead-lettered (docs/events.md).
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from chatflow.adapters.postgres.notifications import PostgresNotificationRepository
-from chatflow.adapters.redis_realtime import online_user_ids
-from chatflow.adapters.sns_delivery import get_channel
-from chatflow.domain import notifications
+from chatflow.container import Container
+from chatflow.domain.notifications import DeliveryFailed
 from chatflow.events.consumer import receive
 from chatflow.observability import get_logger, get_metrics, traced_handler
+from chatflow.settings import get_settings
+from chatflow.wire import notification_outcome_to_dict
 
 logger = get_logger()
 metrics = get_metrics()
-
-
-@functools.cache
-def _repository() -> PostgresNotificationRepository:
-    return PostgresNotificationRepository()
+container = Container(get_settings())
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 @traced_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    received = receive(event, logger, metrics)
+    received = receive(event, logger, metrics, expected_source=container.settings.event_source)
     try:
-        outcome = notifications.handle_event(received.event, _repository(), online_user_ids, get_channel())
-    except notifications.DeliveryFailed as exc:
+        outcome = container.notifications.handle_event(received.event)
+    except DeliveryFailed as exc:
         metrics.add_metric(
             name="NotificationDeliveryFailures", unit=MetricUnit.Count, value=exc.outcome.failed
         )
         logger.warning(
-            "notification hand-off failed; the delivery will be retried", extra=exc.outcome.to_dict()
+            "notification hand-off failed; the delivery will be retried",
+            extra=notification_outcome_to_dict(exc.outcome),
         )
         raise
     if outcome.duplicate:
@@ -50,5 +46,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     metrics.add_metric(name="NotificationsCreated", unit=MetricUnit.Count, value=outcome.created)
     metrics.add_metric(name="UnreadCountersBumped", unit=MetricUnit.Count, value=outcome.counters)
     metrics.add_metric(name="NotificationsDelivered", unit=MetricUnit.Count, value=outcome.delivered)
-    logger.info("event processed", extra=outcome.to_dict())
-    return outcome.to_dict()
+    result = notification_outcome_to_dict(outcome)
+    logger.info("event processed", extra=result)
+    return result

@@ -14,43 +14,33 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from chatflow.adapters.eventbridge import EventBridgePublisher
-from chatflow.adapters.postgres import outbox
-from chatflow.adapters.postgres.consumers import purge_processed
-from chatflow.adapters.postgres.pool import writer
-from chatflow.events.relay import OutboxRelay, bus_configured
+from chatflow.container import Container
 from chatflow.observability import get_logger, get_metrics, traced_handler
 from chatflow.settings import get_settings
 
 logger = get_logger()
 metrics = get_metrics()
-_relay: OutboxRelay | None = None
-
-
-def _sweeper() -> OutboxRelay:
-    global _relay
-    if _relay is None:
-        # The sweep can afford patience: more in-call retries than the after-commit flush.
-        _relay = OutboxRelay(publisher=EventBridgePublisher(max_attempts=4, base_delay_s=0.2))
-    return _relay
+container = Container(get_settings())
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 @traced_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    settings = get_settings()
-    if not bus_configured():
+    settings = container.settings
+    if not settings.event_bus_configured:
         # Local run without the EventBridge emulator: nothing to send to (docs/events.md).
         logger.info("outbox sweep skipped: no EventBridge endpoint configured", extra={"env": settings.env})
         metrics.add_metric(name="OutboxSweepSkipped", unit=MetricUnit.Count, value=1)
         return {"skipped": True, "claimed": 0, "sent": 0, "failed": 0, "invalid": 0}
-    result = _sweeper().drain()
-    with writer().connection() as conn:
-        backlog = outbox.stats(conn)
-        # Housekeeping in small bounded batches: a minute's worth keeps up with any real load.
-        purged = outbox.purge_published(conn, timedelta(days=settings.outbox_retention_days))
-        forgotten = purge_processed(conn, timedelta(days=settings.processed_events_retention_days))
+    relay = container.sweep_relay
+    result = relay.drain()
+    # Housekeeping in small bounded batches: a minute's worth keeps up with any real load.
+    kept = relay.housekeeping(
+        outbox_retention=timedelta(days=settings.outbox_retention_days),
+        processed_retention=timedelta(days=settings.processed_events_retention_days),
+    )
+    backlog = kept.backlog
     metrics.add_metric(name="OutboxSent", unit=MetricUnit.Count, value=result.sent)
     metrics.add_metric(name="OutboxFailed", unit=MetricUnit.Count, value=result.failed)
     metrics.add_metric(name="OutboxInvalid", unit=MetricUnit.Count, value=result.invalid)
@@ -65,8 +55,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "invalid": result.invalid,
         "pending": backlog.pending,
         "oldestPendingSeconds": backlog.oldest_pending_age_s,
-        "purgedPublished": purged,
-        "purgedProcessedEvents": forgotten,
+        "purgedPublished": kept.purged_published,
+        "purgedProcessedEvents": kept.purged_processed_events,
     }
     if result.failed or result.invalid:
         logger.warning("outbox sweep left rows unsent", extra={**summary, "errors": result.errors[:5]})

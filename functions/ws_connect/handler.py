@@ -1,7 +1,8 @@
 """$connect: the ``ws-jwt`` authorizer verified the token (its result may be cached for
 minutes), so bans are re-checked here (IDENTITY's ensure_active); then the per-user connection
 limit (atomic in Redis), registration, and -- on the user's first connection -- presence
-"online" to co-members. A refused handshake returns 403 (not allowed) or 429 (limit).
+"online" to co-members. A refused handshake returns 403 (not allowed) or 429 (limit); an accepted
+one echoes ``Sec-WebSocket-Protocol: chatflow.v1`` when the client offered it (docs/auth.md).
 
 The event is read as a dict (connection id + authorizer context): Powertools' parser models
 cost ~0.1-0.2 s of imports at cold start here, for two fields (docs/performance.md). The test
@@ -15,16 +16,19 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-import chatflow.snapstart  # noqa: F401 -- SnapStart hooks: close pools/Redis before the snapshot
-from chatflow.domain.users import ensure_active
+from chatflow import snapstart
+from chatflow.apigw import header
+from chatflow.container import Container
 from chatflow.errors import ChatflowError, LimitExceeded
+from chatflow.settings import get_settings
 from chatflow.ws import protocol
-from chatflow.ws.wiring import prime, realtime
 
 logger = Logger()
 metrics = Metrics()
+container = Container(get_settings())
+snapstart.register(container)  # close pools/Redis before the snapshot
 # Imports and object graphs at init (no network): inside the SnapStart snapshot.
-prime(chat=True)
+container.prime(chat=True)
 
 
 def _refuse(status: int, code: str) -> dict[str, Any]:
@@ -43,8 +47,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         identity = protocol.identity(event)
         logger.append_keys(user_id=str(identity.user_id), connection_id=cid)
-        ensure_active(identity)
-        registration = realtime().connect(identity, cid)
+        container.users.ensure_active(identity)
+        registration = container.realtime.connect(identity, cid)
     except LimitExceeded as exc:
         logger.info("connection refused", extra={"code": exc.code})
         metrics.add_metric(name="ConnectRefusedLimit", unit=MetricUnit.Count, value=1)
@@ -59,4 +63,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return _refuse(403, exc.code)
     logger.info("connected", extra={"connections": registration.count, "first": registration.first})
     metrics.add_metric(name="Connected", unit=MetricUnit.Count, value=1)
-    return {"statusCode": 200}
+    # A browser that offered subprotocols (chatflow.v1 + its token) needs one of them echoed.
+    headers = protocol.subprotocol_response_headers(header(event, "sec-websocket-protocol"))
+    return {"statusCode": 200, "headers": headers} if headers else {"statusCode": 200}

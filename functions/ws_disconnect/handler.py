@@ -11,15 +11,18 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-import chatflow.snapstart  # noqa: F401 -- SnapStart hooks: close pools/Redis before the snapshot
+from chatflow import snapstart
+from chatflow.container import Container
 from chatflow.errors import ChatflowError
+from chatflow.settings import get_settings
 from chatflow.ws import protocol
-from chatflow.ws.wiring import prime, realtime
 
 logger = Logger()
 metrics = Metrics()
+container = Container(get_settings())
+snapstart.register(container)  # close pools/Redis before the snapshot
 # Imports and object graphs at init (no network): inside the SnapStart snapshot.
-prime(chat=False)
+container.prime(chat=False)
 
 
 @metrics.log_metrics
@@ -33,7 +36,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return {"statusCode": 400}
     ctx = event["requestContext"]
     logger.append_keys(user_id=str(identity.user_id), connection_id=cid)
-    result = realtime().disconnect(identity.user_id, cid)
+    result = container.realtime.disconnect(identity.user_id, cid)
     logger.info(
         "disconnected",
         extra={

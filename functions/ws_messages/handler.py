@@ -19,15 +19,17 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-import chatflow.snapstart  # noqa: F401 -- SnapStart hooks: close pools/Redis before the snapshot
-from chatflow.domain.users import ensure_active
+from chatflow import snapstart
+from chatflow.container import Container
 from chatflow.errors import ChatflowError
+from chatflow.settings import get_settings
 from chatflow.ws import actions, admission, frames, protocol
-from chatflow.ws.wiring import prime, realtime
 
 logger = Logger()
 metrics = Metrics()
-prime()
+container = Container(get_settings())
+snapstart.register(container)  # close pools/Redis before the snapshot
+container.prime(chat=True)
 
 
 @metrics.log_metrics
@@ -46,12 +48,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             request_id = protocol.request_id_of(raw)
             frame = frames.parse_frame(raw)
         except ChatflowError:
-            ensure_active(identity)  # a refused account hears that first
+            container.users.ensure_active(identity)  # a refused account hears that first
             raise
         # Bans close live sockets (DeleteConnection); re-checking here (cached status) also stops
         # a banned user whose socket could not be closed -- in one Redis round trip with the
         # connection's rate limit.
-        caller = admission.admit(identity, cid, frame, realtime())
+        caller = admission.admit(identity, cid, frame, container)
         reply = actions.dispatch(caller, frame)
         metrics.add_metric(name=f"Action_{frame.action}", unit=MetricUnit.Count, value=1)
         return protocol.reply(reply) if reply is not None else {"statusCode": 200}

@@ -11,12 +11,13 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from chatflow.adapters.redis_realtime import get_realtime_store
+from chatflow.container import Container
 from chatflow.errors import ChatflowError
 from chatflow.settings import get_settings
 from chatflow.ws import protocol
 
 logger = Logger()
+container = Container(get_settings())
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -26,12 +27,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         identity = protocol.identity(event)
         cid = protocol.connection_id(event)
         request_id = protocol.request_id_of(protocol.body_object(event))
-        store = get_realtime_store()
-        alive = store.touch(identity.user_id, cid)
+        registry = container.connection_registry
+        alive = registry.touch(identity.user_id, cid)
         if not alive:
             # The record expired (no ping for presence_ttl_s) while the socket stayed open.
-            limit = get_settings().max_connections_per_user
-            alive = store.register(identity.user_id, cid, limit=limit).accepted
+            limit = container.settings.max_connections_per_user
+            alive = registry.register(identity.user_id, cid, limit=limit).accepted
         frame: dict[str, Any] = {"type": "pong", "serverTime": int(time.time() * 1000)}
         if not alive:
             frame = protocol.error_frame(

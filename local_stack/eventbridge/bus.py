@@ -794,7 +794,7 @@ class LocalEventBus:
     def dead_letters(self, target: str | None = None) -> list[DeadLetter]:
         """What the DLQs of the rules' targets (and schedules') hold, oldest first, without
         receiving it; only target ``target`` (an Id) when given. Redrive them with the same tools
-        as in the cloud (``chatflow.events.tools redrive --queue-url``)."""
+        as in the cloud (``chatflow_dev.events redrive --queue-url``)."""
         rules = [*self.rules(), *self.schedule_rules()]
         letters: list[DeadLetter] = []
         seen: set[str] = set()

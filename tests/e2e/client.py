@@ -8,13 +8,14 @@ import contextlib
 import json
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 PASSWORD = "correct-horse-battery-staple"
 Frame = dict[str, Any]
@@ -81,9 +82,12 @@ class Socket:
     _reader: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, ws_url: str, token: str) -> Socket:
+    async def open(cls, ws_url: str, token: str, *, subprotocols: Sequence[str] = ()) -> Socket:
+        """``subprotocols``: offered in Sec-WebSocket-Protocol, as a browser can
+        (``new WebSocket(url, ["chatflow.v1", "bearer." + token])``)."""
         sep = "&" if "?" in ws_url else "?"
-        sock = cls(await connect(f"{ws_url}{sep}token={token}", open_timeout=30))
+        offered = [Subprotocol(p) for p in subprotocols] or None
+        sock = cls(await connect(f"{ws_url}{sep}token={token}", open_timeout=30, subprotocols=offered))
         sock._reader = asyncio.create_task(sock._read())
         return sock
 

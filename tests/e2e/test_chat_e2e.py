@@ -7,12 +7,13 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import aiohttp
 import pytest
 from websockets.exceptions import InvalidStatus
 
+from chatflow.adapters.redis_realtime import RedisRealtimeStore
 from tests.e2e.client import Api, HttpError, Socket
 from tests.e2e.target import Target
 
@@ -65,6 +66,31 @@ def test_two_members_chat_while_a_non_member_receives_nothing(e2e_target: Target
         finally:
             for sock in (a, b, c):
                 await sock.close()
+
+    run(e2e_target, scenario)
+
+
+def test_a_client_offering_the_chatflow_subprotocol_gets_it_and_never_its_token(e2e_target: Target) -> None:
+    """Browsers cannot set headers on a WebSocket but can offer subprotocols (docs/auth.md): the
+    handshake must pick ``chatflow.v1`` (a browser drops one that picks none) and never echo the
+    ``bearer.<token>`` entry."""
+
+    async def scenario(api: Api) -> None:
+        alice = await api.new_user("alice")
+        offered = ["chatflow.v1", f"bearer.{alice.access_token}"]
+        sock = await Socket.open(e2e_target.ws_url, alice.access_token, subprotocols=offered)
+        try:
+            assert sock.ws.subprotocol == "chatflow.v1"
+            await sock.send({"action": "ping", "requestId": "sp-1"})
+            pong = await sock.wait_for(lambda f: f.get("requestId") == "sp-1")
+            assert pong["type"] == "pong"
+        finally:
+            await sock.close()
+        plain = await Socket.open(e2e_target.ws_url, alice.access_token)
+        try:
+            assert plain.ws.subprotocol is None  # nothing offered, nothing chosen
+        finally:
+            await plain.close()
 
     run(e2e_target, scenario)
 
@@ -197,14 +223,14 @@ def test_a_vanished_client_answers_410_and_is_cleaned_up(e2e_target: Target) -> 
             assert bob_connection is not None
             ws_api.lost_disconnects.add(bob_connection)
             store = _realtime_store()
-            assert store.is_registered(uuid.UUID(bob.user_id), bob_connection)
+            assert _registered(store, bob.user_id, bob_connection)
         b.vanish()
         try:
             ack = await a.send_message(room, "anyone there?")
             assert ack["seq"] >= 1
             if local:
                 assert bob_connection is not None
-                assert not store.is_registered(uuid.UUID(bob.user_id), bob_connection)
+                assert not _registered(store, bob.user_id, bob_connection)
                 await _assert_gone(e2e_target, bob_connection)
             # Bob comes back and catches up: nothing was lost.
             b = await Socket.open(e2e_target.ws_url, await api.login(bob.handle))
@@ -218,10 +244,18 @@ def test_a_vanished_client_answers_410_and_is_cleaned_up(e2e_target: Target) -> 
     run(e2e_target, scenario)
 
 
-def _realtime_store() -> Any:
-    from chatflow.adapters.redis_realtime import get_realtime_store
+def _realtime_store() -> RedisRealtimeStore:
+    """The connection registry as the functions see it (same Redis and key prefix); a container
+    of this process holding only its Redis client."""
+    from chatflow.container import Container
+    from chatflow.settings import get_settings
 
-    return get_realtime_store()
+    return Container(get_settings()).connection_registry
+
+
+def _registered(store: RedisRealtimeStore, user_id: str, connection_id: str) -> bool:
+    live = store.connections_of([uuid.UUID(user_id)])
+    return connection_id in {t.connection_id for t in live}
 
 
 async def _assert_gone(target: Target, connection_id: str) -> None:

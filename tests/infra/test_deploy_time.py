@@ -25,6 +25,7 @@ import psycopg
 import pytest
 
 from chatflow.auth.tokens import TokenSigner, TokenVerifier, load_public_keys
+from chatflow.container import Container
 from infra import catalog
 from tests.support.lambdas import load_handler_module
 
@@ -97,7 +98,7 @@ def test_migrate_custom_resource_answers_cloudformation(
     response_server: tuple[str, list[dict[str, Any]]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from chatflow.settings import reset_settings_cache
+    from tests.support.settings import reset_settings_cache
 
     url, received = response_server
     event = _event("Create", {"Action": "migrate", "MigrationsHash": "x"}, url)
@@ -153,9 +154,10 @@ def test_operator_migrate_reports_the_schema_head(migrate_handler: Any, owner_en
 
 
 def test_operator_runs_the_admin_cli_in_the_function(migrate_handler: Any, owner_env: dict[str, str]) -> None:
-    from tests.support.identity import http_client, register, reset_identity_caches, unique_handle
+    from tests.support.identity import http_client, register, unique_handle
+    from tests.support.lambdas import reset_handlers
 
-    reset_identity_caches()
+    reset_handlers()
     handle = unique_handle("first-admin")
     register(http_client(), handle)
     answer = migrate_handler.handler({"command": ["promote", handle]}, None)
@@ -178,9 +180,9 @@ def test_operator_runs_the_admin_cli_in_the_function(migrate_handler: Any, owner
 def test_operator_mistakes_get_an_exit_code_and_a_message(
     migrate_handler: Any, chatflow_env: dict[str, str], command: Any, code: int, message: str
 ) -> None:
-    from tests.support.identity import reset_identity_caches
+    from tests.support.lambdas import reset_handlers
 
-    reset_identity_caches()
+    reset_handlers()
     answer = migrate_handler.handler({"command": command}, None)
     assert answer["exitCode"] == code
     assert message in answer["error"]
@@ -256,76 +258,77 @@ def test_iam_dsn_puts_a_signed_token_in_the_password(chatflow_env: dict[str, str
 
 
 # --- SnapStart -------------------------------------------------------------------------------------------
-def test_snapstart_hooks_close_connections_and_they_reopen_lazily(chatflow_env: dict[str, str]) -> None:
+def test_snapstart_hooks_close_connections_and_they_reopen_lazily(container: Container) -> None:
     import snapshot_restore_py
 
-    import chatflow.snapstart as snapstart
-    from chatflow.adapters import redis_client
-    from chatflow.adapters.postgres import pool
+    from chatflow import snapstart
 
-    assert snapstart.register() is True
+    assert snapstart.register(container) is True
     registered = [
         entry[0] if isinstance(entry, tuple) else entry
         for entry in snapshot_restore_py._before_snapshot_registry
     ]
-    assert snapstart.close_connections in registered
+    assert container.close_connections in registered
 
-    writer = pool.writer()
+    writer = container.postgres.writer()
     with writer.connection() as conn:
         assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
-    client = redis_client.get_redis()
+    client = container.redis.client
     assert client.ping() is True
 
-    snapstart.close_connections()  # what the runtime calls before the snapshot
+    container.close_connections()  # what the runtime calls before the snapshot
     assert writer.closed
-    assert pool._pools == {}
-    assert redis_client._client is None
+    assert container.postgres.writer() is not writer
+    assert container.redis.client is not client
 
-    with pool.writer().connection() as conn:  # first request after the restore
+    with container.postgres.writer().connection() as conn:  # first request after the restore
         assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
-    assert redis_client.get_redis().ping() is True
+    assert container.redis.client.ping() is True
 
 
 _SNAPSHOT_PROBE = """
-import sys, json
-sys.path.insert(0, {root!r})
+import json
 import snapshot_restore_py
-from tests.support.lambdas import load_handler
-from chatflow.adapters import redis_client
-from chatflow.adapters.postgres import pool
+from tests.support.lambdas import load_handler_module
 
-load_handler({name!r})
+container = load_handler_module({name!r}).container
 # Open what a warm-up request would open, then run the hooks exactly as the runtime does.
-with pool.writer().connection() as conn:
+writer = container.postgres.writer()
+with writer.connection() as conn:
     conn.execute("SELECT 1")
-redis_client.get_redis().ping()
+client = container.redis.client
+client.ping()
 before = [f"{{f.__module__}}.{{f.__qualname__}}" for f, *_ in snapshot_restore_py.get_before_snapshot()]
 for func, args, kwargs in snapshot_restore_py.get_before_snapshot():
     func(*args, **kwargs)
-closed = pool._pools == {{}} and redis_client._client is None
+closed = writer.closed and container.redis.client is not client
 for func, args, kwargs in snapshot_restore_py.get_after_restore():
     func(*args, **kwargs)
-with pool.writer().connection() as conn:
+with container.postgres.writer().connection() as conn:
     reopened = conn.execute("SELECT 1 AS one").fetchone() == {{"one": 1}}
-reopened = reopened and redis_client.get_redis().ping() is True
+reopened = reopened and container.redis.client.ping() is True
 print(json.dumps({{"before": before, "closed": closed, "reopened": reopened}}))
 """
 
 
 @pytest.mark.parametrize("name", [fn.name for fn in catalog.FUNCTIONS if fn.snapstart])
-def test_every_snapstart_handler_registers_the_hooks_on_import(
-    name: str, chatflow_env: dict[str, str]
-) -> None:
-    # A fresh interpreter: what the handler module itself imports is what registers the hooks,
-    # not some other test that imported chatflow.snapstart first.
-    root = str(Path(__file__).resolve().parents[2])
-    probe = _SNAPSHOT_PROBE.format(root=root, name=name)
+def test_every_snapstart_handler_registers_the_hooks_at_init(name: str, chatflow_env: dict[str, str]) -> None:
+    # A fresh interpreter: what the handler module itself does at init is what registers the
+    # hooks, not some other test. Run from the repository root, so ``tests`` is importable.
+    root = Path(__file__).resolve().parents[2]
+    probe = _SNAPSHOT_PROBE.format(name=name)
     env = {**os.environ, **chatflow_env}
     done = subprocess.run(
-        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-c", probe],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert "chatflow.snapstart.close_connections" in result["before"]
+    assert "chatflow.container.Container.close_connections" in result["before"]
     assert result["closed"] is True
     assert result["reopened"] is True

@@ -423,9 +423,10 @@ def test_admin_invokes_the_stage_operator_function(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from tests.support.identity import http_client, register, reset_identity_caches, unique_handle
+    from tests.support.identity import http_client, register, unique_handle
+    from tests.support.lambdas import reset_handlers
 
-    reset_identity_caches()
+    reset_handlers()
     handle = unique_handle("ops")
     register(http_client(), handle)
     capsys.readouterr()  # the http_api handler's own log lines

@@ -75,6 +75,23 @@ def test_pip_targets_lambda_arm64_and_package_is_copied(
     assert (out / "pydantic").is_dir()
 
 
+def test_the_layer_ships_only_what_lambda_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runtime package and its dependencies; developer tools (event schemas, invoke, sweep,
+    redrive, replay, local migrate) live in chatflow_dev, outside the layer. The one command line
+    inside is the admin CLI, which the migrate function runs (make admin)."""
+    monkeypatch.setattr("infra.layer.subprocess.run", _fake_pip([]))
+    _no_interpreter(monkeypatch)
+    assert layer.PipLayerBundling("3.13").try_bundle(str(tmp_path)) is True
+    out = tmp_path / "python"
+    assert {p.name for p in out.iterdir()} == {"chatflow", "pydantic"}  # pydantic: the fake pip's
+    for tool in ("chatflow_dev", "infra", "local_stack", "tests", "functions"):
+        assert not list(out.rglob(tool)), tool
+    sources = {p.relative_to(out).as_posix(): p.read_text() for p in (out / "chatflow").rglob("*.py")}
+    assert "chatflow/container.py" in sources
+    command_lines = [name for name, text in sources.items() if "argparse" in text or "__main__" in text]
+    assert command_lines == ["chatflow/admin_cli.py"], "developer tools belong to chatflow_dev"
+
+
 def test_layer_is_compiled_with_the_runtimes_python_when_available(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,8 +1,11 @@
 """Fixtures shared by the rooms/messages integration tests (domain and HTTP).
 
-- ``chat``: the rooms/messages services rebuilt from this run's settings (and again afterwards).
+- ``chat``: the container the test's direct service calls go through (chatflow.container, real
+  Postgres + Redis): the WebSocket harness's when the test uses ``ws`` (its endpoints), pools of 8
+  connections when it uses ``wide_pool``, else one on this run's settings. ``rooms`` and
+  ``messages`` are its services.
 - ``owner``: a fresh active user (inserted directly; see tests/support/rooms.py).
-- ``wide_pool``: writer/reader pools wide enough for real concurrency in threads.
+- ``wide_pool``: ``chat``'s writer/reader pools wide enough for real concurrency in threads.
 - ``rooms_api``: the real authorizer + http_api handlers behind an API Gateway-like client.
 - ``make_api_user``: a fresh user with a real access token, calling ``rooms_api``.
 - ``ws``, ``alice``, ``bob``, ``room_id``: the WebSocket handlers behind a harness (real Redis,
@@ -20,34 +23,49 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
-from chatflow.domain import rooms
+from chatflow.container import Container
 from chatflow.domain.identity import Identity
+from chatflow.domain.messages import MessageService
+from chatflow.domain.rooms import RoomService
 from tests.support.apigw import HttpApiClient
 from tests.support.identity import http_client
-from tests.support.rooms import ApiUser, insert_user, wide_writer_pool
+from tests.support.rooms import ApiUser, chat_container, insert_user
 from tests.support.ws_harness import WsHarness, ws_harness
 
 
 @pytest.fixture
-def chat(chatflow_env: dict[str, str]) -> Iterator[None]:
-    rooms.reset_services()
-    yield
-    rooms.reset_services()
+def chat(request: pytest.FixtureRequest, chatflow_env: dict[str, str]) -> Iterator[Container]:
+    if "ws" in request.fixturenames:
+        harness: WsHarness = request.getfixturevalue("ws")
+        yield harness.container
+        return
+    with chat_container(pool_size=8 if "wide_pool" in request.fixturenames else None) as container:
+        yield container
 
 
 @pytest.fixture
-def owner(db: psycopg.Connection[dict[str, Any]], chat: None) -> Identity:
+def rooms(chat: Container) -> RoomService:
+    return chat.rooms
+
+
+@pytest.fixture
+def messages(chat: Container) -> MessageService:
+    return chat.messages
+
+
+@pytest.fixture
+def owner(db: psycopg.Connection[dict[str, Any]], chat: Container) -> Identity:
     return insert_user(db)
 
 
 @pytest.fixture
-def wide_pool(chat: None) -> Iterator[None]:
-    with wide_writer_pool():
-        yield
+def wide_pool() -> None:
+    """Asks ``chat`` for pools of 8 connections (the Lambda-sized default has 2), so that threads
+    really run transactions at the same time."""
 
 
 @pytest.fixture
-def rooms_api(chat: None) -> HttpApiClient:
+def rooms_api(chatflow_env: dict[str, str]) -> HttpApiClient:
     return http_client()
 
 
@@ -78,7 +96,7 @@ def bob(db: psycopg.Connection[dict[str, Any]], ws: WsHarness) -> Identity:
 
 
 @pytest.fixture
-def room_id(alice: Identity, bob: Identity) -> UUID:
+def room_id(alice: Identity, bob: Identity, rooms: RoomService) -> UUID:
     room = rooms.create_channel(alice, "public", f"ws-{uuid4().hex[:8]}").room
     rooms.join(bob, room.id)
     return room.id

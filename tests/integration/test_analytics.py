@@ -11,10 +11,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from chatflow.adapters.postgres.analytics import PostgresAnalyticsRepository
-from chatflow.domain import analytics
+from chatflow.container import Container
+from chatflow.domain.analytics import AnalyticsService
+from chatflow.domain.analytics_models import Applied, DailyFigures, RoomHour
 from chatflow.errors import InvalidInput
 from chatflow.events.schemas import ConnectionOpened, MemberLeft, MessageCreated, UserOnline
+from chatflow.wire import analytics_report_to_dict
 from tests.support.apigw import lambda_context
 from tests.support.events import envelope
 from tests.support.lambdas import load_handler_module
@@ -65,7 +67,7 @@ def _message(room: uuid.UUID, sender: uuid.UUID, at: datetime, seq: int) -> Mess
 
 
 def test_counts_messages_per_room_hour_active_users_and_connections_once(
-    db: DB, fn: ModuleType, capsys: pytest.CaptureFixture[str]
+    container: Container, db: DB, fn: ModuleType, capsys: pytest.CaptureFixture[str]
 ) -> None:
     room_a, room_b = uuid.uuid4(), uuid.uuid4()
     alice, bob = uuid.uuid4(), uuid.uuid4()
@@ -97,7 +99,7 @@ def test_counts_messages_per_room_hour_active_users_and_connections_once(
         (room_a, 10, 1),
         (room_b, 9, 1),
     }
-    report = analytics.report(PostgresAnalyticsRepository(), start=DAY.date(), end=DAY.date(), room_id=None)
+    report = container.analytics.report(start=DAY.date(), end=DAY.date(), room_id=None)
     (day,) = report.daily
     assert day.active_users == 2
     assert day.counters["messages_created"] == 4
@@ -132,14 +134,16 @@ def test_invalid_event_is_logged_counted_and_raised_valid_one_logged_with_its_id
     assert keys["detail_type"] == "member.left"
 
 
-def test_report_fills_days_filters_room_and_validates_range(db: DB, fn: ModuleType) -> None:
+def test_report_fills_days_filters_room_and_validates_range(
+    container: Container, db: DB, fn: ModuleType
+) -> None:
     room = uuid.uuid4()
     day = DAY + timedelta(days=40)
     _invoke(fn, envelope(_message(room, uuid.uuid4(), day.replace(hour=5), 1)))
     _invoke(fn, envelope(UserOnline(occurred_at=day, user_id=uuid.uuid4())))
-    repo = PostgresAnalyticsRepository()
-    report = analytics.report(repo, start=day.date() - timedelta(days=2), end=day.date(), room_id=room)
-    body: Any = json.loads(json.dumps(report.to_dict()))
+    service = container.analytics
+    report = service.report(start=day.date() - timedelta(days=2), end=day.date(), room_id=room)
+    body: Any = json.loads(json.dumps(analytics_report_to_dict(report)))
     assert [d["date"] for d in body["daily"]] == [
         (day.date() - timedelta(days=2)).isoformat(),
         (day.date() - timedelta(days=1)).isoformat(),
@@ -152,21 +156,22 @@ def test_report_fills_days_filters_room_and_validates_range(db: DB, fn: ModuleTy
         {"roomId": str(room), "hour": day.replace(hour=5).isoformat(), "messages": 1}
     ]
     with pytest.raises(InvalidInput, match="after"):
-        analytics.report(repo, start=date(2031, 1, 2), end=date(2031, 1, 1), room_id=None)
+        service.report(start=date(2031, 1, 2), end=date(2031, 1, 1), room_id=None)
     with pytest.raises(InvalidInput, match="at most"):
-        analytics.report(repo, start=date(2030, 1, 1), end=date(2031, 1, 1), room_id=None)
+        service.report(start=date(2030, 1, 1), end=date(2031, 1, 1), room_id=None)
 
 
 def test_default_range_is_the_last_seven_days() -> None:
     class Empty:
-        def daily(self, start: date, end: date) -> list[analytics.DailyFigures]:
+        def daily(self, start: date, end: date) -> list[DailyFigures]:
             return []
 
-        def rooms_hourly(self, *args: Any) -> list[analytics.RoomHour]:
+        def rooms_hourly(self, *args: Any) -> list[RoomHour]:
             return []
 
-        def apply(self, *args: Any) -> analytics.Applied:
+        def apply(self, *args: Any) -> Applied:
             raise AssertionError
 
-    report = analytics.report(Empty(), start=None, end=None, room_id=None, today=date(2026, 11, 25))
+    service = AnalyticsService(Empty())
+    report = service.report(start=None, end=None, room_id=None, today=date(2026, 11, 25))
     assert (report.start, report.end, len(report.daily)) == (date(2026, 11, 19), date(2026, 11, 25), 7)

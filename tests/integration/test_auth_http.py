@@ -13,7 +13,8 @@ import psycopg
 import pytest
 
 from tests.support.apigw import HttpApiClient
-from tests.support.identity import http_client, promote, register, reset_identity_caches, unique_handle
+from tests.support.identity import http_client, promote, register, unique_handle
+from tests.support.lambdas import load_handler_module, reset_handlers
 
 DB = psycopg.Connection[dict[str, Any]]
 PASSWORD = "correct horse 1"
@@ -21,7 +22,7 @@ PASSWORD = "correct horse 1"
 
 @pytest.fixture
 def api(chatflow_env: dict[str, str]) -> HttpApiClient:
-    reset_identity_caches()
+    reset_handlers()
     return http_client()
 
 
@@ -276,7 +277,7 @@ def test_ban_is_admin_only_and_validates_target(api: HttpApiClient) -> None:
 
 
 def test_demotion_takes_effect_on_the_next_request(api: HttpApiClient) -> None:
-    from chatflow.auth.admin_cli import main
+    from chatflow.admin_cli import main
 
     handle = unique_handle("admin")
     pair = register(api, handle)
@@ -287,9 +288,7 @@ def test_demotion_takes_effect_on_the_next_request(api: HttpApiClient) -> None:
     assert resp.status == 403
 
 
-def test_ban_calls_the_wired_session_terminator(api: HttpApiClient) -> None:
-    from chatflow.auth.service import get_session_terminator, set_session_terminator
-
+def test_ban_calls_the_wired_session_terminator(api: HttpApiClient, monkeypatch: pytest.MonkeyPatch) -> None:
     closed: list[uuid.UUID] = []
 
     class RecordingTerminator:
@@ -302,12 +301,9 @@ def test_ban_calls_the_wired_session_terminator(api: HttpApiClient) -> None:
     promote(admin_handle)
     admin = _token_for(api, admin_handle)
     victim = register(api)
-    wired = get_session_terminator()  # the http_api handler wires REALTIME's at cold start
-    set_session_terminator(RecordingTerminator())
-    try:
-        resp = api.post(f"/admin/users/{victim['user']['id']}/ban", token=admin["accessToken"])
-    finally:
-        set_session_terminator(wired)
+    users = load_handler_module("http_api").container.users  # REALTIME's terminator is wired in
+    monkeypatch.setattr(users, "session_terminator", RecordingTerminator())
+    resp = api.post(f"/admin/users/{victim['user']['id']}/ban", token=admin["accessToken"])
     assert resp.status == 200
     assert resp.json["sessionsClosed"] == 2
     assert closed == [uuid.UUID(victim["user"]["id"])]
@@ -316,9 +312,9 @@ def test_ban_calls_the_wired_session_terminator(api: HttpApiClient) -> None:
 def test_admin_cli_reports_unknown_handles(
     chatflow_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from chatflow.auth.admin_cli import main
+    from chatflow.admin_cli import main
 
-    reset_identity_caches()
+    reset_handlers()
     assert main(["promote", unique_handle("ghost")]) == 1
     assert "no user" in capsys.readouterr().err
 
@@ -382,7 +378,7 @@ def test_a_successful_login_resets_the_failure_count(api: HttpApiClient) -> None
 
 
 def test_deleted_user_is_refused_at_once(api: HttpApiClient) -> None:
-    from chatflow.auth.admin_cli import main
+    from chatflow.admin_cli import main
 
     pair = register(api)
     assert api.get("/users/me", token=pair["accessToken"]).status == 200  # cached as active

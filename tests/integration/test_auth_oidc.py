@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from chatflow.auth.tokens import TokenVerifier, external_user_id, load_public_keys
 from chatflow.errors import Unauthorized
 from tests.support.apigw import HttpApiClient
-from tests.support.identity import http_client, promote, register, reset_identity_caches
-from tests.support.lambdas import load_handler_module
+from tests.support.identity import http_client, promote, register
+from tests.support.lambdas import load_handler_module, reset_handlers
 
 ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_TEST"
 CLIENT_ID = "client-abc123"
@@ -166,20 +166,21 @@ def oidc_api(
     jwks: JwksServer, monkeypatch: pytest.MonkeyPatch, chatflow_env: dict[str, str]
 ) -> Iterator[HttpApiClient]:
     from chatflow.auth.tokens import verifier_from_settings
-    from chatflow.settings import get_settings, reset_settings_cache
+    from chatflow.settings import get_settings
+    from tests.support.settings import reset_settings_cache
 
     monkeypatch.setenv("OIDC_ISSUER", ISSUER)
     monkeypatch.setenv("OIDC_AUDIENCE", CLIENT_ID)
     monkeypatch.setenv("OIDC_JWKS_URL", jwks.url)
     reset_settings_cache()
-    reset_identity_caches()
+    reset_handlers()
     client = http_client()
     authorizer = load_handler_module("authorizer")
     monkeypatch.setattr(authorizer, "verifier", verifier_from_settings(get_settings()))
     yield client
     monkeypatch.undo()
     reset_settings_cache()
-    reset_identity_caches()
+    reset_handlers()
 
 
 def test_first_request_provisions_the_user_and_bans_apply(

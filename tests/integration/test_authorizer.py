@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.parser.models.apigw_websocket import (
 from aws_lambda_powertools.utilities.parser.models.apigwv2 import ApiGatewayAuthorizerRequestV2
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from chatflow.auth.tokens import get_signer
+from chatflow.auth.tokens import TokenSigner, signer_from_settings
 from chatflow.domain.identity import Identity
 from tests.support.apigw import (
     http_authorizer_event,
@@ -31,16 +31,24 @@ from tests.support.apigw import (
     ws_authorizer_event,
     ws_connect_event,
 )
-from tests.support.identity import reset_identity_caches
-from tests.support.lambdas import load_handler
+from tests.support.lambdas import load_handler, reset_handlers
 
 Handler = Any
 
 
 @pytest.fixture
 def authorizer(chatflow_env: dict[str, str]) -> Handler:
-    reset_identity_caches()
+    reset_handlers()
     return load_handler("authorizer")
+
+
+def get_signer() -> TokenSigner:
+    """The HTTP API's signer with this run's key (as its container builds it)."""
+    from chatflow.settings import get_settings
+
+    settings = get_settings()
+    assert settings.jwt_private_key is not None
+    return signer_from_settings(settings, settings.jwt_private_key)
 
 
 def _token(role: str = "user") -> tuple[str, uuid.UUID]:

@@ -8,8 +8,10 @@ import uuid
 import pytest
 import redis
 
+from chatflow.adapters.redis_client import RedisConnection
 from chatflow.adapters.redis_realtime import RedisRealtimeStore
-from chatflow.domain.realtime import RemovedConnections, Target
+from chatflow.domain.realtime_models import RemovedConnections, Target
+from chatflow.domain.user_models import UserStatus
 from chatflow.settings import get_settings
 
 
@@ -32,7 +34,8 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def store(chatflow_env: dict[str, str], rds: redis.Redis[str], clock: FakeClock) -> RedisRealtimeStore:
-    return RedisRealtimeStore(client=rds, settings=get_settings(), clock=clock)
+    settings = get_settings()
+    return RedisRealtimeStore(RedisConnection(settings, client=rds), settings, clock=clock)
 
 
 def _cid() -> str:
@@ -50,7 +53,8 @@ def test_limit_is_atomic_under_50_concurrent_connects(
     def connect(cid: str) -> None:
         # Each thread its own client: real concurrency on the server, not one socket.
         client = redis.Redis.from_url(chatflow_env["REDIS_URL"], decode_responses=True)
-        own = RedisRealtimeStore(client=client, settings=get_settings())
+        settings = get_settings()
+        own = RedisRealtimeStore(RedisConnection(settings, client=client), settings)
         barrier.wait()
         ok = own.register(user, cid, limit=5).accepted
         with lock:
@@ -201,23 +205,27 @@ def test_remove_all_for_bans(store: RedisRealtimeStore) -> None:
     assert store.remove_all(user) == RemovedConnections((), presence_version=0)
 
 
-def test_rate_limit_reads_another_key_in_the_same_round_trip_and_loads_its_script_once(
+def test_rate_limit_reads_the_users_status_in_the_same_round_trip_and_loads_its_script_once(
     store: RedisRealtimeStore, rds: redis.Redis[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from chatflow.adapters import redis_realtime
+    from chatflow.adapters.redis_user_status import RedisUserStatusCache
 
     # A script source the server has never seen: the first EVALSHA gets NOSCRIPT, then loads it.
     monkeypatch.setattr(redis_realtime, "_RATE", redis_realtime._RATE + f"\n-- {uuid.uuid4()}\n")
-    fresh = RedisRealtimeStore(client=rds, settings=get_settings(), clock=store._clock)
-    other = get_settings().redis_key_prefix + "other:" + uuid.uuid4().hex
-    rds.set(other, "value", ex=60)
+    settings = get_settings()
+    connection = RedisConnection(settings, client=rds)
+    fresh = RedisRealtimeStore(connection, settings, clock=store._clock)
+    cached, missing = uuid.uuid4(), uuid.uuid4()
+    status = UserStatus(status="banned", tokens_valid_after=12.5, role="user", handle="cached")
+    RedisUserStatusCache(connection).put(cached, status)
     cid = _cid()
-    first = fresh.hit_rate_limit("messages", cid, limit=2, window_s=10, also_read=other)
-    second = fresh.hit_rate_limit("messages", cid, limit=2, window_s=10, also_read=other)
-    third = fresh.hit_rate_limit("messages", cid, limit=2, window_s=10, also_read=other + "-missing")
-    assert (first.allowed, first.read) == (True, "value")
-    assert (second.allowed, second.read) == (True, "value")
-    assert (third.allowed, third.read) == (False, None)
+    first = fresh.hit_rate_limit("messages", cid, limit=2, window_s=10, with_status_of=cached)
+    second = fresh.hit_rate_limit("messages", cid, limit=2, window_s=10, with_status_of=cached)
+    third = fresh.hit_rate_limit("messages", cid, limit=2, window_s=10, with_status_of=missing)
+    assert (first.allowed, first.status) == (True, status)
+    assert (second.allowed, second.status) == (True, status)
+    assert (third.allowed, third.status) == (False, None)
     assert third.retry_after_ms > 0
 
 

@@ -194,10 +194,10 @@ def test_unknown_operation_is_a_clear_error(client: EventBridgeClient) -> None:
 
 def test_dead_letters_are_listed_and_redriven_from_their_sqs_queue() -> None:
     """The DLQ is an SQS queue on the same endpoint: ``/_local/dead-letters`` lists it, and the
-    cloud's redrive (``chatflow.events.tools.redrive_sqs`` with a boto3 sqs client) empties it."""
+    cloud's redrive (``chatflow_dev.events.redrive_sqs`` with a boto3 sqs client) empties it."""
     import urllib.request
 
-    from chatflow.events import tools
+    from chatflow_dev import events as tools
 
     attempts: dict[str, int] = {}
 

@@ -19,20 +19,26 @@ import psycopg
 import pytest
 
 from chatflow.adapters.eventbridge import EventBridgePublisher
+from chatflow.adapters.outbox_relay import OutboxRelay
 from chatflow.adapters.postgres import outbox
-from chatflow.adapters.postgres.pool import writer
-from chatflow.adapters.redis_realtime import reset_realtime_store
 from chatflow.adapters.sns_delivery import SnsNotificationChannel
-from chatflow.events import tools
-from chatflow.events.relay import OutboxRelay
+from chatflow.container import Container
 from chatflow.events.schemas import DomainEvent, MemberLeft, MessageCreated, UserOnline
+from chatflow_dev import events as tools
 from infra.catalog import async_failure_queue_name, function
 from local_stack.eventbridge.http_api import RunningEventBridgeApi
 from tests.support.apigw import lambda_context
 from tests.support.events import NAME_PREFIX, emulator, events_client, insert_room, insert_user, sqs_client
-from tests.support.lambdas import load_handler_module
+from tests.support.lambdas import load_handler_module, reset_handlers
 
 DB = psycopg.Connection[dict[str, Any]]
+SOURCE = "chatflow.chat"
+
+
+def _database_url() -> str:
+    from chatflow.settings import get_settings
+
+    return get_settings().database_url
 
 
 class RecordingSns:
@@ -50,14 +56,15 @@ class RecordingSns:
 
 
 @pytest.fixture
-def sns(chatflow_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> RecordingSns:
-    reset_realtime_store()
+def sns(chatflow_env: dict[str, str]) -> Iterator[RecordingSns]:
     recorder = RecordingSns()
     channel = SnsNotificationChannel(
         "arn:aws:sns:us-east-1:000000000000:chatflow", client=cast(Any, recorder)
     )
-    monkeypatch.setattr(load_handler_module("notifications"), "get_channel", lambda: channel)
-    return recorder
+    reset_handlers()  # a fresh notifications function, its channel replaced by the recorder
+    load_handler_module("notifications").container.override(notification_channel=channel)
+    yield recorder
+    reset_handlers()
 
 
 @pytest.fixture
@@ -73,17 +80,17 @@ def api(sns: RecordingSns) -> Iterator[RunningEventBridgeApi]:
 
 
 @pytest.fixture
-def relay(api: RunningEventBridgeApi) -> OutboxRelay:
+def relay(api: RunningEventBridgeApi, container: Container) -> OutboxRelay:
     publisher = EventBridgePublisher(
-        client=events_client(api.endpoint_url), bus_name="chatflow", sleep=lambda _: None
+        client=events_client(api.endpoint_url), bus_name="chatflow", source=SOURCE, sleep=lambda _: None
     )
-    return OutboxRelay(publisher=publisher)
+    return OutboxRelay(pool=container.postgres.writer, publisher=publisher)
 
 
 def _commit_and_relay(relay: OutboxRelay, api: RunningEventBridgeApi, events: list[DomainEvent]) -> None:
-    with writer().connection() as conn, conn.transaction():
+    with psycopg.connect(_database_url(), autocommit=True) as conn, conn.transaction():
         for event in events:
-            outbox.enqueue(conn, event)
+            outbox.enqueue(conn, event, source=SOURCE)
     relay.drain()
     assert api.bus.wait_idle(30)
 
@@ -268,40 +275,35 @@ def test_sqs_dead_letters_are_put_back_on_the_bus_and_only_then_deleted(
 
 
 @pytest.fixture
-def live_bus(api: RunningEventBridgeApi, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningEventBridgeApi]:
-    """Writers' flush_after_commit pointed at the emulator (as the local gateway configures it)."""
-    from chatflow.adapters.eventbridge import reset_publisher
-    from chatflow.domain import rooms
-    from chatflow.events import relay as relay_module
-    from chatflow.settings import reset_settings_cache
+def live_bus(api: RunningEventBridgeApi, monkeypatch: pytest.MonkeyPatch) -> Iterator[Container]:
+    """A container whose writers' after-commit flush goes to the emulator (as the local gateway
+    configures it); the functions cold-start with the same setting."""
+    from chatflow.settings import get_settings
+    from tests.support.settings import reset_settings_cache
 
     monkeypatch.setenv("EVENTS_ENDPOINT_URL", api.endpoint_url)
     reset_settings_cache()
-    reset_publisher()
-    relay_module.set_flush_relay(None)
-    rooms.reset_services()
-    yield api
+    container = Container(get_settings())
+    yield container
+    container.close()
     monkeypatch.delenv("EVENTS_ENDPOINT_URL")
-    reset_settings_cache()
-    reset_publisher()
-    relay_module.set_flush_relay(None)
-    rooms.reset_services()
+    reset_handlers()
 
 
 def test_a_real_send_reaches_the_consumers_and_survives_a_bus_outage(
-    db: DB, live_bus: RunningEventBridgeApi
+    db: DB, api: RunningEventBridgeApi, live_bus: Container
 ) -> None:
     """ROOMS' own write path (message + outbox row in one transaction, flush after commit)."""
-    from chatflow.domain import messages, rooms
     from tests.support.rooms import insert_user as insert_identity
 
+    rooms, messages = live_bus.rooms, live_bus.messages
     owner = insert_identity(db)
     reader = insert_identity(db)
     room_id = rooms.create_channel(owner, "public", f"ev-{uuid.uuid4().hex[:8]}").room.id
     rooms.join(reader, room_id)
     _, created = messages.send(owner, room_id, "c-1", f"hi @{reader.handle}")
     assert created
-    assert live_bus.bus.wait_idle(30)
+    assert api.bus.wait_idle(30)
     row = db.execute(
         "SELECT unread_messages, unread_mentions FROM notification_counters "
         "WHERE room_id = %s AND user_id = %s",
@@ -311,7 +313,7 @@ def test_a_real_send_reaches_the_consumers_and_survives_a_bus_outage(
     assert _room_messages(db, room_id) == 1
 
     # EventBridge down while a message is sent: the send succeeds, the event waits in the outbox.
-    live_bus.bus.faults.set_unavailable(True)
+    api.bus.faults.set_unavailable(True)
     second, _ = messages.send(owner, room_id, "c-2", "anyone?")
     pending = db.execute(
         "SELECT event_id FROM outbox WHERE detail_type = 'message.created' AND published_at IS NULL "
@@ -319,10 +321,11 @@ def test_a_real_send_reaches_the_consumers_and_survives_a_bus_outage(
         (str(second.id),),
     ).fetchone()
     assert pending is not None
-    live_bus.bus.faults.clear()
+    api.bus.faults.clear()
     db.execute("UPDATE outbox SET next_attempt_at = now() WHERE event_id = %s", (pending["event_id"],))
+    reset_handlers()  # the sweep function cold-starts with the emulator's endpoint
     sweep = load_handler_module("outbox_relay").handler({}, lambda_context("chatflow-outbox_relay"))
     assert sweep["sent"] >= 1
-    assert live_bus.bus.wait_idle(30)
+    assert api.bus.wait_idle(30)
     assert _unread(db, room_id, reader.user_id) == 2
     assert _room_messages(db, room_id) == 2

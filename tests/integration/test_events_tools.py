@@ -1,4 +1,4 @@
-"""`python -m chatflow.events.tools`: local invoke with the sample events, schema check exit codes."""
+"""`python -m chatflow_dev.events`: local invoke with the sample events, schema check exit codes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from chatflow.events import tools
+from chatflow_dev import events as tools
 
 ROOT = Path(__file__).resolve().parents[2]
 DB = psycopg.Connection[dict[str, Any]]

@@ -19,10 +19,11 @@ import psycopg
 import pytest
 
 from chatflow.adapters.sqs_fanout import CHUNK_MEMBERS, FanoutJob, SqsFanoutQueue, chunk_jobs
-from chatflow.domain import rooms
 from chatflow.domain.identity import Identity
+from chatflow.domain.rooms import RoomService
+from chatflow.settings import get_settings
 from tests.support.apigw import lambda_context
-from tests.support.lambdas import load_handler
+from tests.support.lambdas import load_handler, load_handler_module, reset_handlers
 from tests.support.rooms import insert_user
 from tests.support.ws_harness import WsHarness, ws_harness
 
@@ -35,8 +36,8 @@ REGION = "us-east-1"
 
 @pytest.fixture
 def sqs_queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[SQSClient, str]]:
-    from chatflow.settings import reset_settings_cache
     from local_stack.eventbridge import LocalEventBus, running_eventbridge_api
+    from tests.support.settings import reset_settings_cache
 
     with running_eventbridge_api(LocalEventBus(name="aws")) as aws:
         monkeypatch.setenv("AWS_ENDPOINT_URL", aws.endpoint_url)
@@ -98,7 +99,7 @@ def _consume(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def big_room(db: DB, ws: WsHarness) -> tuple[Identity, list[Identity], UUID]:
+def big_room(rooms: RoomService, db: DB, ws: WsHarness) -> tuple[Identity, list[Identity], UUID]:
     owner = insert_user(db)
     members = [insert_user(db) for _ in range(3)]
     room = rooms.create_channel(owner, "public", f"big-{uuid4().hex[:8]}").room
@@ -108,7 +109,11 @@ def big_room(db: DB, ws: WsHarness) -> tuple[Identity, list[Identity], UUID]:
 
 
 def test_large_room_is_fanned_out_through_the_queue(
-    ws: WsHarness, db: DB, sqs_queue: tuple[SQSClient, str], big_room: tuple[Identity, list[Identity], UUID]
+    rooms: RoomService,
+    ws: WsHarness,
+    db: DB,
+    sqs_queue: tuple[SQSClient, str],
+    big_room: tuple[Identity, list[Identity], UUID],
 ) -> None:
     client, url = sqs_queue
     owner, members, room_id = big_room
@@ -155,9 +160,7 @@ def test_partial_batch_failure_retries_only_the_failed_record(
     bad = FanoutJob(broken_room, frame, tuple(m.user_id for m in members))
     malformed_body = '{"v": 99}'
 
-    from chatflow.ws.wiring import realtime
-
-    directory = realtime().rooms
+    directory = load_handler_module("fanout").container.room_directory
     original = directory.member_ids
 
     def member_ids(room: UUID) -> Any:
@@ -193,7 +196,7 @@ def test_enqueue_chunks_members_and_batches_sends(
     client, url = sqs_queue
     members = [uuid4() for _ in range(CHUNK_MEMBERS * 2 + 1)]
     room_id = uuid4()
-    SqsFanoutQueue(queue_url=url).enqueue(
+    SqsFanoutQueue(get_settings(), queue_url=url).enqueue(
         room_id, {"type": "message"}, member_ids=members, exclude_connection="c="
     )
     jobs = [FanoutJob.from_json(r["body"]) for r in _drain(client, url)]
@@ -216,13 +219,10 @@ def test_jobs_round_trip_and_reject_garbage() -> None:
 def test_queue_outage_falls_back_to_synchronous_delivery(
     ws: WsHarness, big_room: tuple[Identity, list[Identity], UUID], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chatflow.settings import reset_settings_cache
-    from chatflow.ws import wiring
 
     owner, members, room_id = big_room
     monkeypatch.setenv("FANOUT_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/no-such-queue")
-    reset_settings_cache()
-    wiring.use_service(None)
+    reset_handlers()  # the functions cold-start with that queue
     sender = ws.connected(owner)
     cid = ws.connected(members[0])
     ack = ws.send(
@@ -235,8 +235,6 @@ def test_queue_outage_falls_back_to_synchronous_delivery(
 def test_gone_recipient_on_the_queue_path_loses_only_its_own_connection(
     ws: WsHarness, sqs_queue: tuple[SQSClient, str], big_room: tuple[Identity, list[Identity], UUID]
 ) -> None:
-    from chatflow.adapters.redis_realtime import get_realtime_store
-
     client, url = sqs_queue
     owner, members, room_id = big_room
     sender = ws.connected(owner)
@@ -251,7 +249,8 @@ def test_gone_recipient_on_the_queue_path_loses_only_its_own_connection(
 
     assert len(ws.received(live, "message")) == 1
     registered = {
-        t.connection_id for t in get_realtime_store().connections_of([owner.user_id, members[0].user_id])
+        t.connection_id
+        for t in ws.container.connection_registry.connections_of([owner.user_id, members[0].user_id])
     }
     assert stale not in registered  # THAT recipient's connection is removed...
     assert {sender, live} <= registered  # ...never the sender's, nor the user's live device

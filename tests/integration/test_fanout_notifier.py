@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from chatflow.adapters.apigw_connections import ApiGatewayNotifier
-from chatflow.domain.realtime import Target
+from chatflow.domain.realtime_models import Target
 from chatflow.settings import get_settings
 from local_stack.connections import RecordingBackend, RunningManagementApi, running_management_api
 

@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
 import pytest
 
-from chatflow.domain import messages, rooms
+from chatflow.container import Container
 from chatflow.domain.identity import Identity
+from chatflow.domain.messages import MessageService
+from chatflow.domain.rooms import RoomService
 from chatflow.errors import Forbidden, InvalidInput, NotFound
-from tests.support.rooms import insert_user, run_concurrently, wide_writer_pool
+from tests.support.rooms import insert_user, run_concurrently
 
 DB = psycopg.Connection[dict[str, Any]]
 TOTAL = 23
 
 
 @pytest.fixture
-def room_id(owner: Identity) -> UUID:
+def room_id(rooms: RoomService, messages: MessageService, owner: Identity) -> UUID:
     room = rooms.create_channel(owner, "public", f"hist-{uuid4().hex[:8]}").room.id
     for i in range(1, TOTAL + 1):
         messages.send(owner, room, f"h-{i}", f"message {i}")
@@ -31,7 +33,7 @@ def _seqs(page: Any) -> list[int]:
     return [m.seq for m in page.messages]
 
 
-def test_latest_page_by_default(owner: Identity, room_id: UUID) -> None:
+def test_latest_page_by_default(messages: MessageService, owner: Identity, room_id: UUID) -> None:
     page = messages.history(owner, room_id, limit=5)
     assert _seqs(page) == [19, 20, 21, 22, 23]
     assert page.last_seq == TOTAL
@@ -39,7 +41,9 @@ def test_latest_page_by_default(owner: Identity, room_id: UUID) -> None:
     assert page.next_cursor is None
 
 
-def test_walk_backwards_with_prev_cursor_covers_everything_once(owner: Identity, room_id: UUID) -> None:
+def test_walk_backwards_with_prev_cursor_covers_everything_once(
+    messages: MessageService, owner: Identity, room_id: UUID
+) -> None:
     seen: list[int] = []
     page = messages.history(owner, room_id, limit=5)
     seen = _seqs(page) + seen
@@ -51,7 +55,7 @@ def test_walk_backwards_with_prev_cursor_covers_everything_once(owner: Identity,
     assert _seqs(page) == [1, 2, 3]
 
 
-def test_walk_forwards_with_next_cursor(owner: Identity, room_id: UUID) -> None:
+def test_walk_forwards_with_next_cursor(messages: MessageService, owner: Identity, room_id: UUID) -> None:
     seen: list[int] = []
     page = messages.history(owner, room_id, after=0, limit=7)
     seen += _seqs(page)
@@ -78,6 +82,7 @@ def test_walk_forwards_with_next_cursor(owner: Identity, room_id: UUID) -> None:
     ],
 )
 def test_keyset_edges(
+    messages: MessageService,
     owner: Identity,
     room_id: UUID,
     kwargs: dict[str, int],
@@ -90,7 +95,9 @@ def test_keyset_edges(
     assert (page.prev_cursor, page.next_cursor) == (prev, next_)
 
 
-def test_limit_is_capped_by_settings(owner: Identity, room_id: UUID, chatflow_env: dict[str, str]) -> None:
+def test_limit_is_capped_by_settings(
+    messages: MessageService, owner: Identity, room_id: UUID, chatflow_env: dict[str, str]
+) -> None:
     from chatflow.settings import get_settings
 
     cap = get_settings().history_page_max
@@ -109,12 +116,16 @@ def test_limit_is_capped_by_settings(owner: Identity, room_id: UUID, chatflow_en
         {"after": 9, "before": 2},
     ],
 )
-def test_invalid_bounds(owner: Identity, room_id: UUID, kwargs: dict[str, int]) -> None:
+def test_invalid_bounds(
+    messages: MessageService, owner: Identity, room_id: UUID, kwargs: dict[str, int]
+) -> None:
     with pytest.raises(InvalidInput):
         messages.history(owner, room_id, **kwargs)
 
 
-def test_history_needs_membership(db: DB, owner: Identity, room_id: UUID) -> None:
+def test_history_needs_membership(
+    rooms: RoomService, messages: MessageService, db: DB, owner: Identity, room_id: UUID
+) -> None:
     stranger = insert_user(db)
     with pytest.raises(Forbidden):
         messages.history(stranger, room_id)
@@ -125,13 +136,15 @@ def test_history_needs_membership(db: DB, owner: Identity, room_id: UUID) -> Non
         messages.history(owner, uuid4())
 
 
-def test_empty_room(owner: Identity) -> None:
+def test_empty_room(rooms: RoomService, messages: MessageService, owner: Identity) -> None:
     room = rooms.create_channel(owner, "public", f"e-{uuid4().hex[:8]}").room.id
     page = messages.history(owner, room)
     assert (page.messages, page.last_seq, page.prev_cursor, page.next_cursor) == ([], 0, None, None)
 
 
-def test_mark_read_is_monotonic_and_bounded(db: DB, owner: Identity, room_id: UUID) -> None:
+def test_mark_read_is_monotonic_and_bounded(
+    rooms: RoomService, messages: MessageService, db: DB, owner: Identity, room_id: UUID
+) -> None:
     reader = insert_user(db)
     rooms.join(reader, room_id)
     assert messages.mark_read(reader, room_id, 10) == 10
@@ -146,12 +159,9 @@ def test_mark_read_is_monotonic_and_bounded(db: DB, owner: Identity, room_id: UU
         messages.mark_read(reader, uuid4(), 1)
 
 
-def test_concurrent_mark_read_never_moves_backwards(db: DB, owner: Identity, room_id: UUID) -> None:
-    with wide_writer_pool():
-        _concurrent_mark_read(db, owner, room_id)
-
-
-def _concurrent_mark_read(db: DB, owner: Identity, room_id: UUID) -> None:
+def test_concurrent_mark_read_never_moves_backwards(
+    rooms: RoomService, messages: MessageService, db: DB, owner: Identity, room_id: UUID, wide_pool: None
+) -> None:
     reader = insert_user(db)
     rooms.join(reader, room_id)
     plans = [list(range(1, TOTAL + 1)), list(range(TOTAL, 0, -1)), [5, 20, 3], [TOTAL, 1, 2]]
@@ -168,16 +178,15 @@ def _concurrent_mark_read(db: DB, owner: Identity, room_id: UUID) -> None:
 
 
 @pytest.fixture
-def frozen_replica(chatflow_env: dict[str, str]) -> Iterator[str]:
-    """A reader endpoint that never catches up: a second, migrated but empty database.
+def frozen_replica(chatflow_env: dict[str, str]) -> Iterator[Container]:
+    """A container whose reader endpoint never catches up: a second, migrated but empty database.
 
     Shows which paths read the reader (they see nothing) and which need the writer.
     """
     import secrets
 
     from chatflow.adapters.postgres.migrate import migrate
-    from chatflow.adapters.postgres.pool import close_pools
-    from chatflow.settings import reset_settings_cache
+    from chatflow.settings import get_settings
     from tests.conftest import ADMIN_URL, _db_url
 
     name = f"chatflow_r_{secrets.token_hex(4)}"
@@ -185,22 +194,19 @@ def frozen_replica(chatflow_env: dict[str, str]) -> Iterator[str]:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = _db_url(name)
     migrate(url)
-    close_pools()
-    os.environ["DATABASE_READER_URL"] = url
-    reset_settings_cache()
-    rooms.reset_services()
+    container = Container(replace(get_settings(), database_reader_url=url))
     try:
-        yield url
+        yield container
     finally:
-        close_pools()
-        os.environ.pop("DATABASE_READER_URL", None)
-        reset_settings_cache()
-        rooms.reset_services()
+        container.close()
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_reader_writer_split(db: DB, owner: Identity, frozen_replica: str) -> None:
+def test_reader_writer_split(db: DB, owner: Identity, frozen_replica: Container) -> None:
+    rooms, messages = frozen_replica.rooms, frozen_replica.messages
+    assert frozen_replica.settings.database_reader_url is not None
+    replica_url = frozen_replica.settings.database_reader_url
     room = rooms.create_channel(owner, "public", f"split-{uuid4().hex[:8]}").room.id
     bob = insert_user(db)
     # Writes, authorization and read-your-writes responses use the writer.
@@ -214,7 +220,7 @@ def test_reader_writer_split(db: DB, owner: Identity, frozen_replica: str) -> No
     with pytest.raises(NotFound):
         messages.history(bob, room)
     # "Replication" catches up: the reader now answers.
-    with psycopg.connect(frozen_replica, autocommit=True) as replica:
+    with psycopg.connect(replica_url, autocommit=True) as replica:
         replica.execute(
             "INSERT INTO users (id, handle, display_name, password_hash) VALUES (%s, %s, 'B', 'x')",
             (bob.user_id, bob.handle),

@@ -16,23 +16,24 @@ from typing import Any
 
 import pytest
 
+from chatflow.container import Container
 from infra.catalog import HTTP_ROUTES
 from tests.support.apigw import HttpApiClient, http_event, lambda_context
-from tests.support.identity import http_client, register, reset_identity_caches
-from tests.support.lambdas import load_handler, load_handler_module
+from tests.support.identity import http_client, register
+from tests.support.lambdas import load_handler, load_handler_module, reset_handlers
 
 Handler = Any
 
 
 @pytest.fixture
 def http(chatflow_env: dict[str, str]) -> Handler:
-    reset_identity_caches()
+    reset_handlers()
     return load_handler("http_api")
 
 
 @pytest.fixture
 def api(chatflow_env: dict[str, str]) -> HttpApiClient:
-    reset_identity_caches()
+    reset_handlers()
     return http_client()
 
 
@@ -125,11 +126,11 @@ def test_oversized_body_by_content_length_and_by_actual_size(
 
 
 def test_unexpected_exception_is_500_without_details_and_logged(
-    chatflow_env: dict[str, str], caplog: pytest.LogCaptureFixture
+    container: Container, caplog: pytest.LogCaptureFixture
 ) -> None:
     from chatflow.http.app import create_app
 
-    app = create_app()
+    app = create_app(container)
 
     @app.get("/boom")
     def boom() -> dict[str, Any]:
@@ -192,12 +193,10 @@ def _closed_port() -> int:
 
 @pytest.fixture
 def broken(monkeypatch: pytest.MonkeyPatch, chatflow_env: dict[str, str]) -> Iterator[Any]:
-    """Point settings at a closed port for one dependency; restore clients afterwards."""
-    from chatflow.adapters.postgres.pool import close_pools
-    from chatflow.adapters.redis_client import close_redis
-    from chatflow.settings import reset_settings_cache
+    """Point settings at a closed port for one dependency; the http_api function cold-starts
+    with them (returned); the functions cold-start again with the real settings afterwards."""
 
-    def breaker(dependency: str) -> None:
+    def breaker(dependency: str) -> Handler:
         port = _closed_port()
         if dependency == "redis":
             monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{port}/0")
@@ -205,20 +204,17 @@ def broken(monkeypatch: pytest.MonkeyPatch, chatflow_env: dict[str, str]) -> Ite
             url = re.sub(r"@[^/]+/", f"@127.0.0.1:{port}/", chatflow_env["DATABASE_URL"])
             monkeypatch.setenv("DATABASE_URL", url)
             monkeypatch.setenv("DB_CONNECT_TIMEOUT_S", "1")
-        reset_settings_cache()
-        close_pools()
-        close_redis()
+        reset_handlers()
+        return load_handler("http_api")
 
     yield breaker
     monkeypatch.undo()
-    reset_settings_cache()
-    close_pools()
-    close_redis()
+    reset_handlers()
 
 
 @pytest.mark.parametrize("dependency", ["redis", "postgres"])
-def test_ready_is_503_when_a_dependency_is_down(http: Handler, broken: Any, dependency: str) -> None:
-    broken(dependency)
+def test_ready_is_503_when_a_dependency_is_down(broken: Any, dependency: str) -> None:
+    http = broken(dependency)
     status, _, body = _call(http, http_event("GET", "/health/ready"))
     assert status == 503
     assert body["status"] == "unavailable"
@@ -334,16 +330,18 @@ def test_json_nested_too_deep_is_400_not_500(http: Handler, nested: str) -> None
     _assert_error(body, "malformed_json")
 
 
-def test_routes_use_the_checked_identity_even_after_another_app_was_built(api: HttpApiClient) -> None:
-    """Routers are module singletons re-bound by every create_app(); the identity ensure_active
-    checked (current role from the database) must still be what routes see."""
+def test_routes_use_the_checked_identity_even_after_another_app_was_built(
+    api: HttpApiClient, container: Container
+) -> None:
+    """Another app built in the same process (its own routers) must not change what the
+    function's routes see: the identity ensure_active checked (current role from the database)."""
     from chatflow.http.app import create_app
     from tests.support.identity import promote, unique_handle
 
     handle = unique_handle("adm")
     admin = register(api, handle)  # token says role "user"
     promote(handle)
-    create_app()  # e.g. a test or tool building its own resolver
+    create_app(container)  # e.g. a test or tool building its own resolver
     target = register(api)
     resp = api.post(f"/admin/users/{target['user']['id']}/ban", token=admin["accessToken"])
     assert resp.status == 200, resp.body
@@ -364,11 +362,13 @@ def test_dependency_outage_is_503_not_500(api: HttpApiClient, broken: Any) -> No
     pair = register(api)
     assert api.get("/users/me", token=pair["accessToken"]).status == 200  # status cached in Redis
     broken("postgres")
+    api = http_client()  # the functions cold-started with the broken setting
     # ensure_active is served by the Redis cache; the route's own query fails -> 503.
     resp = api.get("/users/me", token=pair["accessToken"])
     assert resp.status == 503, resp.body
     _assert_error(resp.json, "unavailable")
     broken("redis")
+    api = http_client()
     # Now the ban check itself cannot be answered: refuse with 503 before routing.
     resp = api.get("/users/me", token=pair["accessToken"])
     assert resp.status == 503, resp.body

@@ -15,7 +15,8 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from chatflow.domain import messages, rooms
+from chatflow.domain.messages import MessageService
+from chatflow.domain.rooms import RoomService
 from tests.support.rooms import ApiUser
 
 BIGINT_OVERFLOW = str(2**63)
@@ -23,7 +24,7 @@ Setup = tuple[ApiUser, ApiUser, UUID]
 
 
 @pytest.fixture
-def setup(make_api_user: Callable[..., ApiUser]) -> Setup:
+def setup(rooms: RoomService, messages: MessageService, make_api_user: Callable[..., ApiUser]) -> Setup:
     """A member (the room's owner), an admin, and a public room with one message."""
     owner, admin = make_api_user(), make_api_user(role="admin")
     room_id = rooms.create_channel(owner.identity, "public", f"bad-{uuid4().hex[:8]}").room.id

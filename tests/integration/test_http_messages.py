@@ -7,7 +7,8 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from chatflow.domain import messages, rooms
+from chatflow.domain.messages import MessageService
+from chatflow.domain.rooms import RoomService
 from tests.support.rooms import MESSAGE_KEYS, ApiUser
 
 Room = tuple[UUID, ApiUser, ApiUser]
@@ -15,7 +16,7 @@ MakeApiUser = Callable[..., ApiUser]
 
 
 @pytest.fixture
-def room(make_api_user: MakeApiUser) -> Room:
+def room(rooms: RoomService, messages: MessageService, make_api_user: MakeApiUser) -> Room:
     """A public room with 12 messages by its owner and one more member."""
     owner, member = make_api_user(), make_api_user()
     room_id = rooms.create_channel(owner.identity, "public", f"m-{uuid4().hex[:8]}").room.id
@@ -54,7 +55,7 @@ def test_history_bad_query_is_422(room: Room, query: dict[str, str]) -> None:
     assert "code" in response.json["error"]
 
 
-def test_history_authorization(make_api_user: MakeApiUser, room: Room) -> None:
+def test_history_authorization(rooms: RoomService, make_api_user: MakeApiUser, room: Room) -> None:
     room_id, owner, _ = room
     stranger = make_api_user()
     assert stranger("GET", f"/rooms/{room_id}/messages").status == 403

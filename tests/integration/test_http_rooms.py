@@ -8,7 +8,7 @@ from uuid import UUID, uuid4
 
 import psycopg
 
-from chatflow.domain import messages
+from chatflow.domain.messages import MessageService
 from tests.support.apigw import HttpApiClient
 from tests.support.rooms import ApiUser, set_status
 
@@ -175,7 +175,9 @@ def test_dm_create_or_get(make_api_user: MakeApiUser, db: DB) -> None:
     assert alice.post("/dms", json={"userId": deleted.id}).status == 404
 
 
-def test_list_my_rooms_paginates_with_unread_counts(make_api_user: MakeApiUser) -> None:
+def test_list_my_rooms_paginates_with_unread_counts(
+    messages: MessageService, make_api_user: MakeApiUser
+) -> None:
     alice, bob = make_api_user(), make_api_user()
     ids = [alice.post("/rooms", json={"kind": "public", "name": _name()}).json["id"] for _ in range(5)]
     seen: list[str] = []

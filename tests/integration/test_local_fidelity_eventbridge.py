@@ -31,8 +31,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from chatflow.events import tools
 from chatflow.events.schemas import MemberLeft
+from chatflow_dev import events as tools
 from infra.catalog import async_failure_queue_name
 from tests.support.fidelity import ACCOUNT, REGION, Fidelity, eventually, fidelity_gateway
 
@@ -441,9 +441,9 @@ def test_lambda_refusing_the_event_is_what_the_rule_retries_and_dead_letters(
 def test_both_queues_are_redriven_with_the_cloud_tool(
     fid: Fidelity, lambda_rule: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``python -m chatflow.events.tools redrive --queue-url`` with AWS_ENDPOINT_URL at the stack:
+    """``python -m chatflow_dev.events redrive --queue-url`` with AWS_ENDPOINT_URL at the stack:
     the function's on-failure queue and the rule's DLQ, as in the cloud."""
-    from chatflow.settings import reset_settings_cache
+    from tests.support.settings import reset_settings_cache
 
     sqs = fid.client("sqs")
     failures_url = sqs.get_queue_url(QueueName=async_failure_queue_name("chatflow-test", "worker"))[

@@ -8,10 +8,13 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
-from chatflow.domain import messages, rooms
+from chatflow.container import Container
 from chatflow.domain.identity import Identity
+from chatflow.domain.messages import MessageService
+from chatflow.domain.rooms import RoomService
 from chatflow.errors import Conflict, Forbidden, InvalidInput, NotFound
 from chatflow.events.schemas import UserOnline
+from chatflow.wire import message_to_dict
 from tests.support.events import flush_relay_replaced
 from tests.support.rooms import MESSAGE_KEYS, insert_user, outbox_details, run_concurrently
 
@@ -19,7 +22,7 @@ DB = psycopg.Connection[dict[str, Any]]
 
 
 @pytest.fixture
-def room_id(owner: Identity) -> UUID:
+def room_id(rooms: RoomService, owner: Identity) -> UUID:
     return rooms.create_channel(owner, "public", f"general-{uuid4().hex[:8]}").room.id
 
 
@@ -29,7 +32,9 @@ def _count(db: DB, room_id: UUID) -> int:
     return int(row["n"])
 
 
-def test_send_assigns_next_seq_and_writes_outbox_row(db: DB, owner: Identity, room_id: UUID) -> None:
+def test_send_assigns_next_seq_and_writes_outbox_row(
+    messages: MessageService, db: DB, owner: Identity, room_id: UUID
+) -> None:
     first, created = messages.send(owner, room_id, "c-1", "hello")
     second, _ = messages.send(owner, room_id, "c-2", "again")
     assert created
@@ -42,7 +47,9 @@ def test_send_assigns_next_seq_and_writes_outbox_row(db: DB, owner: Identity, ro
     assert db.execute("SELECT last_seq FROM rooms WHERE id = %s", (room_id,)).fetchone() == {"last_seq": 2}
 
 
-def test_resend_returns_original_and_writes_nothing(db: DB, owner: Identity, room_id: UUID) -> None:
+def test_resend_returns_original_and_writes_nothing(
+    messages: MessageService, db: DB, owner: Identity, room_id: UUID
+) -> None:
     original, created = messages.send(owner, room_id, "same", "first body")
     again, created_again = messages.send(owner, room_id, "same", "different body")
     assert created
@@ -53,7 +60,9 @@ def test_resend_returns_original_and_writes_nothing(db: DB, owner: Identity, roo
     assert db.execute("SELECT last_seq FROM rooms WHERE id = %s", (room_id,)).fetchone() == {"last_seq": 1}
 
 
-def test_client_id_reused_in_another_room_is_a_conflict(owner: Identity, room_id: UUID) -> None:
+def test_client_id_reused_in_another_room_is_a_conflict(
+    rooms: RoomService, messages: MessageService, owner: Identity, room_id: UUID
+) -> None:
     other = rooms.create_channel(owner, "public", f"other-{uuid4().hex[:8]}").room.id
     messages.send(owner, room_id, "dup", "one")
     with pytest.raises(Conflict):
@@ -61,7 +70,7 @@ def test_client_id_reused_in_another_room_is_a_conflict(owner: Identity, room_id
 
 
 def test_concurrent_sends_get_gap_free_sequences(
-    db: DB, owner: Identity, room_id: UUID, wide_pool: None
+    rooms: RoomService, messages: MessageService, db: DB, owner: Identity, room_id: UUID, wide_pool: None
 ) -> None:
     senders = [owner] + [insert_user(db) for _ in range(7)]
     for user in senders[1:]:
@@ -81,7 +90,7 @@ def test_concurrent_sends_get_gap_free_sequences(
 
 
 def test_concurrent_identical_sends_create_one_message(
-    db: DB, owner: Identity, room_id: UUID, wide_pool: None
+    messages: MessageService, db: DB, owner: Identity, room_id: UUID, wide_pool: None
 ) -> None:
 
     def run(_: int) -> tuple[int, bool]:
@@ -93,13 +102,14 @@ def test_concurrent_identical_sends_create_one_message(
     assert len(outbox_details(db, "message.created", room_id)) == 1
 
 
-def test_failed_send_writes_no_outbox_row_and_leaves_no_gap(db: DB, owner: Identity, room_id: UUID) -> None:
+def test_failed_send_writes_no_outbox_row_and_leaves_no_gap(
+    chat: Container, messages: MessageService, db: DB, owner: Identity, room_id: UUID
+) -> None:
     messages.send(owner, room_id, "ok-1", "fine")
     # A body Postgres refuses inside the transaction (after the seq was taken): NUL bytes
     # are stopped by validation, so bypass it and hit the repository directly.
-    service = rooms.services()[1]
     with pytest.raises(psycopg.Error):
-        service._messages.insert(
+        chat.message_repository.insert(
             room_id=room_id,
             message_id=uuid4(),
             sender_id=owner.user_id,
@@ -115,14 +125,12 @@ def test_failed_send_writes_no_outbox_row_and_leaves_no_gap(db: DB, owner: Ident
     assert [d["seq"] for d in outbox_details(db, "message.created", room_id)] == [1, 2]
 
 
-def test_failed_event_rolls_back_the_message(db: DB, owner: Identity, room_id: UUID) -> None:
-    service = rooms.services()[1]
-
+def test_failed_event_rolls_back_the_message(chat: Container, db: DB, owner: Identity, room_id: UUID) -> None:
     def boom(message: Any) -> Any:
         raise RuntimeError("event construction failed")
 
     with pytest.raises(RuntimeError):
-        service._messages.insert(
+        chat.message_repository.insert(
             room_id=room_id,
             message_id=uuid4(),
             sender_id=owner.user_id,
@@ -137,7 +145,9 @@ def test_failed_event_rolls_back_the_message(db: DB, owner: Identity, room_id: U
     assert outbox_details(db, "message.created", room_id) == []
 
 
-def test_mentions_resolve_to_room_members_only(db: DB, owner: Identity, room_id: UUID) -> None:
+def test_mentions_resolve_to_room_members_only(
+    rooms: RoomService, messages: MessageService, db: DB, owner: Identity, room_id: UUID
+) -> None:
     member = insert_user(db, handle=f"Alice{uuid4().hex[:6]}")
     outsider = insert_user(db)
     rooms.join(member, room_id)
@@ -147,7 +157,9 @@ def test_mentions_resolve_to_room_members_only(db: DB, owner: Identity, room_id:
     assert outbox_details(db, "message.created", room_id)[0]["mentions"] == [member.handle]
 
 
-def test_non_member_cannot_send(db: DB, owner: Identity, room_id: UUID) -> None:
+def test_non_member_cannot_send(
+    rooms: RoomService, messages: MessageService, db: DB, owner: Identity, room_id: UUID
+) -> None:
     stranger = insert_user(db)
     with pytest.raises(Forbidden):
         messages.send(stranger, room_id, "x", "hi")
@@ -162,12 +174,16 @@ def test_non_member_cannot_send(db: DB, owner: Identity, room_id: UUID) -> None:
     ("client_id", "body"),
     [("ok", ""), ("ok", "   "), ("ok", "x" * 4001), ("has space", "hi"), ("", "hi"), ("ok", "bad\x00")],
 )
-def test_send_validates_input(owner: Identity, room_id: UUID, client_id: str, body: str) -> None:
+def test_send_validates_input(
+    messages: MessageService, owner: Identity, room_id: UUID, client_id: str, body: str
+) -> None:
     with pytest.raises(InvalidInput):
         messages.send(owner, room_id, client_id, body)
 
 
-def test_edit_by_author_and_not_by_others(db: DB, owner: Identity, room_id: UUID) -> None:
+def test_edit_by_author_and_not_by_others(
+    rooms: RoomService, messages: MessageService, db: DB, owner: Identity, room_id: UUID
+) -> None:
     other = insert_user(db)
     rooms.join(other, room_id)
     message, _ = messages.send(owner, room_id, "e-1", "typo")
@@ -185,7 +201,9 @@ def test_edit_by_author_and_not_by_others(db: DB, owner: Identity, room_id: UUID
         messages.edit(owner, room_id, 99, "nothing there")
 
 
-def test_soft_delete_by_author_or_admin(db: DB, owner: Identity, room_id: UUID) -> None:
+def test_soft_delete_by_author_or_admin(
+    rooms: RoomService, messages: MessageService, db: DB, owner: Identity, room_id: UUID
+) -> None:
     other = insert_user(db)
     admin = insert_user(db, role="admin")  # not a member: admins moderate any room
     rooms.join(other, room_id)
@@ -195,7 +213,7 @@ def test_soft_delete_by_author_or_admin(db: DB, owner: Identity, room_id: UUID) 
         messages.delete(other, room_id, mine.seq)
     deleted = messages.delete(owner, room_id, mine.seq)
     assert deleted.deleted_at is not None
-    assert messages.message_to_dict(deleted)["body"] is None
+    assert message_to_dict(deleted)["body"] is None
     assert messages.delete(admin, room_id, theirs.seq).is_deleted
     # Idempotent: deleting again changes nothing and emits nothing.
     messages.delete(owner, room_id, mine.seq)
@@ -203,14 +221,14 @@ def test_soft_delete_by_author_or_admin(db: DB, owner: Identity, room_id: UUID) 
     with pytest.raises(Conflict):
         messages.edit(owner, room_id, mine.seq, "resurrect")
     page = messages.history(owner, room_id)
-    assert [(m.seq, messages.message_to_dict(m)["body"]) for m in page.messages] == [(1, None), (2, None)]
+    assert [(m.seq, message_to_dict(m)["body"]) for m in page.messages] == [(1, None), (2, None)]
     # The row stays (soft delete), the body is kept for moderation but never served.
     assert _count(db, room_id) == 2
 
 
-def test_message_to_dict_shape(owner: Identity, room_id: UUID) -> None:
+def test_message_to_dict_shape(messages: MessageService, owner: Identity, room_id: UUID) -> None:
     message, _ = messages.send(owner, room_id, "shape", "hello")
-    data = messages.message_to_dict(message)
+    data = message_to_dict(message)
     assert set(data) == MESSAGE_KEYS
     assert data["roomId"] == str(room_id)
     assert data["createdAt"].endswith("Z")
@@ -218,7 +236,7 @@ def test_message_to_dict_shape(owner: Identity, room_id: UUID) -> None:
 
 
 class _CommitProbe:
-    """Stands in for EVENTS' relay in ``flush_after_commit`` and records what another connection
+    """Stands in for EVENTS' relay in the after-commit flush and records what another connection
     sees at that moment: the flush must come AFTER the commit (the outbox row is visible)."""
 
     def __init__(self, database_url: str) -> None:
@@ -226,7 +244,7 @@ class _CommitProbe:
         self.seen: list[int] = []
 
     def run_once(self, limit: int) -> Any:
-        from chatflow.events.relay import RelayResult
+        from chatflow.adapters.outbox_relay import RelayResult
 
         with psycopg.connect(self.database_url) as conn:
             row = conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()
@@ -236,10 +254,15 @@ class _CommitProbe:
 
 
 def test_outbox_is_flushed_after_commit(
-    db: DB, owner: Identity, room_id: UUID, chatflow_env: dict[str, str]
+    chat: Container,
+    messages: MessageService,
+    db: DB,
+    owner: Identity,
+    room_id: UUID,
+    chatflow_env: dict[str, str],
 ) -> None:
     probe = _CommitProbe(chatflow_env["DATABASE_URL"])
-    with flush_relay_replaced(probe):
+    with flush_relay_replaced(chat, probe):
         before = db.execute("SELECT count(*) AS n FROM outbox WHERE published_at IS NULL").fetchone()
         assert before is not None
         messages.send(owner, room_id, "flushed", "hello")

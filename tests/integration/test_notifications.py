@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any, cast
@@ -15,12 +16,11 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from chatflow.adapters.redis_realtime import get_realtime_store, reset_realtime_store
 from chatflow.adapters.sns_delivery import SnsNotificationChannel
 from chatflow.events.schemas import MemberJoined, MemberLeft, MessageCreated
 from tests.support.apigw import lambda_context
 from tests.support.events import envelope, insert_room, insert_user
-from tests.support.lambdas import load_handler_module
+from tests.support.lambdas import load_handler_module, reset_handlers
 
 DB = psycopg.Connection[dict[str, Any]]
 
@@ -41,15 +41,15 @@ class RecordingSns:
 
 
 @pytest.fixture
-def fn(chatflow_env: dict[str, str]) -> ModuleType:
-    reset_realtime_store()
-    return load_handler_module("notifications")
+def fn(chatflow_env: dict[str, str]) -> Iterator[ModuleType]:
+    """A cold-started notifications function (its container's channel may be replaced)."""
+    reset_handlers()
+    yield load_handler_module("notifications")
+    reset_handlers()
 
 
-def _use_channel(
-    monkeypatch: pytest.MonkeyPatch, module: ModuleType, channel: SnsNotificationChannel
-) -> None:
-    monkeypatch.setattr(module, "get_channel", lambda: channel)
+def _use_channel(module: ModuleType, channel: SnsNotificationChannel) -> None:
+    module.container.override(notification_channel=channel)
 
 
 def _invoke(module: ModuleType, raw: dict[str, Any]) -> dict[str, Any]:
@@ -99,14 +99,13 @@ def test_offline_members_get_counters_and_mentions_online_ones_and_sender_do_not
     online = insert_user(db, "otto_" + uuid.uuid4().hex[:6])
     banned = insert_user(db, status="banned")
     room = insert_room(db, sender, [offline, mentioned, online, banned])
-    get_realtime_store().register(online, "conn-online-1")
+    fn.container.connection_registry.register(online, "conn-online-1")
     mia = db.execute("SELECT handle FROM users WHERE id = %s", (mentioned,)).fetchone()
     otto = db.execute("SELECT handle FROM users WHERE id = %s", (online,)).fetchone()
     assert mia is not None
     assert otto is not None
     sns = RecordingSns()
     _use_channel(
-        monkeypatch,
         fn,
         SnsNotificationChannel("arn:aws:sns:us-east-1:000000000000:chatflow", client=cast(Any, sns)),
     )
@@ -135,9 +134,7 @@ def test_redelivered_and_replayed_events_do_not_notify_twice(
     peer = insert_user(db, "pat_" + uuid.uuid4().hex[:6])
     room = insert_room(db, sender, [peer], kind="dm")
     sns = RecordingSns()
-    _use_channel(
-        monkeypatch, fn, SnsNotificationChannel("arn:aws:sns:us-east-1:000000000000:t", client=cast(Any, sns))
-    )
+    _use_channel(fn, SnsNotificationChannel("arn:aws:sns:us-east-1:000000000000:t", client=cast(Any, sns)))
     event = _message(room, sender, "sam", 1, "  psst\n  are you there?  ", [])
 
     first = _invoke(fn, envelope(event))
@@ -160,9 +157,7 @@ def test_failed_hand_off_raises_and_the_retry_only_delivers(
     peer = insert_user(db)
     room = insert_room(db, sender, [peer], kind="dm")
     sns = RecordingSns(fail=1)
-    _use_channel(
-        monkeypatch, fn, SnsNotificationChannel("arn:aws:sns:us-east-1:000000000000:t", client=cast(Any, sns))
-    )
+    _use_channel(fn, SnsNotificationChannel("arn:aws:sns:us-east-1:000000000000:t", client=cast(Any, sns)))
     event = _message(room, sender, "sam", 3, "hi", [])
 
     with pytest.raises(Exception, match="not delivered"):
@@ -186,7 +181,7 @@ def test_unconfigured_channel_delivers_nothing_and_says_so(
     sender = insert_user(db)
     peer = insert_user(db)
     room = insert_room(db, sender, [peer], kind="dm")
-    _use_channel(monkeypatch, fn, SnsNotificationChannel(None, use_settings=False))
+    _use_channel(fn, SnsNotificationChannel(None))
     caplog.set_level(logging.INFO, logger="chatflow.adapters.sns_delivery")
     result = _invoke(fn, envelope(_message(room, sender, "sam", 1, "hi", [])))
     assert result["skipped"] == 1
@@ -201,7 +196,7 @@ def test_member_added_by_someone_else_is_notified_self_join_is_not(
     added = insert_user(db)
     joiner = insert_user(db)
     room = insert_room(db, owner, [added, joiner])
-    _use_channel(monkeypatch, fn, SnsNotificationChannel(None, use_settings=False))
+    _use_channel(fn, SnsNotificationChannel(None))
     _invoke(fn, envelope(MemberJoined(room_id=room, user_id=added, added_by=owner)))
     _invoke(fn, envelope(MemberJoined(room_id=room, user_id=joiner, added_by=None)))
     notes = _notifications(db, added)
@@ -229,18 +224,14 @@ def test_concurrent_deliveries_apply_once_and_concurrent_events_all_count(
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from chatflow.adapters.postgres.pool import close_pools
-
     sender = insert_user(db)
     members = [insert_user(db) for _ in range(5)]
     room = insert_room(db, sender, members)
-    _use_channel(monkeypatch, fn, SnsNotificationChannel(None, use_settings=False))
-    # Enough pool connections for the threads (the Lambda-sized default is 2).
+    # Enough pool connections for the threads (the Lambda-sized default is 2): a cold start.
     monkeypatch.setenv("DB_POOL_MAX_SIZE", "8")
-    from chatflow.settings import reset_settings_cache
-
-    reset_settings_cache()
-    close_pools()
+    reset_handlers()
+    fn = load_handler_module("notifications")
+    _use_channel(fn, SnsNotificationChannel(None))
     try:
         same = _message(room, sender, "sam", 1, "once", [])
         barrier = threading.Barrier(4)
@@ -259,5 +250,4 @@ def test_concurrent_deliveries_apply_once_and_concurrent_events_all_count(
         assert _counters(db, room) == dict.fromkeys(members, (21, 0))
     finally:
         monkeypatch.delenv("DB_POOL_MAX_SIZE")
-        reset_settings_cache()
-        close_pools()
+        reset_handlers()

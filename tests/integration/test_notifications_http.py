@@ -5,6 +5,7 @@ real notifications function from EventBridge envelopes."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -12,25 +13,24 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from chatflow.adapters.redis_realtime import reset_realtime_store
 from chatflow.adapters.sns_delivery import SnsNotificationChannel
 from chatflow.domain.identity import Identity
 from chatflow.events.schemas import MessageCreated
 from tests.support.apigw import HttpApiClient, HttpResponse, lambda_context
 from tests.support.events import envelope, insert_room
 from tests.support.identity import http_client
-from tests.support.lambdas import load_handler_module
+from tests.support.lambdas import load_handler_module, reset_handlers
 from tests.support.rooms import access_token, insert_user
 
 DB = psycopg.Connection[dict[str, Any]]
 
 
 @pytest.fixture
-def api(chatflow_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> HttpApiClient:
-    reset_realtime_store()
-    fn = load_handler_module("notifications")
-    monkeypatch.setattr(fn, "get_channel", lambda: SnsNotificationChannel(None, use_settings=False))
-    return http_client()
+def api(chatflow_env: dict[str, str]) -> Iterator[HttpApiClient]:
+    reset_handlers()  # a fresh notifications function whose channel is not configured
+    load_handler_module("notifications").container.override(notification_channel=SnsNotificationChannel(None))
+    yield http_client()
+    reset_handlers()
 
 
 def _deliver(event: MessageCreated) -> None:

@@ -16,23 +16,22 @@ from typing import Any
 import psycopg
 import pytest
 
-from chatflow.adapters.eventbridge import EventBridgePublisher, reset_publisher
+from chatflow.adapters.eventbridge import EventBridgePublisher
+from chatflow.adapters.outbox_relay import AfterCommitFlusher, BackoffPolicy, OutboxRelay, RelayResult
 from chatflow.adapters.postgres import outbox
-from chatflow.adapters.postgres.pool import writer
-from chatflow.events import relay as relay_module
-from chatflow.events.relay import BackoffPolicy, OutboxRelay, flush_after_commit
+from chatflow.container import Container
 from chatflow.events.schemas import DomainEvent, InvalidEvent, UserBanned, UserOnline
-from chatflow.settings import reset_settings_cache
+from chatflow.settings import get_settings
 from local_stack.eventbridge.http_api import RunningEventBridgeApi
-from tests.support.events import (
-    archived_event_ids,
-    emulator,
-    events_client,
-    flush_relay_replaced,
-    insert_user,
-)
+from tests.support.events import archived_event_ids, emulator, events_client, insert_user
 
 DB = psycopg.Connection[dict[str, Any]]
+SOURCE = "chatflow.chat"
+
+
+def writer() -> psycopg.Connection[Any]:
+    """An autocommit connection to this run's database, as the writer pool hands out."""
+    return psycopg.connect(get_settings().database_url, autocommit=True)
 
 
 @pytest.fixture
@@ -54,14 +53,12 @@ def publisher(api: RunningEventBridgeApi, entry_counts: list[int]) -> EventBridg
         entry_counts.append(len(params["Entries"]))
 
     client.meta.events.register("provide-client-params.events.PutEvents", record)
-    return EventBridgePublisher(
-        client=client, bus_name="chatflow", source="chatflow.chat", sleep=lambda _: None
-    )
+    return EventBridgePublisher(client=client, bus_name="chatflow", source=SOURCE, sleep=lambda _: None)
 
 
 @pytest.fixture
-def relay(publisher: EventBridgePublisher) -> OutboxRelay:
-    return OutboxRelay(publisher=publisher, claim_size=50)
+def relay(publisher: EventBridgePublisher, container: Container) -> OutboxRelay:
+    return OutboxRelay(pool=container.postgres.writer, publisher=publisher, claim_size=50)
 
 
 def _events(n: int) -> list[DomainEvent]:
@@ -69,9 +66,9 @@ def _events(n: int) -> list[DomainEvent]:
 
 
 def _commit(events: list[DomainEvent]) -> None:
-    with writer().connection() as conn, conn.transaction():
+    with writer() as conn, conn.transaction():
         for event in events:
-            outbox.enqueue(conn, event)
+            outbox.enqueue(conn, event, source=SOURCE)
 
 
 def _rows(db: DB, events: list[DomainEvent]) -> dict[str, dict[str, Any]]:
@@ -99,9 +96,9 @@ def test_rolled_back_change_leaves_no_event_and_committed_change_has_one(db: DB)
     event = UserBanned(user_id=victim, banned_by=admin)
 
     def ban_then_fail() -> None:
-        with writer().connection() as conn, conn.transaction():
+        with writer() as conn, conn.transaction():
             conn.execute("UPDATE users SET status = 'banned' WHERE id = %s", (victim,))
-            outbox.enqueue(conn, event)
+            outbox.enqueue(conn, event, source=SOURCE)
             raise Boom
 
     with pytest.raises(Boom):
@@ -109,9 +106,9 @@ def test_rolled_back_change_leaves_no_event_and_committed_change_has_one(db: DB)
     assert _rows(db, [event]) == {}
     assert db.execute("SELECT status FROM users WHERE id = %s", (victim,)).fetchone() == {"status": "active"}
 
-    with writer().connection() as conn, conn.transaction():
+    with writer() as conn, conn.transaction():
         conn.execute("UPDATE users SET status = 'banned' WHERE id = %s", (victim,))
-        outbox.enqueue(conn, event)
+        outbox.enqueue(conn, event, source=SOURCE)
     row = db.execute(
         "SELECT detail_type, source, detail FROM outbox WHERE event_id = %s", (event.event_id,)
     ).fetchone()
@@ -123,16 +120,16 @@ def test_rolled_back_change_leaves_no_event_and_committed_change_has_one(db: DB)
 
 def test_enqueue_refuses_an_autocommit_connection_outside_a_transaction(chatflow_env: dict[str, str]) -> None:
     event = UserOnline(user_id=uuid.uuid4())
-    with writer().connection() as conn, pytest.raises(outbox.OutboxError):
-        outbox.enqueue(conn, event)
+    with writer() as conn, pytest.raises(outbox.OutboxError):
+        outbox.enqueue(conn, event, source=SOURCE)
 
 
 def test_invalid_event_is_refused_before_anything_is_written(db: DB) -> None:
     bad = UserBanned.model_construct(
         event_id=uuid.uuid4(), user_id="not-a-uuid", banned_by=uuid.uuid4(), version=1
     )
-    with pytest.raises(InvalidEvent), writer().connection() as conn, conn.transaction():
-        outbox.enqueue(conn, bad)
+    with pytest.raises(InvalidEvent), writer() as conn, conn.transaction():
+        outbox.enqueue(conn, bad, source=SOURCE)
     assert db.execute("SELECT count(*) AS n FROM outbox WHERE event_id = %s", (bad.event_id,)).fetchone() == {
         "n": 0
     }
@@ -207,13 +204,14 @@ def test_partial_failures_are_retried_with_backoff_inside_the_call(
 
 
 def test_entries_still_failing_after_retries_stay_pending_with_error(
-    db: DB, api: RunningEventBridgeApi, publisher: EventBridgePublisher
+    db: DB, api: RunningEventBridgeApi, publisher: EventBridgePublisher, container: Container
 ) -> None:
     events = _events(3)
     _commit(events)
     publisher.max_attempts = 2
     api.bus.faults.fail_entries(1000)
-    result = OutboxRelay(publisher=publisher, backoff=BackoffPolicy(base_s=30)).run_once()
+    pool = container.postgres.writer
+    result = OutboxRelay(pool=pool, publisher=publisher, backoff=BackoffPolicy(base_s=30)).run_once()
     api.bus.faults.clear()
     assert result.sent == 0
     rows = _rows(db, events)
@@ -234,7 +232,9 @@ def test_non_retryable_entry_error_is_not_retried_in_the_call(
     assert _rows(db, events)[str(events[0].event_id)]["last_error"].startswith("AccessDeniedException")
 
 
-def test_concurrent_relays_never_send_a_row_twice(db: DB, api: RunningEventBridgeApi) -> None:
+def test_concurrent_relays_never_send_a_row_twice(
+    db: DB, api: RunningEventBridgeApi, container: Container
+) -> None:
     """Relay A holds its claimed rows (locked) while relay B runs: B skips them (SKIP LOCKED)."""
     events = _events(40)
     _commit(events)
@@ -248,21 +248,22 @@ def test_concurrent_relays_never_send_a_row_twice(db: DB, api: RunningEventBridg
             return super().send(events)
 
     pub_a = PausingPublisher(
-        client=events_client(api.endpoint_url), bus_name="chatflow", sleep=lambda _: None
+        client=events_client(api.endpoint_url), bus_name="chatflow", source=SOURCE, sleep=lambda _: None
     )
     pub_b = EventBridgePublisher(
-        client=events_client(api.endpoint_url), bus_name="chatflow", sleep=lambda _: None
+        client=events_client(api.endpoint_url), bus_name="chatflow", source=SOURCE, sleep=lambda _: None
     )
+    pool = container.postgres.writer
     results: dict[str, Any] = {}
 
     def run_a() -> None:
-        results["a"] = OutboxRelay(publisher=pub_a, claim_size=20).run_once()
+        results["a"] = OutboxRelay(pool=pool, publisher=pub_a, claim_size=20).run_once()
 
     thread = threading.Thread(target=run_a)
     thread.start()
     assert a_claimed.wait(20)
     try:
-        results["b"] = OutboxRelay(publisher=pub_b, claim_size=500).drain()
+        results["b"] = OutboxRelay(pool=pool, publisher=pub_b, claim_size=500).drain()
     finally:
         b_done.set()
         thread.join(30)
@@ -297,37 +298,32 @@ def test_row_whose_detail_no_longer_validates_is_never_sent(
 
 
 @pytest.fixture
-def flush_to(api: RunningEventBridgeApi, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningEventBridgeApi]:
-    monkeypatch.setenv("EVENTS_ENDPOINT_URL", api.endpoint_url)
-    reset_settings_cache()
-    reset_publisher()
-    relay_module.set_flush_relay(None)
-    yield api
-    monkeypatch.delenv("EVENTS_ENDPOINT_URL")
-    reset_settings_cache()
-    reset_publisher()
-    relay_module.set_flush_relay(None)
+def flusher(relay: OutboxRelay) -> AfterCommitFlusher:
+    """The after-commit flush as a function with a bus configured gets it (to the emulator)."""
+    return AfterCommitFlusher(lambda: relay, enabled=True)
 
 
-def test_flush_after_commit_sends_at_once(db: DB, flush_to: RunningEventBridgeApi) -> None:
+def test_flush_after_commit_sends_at_once(
+    db: DB, api: RunningEventBridgeApi, flusher: AfterCommitFlusher
+) -> None:
     events = _events(2)
     _commit(events)
-    result = flush_after_commit()
+    result = flusher.flush()
     assert result is not None
-    assert set(_ids(events)) <= set(archived_event_ids(flush_to))
+    assert set(_ids(events)) <= set(archived_event_ids(api))
     assert all(r["published_at"] is not None for r in _rows(db, events).values())
 
 
 def test_flush_after_commit_never_raises_and_leaves_rows_for_the_sweep(
-    db: DB, flush_to: RunningEventBridgeApi
+    db: DB, api: RunningEventBridgeApi, flusher: AfterCommitFlusher
 ) -> None:
     events = _events(1)
     _commit(events)
-    flush_to.bus.faults.set_unavailable(True)
+    api.bus.faults.set_unavailable(True)
     try:
-        result = flush_after_commit()
+        result = flusher.flush()
     finally:
-        flush_to.bus.faults.clear()
+        api.bus.faults.clear()
     assert result is not None
     assert result.sent == 0
     row = _rows(db, events)[str(events[0].event_id)]
@@ -335,45 +331,43 @@ def test_flush_after_commit_never_raises_and_leaves_rows_for_the_sweep(
     assert row["attempts"] == 1
 
 
-def test_deferred_flush_runs_once_at_the_outermost_end_even_after_an_error(
-    chatflow_env: dict[str, str],
-) -> None:
+def test_deferred_flush_runs_once_at_the_outermost_end_even_after_an_error() -> None:
     class Recording:
         def __init__(self) -> None:
             self.limits: list[int] = []
 
-        def run_once(self, limit: int) -> relay_module.RelayResult:
+        def run_once(self, limit: int) -> RelayResult:
             self.limits.append(limit)
-            return relay_module.RelayResult()
+            return RelayResult()
 
     recording = Recording()
-    with flush_relay_replaced(recording):
-        with relay_module.deferred_flush():
-            assert flush_after_commit(5) is None  # held
-            with relay_module.deferred_flush():
-                flush_after_commit(20)
-            assert recording.limits == []  # the inner block does not flush
-        assert recording.limits == [20]
+    flusher = AfterCommitFlusher(lambda: recording, enabled=True)  # type: ignore[arg-type, return-value]
+    with flusher.deferred():
+        assert flusher.flush(5) is None  # held
+        with flusher.deferred():
+            flusher.flush(20)
+        assert recording.limits == []  # the inner block does not flush
+    assert recording.limits == [20]
 
-        def commit_then_fail() -> None:
-            with relay_module.deferred_flush():
-                flush_after_commit(7)  # committed...
-                raise RuntimeError("...then the after-commit work failed")
+    def commit_then_fail() -> None:
+        with flusher.deferred():
+            flusher.flush(7)  # committed...
+            raise RuntimeError("...then the after-commit work failed")
 
-        with pytest.raises(RuntimeError):
-            commit_then_fail()
-        assert recording.limits == [20, 7]  # ...and is still sent
-        with relay_module.deferred_flush():
-            pass
-        assert recording.limits == [20, 7]  # nothing asked, nothing sent
-        flush_after_commit(3)
+    with pytest.raises(RuntimeError):
+        commit_then_fail()
+    assert recording.limits == [20, 7]  # ...and is still sent
+    with flusher.deferred():
+        pass
+    assert recording.limits == [20, 7]  # nothing asked, nothing sent
+    flusher.flush(3)
     assert recording.limits == [20, 7, 3]
 
 
-def test_flush_is_skipped_locally_without_an_endpoint(db: DB) -> None:
+def test_flush_is_skipped_locally_without_an_endpoint(db: DB, container: Container) -> None:
     events = _events(1)
     _commit(events)
-    assert flush_after_commit() is None
+    assert container.outbox.flush() is None
     assert _rows(db, events)[str(events[0].event_id)]["published_at"] is None
     db.execute("DELETE FROM outbox WHERE event_id = %s", (events[0].event_id,))
 
@@ -391,7 +385,7 @@ def test_retention_purges_only_old_published_rows_and_old_dedupe_records(db: DB)
         (old_sent.event_id, [old_sent.event_id, old_unsent.event_id]),
     )
     db.execute("UPDATE outbox SET published_at = now() WHERE event_id = %s", (new_sent.event_id,))
-    with writer().connection() as conn:
+    with writer() as conn:
         assert outbox.purge_published(conn, timedelta(days=7)) >= 1
     assert set(_rows(db, [old_sent, old_unsent, new_sent])) == {
         str(old_unsent.event_id),
@@ -405,7 +399,7 @@ def test_retention_purges_only_old_published_rows_and_old_dedupe_records(db: DB)
         "('test', %s, 'user.online', now() - interval '40 days'), ('test', %s, 'user.online', now())",
         (stale, fresh),
     )
-    with writer().connection() as conn:
+    with writer() as conn:
         assert purge_processed(conn, timedelta(days=30)) >= 1
     kept = db.execute("SELECT event_id FROM processed_events WHERE consumer = 'test'").fetchall()
     assert [r["event_id"] for r in kept] == [fresh]

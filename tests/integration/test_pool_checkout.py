@@ -24,7 +24,7 @@ def one_connection_pool(
 ) -> Iterator[ConnectionPool[psycopg.Connection[DictRow]]]:
     from chatflow.adapters.postgres import pool
 
-    opened = pool._open(
+    opened = pool.open_pool(
         "writer", Settings(database_url=chatflow_env["DATABASE_URL"], db_pool_min_size=1, db_pool_max_size=1)
     )
     try:

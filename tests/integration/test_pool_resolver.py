@@ -1,4 +1,4 @@
-"""The pool's dsn_resolver hook (wired by chatflow.secrets in the cloud), against real Postgres."""
+"""The pools' dsn_resolver hook (chatflow.secrets picks it; the container wires it), against real Postgres."""
 
 from __future__ import annotations
 
@@ -19,9 +19,8 @@ def test_pool_calls_the_resolver_for_every_new_connection(
         calls.append(role)
         return chatflow_env["DATABASE_URL"]
 
-    monkeypatch.setattr(pool, "dsn_resolver", resolver)
-    opened = pool._open(
-        "writer", Settings(database_url="postgresql://unused@127.0.0.1:1/x", db_pool_min_size=1)
+    opened = pool.open_pool(
+        "writer", Settings(database_url="postgresql://unused@127.0.0.1:1/x", db_pool_min_size=1), resolver
     )
     try:
         with opened.connection() as conn:
@@ -39,8 +38,9 @@ def test_pool_calls_the_resolver_for_every_new_connection(
 def test_pool_uses_the_database_secret_without_explicit_wiring(
     monkeypatch: pytest.MonkeyPatch, chatflow_env: dict[str, str]
 ) -> None:
-    """DATABASE_SECRET_ARN alone is enough: the pool asks chatflow.secrets for its hook. Secrets
-    Manager is a botocore Stubber (cannot run here); Postgres is this run's real database."""
+    """DATABASE_SECRET_ARN alone is enough: the container hands chatflow.secrets' hook to the
+    pools. Secrets Manager is a botocore Stubber (cannot run here); Postgres is this run's real
+    database."""
     import json
 
     import boto3
@@ -48,7 +48,7 @@ def test_pool_uses_the_database_secret_without_explicit_wiring(
     from botocore.stub import Stubber
 
     from chatflow import secrets
-    from chatflow.adapters.postgres import pool
+    from chatflow.container import Container
 
     arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-XyZ"
     client = boto3.client(
@@ -62,18 +62,14 @@ def test_pool_uses_the_database_secret_without_explicit_wiring(
         {"SecretId": arn},
     )
     stub.activate()
-    secrets.use_secrets_provider(SecretsProvider(boto3_client=client))
-    monkeypatch.setattr(pool, "dsn_resolver", None)
+    monkeypatch.setattr(secrets, "_provider", SecretsProvider(boto3_client=client))
     try:
-        opened = pool._open(
-            "writer", Settings(database_url=chatflow_env["DATABASE_URL"], database_secret_arn=arn)
-        )
+        container = Container(Settings(database_url=chatflow_env["DATABASE_URL"], database_secret_arn=arn))
         try:
-            with opened.connection() as conn:
+            with container.postgres.writer().connection() as conn:
                 assert conn.execute("SELECT current_user AS u").fetchone() == {"u": user}
         finally:
-            opened.close()
+            container.close()
         stub.assert_no_pending_responses()  # the secret was really fetched
     finally:
         stub.deactivate()
-        secrets.use_secrets_provider(None)

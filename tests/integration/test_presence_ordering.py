@@ -2,7 +2,7 @@
 at the same time. Co-members must end up seeing the user ONLINE, whatever the interleaving.
 
 The steps of the two handlers are interleaved deterministically: the $disconnect handler runs in
-a thread and is paused at a chosen point (a :class:`PausePoint` on the realtime service), the
+a thread and is paused at a chosen point (a :class:`PausePoint` on its realtime service), the
 $connect handler runs to completion, then the $disconnect resumes. Real handlers, Postgres,
 Redis and the local @connections endpoint (tests/support/ws_harness.py).
 
@@ -21,7 +21,8 @@ from uuid import UUID
 import psycopg
 
 from chatflow.domain.identity import Identity
-from chatflow.ws.wiring import realtime
+from chatflow.domain.realtime import RealtimeService
+from tests.support.lambdas import load_handler_module
 from tests.support.ws_harness import WsHarness
 
 DB = psycopg.Connection[dict[str, Any]]
@@ -84,6 +85,12 @@ def disconnect_paused_at(ws: WsHarness, cid: str, pause: PausePoint, meanwhile: 
     assert not errors, errors
 
 
+def disconnect_service() -> RealtimeService:
+    """The realtime service of the $disconnect function (its container's)."""
+    service: RealtimeService = load_handler_module("ws_disconnect").container.realtime
+    return service
+
+
 def client_view(frames: list[dict[str, Any]]) -> dict[str, str]:
     """What a client shows after these presence frames, applying the version rule."""
     seen: dict[str, int] = {}
@@ -111,7 +118,7 @@ def test_late_offline_from_the_old_socket_is_older_than_the_new_online(
     b = ws.connected(bob)
     old = ws.connected(alice)
     ws.clear()
-    service = realtime()
+    service = disconnect_service()
     holding_offline = PausePoint(service.notifier, "send", when=lambda targets, data: b'"offline"' in data)
     new: list[str] = []
     disconnect_paused_at(ws, old, holding_offline, lambda: new.append(ws.connected(alice)))
@@ -136,7 +143,7 @@ def test_offline_is_not_announced_when_the_user_is_back_before_it_goes_out(
     b = ws.connected(bob)
     old = ws.connected(alice)
     ws.clear()
-    service = realtime()
+    service = disconnect_service()
     before_announcing = PausePoint(service.rooms, "room_ids")
     disconnect_paused_at(ws, old, before_announcing, lambda: ws.connected(alice))
 

@@ -8,8 +8,8 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
-from chatflow.domain import rooms
 from chatflow.domain.identity import Identity
+from chatflow.domain.rooms import RoomService
 from chatflow.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tests.support.rooms import insert_user, outbox_details, run_concurrently, set_status
 
@@ -22,7 +22,7 @@ def alice(db: DB, chat: None) -> Identity:
     return insert_user(db)
 
 
-def test_create_channel_writes_room_owner_and_event(db: DB, alice: Identity) -> None:
+def test_create_channel_writes_room_owner_and_event(rooms: RoomService, db: DB, alice: Identity) -> None:
     view = rooms.create_channel(alice, "private", f"  Team {uuid4().hex[:6]}  ", "topic")
     assert view.room.name is not None
     assert not view.room.name.startswith(" ")
@@ -35,7 +35,9 @@ def test_create_channel_writes_room_owner_and_event(db: DB, alice: Identity) -> 
     assert event["created_by"] == str(alice.user_id)
 
 
-def test_concurrent_duplicate_names_one_wins(alice: Identity, db: DB, wide_pool: None) -> None:
+def test_concurrent_duplicate_names_one_wins(
+    rooms: RoomService, alice: Identity, db: DB, wide_pool: None
+) -> None:
     name = f"race-{uuid4().hex[:8]}"
     results = run_concurrently(
         4, lambda i: rooms.create_channel(alice, "public", name if i % 2 else name.upper())
@@ -47,12 +49,12 @@ def test_concurrent_duplicate_names_one_wins(alice: Identity, db: DB, wide_pool:
 
 
 @pytest.mark.parametrize("name", ["", " ", "-leading", "a" * 81, "tab\there", None, 3])
-def test_invalid_names(alice: Identity, name: Any) -> None:
+def test_invalid_names(rooms: RoomService, alice: Identity, name: Any) -> None:
     with pytest.raises(InvalidInput):
         rooms.create_channel(alice, "public", name)
 
 
-def test_dm_is_idempotent_in_both_directions(db: DB, alice: Identity) -> None:
+def test_dm_is_idempotent_in_both_directions(rooms: RoomService, db: DB, alice: Identity) -> None:
     bob = insert_user(db)
     first, created = rooms.open_dm(alice, user_id=bob.user_id)
     again, created_again = rooms.open_dm(alice, handle=bob.handle)
@@ -70,7 +72,9 @@ def test_dm_is_idempotent_in_both_directions(db: DB, alice: Identity) -> None:
     assert joined["user_id"] == str(bob.user_id)
 
 
-def test_concurrent_dm_creation_converges(db: DB, alice: Identity, wide_pool: None) -> None:
+def test_concurrent_dm_creation_converges(
+    rooms: RoomService, db: DB, alice: Identity, wide_pool: None
+) -> None:
     bob = insert_user(db)
     results = run_concurrently(
         6, lambda i: rooms.open_dm(alice if i % 2 else bob, user_id=(bob if i % 2 else alice).user_id)
@@ -86,7 +90,7 @@ def test_concurrent_dm_creation_converges(db: DB, alice: Identity, wide_pool: No
     assert len(outbox_details(db, "room.created", room_id)) == 1
 
 
-def test_dm_refusals(db: DB, alice: Identity) -> None:
+def test_dm_refusals(rooms: RoomService, db: DB, alice: Identity) -> None:
     with pytest.raises(InvalidInput):
         rooms.open_dm(alice, user_id=alice.user_id)
     with pytest.raises(InvalidInput):
@@ -105,7 +109,7 @@ def test_dm_refusals(db: DB, alice: Identity) -> None:
         rooms.open_dm(alice, user_id=gone.user_id)
 
 
-def test_dm_membership_is_fixed(db: DB, alice: Identity) -> None:
+def test_dm_membership_is_fixed(rooms: RoomService, db: DB, alice: Identity) -> None:
     bob, carol = insert_user(db), insert_user(db)
     dm, _ = rooms.open_dm(alice, user_id=bob.user_id)
     with pytest.raises(Forbidden):
@@ -121,7 +125,7 @@ def test_dm_membership_is_fixed(db: DB, alice: Identity) -> None:
     assert sorted(rooms.member_ids(dm.room.id)) == sorted([alice.user_id, bob.user_id])
 
 
-def test_owner_leaving_hands_over_to_oldest_member(db: DB, alice: Identity) -> None:
+def test_owner_leaving_hands_over_to_oldest_member(rooms: RoomService, db: DB, alice: Identity) -> None:
     room = rooms.create_channel(alice, "public", f"h-{uuid4().hex[:8]}").room.id
     bob, carol = insert_user(db), insert_user(db)
     rooms.join(bob, room)
@@ -146,7 +150,7 @@ def test_owner_leaving_hands_over_to_oldest_member(db: DB, alice: Identity) -> N
     ]
 
 
-def test_last_member_cannot_leave_and_nothing_is_written(db: DB, alice: Identity) -> None:
+def test_last_member_cannot_leave_and_nothing_is_written(rooms: RoomService, db: DB, alice: Identity) -> None:
     room = rooms.create_channel(alice, "public", f"l-{uuid4().hex[:8]}").room.id
     with pytest.raises(Conflict):
         rooms.leave(alice, room)
@@ -154,7 +158,7 @@ def test_last_member_cannot_leave_and_nothing_is_written(db: DB, alice: Identity
     assert outbox_details(db, "member.left", room) == []
 
 
-def test_join_rules_and_events(db: DB, alice: Identity) -> None:
+def test_join_rules_and_events(rooms: RoomService, db: DB, alice: Identity) -> None:
     public = rooms.create_channel(alice, "public", f"j-{uuid4().hex[:8]}").room.id
     private = rooms.create_channel(alice, "private", f"j-{uuid4().hex[:8]}").room.id
     bob = insert_user(db)
@@ -172,7 +176,7 @@ def test_join_rules_and_events(db: DB, alice: Identity) -> None:
     assert [e["added_by"] for e in outbox_details(db, "member.joined", private)] == [str(alice.user_id)]
 
 
-def test_get_room_visibility(db: DB, alice: Identity) -> None:
+def test_get_room_visibility(rooms: RoomService, db: DB, alice: Identity) -> None:
     public = rooms.create_channel(alice, "public", f"v-{uuid4().hex[:8]}").room.id
     private = rooms.create_channel(alice, "private", f"v-{uuid4().hex[:8]}").room.id
     bob = insert_user(db)
@@ -186,7 +190,7 @@ def test_get_room_visibility(db: DB, alice: Identity) -> None:
     assert rooms.require_member(alice, private).id == private
 
 
-def test_public_listing_is_keyset_paginated(db: DB, alice: Identity) -> None:
+def test_public_listing_is_keyset_paginated(rooms: RoomService, db: DB, alice: Identity) -> None:
     prefix = f"zz-list-{uuid4().hex[:6]}"
     made = {rooms.create_channel(alice, "public", f"{prefix}-{i:02d}").room.id for i in range(7)}
     rooms.create_channel(alice, "private", f"{prefix}-hidden")

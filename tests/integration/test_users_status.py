@@ -11,21 +11,19 @@ import psycopg
 import pytest
 import redis
 
-from chatflow.adapters.postgres.users_repo import PostgresUserRepository
-from chatflow.adapters.redis_user_status import RedisUserStatusCache
-from chatflow.auth.tokens import get_signer
+from chatflow.container import Container
 from chatflow.domain.identity import Identity
-from chatflow.domain.users import UserService, UserStatus
+from chatflow.domain.user_models import UserStatus
+from chatflow.domain.users import UserService
 from chatflow.errors import Unauthorized
-from tests.support.identity import reset_identity_caches, unique_handle
+from tests.support.identity import unique_handle
 
 DB = psycopg.Connection[dict[str, Any]]
 
 
 @pytest.fixture
-def service(chatflow_env: dict[str, str]) -> UserService:
-    reset_identity_caches()
-    return UserService(PostgresUserRepository(), RedisUserStatusCache(), get_signer, refresh_ttl_s=3600)
+def service(container: Container) -> UserService:
+    return container.users
 
 
 def _identity(service: UserService) -> Identity:
@@ -33,8 +31,10 @@ def _identity(service: UserService) -> Identity:
     return Identity(pair.user.id, pair.user.handle, pair.user.role, int(time.time()), "jti")
 
 
-def test_cache_fill_never_overwrites_a_change(chatflow_env: dict[str, str], rds: redis.Redis[str]) -> None:
-    cache = RedisUserStatusCache()
+def test_cache_fill_never_overwrites_a_change(
+    container: Container, chatflow_env: dict[str, str], rds: redis.Redis[str]
+) -> None:
+    cache = container.user_status_cache
     user_id = uuid.uuid4()
     banned = UserStatus("banned", 200.5, "user", "x")
     stale = UserStatus("active", 0.0, "user", "x")

@@ -13,8 +13,8 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
-from chatflow.domain import rooms
 from chatflow.domain.identity import Identity
+from chatflow.domain.rooms import RoomService
 from tests.support.rooms import insert_user
 from tests.support.ws_harness import WsHarness, ws_harness
 
@@ -36,7 +36,7 @@ def alice(db: DB, ws: WsHarness) -> Identity:
 
 
 @pytest.fixture
-def room_id(alice: Identity) -> UUID:
+def room_id(rooms: RoomService, alice: Identity) -> UUID:
     return rooms.create_channel(alice, "public", f"bad-{uuid4().hex[:8]}").room.id
 
 

@@ -11,9 +11,8 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
-from chatflow.adapters.redis_realtime import get_realtime_store
-from chatflow.domain import rooms
 from chatflow.domain.identity import Identity
+from chatflow.domain.rooms import RoomService
 from tests.support.apigw import http_event, lambda_context
 from tests.support.lambdas import load_handler
 from tests.support.rooms import insert_user
@@ -38,7 +37,7 @@ def _ban(admin: Identity, user_id: UUID) -> dict[str, Any]:
     return response
 
 
-def test_ban_closes_every_live_socket_and_refuses_new_ones(ws: WsHarness, db: DB) -> None:
+def test_ban_closes_every_live_socket_and_refuses_new_ones(rooms: RoomService, ws: WsHarness, db: DB) -> None:
     admin = insert_user(db, role="admin")
     troll = insert_user(db)
     friend = insert_user(db)
@@ -55,7 +54,7 @@ def test_ban_closes_every_live_socket_and_refuses_new_ones(ws: WsHarness, db: DB
     for cid in troll_sockets:
         assert ws.backend.closed_by_api(cid)  # DeleteConnection reached the gateway
     assert not ws.backend.closed_by_api(friend_cid)  # nobody else is kicked
-    assert get_realtime_store().connections_of([troll.user_id]) == []
+    assert ws.container.connection_registry.connections_of([troll.user_id]) == []
     presence = ws.received(friend_cid, "presence")
     assert [(f["userId"], f["status"]) for f in presence] == [(str(troll.user_id), "offline")]
 
@@ -80,17 +79,14 @@ def test_ban_of_a_user_without_sockets_closes_nothing(ws: WsHarness, db: DB) -> 
 
 
 def test_frames_from_a_socket_that_could_not_be_closed_are_refused(
-    ws: WsHarness, db: DB, monkeypatch: pytest.MonkeyPatch
+    rooms: RoomService, ws: WsHarness, db: DB, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chatflow.auth import service
-
     admin = insert_user(db, role="admin")
     troll = insert_user(db)
     room = rooms.create_channel(troll, "public", f"ban2-{uuid4().hex[:8]}").room
     cid = ws.connected(troll)
     # No terminator this time (as if DeleteConnection had failed): the socket stays open...
-    monkeypatch.setattr(service, "_terminator", None)
-    user_service = service.get_user_service()
+    user_service = ws.container.users
     monkeypatch.setattr(user_service, "session_terminator", None)
     user_service.ban(admin, troll.user_id)
     assert not ws.backend.closed_by_api(cid)
@@ -102,3 +98,17 @@ def test_frames_from_a_socket_that_could_not_be_closed_are_refused(
     assert reply["code"] == "account_disabled"
     count = db.execute("SELECT count(*) AS n FROM messages WHERE room_id = %s", (room.id,)).fetchone()
     assert count == {"n": 0}
+
+
+def test_admin_cli_delete_closes_the_users_live_sockets(ws: WsHarness, db: DB) -> None:
+    """The admin CLI builds the functions' container, so its users service closes live sessions
+    like the HTTP API's ban does (it used to leave them open until their next frame)."""
+    from chatflow.admin_cli import main
+
+    leaving = insert_user(db)
+    sockets = [ws.connected(leaving) for _ in range(2)]
+    assert main(["delete", leaving.handle]) == 0
+    assert all(ws.backend.closed_by_api(cid) for cid in sockets)
+    assert ws.container.connection_registry.connections_of([leaving.user_id]) == []
+    _, refused = ws.connect(leaving)
+    assert refused["statusCode"] == 403

@@ -13,8 +13,8 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
-from chatflow.domain import rooms
 from chatflow.domain.identity import Identity
+from chatflow.domain.rooms import RoomService
 from chatflow.settings import get_settings
 from local_stack.connections import new_connection_id
 from tests.support.rooms import insert_user, set_status
@@ -68,9 +68,7 @@ def test_banned_user_is_refused_on_connect_with_403(ws: WsHarness, db: DB) -> No
     banned = insert_user(db, status="banned")
     _, response = ws.connect(banned)
     assert response["statusCode"] == 403
-    from chatflow.adapters.redis_realtime import online_user_ids
-
-    assert online_user_ids([banned.user_id]) == set()
+    assert ws.container.connection_registry.online_user_ids([banned.user_id]) == set()
 
 
 def test_connect_without_authorizer_context_is_refused(ws: WsHarness) -> None:
@@ -79,16 +77,15 @@ def test_connect_without_authorizer_context_is_refused(ws: WsHarness) -> None:
 
 
 def test_ping_answers_pong_and_keeps_the_connection_registered(ws: WsHarness, alice: Identity) -> None:
-    from chatflow.adapters.redis_realtime import get_realtime_store
-
+    registry = ws.container.connection_registry
     cid = ws.connected(alice)
     reply = ws.send(cid, {"action": "ping", "requestId": "r-1"})
     assert reply["type"] == "pong"
     assert reply["requestId"] == "r-1"
     # A connection whose record expired (no $disconnect, long silence) is registered again.
-    get_realtime_store().unregister(alice.user_id, cid)
+    registry.unregister(alice.user_id, cid)
     assert ws.send(cid, {"action": "ping"})["type"] == "pong"
-    assert get_realtime_store().online_user_ids([alice.user_id]) == {alice.user_id}
+    assert registry.online_user_ids([alice.user_id]) == {alice.user_id}
 
 
 @pytest.mark.parametrize(
@@ -150,7 +147,9 @@ def test_set_status_helper_is_available(db: DB, alice: Identity) -> None:
     set_status(db, alice.user_id, "active")
 
 
-def test_presence_reaches_co_members_of_every_room_once(ws: WsHarness, db: DB, alice: Identity) -> None:
+def test_presence_reaches_co_members_of_every_room_once(
+    rooms: RoomService, ws: WsHarness, db: DB, alice: Identity
+) -> None:
     bob, carol = insert_user(db), insert_user(db)
     r1 = rooms.create_channel(alice, "public", f"r1-{uuid4().hex[:8]}").room.id
     r2 = rooms.create_channel(alice, "private", f"r2-{uuid4().hex[:8]}").room.id
@@ -158,14 +157,9 @@ def test_presence_reaches_co_members_of_every_room_once(ws: WsHarness, db: DB, a
     rooms.join(bob, r1)
     rooms.add_member(alice, r2, user_id=carol.user_id)
     rooms.join(alice, r3)  # carol shares two rooms with alice: still one announcement
-    from chatflow.domain import rooms as rooms_domain
-    from chatflow.ws.wiring import RoomsDirectory
-
-    rooms_domain.member_ids(r1)  # warm one room's cache; the others are read through
-    batched = RoomsDirectory().members_of([r1, r2, r3])
-    assert {k: set(v) for k, v in batched.items()} == {
-        r: set(rooms_domain.member_ids(r)) for r in (r1, r2, r3)
-    }
+    rooms.member_ids(r1)  # warm one room's cache; the others are read through
+    batched = ws.container.room_directory.members_of([r1, r2, r3])
+    assert {k: set(v) for k, v in batched.items()} == {r: set(rooms.member_ids(r)) for r in (r1, r2, r3)}
 
     b, c = ws.connected(bob), ws.connected(carol)
     ws.connected(alice)

@@ -10,9 +10,9 @@ from uuid import UUID, uuid4
 import psycopg
 import pytest
 
-from chatflow.adapters.redis_realtime import get_realtime_store
 from chatflow.domain.identity import Identity
 from chatflow.settings import get_settings
+from tests.support.lambdas import load_handler_module, reset_handlers
 from tests.support.rooms import insert_user
 from tests.support.ws_harness import WsHarness
 
@@ -93,7 +93,9 @@ def test_gone_recipient_connection_is_removed_not_the_senders(
     ack = _send(ws, a, room_id, "g-1")
     assert ack["type"] == "ack"
     assert len(_messages(ws, b_live)) == 1
-    targets = {t.connection_id for t in get_realtime_store().connections_of([alice.user_id, bob.user_id])}
+    targets = {
+        t.connection_id for t in ws.container.connection_registry.connections_of([alice.user_id, bob.user_id])
+    }
     assert b_stale not in targets  # THAT recipient's connection is gone from the registry
     assert {a, b_live} <= targets  # the sender and the live device stay
     # bob still has a live device: no "offline" announcement for him
@@ -108,7 +110,7 @@ def test_last_gone_connection_makes_the_user_offline(
     ws.backend.mark_gone(b)
     ws.clear()
     _send(ws, a, room_id, "g-2")
-    assert get_realtime_store().online_user_ids([bob.user_id]) == set()
+    assert ws.container.connection_registry.online_user_ids([bob.user_id]) == set()
     offline = [f for f in ws.received(a, "presence") if f["status"] == "offline"]
     assert [(f["userId"], type(f["version"])) for f in offline] == [(str(bob.user_id), int)]
 
@@ -232,13 +234,11 @@ def test_typing_goes_to_subscribed_members_only_and_is_rate_limited(
 
 
 def _lower_rate_limits(monkeypatch: pytest.MonkeyPatch, **limits: int) -> None:
-    from chatflow.settings import reset_settings_cache
-    from chatflow.ws import wiring
+    """Set the limits and cold-start the functions, so their containers read them."""
 
     for name, value in limits.items():
         monkeypatch.setenv(name.upper(), str(value))
-    reset_settings_cache()
-    wiring.use_service(None)
+    reset_handlers()
 
 
 def test_message_rate_limit_per_connection(
@@ -246,6 +246,9 @@ def test_message_rate_limit_per_connection(
 ) -> None:
     _lower_rate_limits(monkeypatch, rate_messages_per_10s=3)  # refills one per 3.3 s
     a, a2 = ws.connected(alice), ws.connected(alice)
+    # Warm the function (cold start, first Postgres connection) with a frame of another budget:
+    # a first send slower than one refill would otherwise let a fourth message through.
+    assert ws.send(a, {"action": "resume", "roomId": str(room_id), "sinceSeq": 0})["type"] == "resumed"
     limit = get_settings().rate_messages_per_10s
     replies = [_send(ws, a, room_id, f"rl-{i}") for i in range(limit + 1)]
     assert [r["type"] for r in replies[:limit]] == ["ack"] * limit
@@ -284,15 +287,15 @@ def test_account_check_and_rate_limit_share_a_round_trip_and_the_ban_wins(
     """ws_messages reads the cached account status in the rate limit's pipeline
     (chatflow.ws.admission): a ban written to the cache refuses the next frame, and a banned
     user hears ``account_disabled`` rather than ``rate_limited`` or a frame error."""
-    from chatflow.adapters.redis_user_status import RedisUserStatusCache
-    from chatflow.domain.users import UserStatus
+    from chatflow.adapters.redis_user_status import status_key
+    from chatflow.domain.user_models import UserStatus
 
     _lower_rate_limits(monkeypatch, rate_messages_per_10s=1)
     a = ws.connected(alice)
     assert _send(ws, a, room_id, "adm-1")["type"] == "ack"
     assert _send(ws, a, room_id, "adm-2")["code"] == "rate_limited"
     # Only the cache says "banned" (Postgres still says active): the pipelined read decides.
-    RedisUserStatusCache().put(
+    ws.container.user_status_cache.put(
         alice.user_id, UserStatus(status="banned", tokens_valid_after=0.0, role="user", handle=alice.handle)
     )
     assert _send(ws, a, room_id, "adm-3")["code"] == "account_disabled"
@@ -300,7 +303,8 @@ def test_account_check_and_rate_limit_share_a_round_trip_and_the_ban_wins(
     assert (
         ws.send(a, {"action": "resume", "roomId": str(room_id), "sinceSeq": 0})["code"] == "account_disabled"
     )
-    RedisUserStatusCache().forget(alice.user_id)  # back to Postgres' word: active
+    redis = ws.container.redis
+    redis.client.delete(status_key(redis, alice.user_id))  # back to Postgres' word: active
     assert ws.send(a, {"action": "resume", "roomId": str(room_id), "sinceSeq": 0})["type"] == "resumed"
 
 
@@ -370,11 +374,9 @@ def test_non_member_send_is_refused_and_nothing_is_delivered(
 def test_a_failed_fan_out_still_acks_the_stored_message(
     ws: WsHarness, db: DB, alice: Identity, bob: Identity, room_id: UUID, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chatflow.ws.wiring import realtime
-
     a = ws.connected(alice)
     ws.connected(bob)
-    registry = realtime().registry
+    registry = load_handler_module("ws_messages").container.connection_registry
 
     def down(*args: object, **kwargs: object) -> object:
         raise ConnectionError("registry unavailable")  # an outage AFTER the message was stored

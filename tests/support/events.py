@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import psycopg
@@ -26,6 +26,9 @@ from tests.support import rooms
 from tests.support.aws import local_client
 
 FAST = Backoff(base_s=0.001, cap_s=0.005)
+
+if TYPE_CHECKING:
+    from chatflow.container import Container
 
 
 def events_client(endpoint_url: str) -> Any:
@@ -61,27 +64,17 @@ class TargetRecorder:
 
 
 @contextmanager
-def flush_relay_replaced(relay: Any) -> Iterator[None]:
-    """Make ``flush_after_commit`` run (a bus endpoint is "configured") through ``relay``, an
-    object with ``run_once(limit) -> RelayResult`` standing in for the real relay."""
-    import os
-
-    from chatflow.events import relay as relay_module
-    from chatflow.settings import reset_settings_cache
-
-    saved = os.environ.get("EVENTS_ENDPOINT_URL")
-    os.environ["EVENTS_ENDPOINT_URL"] = "http://127.0.0.1:9"  # never dialled: the stand-in runs
-    reset_settings_cache()
-    relay_module.set_flush_relay(relay)
+def flush_relay_replaced(container: Container, relay: Any) -> Iterator[None]:
+    """Make ``container``'s after-commit flush run (as if a bus were configured) through ``relay``,
+    an object with ``run_once(limit) -> RelayResult`` standing in for the real relay."""
+    container.override(flush_relay=relay)
+    outbox = container.outbox
+    was = outbox.enabled
+    outbox.enabled = True
     try:
         yield
     finally:
-        relay_module.set_flush_relay(None)
-        if saved is None:
-            os.environ.pop("EVENTS_ENDPOINT_URL", None)
-        else:
-            os.environ["EVENTS_ENDPOINT_URL"] = saved
-        reset_settings_cache()
+        outbox.enabled = was
 
 
 #: Lambda's async-invocation waits compressed 600x (1 min -> 0.1 s, 1 h maximum age -> 6 s).

@@ -15,15 +15,6 @@ from tests.support.apigw import HttpApiClient
 from tests.support.lambdas import load_handler
 
 
-def reset_identity_caches() -> None:
-    """Forget per-container singletons built from settings (keys, service)."""
-    from chatflow.auth.service import reset_user_service
-    from chatflow.auth.tokens import reset_token_caches
-
-    reset_token_caches()
-    reset_user_service()
-
-
 def http_client() -> HttpApiClient:
     return HttpApiClient({"authorizer": load_handler("authorizer"), "http_api": load_handler("http_api")})
 
@@ -43,6 +34,6 @@ def register(
 
 
 def promote(handle: str) -> None:
-    from chatflow.auth.admin_cli import main
+    from chatflow.admin_cli import main
 
     assert main(["promote", handle]) == 0

@@ -1,4 +1,9 @@
-"""Load a function's handler exactly as Lambda would: by file path, ``module.attr``."""
+"""Load a function's handler exactly as Lambda would: by file path, ``module.attr``.
+
+A loaded handler module is an execution environment: it keeps its container (chatflow.container)
+until :func:`reset_handlers` drops it, so the next load is a cold start with the current
+environment variables.
+"""
 
 from __future__ import annotations
 
@@ -30,3 +35,16 @@ def load_handler(name: str) -> Callable[[dict[str, Any], Any], Any]:
         load_handler_module(name), function(name).handler_attr
     )
     return handler
+
+
+def reset_handlers() -> None:
+    """Forget every loaded handler module (closing its container's connections) and the cached
+    settings: the next load is a cold start that reads the environment of now."""
+    from tests.support.settings import reset_settings_cache
+
+    reset_settings_cache()
+    for name in [n for n in sys.modules if n.startswith("chatflow_fn_")]:
+        module = sys.modules.pop(name)
+        container = getattr(module, "container", None)
+        if container is not None:
+            container.close()

@@ -6,12 +6,12 @@ them directly (password hash is a placeholder: nobody logs in as these users her
 
 from __future__ import annotations
 
-import os
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -20,12 +20,13 @@ import psycopg
 from chatflow.domain.identity import Identity
 
 if TYPE_CHECKING:
+    from chatflow.container import Container
     from tests.support.apigw import HttpApiClient, HttpResponse
 
 MakeUser = Callable[..., Identity]
 T = TypeVar("T")
 
-#: The keys of ``message_to_dict`` (the one shape HTTP and WebSocket share, contract 3).
+#: The keys of ``chatflow.wire.message_to_dict`` (the one shape HTTP and WebSocket share, contract 3).
 MESSAGE_KEYS = frozenset(
     {
         "id",
@@ -67,9 +68,13 @@ def set_status(conn: psycopg.Connection[Any], user_id: UUID, status: str) -> Non
 
 def access_token(identity: Identity) -> str:
     """A real ES256 access token for ``identity`` signed with this run's key (IDENTITY's signer)."""
-    from chatflow.auth.tokens import get_signer
+    from chatflow.auth.tokens import signer_from_settings
+    from chatflow.settings import get_settings
 
-    return get_signer().issue(user_id=identity.user_id, handle=identity.handle, role=identity.role).token
+    settings = get_settings()
+    assert settings.jwt_private_key is not None
+    signer = signer_from_settings(settings, settings.jwt_private_key)
+    return signer.issue(user_id=identity.user_id, handle=identity.handle, role=identity.role).token
 
 
 class ApiUser:
@@ -133,25 +138,18 @@ def run_concurrently(n: int, fn: Callable[[int], T]) -> list[T | BaseException]:
 
 
 @contextmanager
-def wide_writer_pool(size: int = 8) -> Iterator[None]:
-    """Reopen the pools with ``size`` connections so that threads really run transactions at the
-    same time (the default Lambda-sized pool has 2); restored afterwards."""
-    from chatflow.adapters.postgres.pool import close_pools
-    from chatflow.domain import rooms
-    from chatflow.settings import reset_settings_cache
+def chat_container(*, pool_size: int | None = None) -> Iterator[Container]:
+    """A container on this run's settings (``pool_size``: writer/reader pools that wide, so that
+    threads really run transactions at the same time; the Lambda-sized default has 2); closed
+    afterwards."""
+    from chatflow.container import Container
+    from chatflow.settings import get_settings
 
-    saved = os.environ.get("DB_POOL_MAX_SIZE")
-    close_pools()
-    os.environ["DB_POOL_MAX_SIZE"] = str(size)
-    reset_settings_cache()
-    rooms.reset_services()
+    settings = get_settings()
+    if pool_size is not None:
+        settings = replace(settings, db_pool_max_size=pool_size)
+    container = Container(settings)
     try:
-        yield
+        yield container
     finally:
-        close_pools()
-        if saved is None:
-            os.environ.pop("DB_POOL_MAX_SIZE", None)
-        else:
-            os.environ["DB_POOL_MAX_SIZE"] = saved
-        reset_settings_cache()
-        rooms.reset_services()
+        container.close()

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from chatflow.container import Container
 from chatflow.domain.identity import Identity
 from local_stack.connections import (
     RecordingBackend,
@@ -23,7 +24,8 @@ from local_stack.connections import (
 from local_stack.eventbridge import Backoff, LocalEventBus, RunningEventBridgeApi, running_eventbridge_api
 from tests.support.apigw import lambda_context
 from tests.support.events import TargetRecorder
-from tests.support.lambdas import load_handler
+from tests.support.lambdas import load_handler, reset_handlers
+from tests.support.rooms import chat_container
 from tests.support.ws_events import connect_event, disconnect_event, message_event
 
 
@@ -44,6 +46,8 @@ class WsHarness:
     management: RunningManagementApi
     eventbridge: RunningEventBridgeApi
     recorder: EventRecorder
+    #: The services as the handlers build them, with the harness's settings (for set-up and checks).
+    container: Container
     sockets: dict[str, Identity] = field(default_factory=dict)
     _seen: dict[str, int] = field(default_factory=dict)
 
@@ -101,38 +105,21 @@ class WsHarness:
 
 @contextmanager
 def ws_harness(monkeypatch: pytest.MonkeyPatch, env: dict[str, str] | None = None) -> Iterator[WsHarness]:
-    """Point the handlers' settings at fresh local endpoints (plus ``env``) and reset the lazy
-    singletons that captured settings (here, not in every test module's fixture)."""
-    from chatflow.adapters import apigw_connections, eventbridge, redis_realtime
-    from chatflow.auth.service import reset_user_service
-    from chatflow.domain import rooms
-    from chatflow.events import relay
-    from chatflow.settings import reset_settings_cache
-    from chatflow.ws import wiring
-
+    """Point the handlers' settings at fresh local endpoints (plus ``env``); the handlers are
+    loaded afresh (cold starts) so their containers read them, before and after."""
     recorder = EventRecorder()
     bus = LocalEventBus.from_catalog(
         recorder, name="chatflow", region="us-east-1", backoff=Backoff(base_s=0.001)
     )
-
-    def reset() -> None:
-        reset_settings_cache()
-        apigw_connections.reset_notifier()
-        redis_realtime.reset_realtime_store()
-        eventbridge.reset_publisher()
-        relay.set_flush_relay(None)
-        wiring.use_service(None)
-        rooms.reset_services()
-        reset_user_service()
-
     with running_management_api() as management, running_eventbridge_api(bus) as events:
         monkeypatch.setenv("WS_MANAGEMENT_ENDPOINT", management.endpoint_url)
         monkeypatch.setenv("EVENTS_ENDPOINT_URL", events.endpoint_url)
         for name, value in (env or {}).items():
             monkeypatch.setenv(name, value)
-        reset()
+        reset_handlers()
         try:
-            yield WsHarness(management, events, recorder)
+            with chat_container() as container:
+                yield WsHarness(management, events, recorder, container)
         finally:
             monkeypatch.undo()
-            reset()
+            reset_handlers()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatflow.auth.passwords import (
+from chatflow.domain.passwords import (
     PASSWORD_MAX_CHARS,
     UNUSABLE_PASSWORD,
     check_password_policy,

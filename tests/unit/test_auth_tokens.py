@@ -20,7 +20,6 @@ from chatflow.auth.tokens import (
     bearer_token,
     load_public_keys,
     public_jwk,
-    subprotocol_response_headers,
     token_from_subprotocols,
 )
 from chatflow.errors import Unauthorized
@@ -258,6 +257,8 @@ def test_token_from_subprotocols(header: str | None, expected: str | None) -> No
 
 
 def test_subprotocol_response_echoes_only_the_chatflow_protocol() -> None:
+    from chatflow.ws.protocol import subprotocol_response_headers
+
     assert subprotocol_response_headers("chatflow.v1, bearer.abc") == {
         "Sec-WebSocket-Protocol": "chatflow.v1"
     }

@@ -75,7 +75,9 @@ def test_client_is_created_lazily(api: RunningEventBridgeApi) -> None:
         made.append(1)
         return events_client(api.endpoint_url)
 
-    publisher = EventBridgePublisher(client_factory=factory, bus_name="chatflow", sleep=lambda _: None)
+    publisher = EventBridgePublisher(
+        client_factory=factory, bus_name="chatflow", source="chatflow.chat", sleep=lambda _: None
+    )
     assert made == []
     publisher.publish([UserOnline(user_id=uuid.uuid4())])
     publisher.publish([UserOnline(user_id=uuid.uuid4())])
@@ -97,7 +99,9 @@ def test_batches_also_respect_the_256_kb_request_limit(api: RunningEventBridgeAp
     client.meta.events.register(
         "provide-client-params.events.PutEvents", lambda params, **_: counts.append(len(params["Entries"]))
     )
-    publisher = EventBridgePublisher(client=client, bus_name="chatflow", sleep=lambda _: None)
+    publisher = EventBridgePublisher(
+        client=client, bus_name="chatflow", source="chatflow.chat", sleep=lambda _: None
+    )
     body = "日本語のメッセージ" * 1700  # ~15,300 characters, ~46 KB of UTF-8
     events = [
         MessageCreated(

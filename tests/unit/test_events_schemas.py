@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from chatflow.events import schemas
 from chatflow.events.consumer import parse_envelope
 from chatflow.events.schemas import InvalidEvent, MessageCreated, parse_detail
-from chatflow.events.tools import export_schemas, schema_documents, stale_schema_files
+from chatflow_dev.events import export_schemas, schema_documents, stale_schema_files
 from infra.catalog import EVENT_RULES, FUNCTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,9 +91,9 @@ def test_ensure_valid_catches_events_built_without_validation() -> None:
 
 
 def test_exported_schema_files_are_up_to_date() -> None:
-    """Fails when a model changed without `python -m chatflow.events.tools export-schemas`."""
+    """Fails when a model changed without `python -m chatflow_dev.events export-schemas`."""
     stale = stale_schema_files(ROOT / "events" / "schemas")
-    assert stale == [], f"run `python -m chatflow.events.tools export-schemas` (stale: {stale})"
+    assert stale == [], f"run `python -m chatflow_dev.events export-schemas` (stale: {stale})"
 
 
 def test_stale_check_detects_changed_missing_and_extra_files(tmp_path: Path) -> None:

@@ -3,10 +3,12 @@ answers like SNS (Query protocol, XML) and records the requests (SNS itself cann
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
@@ -16,8 +18,26 @@ import pytest
 from botocore.config import Config
 
 from chatflow.adapters.sns_delivery import SnsNotificationChannel
+from chatflow.domain.notification_models import Notification
 
 TOPIC = "arn:aws:sns:us-east-1:000000000000:chatflow-notifications"
+
+
+def _notification(user_id: uuid.UUID, preview: str = "hi") -> Notification:
+    return Notification(
+        id=7,
+        user_id=user_id,
+        kind="mention",
+        room_id=uuid.uuid4(),
+        event_id=uuid.uuid4(),
+        message_id=uuid.uuid4(),
+        seq=3,
+        actor_id=uuid.uuid4(),
+        actor_handle="sam",
+        preview=preview,
+        created_at=datetime(2026, 11, 25, 12, 0, tzinfo=UTC),
+        read_at=None,
+    )
 
 
 class _Sns(BaseHTTPRequestHandler):
@@ -73,15 +93,14 @@ def _client(endpoint: str) -> Any:
 def test_publishes_json_with_user_and_kind_attributes(sns_endpoint: str) -> None:
     user = uuid.uuid4()
     channel = SnsNotificationChannel(TOPIC, client_factory=lambda: _client(sns_endpoint))
-    assert (
-        channel.deliver(user, {"type": "notification", "kind": "mention", "id": 7, "preview": "hi ☕"})
-        is True
-    )
+    assert channel.deliver(_notification(user, "hi ☕")) is True
     (request,) = _Sns.requests
     assert request["Action"] == ["Publish"]
     assert request["TopicArn"] == [TOPIC]
-    assert '"kind":"mention"' in request["Message"][0]
-    assert "hi ☕" in request["Message"][0]
+    message = json.loads(request["Message"][0])
+    assert message["type"] == "notification"
+    assert (message["userId"], message["kind"], message["id"]) == (str(user), "mention", 7)
+    assert "hi ☕" in request["Message"][0]  # UTF-8 as is, not \u escapes
     attributes = {
         request[f"MessageAttributes.entry.{i}.Name"][0]: request[
             f"MessageAttributes.entry.{i}.Value.StringValue"
@@ -95,15 +114,14 @@ def test_failure_propagates_so_the_delivery_is_retried(sns_endpoint: str) -> Non
     _Sns.fail = True
     channel = SnsNotificationChannel(TOPIC, client_factory=lambda: _client(sns_endpoint))
     with pytest.raises(Exception, match=r"InternalError|500"):
-        channel.deliver(uuid.uuid4(), {"kind": "mention"})
+        channel.deliver(_notification(uuid.uuid4()))
 
 
 def test_unconfigured_channel_logs_and_creates_no_client(caplog: pytest.LogCaptureFixture) -> None:
     def no_client() -> Any:
         raise AssertionError("no client for an unconfigured channel")
 
-    channel = SnsNotificationChannel(None, use_settings=False, client_factory=no_client)
+    channel = SnsNotificationChannel(None, client_factory=no_client)
     caplog.set_level(logging.INFO, logger="chatflow.adapters.sns_delivery")
-    assert channel.deliver(uuid.uuid4(), {"id": 1}) is False
-    assert not channel.configured
+    assert channel.deliver(_notification(uuid.uuid4())) is False
     assert "not configured" in caplog.text

@@ -11,15 +11,15 @@ import pytest
 from chatflow.adapters.postgres.rooms_repo import decode_cursor, encode_cursor
 from chatflow.domain.messages import (
     mention_candidates,
-    message_to_dict,
     validate_body,
     validate_client_message_id,
     validate_seq,
 )
 from chatflow.domain.room_models import Membership, Message, Room, RoomView
-from chatflow.domain.rooms import room_to_dict, validate_name, validate_topic
+from chatflow.domain.rooms import validate_name, validate_topic
 from chatflow.errors import InvalidInput
 from chatflow.settings import Settings
+from chatflow.wire import message_to_dict, room_to_dict
 
 SETTINGS = Settings(max_message_chars=10)
 

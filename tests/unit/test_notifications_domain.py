@@ -8,7 +8,8 @@ from datetime import UTC, date, datetime
 import pytest
 
 from chatflow.domain import analytics, notifications
-from chatflow.domain.notifications import Recipient, RoomAudience
+from chatflow.domain.analytics_models import Delta
+from chatflow.domain.notification_models import Recipient, RoomAudience
 from chatflow.errors import InvalidInput
 from chatflow.events.schemas import MemberJoined, MessageCreated, MessageDeleted, UserBanned
 
@@ -79,7 +80,7 @@ def test_added_to_room(
 
 def test_analytics_plan_uses_message_time_and_names_counters() -> None:
     delta = analytics.plan(_message())
-    assert delta == analytics.Delta(
+    assert delta == Delta(
         date(2026, 11, 25), "messages_created", SENDER, (ROOM, AT.replace(minute=0, second=0))
     )
     deleted = analytics.plan(
@@ -97,9 +98,9 @@ def test_list_and_mark_read_validate_their_input() -> None:
         def mark_read(self, *a: object, **k: object) -> tuple[int, int]:
             return 0, 0
 
-    repo = Repo()
+    service = notifications.NotificationService(Repo(), None, None)  # type: ignore[arg-type]
     with pytest.raises(InvalidInput):
-        notifications.list_for_user(repo, ANA, before=None, limit=0)  # type: ignore[arg-type]
+        service.list_for_user(ANA, before=None, limit=0)
     with pytest.raises(InvalidInput):
-        notifications.mark_read(repo, ANA)  # type: ignore[arg-type]
-    assert notifications.mark_read(repo, ANA, everything=True) == {"roomsCleared": 0, "notificationsRead": 0}  # type: ignore[arg-type]
+        service.mark_read(ANA)
+    assert service.mark_read(ANA, everything=True) == {"roomsCleared": 0, "notificationsRead": 0}

@@ -22,16 +22,16 @@ ARN_REDIS = "arn:aws:secretsmanager:us-east-1:123456789012:secret:redis-AbCdEf"
 
 
 @pytest.fixture
-def stub() -> Iterator[Stubber]:
+def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubber]:
+    """Secrets Manager as a botocore Stubber (it cannot run here), behind the module's provider."""
     client = boto3.client(
         "secretsmanager", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
     )
     stubber = Stubber(client)
     stubber.activate()
-    secrets.use_secrets_provider(SecretsProvider(boto3_client=client))
+    monkeypatch.setattr(secrets, "_provider", SecretsProvider(boto3_client=client))
     yield stubber
     stubber.deactivate()
-    secrets.use_secrets_provider(None)
 
 
 def _respond(stub: Stubber, arn: str, value: str) -> None:
@@ -73,19 +73,16 @@ def test_redis_password_and_local_fallbacks(stub: Stubber) -> None:
         secrets.jwt_private_key(Settings())
 
 
-def test_install_cloud_resolvers_wires_hooks_only_when_arns_are_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    from chatflow.adapters import redis_client
-    from chatflow.adapters.postgres import pool
+def test_the_container_wires_cloud_credentials_only_when_arns_are_set() -> None:
+    from chatflow.container import Container
 
-    monkeypatch.setattr(pool, "dsn_resolver", None)
-    monkeypatch.setattr(redis_client, "password_resolver", None)
-    secrets.install_cloud_resolvers(Settings())
-    assert pool.dsn_resolver is None
-    assert redis_client.password_resolver is None
-    secrets.install_cloud_resolvers(Settings(database_secret_arn=ARN_DB, redis_auth_secret_arn=ARN_REDIS))
-    resolver: Any = pool.dsn_resolver
+    plain = Container(Settings())
+    assert plain.postgres.dsn_resolver is None
+    assert plain.redis.password_resolver is None
+    cloud = Container(Settings(database_secret_arn=ARN_DB, redis_auth_secret_arn=ARN_REDIS))
+    resolver: Any = cloud.postgres.dsn_resolver
     assert resolver is secrets.database_dsn
-    assert redis_client.password_resolver is secrets.redis_password
+    assert cloud.redis.password_resolver is secrets.redis_password
 
 
 def test_secrets_module_does_not_import_boto3_locally() -> None:
@@ -97,14 +94,12 @@ def test_secrets_module_does_not_import_boto3_locally() -> None:
     assert out.strip() == "False"
 
 
-def test_iam_auth_takes_precedence_and_the_pool_resolves_per_connection(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from chatflow.adapters.postgres import iam_auth, pool
+def test_iam_auth_takes_precedence_over_the_database_secret() -> None:
+    from chatflow.adapters.postgres import iam_auth
+    from chatflow.container import Container
 
-    monkeypatch.setattr(pool, "dsn_resolver", None)
-    secrets.install_cloud_resolvers(Settings(database_iam_auth=True, database_secret_arn=ARN_DB))
-    assert pool.dsn_resolver is iam_auth.iam_dsn_resolver
+    container = Container(Settings(database_iam_auth=True, database_secret_arn=ARN_DB))
+    assert container.postgres.dsn_resolver is iam_auth.iam_dsn_resolver
 
 
 def test_resolvers_follow_the_settings() -> None:
@@ -120,19 +115,14 @@ def test_resolvers_follow_the_settings() -> None:
     )
 
 
-def test_redis_client_uses_the_auth_secret_without_explicit_wiring(
-    stub: Stubber, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """No function has to call install_cloud_resolvers: the client asks the settings itself."""
-    from chatflow.adapters import redis_client
+def test_redis_client_uses_the_auth_secret(stub: Stubber) -> None:
+    """REDIS_AUTH_SECRET_ARN alone is enough: every function's container fetches the token."""
+    from chatflow.container import Container
 
-    monkeypatch.setattr(redis_client, "password_resolver", None)
     _respond(stub, ARN_REDIS, json.dumps({"password": "from-secrets-manager"}))
-    redis_client.close_redis()
+    container = Container(Settings(redis_url="redis://127.0.0.1:1/0", redis_auth_secret_arn=ARN_REDIS))
     try:
-        client = redis_client.get_redis(
-            Settings(redis_url="redis://127.0.0.1:1/0", redis_auth_secret_arn=ARN_REDIS)
-        )
+        client = container.redis.client
         assert client.connection_pool.connection_kwargs["password"] == "from-secrets-manager"
     finally:
-        redis_client.close_redis()  # the next user builds the run's real client again
+        container.close()

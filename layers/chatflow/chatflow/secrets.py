@@ -5,9 +5,10 @@ Powertools' ``get_secret`` (cached in the container for :data:`SECRET_MAX_AGE_S`
 secret is picked up within minutes without a redeploy). Powertools parameters (and boto3 behind
 them) are imported only when an ARN is set: local runs and functions without secrets never pay it.
 
-:func:`dsn_resolver_for` / :func:`redis_password_resolver_for` pick the Postgres pool's and the
-Redis client's credential hooks from the settings; the pool and the client consult them when no
-hook was set explicitly, so every function gets cloud credentials without wiring code.
+:func:`dsn_resolver_for` / :func:`redis_password_resolver_for` pick the Postgres pools' and the
+Redis connection's credential hooks from the settings; the function's container
+(chatflow.container) hands them over when it builds those, so every function gets cloud
+credentials the same way.
 """
 
 from __future__ import annotations
@@ -33,12 +34,6 @@ def _secrets_provider() -> Any:
 
         _provider = SecretsProvider()
     return _provider
-
-
-def use_secrets_provider(provider: Any) -> None:
-    """Install a Powertools ``SecretsProvider`` (e.g. over a stubbed client); None = default."""
-    global _provider
-    _provider = provider
 
 
 def fetch_secret(arn: str) -> str:
@@ -115,20 +110,3 @@ def dsn_resolver_for(settings: Settings) -> Callable[[str, Settings], str] | Non
 def redis_password_resolver_for(settings: Settings) -> Callable[[Settings], str | None] | None:
     """The Redis AUTH hook these settings call for (``REDIS_AUTH_SECRET_ARN``), or None."""
     return redis_password if settings.redis_auth_secret_arn else None
-
-
-def install_cloud_resolvers(settings: Settings) -> None:
-    """Set the pool's and the Redis client's hooks explicitly (optional: when no hook is set,
-    ``pool`` and ``redis_client`` ask :func:`dsn_resolver_for` / :func:`redis_password_resolver_for`
-    themselves, so every function works in the cloud without calling this). The pool calls its
-    hook for every new connection."""
-    dsn = dsn_resolver_for(settings)
-    if dsn is not None:
-        from chatflow.adapters.postgres import pool
-
-        pool.dsn_resolver = dsn
-    password = redis_password_resolver_for(settings)
-    if password is not None:
-        from chatflow.adapters import redis_client
-
-        redis_client.password_resolver = password

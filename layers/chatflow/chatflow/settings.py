@@ -132,21 +132,17 @@ class Settings:
     def reader_url(self) -> str:
         return self.database_reader_url or self.database_url
 
-    def redacted(self) -> dict[str, Any]:
-        """Settings as a dict safe to log: keys and URLs with credentials are masked."""
-        out: dict[str, Any] = {}
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if value is not None and field.name in _SECRET_FIELDS:
-                value = "***"
-            elif isinstance(value, str) and "://" in value and "@" in value:
-                scheme, _, rest = value.partition("://")
-                value = f"{scheme}://***@{rest.rpartition('@')[2]}"
-            out[field.name] = value
-        return out
+    @property
+    def event_bus_configured(self) -> bool:
+        """Whether this process has an event bus to talk to: in the cloud always; locally only
+        with an endpoint (the local EventBridge emulator). Without one, every publish and outbox
+        flush of a local run would wait on AWS timeouts; outbox rows then wait for a sweep run
+        against an emulator (docs/events.md)."""
+        if self.env in ("local", "test"):
+            return bool(self.events_endpoint_url or self.aws_endpoint_url)
+        return True
 
 
-_SECRET_FIELDS = frozenset({"jwt_private_key"})
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -182,8 +178,3 @@ def _coerce(name: str, raw: str, hint: Any) -> Any:
 def get_settings() -> Settings:
     """The settings of this process, read once (cold start) and cached."""
     return Settings.from_env()
-
-
-def reset_settings_cache() -> None:
-    """For tests that change the environment between cases."""
-    get_settings.cache_clear()

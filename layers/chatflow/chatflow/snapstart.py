@@ -9,9 +9,9 @@ created lazily, so the first request after a restore opens fresh ones (RDS Proxy
 token). After the restore, the ``random`` module is re-seeded so restored copies do not replay the
 same sequence (``secrets``/``uuid4`` read the OS entropy pool and need nothing).
 
-Handlers that run with SnapStart import this module at the top (``import chatflow.snapstart``).
-The hooks come from ``snapshot_restore_py``, which the Lambda runtime provides; where it is absent
-(local runs, tests, runtimes without SnapStart) importing this module does nothing.
+Handlers that run with SnapStart call :func:`register` with their container at init (right after
+building it). The hooks come from ``snapshot_restore_py``, which the Lambda runtime provides; where
+it is absent (local runs, tests, runtimes without SnapStart) :func:`register` does nothing.
 """
 
 from __future__ import annotations
@@ -19,41 +19,31 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
+from typing import Protocol
 
 logger = logging.getLogger(__name__)
 
-_registered = False
 
-
-def close_connections() -> None:
-    """Close every connection the container holds (pools and Redis are re-created lazily)."""
-    from chatflow.adapters.postgres.pool import close_pools
-    from chatflow.adapters.redis_client import close_redis
-
-    close_pools()
-    close_redis()
+class HoldsConnections(Protocol):
+    def close_connections(self) -> None:
+        """Close every pool and client (they are re-created lazily on next use)."""
+        ...
 
 
 def reseed() -> None:
     random.seed()
 
 
-def register() -> bool:
-    """Register the hooks once; False when SnapStart's hook library is not available."""
-    global _registered
-    if _registered:
-        return True
+def register(container: HoldsConnections) -> bool:
+    """Close ``container``'s connections before the snapshot and re-seed ``random`` after each
+    restore; False when SnapStart's hook library is not available (nothing registered)."""
     try:
         from snapshot_restore_py import register_after_restore, register_before_snapshot
     except ImportError:
         return False
     before: Callable[[Callable[[], None]], object] = register_before_snapshot
     after: Callable[[Callable[[], None]], object] = register_after_restore
-    before(close_connections)
+    before(container.close_connections)
     after(reseed)
-    _registered = True
     logger.debug("SnapStart hooks registered")
     return True
-
-
-register()

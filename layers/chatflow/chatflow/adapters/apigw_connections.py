@@ -29,8 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, cast
 
-from chatflow.domain.realtime import DeliveryReport, Target
-from chatflow.settings import Settings, get_settings
+from chatflow.domain.realtime_models import DeliveryReport, Target
+from chatflow.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
@@ -72,7 +72,7 @@ class ApiGatewayNotifier:
 
     def __init__(
         self,
-        settings: Settings | None = None,
+        settings: Settings,
         *,
         endpoint_url: str | None = None,
         max_workers: int | None = None,
@@ -80,7 +80,7 @@ class ApiGatewayNotifier:
         backoff_base_s: float = 0.05,
         metric: MetricHook | None = None,
     ) -> None:
-        self._settings = settings or get_settings()
+        self._settings = settings
         self._endpoint_url = endpoint_url or self._settings.ws_management_endpoint
         self._max_workers = max(1, max_workers or self._settings.fanout_max_workers)
         self._max_attempts = max(1, max_attempts)
@@ -162,14 +162,6 @@ class ApiGatewayNotifier:
             self._metric("FanoutGone", len(report.gone))
         return report
 
-    def send_sequential(self, targets: Sequence[Target], data: bytes) -> DeliveryReport:
-        """One call after another (the benchmark's baseline; not used by the handlers)."""
-        report = DeliveryReport()
-        for target in targets:
-            outcome = self._post(target, data)
-            getattr(report, outcome.value).append(target)
-        return report
-
     def _post(self, target: Target, data: bytes) -> Outcome:
         client = self.client
         return self._call(
@@ -217,20 +209,3 @@ class ApiGatewayNotifier:
             # Full jitter: spreads retries of many workers hitting the same throttle.
             time.sleep(random.uniform(0, self._backoff_base_s * 2**attempt))  # noqa: S311
         return Outcome.FAILED
-
-
-_notifier: ApiGatewayNotifier | None = None
-
-
-def get_notifier() -> ApiGatewayNotifier:
-    global _notifier
-    if _notifier is None:
-        _notifier = ApiGatewayNotifier()
-    return _notifier
-
-
-def reset_notifier() -> None:
-    global _notifier
-    if _notifier is not None:
-        _notifier.close()
-    _notifier = None

@@ -1,4 +1,4 @@
-"""EventBridge adapter: the :class:`chatflow.ports.EventPublisher` implementation.
+"""EventBridge adapter: the :class:`chatflow.domain.ports.EventPublisher` implementation.
 
 * Every event is validated against its schema BEFORE anything is sent: one invalid event in a
   call raises :class:`chatflow.events.schemas.InvalidEvent` and nothing is put on the bus.
@@ -10,7 +10,8 @@
   records it per row) or raised by :meth:`EventBridgePublisher.publish`.
 * The botocore client is created on first use (cold start) with botocore's own retries off (we
   retry per entry, which botocore cannot) and short timeouts; ``settings.events_endpoint_url``
-  points it at the local emulator.
+  points it at the local emulator. The event schemas (pydantic) load on the first publish too:
+  importing this module is cheap.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 from chatflow.errors import Unavailable
-from chatflow.events.schemas import DomainEvent, ensure_valid
-from chatflow.settings import Settings, get_settings
+from chatflow.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_events.client import EventBridgeClient
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
+
+    from chatflow.events.schemas import DomainEvent
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +74,12 @@ class PublishFailed(Unavailable):
         self.failed = list(failed)
 
 
-def make_events_client(settings: Settings | None = None) -> EventBridgeClient:
+def make_events_client(settings: Settings) -> EventBridgeClient:
     # botocore directly: boto3 would only add its session layer and s3transfer (~15-20 ms of
     # imports at cold start, docs/performance.md) on top of the very same botocore client.
     import botocore.session
     from botocore.config import Config
 
-    settings = settings or get_settings()
     client = botocore.session.get_session().create_client(
         "events",
         region_name=settings.aws_region,
@@ -98,8 +99,8 @@ class EventBridgePublisher:
     def __init__(
         self,
         *,
-        bus_name: str | None = None,
-        source: str | None = None,
+        bus_name: str,
+        source: str,
         client: EventBridgeClient | None = None,
         client_factory: Callable[[], EventBridgeClient] | None = None,
         max_attempts: int = 3,
@@ -107,22 +108,34 @@ class EventBridgePublisher:
         max_delay_s: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        settings = get_settings()
-        self.bus_name = bus_name or settings.event_bus_name
-        self.source = source or settings.event_source
+        if client is None and client_factory is None:
+            raise ValueError("give the botocore client or a factory for it (make_events_client)")
+        self.bus_name = bus_name
+        self.source = source
         self._client = client
-        self._client_factory = client_factory or make_events_client
+        self._client_factory = client_factory
         self._lock = threading.Lock()
         self.max_attempts = max(1, max_attempts)
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
         self._sleep = sleep
 
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> EventBridgePublisher:
+        """The deployment's bus and source; the botocore client is made on first use."""
+        return cls(
+            bus_name=settings.event_bus_name,
+            source=settings.event_source,
+            client_factory=lambda: make_events_client(settings),
+            **options,
+        )
+
     @property
     def client(self) -> EventBridgeClient:
         if self._client is None:
             with self._lock:
                 if self._client is None:
+                    assert self._client_factory is not None
                     self._client = self._client_factory()
         return self._client
 
@@ -139,6 +152,9 @@ class EventBridgePublisher:
     def send(self, events: Sequence[DomainEvent]) -> list[FailedEntry]:
         """Validate all, put in batches (≤ 10 entries, ≤ 256 KB), retry retryable failures;
         return what failed."""
+        # Imported here: the pydantic schemas only load when something is actually published.
+        from chatflow.events.schemas import ensure_valid
+
         valid = [ensure_valid(e) for e in events]  # raises before anything is sent
         failed: list[FailedEntry] = []
         batch: list[DomainEvent] = []
@@ -253,22 +269,9 @@ class EventBridgePublisher:
         return random.uniform(0, min(self.max_delay_s, self.base_delay_s * (2**attempt)))  # noqa: S311
 
 
-_default: EventBridgePublisher | None = None
-_default_lock = threading.Lock()
+class NoBusPublisher:
+    """Local runs without an EventBridge endpoint: events are logged, not sent, instead of
+    waiting on AWS timeouts. Never used in the cloud (``Settings.event_bus_configured``)."""
 
-
-def get_publisher() -> EventBridgePublisher:
-    """The container's publisher (client created on first publish)."""
-    global _default
-    if _default is None:
-        with _default_lock:
-            if _default is None:
-                _default = EventBridgePublisher()
-    return _default
-
-
-def reset_publisher() -> None:
-    """Forget the container's publisher (tests changing settings)."""
-    global _default
-    with _default_lock:
-        _default = None
+    def publish(self, events: Sequence[DomainEvent]) -> None:
+        log.debug("no event bus configured; not publishing %s", [e.detail_type for e in events])

@@ -1,4 +1,4 @@
-"""Redis implementation of :class:`chatflow.ports.RoomCache`: room metadata and memberships.
+"""Redis implementation of :class:`chatflow.domain.ports.RoomCache`: room metadata and memberships.
 
 Keys (all under the settings' prefix; at most three per room and two per user)::
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -33,36 +33,16 @@ from uuid import UUID
 import redis
 from redis.exceptions import RedisError, WatchError
 
-from chatflow.adapters.redis_client import get_redis, key
+from chatflow.adapters.redis_client import RedisConnection
 from chatflow.domain.room_models import Room
 from chatflow.errors import Unavailable
-from chatflow.settings import Settings, get_settings
+from chatflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
 #: Stored in every cached set so that an empty set is distinguishable from a miss.
 _SENTINEL = "-"
 T = TypeVar("T")
-
-
-def room_meta_key(room_id: UUID) -> str:
-    return key("room", room_id, "meta")
-
-
-def room_members_key(room_id: UUID) -> str:
-    return key("room", room_id, "members")
-
-
-def room_gen_key(room_id: UUID) -> str:
-    return key("room", room_id, "gen")
-
-
-def user_rooms_key(user_id: UUID) -> str:
-    return key("user", user_id, "rooms")
-
-
-def user_rooms_gen_key(user_id: UUID) -> str:
-    return key("user", user_id, "rooms", "gen")
 
 
 def _room_to_json(room: Room) -> str:
@@ -99,18 +79,37 @@ def _ids(members: Iterable[str]) -> frozenset[UUID]:
     return frozenset(UUID(m) for m in members if m != _SENTINEL)
 
 
+class RoomCacheKeys:
+    """The key formats of ROOMS' cache (one definition for the cache and the directory below)."""
+
+    def __init__(self, redis: RedisConnection) -> None:
+        self._key = redis.key
+
+    def room_meta(self, room_id: UUID) -> str:
+        return self._key("room", room_id, "meta")
+
+    def room_members(self, room_id: UUID) -> str:
+        return self._key("room", room_id, "members")
+
+    def room_gen(self, room_id: UUID) -> str:
+        return self._key("room", room_id, "gen")
+
+    def user_rooms(self, user_id: UUID) -> str:
+        return self._key("user", user_id, "rooms")
+
+    def user_rooms_gen(self, user_id: UUID) -> str:
+        return self._key("user", user_id, "rooms", "gen")
+
+
 class RedisRoomCache:
-    def __init__(self, client: redis.Redis[str] | None = None, settings: Settings | None = None) -> None:
-        self._client = client
-        self._settings = settings
+    def __init__(self, redis: RedisConnection, settings: Settings) -> None:
+        self._connection = redis
+        self.keys = RoomCacheKeys(redis)
+        self._ttl = settings.room_cache_ttl_s
 
     @property
     def _redis(self) -> redis.Redis[str]:
-        return self._client if self._client is not None else get_redis()
-
-    @property
-    def _ttl(self) -> int:
-        return (self._settings or get_settings()).room_cache_ttl_s
+        return self._connection.client
 
     @property
     def _gen_ttl(self) -> int:
@@ -137,7 +136,7 @@ class RedisRoomCache:
             return load()
 
     def room(self, room_id: UUID, load: Callable[[], Room | None]) -> Room | None:
-        meta_key = room_meta_key(room_id)
+        meta_key = self.keys.room_meta(room_id)
         try:
             raw = self._redis.get(meta_key)
         except RedisError:
@@ -150,7 +149,7 @@ class RedisRoomCache:
             if room is not None:  # absent rooms are not cached (they may be created any time)
                 pipe.set(meta_key, _room_to_json(room), ex=self._ttl)
 
-        return self._fill(room_gen_key(room_id), load, store)
+        return self._fill(self.keys.room_gen(room_id), load, store)
 
     def access(
         self,
@@ -159,10 +158,10 @@ class RedisRoomCache:
         load_room: Callable[[], Room | None],
         load_members: Callable[[], Iterable[UUID]],
     ) -> tuple[Room | None, bool]:
-        members_key = room_members_key(room_id)
+        members_key = self.keys.room_members(room_id)
         try:
             with self._redis.pipeline(transaction=False) as pipe:
-                pipe.get(room_meta_key(room_id))
+                pipe.get(self.keys.room_meta(room_id))
                 pipe.sismember(members_key, str(user_id))
                 pipe.exists(members_key)
                 raw, is_member, members_cached = pipe.execute()
@@ -185,11 +184,11 @@ class RedisRoomCache:
         def store(pipe: Any, loaded: tuple[Room | None, frozenset[UUID] | None]) -> None:
             room, members = loaded
             if room is not None and cached_room is None:
-                pipe.set(room_meta_key(room_id), _room_to_json(room), ex=self._ttl)
+                pipe.set(self.keys.room_meta(room_id), _room_to_json(room), ex=self._ttl)
             if members is not None:
                 self._store_set(pipe, members_key, members)
 
-        room, members = self._fill(room_gen_key(room_id), load, store)
+        room, members = self._fill(self.keys.room_gen(room_id), load, store)
         if room is None:
             return None, False
         return room, (user_id in members) if members is not None else bool(is_member)
@@ -214,10 +213,10 @@ class RedisRoomCache:
         return self._fill(gen_key, lambda: frozenset(load()), store)
 
     def member_ids(self, room_id: UUID, load: Callable[[], Iterable[UUID]]) -> frozenset[UUID]:
-        return self._set(room_members_key(room_id), room_gen_key(room_id), load)
+        return self._set(self.keys.room_members(room_id), self.keys.room_gen(room_id), load)
 
     def room_ids(self, user_id: UUID, load: Callable[[], Iterable[UUID]]) -> frozenset[UUID]:
-        return self._set(user_rooms_key(user_id), user_rooms_gen_key(user_id), load)
+        return self._set(self.keys.user_rooms(user_id), self.keys.user_rooms_gen(user_id), load)
 
     # --- invalidation ---------------------------------------------------------------------------
 
@@ -226,16 +225,72 @@ class RedisRoomCache:
         try:
             with self._redis.pipeline(transaction=True) as pipe:
                 for room_id in room_ids:
-                    gen = room_gen_key(room_id)
+                    gen = self.keys.room_gen(room_id)
                     pipe.incr(gen)
                     pipe.expire(gen, gen_ttl)
-                    pipe.delete(room_meta_key(room_id), room_members_key(room_id))
+                    pipe.delete(self.keys.room_meta(room_id), self.keys.room_members(room_id))
                 for user_id in user_ids:
-                    gen = user_rooms_gen_key(user_id)
+                    gen = self.keys.user_rooms_gen(user_id)
                     pipe.incr(gen)
                     pipe.expire(gen, gen_ttl)
-                    pipe.delete(user_rooms_key(user_id))
+                    pipe.delete(self.keys.user_rooms(user_id))
                 pipe.execute()
         except RedisError as exc:
             log.error("room cache invalidation failed", exc_info=True)
             raise Unavailable("cache unavailable, retry", code="cache_unavailable") from exc
+
+
+class CachedRoomDirectory:
+    """RoomDirectory (REALTIME's view of ROOMS' member lists) over ROOMS' cached sets.
+
+    Hits are read straight from the cache keys (the same SMEMBERS ROOMS' own read does), so the
+    warm path of fan-out, presence and $disconnect imports neither psycopg nor ROOMS' domain (its
+    pydantic event schemas): those functions stay light at cold start. A miss reads through the
+    ``load_members`` / ``load_rooms`` the container wires to ROOMS' service, which fills the
+    cache under its invalidation guard.
+    """
+
+    def __init__(
+        self,
+        redis: RedisConnection,
+        load_members: Callable[[UUID], Collection[UUID]],
+        load_rooms: Callable[[UUID], Collection[UUID]],
+    ) -> None:
+        self._redis = redis
+        self._keys = RoomCacheKeys(redis)
+        self._load_members = load_members
+        self._load_rooms = load_rooms
+
+    def member_ids(self, room_id: UUID) -> Collection[UUID]:
+        cached = self._cached([self._keys.room_members(room_id)])[0]
+        return cached if cached is not None else self._load_members(room_id)
+
+    def room_ids(self, user_id: UUID) -> Collection[UUID]:
+        cached = self._cached([self._keys.user_rooms(user_id)])[0]
+        return cached if cached is not None else self._load_rooms(user_id)
+
+    def members_of(self, room_ids: Collection[UUID]) -> dict[UUID, Collection[UUID]]:
+        """Member ids of several rooms: ONE pipeline over the cached sets, read-through only for
+        the rooms not cached. Presence on connect/disconnect touches every room of the user;
+        this keeps it one round trip when the cache is warm."""
+        ordered = list(room_ids)
+        cached = self._cached([self._keys.room_members(r) for r in ordered])
+        return {
+            room_id: members if members is not None else self._load_members(room_id)
+            for room_id, members in zip(ordered, cached, strict=True)
+        }
+
+    def _cached(self, keys: list[str]) -> list[set[UUID] | None]:
+        """The cached id sets at ``keys`` (one round trip); None where not cached or on error."""
+        if not keys:
+            return []
+        try:
+            pipe = self._redis.client.pipeline(transaction=False)
+            for k in keys:
+                pipe.smembers(k)
+            results = pipe.execute()
+        except Exception:  # the cache is an optimisation; ROOMS' read-through handles outages
+            log.warning("room cache read failed; reading through", exc_info=True)
+            return [None] * len(keys)
+        # Cached sets always hold the sentinel, so an empty result means "not cached".
+        return [{UUID(m) for m in members if m != _SENTINEL} if members else None for members in results]

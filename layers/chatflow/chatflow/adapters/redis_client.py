@@ -1,7 +1,9 @@
-"""The container's Redis client (redis-py), created lazily, with key prefixing.
+"""The container's Redis connection (redis-py): one client, created on first use, and key prefixing.
 
 TLS and auth come from the URL (``rediss://:password@host:6379/0``) or, in the cloud, from the
-auth secret resolved by :data:`password_resolver`.
+auth secret that ``password_resolver`` fetches (chatflow.secrets.redis_password_resolver_for picks
+it from the settings). The function's container owns one :class:`RedisConnection` and hands it to
+the Redis adapters; only they know key formats.
 """
 
 from __future__ import annotations
@@ -11,48 +13,59 @@ from collections.abc import Callable
 
 import redis
 
-from chatflow.settings import Settings, get_settings
+from chatflow.settings import Settings
 
-_lock = threading.Lock()
-_client: redis.Redis[str] | None = None
-
-#: Cloud hook: returns the AUTH token (from Secrets Manager); None = use the URL's password.
-password_resolver: Callable[[Settings], str | None] | None = None
+#: Credential hook: returns the AUTH token (from Secrets Manager); None = use the URL's password.
+PasswordResolver = Callable[[Settings], str | None]
 
 
-def get_redis(settings: Settings | None = None) -> redis.Redis[str]:
-    global _client
-    if _client is None:
-        with _lock:
-            if _client is None:
-                settings = settings or get_settings()
-                resolver = password_resolver
-                if resolver is None:  # no explicit hook: the settings say whether a secret applies
-                    from chatflow.secrets import redis_password_resolver_for
+class RedisConnection:
+    """One redis-py client per container (created on first use: no I/O before) and the key prefix."""
 
-                    resolver = redis_password_resolver_for(settings)
-                password = resolver(settings) if resolver is not None else None
-                _client = redis.Redis.from_url(
-                    settings.redis_url,
-                    socket_timeout=settings.redis_socket_timeout_s,
-                    socket_connect_timeout=settings.redis_socket_timeout_s,
-                    health_check_interval=30,
-                    decode_responses=True,
-                )
-                if password:  # a resolved secret overrides the URL's password
-                    _client.connection_pool.connection_kwargs["password"] = password
-    return _client
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        password_resolver: PasswordResolver | None = None,
+        client: redis.Redis[str] | None = None,
+    ) -> None:
+        self._settings = settings
+        self.password_resolver = password_resolver
+        self._client = client
+        self._lock = threading.Lock()
+        #: Every key is prefixed, so tests and several stacks can share one server.
+        self.prefix = settings.redis_key_prefix
 
+    @property
+    def client(self) -> redis.Redis[str]:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._connect()
+        return self._client
 
-def key(*parts: object, settings: Settings | None = None) -> str:
-    """A namespaced key: ``<prefix>part1:part2``."""
-    prefix = (settings or get_settings()).redis_key_prefix
-    return prefix + ":".join(str(p) for p in parts)
+    def _connect(self) -> redis.Redis[str]:
+        settings = self._settings
+        resolver = self.password_resolver
+        password = resolver(settings) if resolver is not None else None
+        client: redis.Redis[str] = redis.Redis.from_url(
+            settings.redis_url,
+            socket_timeout=settings.redis_socket_timeout_s,
+            socket_connect_timeout=settings.redis_socket_timeout_s,
+            health_check_interval=30,
+            decode_responses=True,
+        )
+        if password:  # a resolved secret overrides the URL's password
+            client.connection_pool.connection_kwargs["password"] = password
+        return client
 
+    def key(self, *parts: object) -> str:
+        """A namespaced key: ``<prefix>part1:part2``."""
+        return self.prefix + ":".join(str(p) for p in parts)
 
-def close_redis() -> None:
-    global _client
-    with _lock:
-        if _client is not None:
-            _client.close()
-            _client = None
+    def close(self) -> None:
+        """Close the client (SnapStart before-snapshot, tests); a new one is made on next use."""
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None

@@ -37,9 +37,16 @@ from uuid import UUID
 
 import redis
 
-from chatflow.adapters.redis_client import get_redis
-from chatflow.domain.realtime import RateDecision, Registration, RemovedConnections, Target, Unregistration
-from chatflow.settings import Settings, get_settings
+from chatflow.adapters.redis_client import RedisConnection
+from chatflow.adapters.redis_user_status import decode_status, status_key
+from chatflow.domain.realtime_models import (
+    RateDecision,
+    Registration,
+    RemovedConnections,
+    Target,
+    Unregistration,
+)
+from chatflow.settings import Settings
 
 Clock = Callable[[], float]
 
@@ -199,14 +206,9 @@ def _ms(seconds: float) -> int:
 class RedisRealtimeStore:
     """Registry, presence, subscriptions and rate limits over one redis-py client."""
 
-    def __init__(
-        self,
-        client: redis.Redis[str] | None = None,
-        settings: Settings | None = None,
-        clock: Clock = time.time,
-    ) -> None:
-        self._client = client
-        self._settings = settings or get_settings()
+    def __init__(self, redis: RedisConnection, settings: Settings, clock: Clock = time.time) -> None:
+        self._redis = redis
+        self._settings = settings
         self._clock = clock
         self._scripts: dict[str, Any] = {}
 
@@ -214,9 +216,7 @@ class RedisRealtimeStore:
 
     @property
     def client(self) -> redis.Redis[str]:
-        if self._client is None:
-            self._client = get_redis(self._settings)
-        return self._client
+        return self._redis.client
 
     def _script(self, name: str, source: str) -> Any:
         script = self._scripts.get(name)
@@ -228,7 +228,7 @@ class RedisRealtimeStore:
         return script
 
     def _k(self, *parts: object) -> str:
-        return self._settings.redis_key_prefix + ":".join(str(p) for p in parts)
+        return self._redis.key(*parts)
 
     def _user_zset(self, user_id: UUID) -> str:
         return self._k("rt", "u", f"{{{user_id}}}", "conns")
@@ -312,10 +312,6 @@ class RedisRealtimeStore:
                 pipe.zadd(self._room_subs(room), {member: expiry}, xx=True)
             pipe.execute()
         return True
-
-    def is_registered(self, user_id: UUID, connection_id: str) -> bool:
-        score = self.client.zscore(self._user_zset(user_id), connection_id)
-        return score is not None and score > self._now_ms()
 
     def remove_all(self, user_id: UUID) -> RemovedConnections:
         """Remove every connection of the user (bans): the removed connection ids and, when there
@@ -430,25 +426,26 @@ class RedisRealtimeStore:
         *,
         limit: int,
         window_s: float,
-        also_read: str | None = None,
+        with_status_of: UUID | None = None,
     ) -> RateDecision:
         """One event of ``kind`` on a connection: allowed unless it exceeds ``limit`` per window.
 
         GCRA (a token bucket in one key): smooth, atomic in one script, and it knows exactly
-        when the next event would be allowed (``retry_after_ms``). ``also_read``: a full key to
-        GET in the same round trip (e.g. the user's cached status), returned as ``read``.
+        when the next event would be allowed (``retry_after_ms``). ``with_status_of``: that
+        user's cached status (IDENTITY's status cache key) is read in the same round trip and
+        returned decoded as ``status``.
         """
         script = self._script("rate", _RATE)
         keys = [self._k("rt", "rl", kind, connection_id)]
         args = [self._now_ms(), _ms(window_s), max(1, limit)]
-        if also_read is None:
+        if with_status_of is None:
             res = script(keys=keys, args=args)
             return RateDecision(allowed=bool(res[0]), retry_after_ms=int(res[1]))
         # A plain pipeline with EVALSHA (redis-py's Script in a pipeline would add a SCRIPT
         # EXISTS round trip per execute); the script is loaded once on NOSCRIPT.
         for attempt in (1, 2):
             pipe = self.client.pipeline(transaction=False)
-            pipe.get(also_read)
+            pipe.get(status_key(self._redis, with_status_of))
             pipe.evalsha(script.sha, len(keys), *keys, *args)
             try:
                 read, res = pipe.execute()
@@ -458,26 +455,4 @@ class RedisRealtimeStore:
                 cast(Any, self.client).script_load(_RATE)  # redis-py leaves it untyped
                 continue
             break
-        return RateDecision(allowed=bool(res[0]), retry_after_ms=int(res[1]), read=read)
-
-
-_store: RedisRealtimeStore | None = None
-
-
-def get_realtime_store() -> RedisRealtimeStore:
-    """The container's store (lazy; the Redis client itself is created on first command)."""
-    global _store
-    if _store is None:
-        _store = RedisRealtimeStore()
-    return _store
-
-
-def reset_realtime_store() -> None:
-    """For tests that change settings (prefix) between cases."""
-    global _store
-    _store = None
-
-
-def online_user_ids(user_ids: Iterable[UUID]) -> set[UUID]:
-    """Contract 6: which of these users have at least one live WebSocket connection."""
-    return get_realtime_store().online_user_ids(user_ids)
+        return RateDecision(allowed=bool(res[0]), retry_after_ms=int(res[1]), status=decode_status(read))

@@ -15,9 +15,10 @@ import logging
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
-from uuid import UUID
 
-from chatflow.settings import Settings, get_settings
+from chatflow.domain.notification_models import Notification
+from chatflow.settings import Settings
+from chatflow.wire import notification_payload
 
 if TYPE_CHECKING:
     from mypy_boto3_sns.client import SNSClient
@@ -25,13 +26,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def make_sns_client(settings: Settings | None = None) -> SNSClient:
+def make_sns_client(settings: Settings) -> SNSClient:
     # botocore directly: boto3 would only add its session layer and s3transfer (~15-20 ms of
     # imports at cold start, docs/performance.md) on top of the very same botocore client.
     import botocore.session
     from botocore.config import Config
 
-    settings = settings or get_settings()
     client = botocore.session.get_session().create_client(
         "sns",
         region_name=settings.aws_region,
@@ -48,39 +48,43 @@ class SnsNotificationChannel:
 
     def __init__(
         self,
-        topic_arn: str | None = None,
+        topic_arn: str | None,
         *,
         client: SNSClient | None = None,
         client_factory: Callable[[], SNSClient] | None = None,
-        use_settings: bool = True,
     ) -> None:
-        self.topic_arn = topic_arn or (get_settings().notification_topic_arn if use_settings else None)
+        self.topic_arn = topic_arn
         self._client = client
-        self._client_factory = client_factory or make_sns_client
+        self._client_factory = client_factory
         self._lock = threading.Lock()
 
-    @property
-    def configured(self) -> bool:
-        return bool(self.topic_arn)
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SnsNotificationChannel:
+        """The deployment's topic (``NOTIFICATION_TOPIC_ARN``); the client is made on first use."""
+        return cls(settings.notification_topic_arn, client_factory=lambda: make_sns_client(settings))
 
     @property
     def client(self) -> SNSClient:
         if self._client is None:
             with self._lock:
                 if self._client is None:
+                    if self._client_factory is None:
+                        raise RuntimeError("SnsNotificationChannel has no client and no client factory")
                     self._client = self._client_factory()
         return self._client
 
-    def deliver(self, user_id: UUID, payload: dict[str, object]) -> bool:
+    def deliver(self, notification: Notification) -> bool:
+        user_id = notification.user_id
         if not self.topic_arn:
             log.info(
                 "notification channel %s not configured (NOTIFICATION_TOPIC_ARN unset): "
                 "notification %s for user %s stays in-app only",
                 self.name,
-                payload.get("id"),
+                notification.id,
                 user_id,
             )
             return False
+        payload = notification_payload(notification)
         # Errors propagate: the consumer keeps the notification pending and the delivery is retried.
         self.client.publish(
             TopicArn=self.topic_arn,
@@ -91,13 +95,3 @@ class SnsNotificationChannel:
             },
         )
         return True
-
-
-_default: SnsNotificationChannel | None = None
-
-
-def get_channel() -> SnsNotificationChannel:
-    global _default
-    if _default is None:
-        _default = SnsNotificationChannel()
-    return _default

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 from chatflow.errors import InvalidInput, Unavailable
-from chatflow.settings import Settings, get_settings
+from chatflow.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -86,8 +86,8 @@ def chunk_jobs(
 class SqsFanoutQueue:
     """FanoutQueue port over SQS (``settings.fanout_queue_url``)."""
 
-    def __init__(self, settings: Settings | None = None, *, queue_url: str | None = None) -> None:
-        self._settings = settings or get_settings()
+    def __init__(self, settings: Settings, *, queue_url: str | None = None) -> None:
+        self._settings = settings
         self._queue_url = queue_url or self._settings.fanout_queue_url
         self._lock = threading.Lock()
         self._client: SQSClient | None = None

@@ -27,8 +27,6 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import jwt
@@ -36,8 +34,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from chatflow.domain.identity import Identity, Role
+from chatflow.domain.user_models import IssuedToken
+from chatflow.domain.validation import NOT_HANDLE_CHARS
 from chatflow.errors import Unauthorized
-from chatflow.settings import Settings, get_settings
+from chatflow.settings import Settings
 
 ALGORITHM = "ES256"
 TOKEN_TYPE = "at+jwt"  # noqa: S105
@@ -45,7 +45,6 @@ TOKEN_TYPE = "at+jwt"  # noqa: S105
 OIDC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "PS256"})
 _ROLES: frozenset[str] = frozenset({"user", "admin"})
 _PEM_BLOCK = re.compile(r"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", re.DOTALL)
-_HANDLE_CHARS = re.compile(r"[^a-z0-9_.-]+")
 
 
 def _b64url_uint(value: int, size: int) -> str:
@@ -72,13 +71,6 @@ def load_public_keys(pem_bundle: str) -> dict[str, ec.EllipticCurvePublicKey]:
             raise ValueError("JWT public keys must be EC P-256 keys (ES256)")
         keys[public_jwk(key)["kid"]] = key
     return keys
-
-
-@dataclass(frozen=True, slots=True)
-class IssuedToken:
-    token: str
-    expires_in: int
-    claims: dict[str, Any]
 
 
 class TokenSigner:
@@ -238,7 +230,7 @@ def external_handle(claims: Mapping[str, Any]) -> str:
     for name in ("cognito:username", "preferred_username", "username", "email"):
         value = claims.get(name)
         if isinstance(value, str) and value:
-            candidate = _HANDLE_CHARS.sub("", value.split("@", 1)[0].lower())[:32]
+            candidate = NOT_HANDLE_CHARS.sub("", value.split("@", 1)[0].lower())[:32]
             if len(candidate) >= 3:
                 return candidate
     return "u-" + hashlib.sha256(str(claims.get("sub")).encode()).hexdigest()[:12]
@@ -255,8 +247,6 @@ def bearer_token(value: str | None) -> str | None:
     return token
 
 
-#: The WebSocket subprotocol a client offers besides its token; $connect must echo it back.
-WS_SUBPROTOCOL = "chatflow.v1"
 #: Prefix of the subprotocol entry that carries the access token: ``bearer.<jwt>``.
 WS_TOKEN_PROTOCOL_PREFIX = "bearer."  # noqa: S105
 
@@ -265,8 +255,9 @@ def token_from_subprotocols(header: str | None) -> str | None:
     """The access token offered as ``Sec-WebSocket-Protocol: chatflow.v1, bearer.<jwt>``.
 
     Browsers cannot set headers on a WebSocket, but they can offer subprotocols; this keeps the
-    token out of URLs (and so out of access logs). The $connect handler must then answer with
-    ``Sec-WebSocket-Protocol: chatflow.v1`` or browsers drop the connection (docs/auth.md).
+    token out of URLs (and so out of access logs). The $connect handler then answers with
+    ``Sec-WebSocket-Protocol: chatflow.v1`` (chatflow.ws.protocol.subprotocol_response_headers),
+    or browsers drop the connection (docs/auth.md).
     """
     if not header:
         return None
@@ -275,14 +266,6 @@ def token_from_subprotocols(header: str | None) -> str | None:
         if entry.startswith(WS_TOKEN_PROTOCOL_PREFIX) and len(entry) > len(WS_TOKEN_PROTOCOL_PREFIX):
             return entry[len(WS_TOKEN_PROTOCOL_PREFIX) :]
     return None
-
-
-def subprotocol_response_headers(offered: str | None) -> dict[str, str]:
-    """The headers $connect must return for ``offered`` (the request's Sec-WebSocket-Protocol):
-    ``{"Sec-WebSocket-Protocol": "chatflow.v1"}`` when the client offered it, else none. Never
-    echo the ``bearer.<jwt>`` entry (it would put the token in a response header)."""
-    entries = [entry.strip() for entry in (offered or "").split(",")]
-    return {"Sec-WebSocket-Protocol": WS_SUBPROTOCOL} if WS_SUBPROTOCOL in entries else {}
 
 
 def verifier_from_settings(settings: Settings) -> TokenVerifier:
@@ -297,27 +280,12 @@ def verifier_from_settings(settings: Settings) -> TokenVerifier:
     )
 
 
-@lru_cache(maxsize=1)
-def get_verifier() -> TokenVerifier:
-    """The container's verifier (public keys parsed once at cold start)."""
-    return verifier_from_settings(get_settings())
-
-
-@lru_cache(maxsize=1)
-def get_signer() -> TokenSigner:
-    """The container's signer; the private key comes from the environment or Secrets Manager."""
-    from chatflow.secrets import jwt_private_key
-
-    settings = get_settings()
+def signer_from_settings(settings: Settings, private_key_pem: str) -> TokenSigner:
+    """The deployment's signer; the key comes from the environment or Secrets Manager
+    (chatflow.secrets.jwt_private_key, resolved by the container on first use)."""
     return TokenSigner(
-        jwt_private_key(settings),
+        private_key_pem,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         ttl_s=settings.access_token_ttl_s,
     )
-
-
-def reset_token_caches() -> None:
-    """For tests that change keys or settings."""
-    get_verifier.cache_clear()
-    get_signer.cache_clear()

@@ -2,7 +2,7 @@
 counters (connections opened, messages, rooms, joins...).
 
 ``functions/analytics`` receives every chat event (rule ``analytics-all-chat-events``),
-:func:`plan` turns it into a :class:`Delta` (pure), and the repository applies the delta and the
+:func:`plan` turns it into a ``Delta`` (pure), and the repository applies the delta and the
 consumer's processed-event record in one transaction: a redelivered or replayed event is never
 counted twice. UTC days and hours; a message counts in the hour it was created.
 """
@@ -10,11 +10,11 @@ counted twice. UTC days and hours; a message counts in the hour it was created.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING
 from uuid import UUID
 
+from chatflow.domain.analytics_models import Applied, DailyFigures, Delta, Report
 from chatflow.errors import InvalidInput
 from chatflow.events.schemas import (
     ConnectionOpened,
@@ -24,6 +24,9 @@ from chatflow.events.schemas import (
     RoomCreated,
     UserOnline,
 )
+
+if TYPE_CHECKING:
+    from chatflow.domain.ports import AnalyticsRepository
 
 CONSUMER = "analytics"
 MAX_RANGE_DAYS = 92
@@ -42,54 +45,6 @@ COUNTER_OF: dict[str, str] = {
     "user.banned": "users_banned",
     "connection.opened": "connections_opened",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Delta:
-    day: date
-    counter: str
-    active_user: UUID | None = None
-    room_hour: tuple[UUID, datetime] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Applied:
-    duplicate: bool
-    new_active_user: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class DailyFigures:
-    day: date
-    active_users: int
-    counters: dict[str, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "date": self.day.isoformat(),
-            "activeUsers": self.active_users,
-            "connectionsOpened": self.counters.get("connections_opened", 0),
-            "messagesCreated": self.counters.get("messages_created", 0),
-            "counters": dict(sorted(self.counters.items())),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class RoomHour:
-    room_id: UUID
-    hour: datetime
-    messages: int
-
-    def to_dict(self) -> dict[str, object]:
-        return {"roomId": str(self.room_id), "hour": self.hour.isoformat(), "messages": self.messages}
-
-
-class AnalyticsRepository(Protocol):
-    def apply(self, consumer: str, event: DomainEvent, delta: Delta) -> Applied: ...
-    def daily(self, start: date, end: date) -> list[DailyFigures]: ...
-    def rooms_hourly(
-        self, start: datetime, end: datetime, room_id: UUID | None, limit: int
-    ) -> list[RoomHour]: ...
 
 
 def _utc(ts: datetime) -> datetime:
@@ -116,57 +71,44 @@ def plan(event: DomainEvent) -> Delta:
     return Delta(at.date(), counter, active, room_hour)
 
 
-def handle_event(event: DomainEvent, repo: AnalyticsRepository) -> tuple[Delta, Applied]:
-    delta = plan(event)
-    return delta, repo.apply(CONSUMER, event, delta)
+class AnalyticsService:
+    """Counts events (:meth:`handle_event`) and reports the figures (:meth:`report`)."""
 
+    def __init__(self, repo: AnalyticsRepository) -> None:
+        self._repo = repo
 
-@dataclass(frozen=True, slots=True)
-class Report:
-    start: date
-    end: date
-    daily: list[DailyFigures]
-    rooms_hourly: list[RoomHour]
-    truncated: bool
+    def handle_event(self, event: DomainEvent) -> tuple[Delta, Applied]:
+        delta = plan(event)
+        return delta, self._repo.apply(CONSUMER, event, delta)
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "from": self.start.isoformat(),
-            "to": self.end.isoformat(),
-            "daily": [d.to_dict() for d in self.daily],
-            "roomsHourly": [r.to_dict() for r in self.rooms_hourly],
-            "roomsHourlyTruncated": self.truncated,
-        }
-
-
-def report(
-    repo: AnalyticsRepository,
-    *,
-    start: date | None,
-    end: date | None,
-    room_id: UUID | None,
-    today: date | None = None,
-) -> Report:
-    """Figures for the UTC days ``start``..``end`` inclusive (default: the last 7 days)."""
-    today = today or datetime.now(UTC).date()
-    end = end or today
-    if start is None:
-        # The default window must not step below date.min (``to=0001-01-03``).
-        start = end - timedelta(days=6) if end > date.min + timedelta(days=6) else date.min
-    if start > end:
-        raise InvalidInput("'from' must not be after 'to'")
-    if (end - start).days + 1 > MAX_RANGE_DAYS:
-        raise InvalidInput(f"at most {MAX_RANGE_DAYS} days per request")
-    if end == date.max:
-        # The hourly window ends at the next midnight, which does not exist after date.max.
-        raise InvalidInput(f"'to' must be before {date.max.isoformat()}")
-    daily = repo.daily(start, end)
-    lo = datetime(start.year, start.month, start.day, tzinfo=UTC)
-    hi = datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1)
-    rooms = repo.rooms_hourly(lo, hi, room_id, MAX_ROOM_ROWS + 1)
-    return Report(
-        start, end, _fill_days(daily, start, end), rooms[:MAX_ROOM_ROWS], len(rooms) > MAX_ROOM_ROWS
-    )
+    def report(
+        self,
+        *,
+        start: date | None,
+        end: date | None,
+        room_id: UUID | None,
+        today: date | None = None,
+    ) -> Report:
+        """Figures for the UTC days ``start``..``end`` inclusive (default: the last 7 days)."""
+        today = today or datetime.now(UTC).date()
+        end = end or today
+        if start is None:
+            # The default window must not step below date.min (``to=0001-01-03``).
+            start = end - timedelta(days=6) if end > date.min + timedelta(days=6) else date.min
+        if start > end:
+            raise InvalidInput("'from' must not be after 'to'")
+        if (end - start).days + 1 > MAX_RANGE_DAYS:
+            raise InvalidInput(f"at most {MAX_RANGE_DAYS} days per request")
+        if end == date.max:
+            # The hourly window ends at the next midnight, which does not exist after date.max.
+            raise InvalidInput(f"'to' must be before {date.max.isoformat()}")
+        daily = self._repo.daily(start, end)
+        lo = datetime(start.year, start.month, start.day, tzinfo=UTC)
+        hi = datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1)
+        rooms = self._repo.rooms_hourly(lo, hi, room_id, MAX_ROOM_ROWS + 1)
+        return Report(
+            start, end, _fill_days(daily, start, end), rooms[:MAX_ROOM_ROWS], len(rooms) > MAX_ROOM_ROWS
+        )
 
 
 def _fill_days(daily: Sequence[DailyFigures], start: date, end: date) -> list[DailyFigures]:

@@ -1,6 +1,6 @@
 """Messages: send (idempotent, gap-free per-room seq), edit, soft delete, history, read marks.
 
-Contract 3 (REALTIME and HTTP call exactly these; ``identity`` is
+Contract 3 (:class:`MessageService`; REALTIME and HTTP call exactly these; ``identity`` is
 :class:`chatflow.domain.identity.Identity`, the caller already passed ``ensure_active``)::
 
     send(identity, room_id: UUID, client_message_id: str, body: str) -> tuple[Message, bool]
@@ -15,41 +15,37 @@ Contract 3 (REALTIME and HTTP call exactly these; ``identity`` is
     history(identity, room_id, *, before: int | None = None, after: int | None = None,
             limit: int | None = None) -> HistoryPage                   # keyset by seq, ascending
     mark_read(identity, room_id, seq: int) -> int                      # new last_read_seq
-    message_to_dict(message) -> dict[str, Any]                         # THE wire shape (camelCase)
 
-Membership checks and the cached member list live in :mod:`chatflow.domain.rooms`
-(``member_ids(room_id)``, ``is_member(room_id, user_id)``).
-
-The module-level functions use the default wiring (Postgres + Redis adapters, built once per
-container); :class:`MessageService` takes the ports explicitly.
+Membership checks and the cached member list live in :class:`chatflow.domain.rooms.RoomService`
+(``member_ids(room_id)``, ``is_member(room_id, user_id)``), which :class:`MessageService` gets
+through its constructor with its repository and the settings (the function's container wires
+them, chatflow.container).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from uuid import UUID, uuid4
 
-from chatflow.domain.room_models import HistoryPage, Membership, Message, Room, is_utf8_text
+from chatflow.domain.room_models import HistoryPage, Membership, Message, Room
+from chatflow.domain.validation import CONTROL_CHARS_EXCEPT_WHITESPACE, deny_non_member, is_utf8_text
 from chatflow.errors import Conflict, Forbidden, InvalidInput, NotFound
 from chatflow.events.schemas import DomainEvent, MessageCreated, MessageDeleted, MessageEdited
-from chatflow.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from chatflow.domain.identity import Identity
+    from chatflow.domain.ports import MessageRepository
     from chatflow.domain.rooms import RoomService
-    from chatflow.ports import MessageRepository
+    from chatflow.settings import Settings
 
 #: Client message ids: printable, no whitespace, bounded (the event schema allows 200).
 _CLIENT_ID = re.compile(r"[\x21-\x7e]{1,200}")
 #: "@handle" not preceded by a word char or "@" (so e-mail addresses are not mentions).
 _MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_][A-Za-z0-9_.\-]{0,63})")
 _MAX_MENTIONS = 50
-#: Characters Postgres text cannot store or that have no place in a chat message.
-_FORBIDDEN_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 DEFAULT_HISTORY_LIMIT = 50
 
 
@@ -64,7 +60,7 @@ def validate_body(body: object, settings: Settings) -> str:
             code="body_too_long",
             max=settings.max_message_chars,
         )
-    if _FORBIDDEN_CHARS.search(body):
+    if CONTROL_CHARS_EXCEPT_WHITESPACE.search(body):
         raise InvalidInput("body contains control characters", code="invalid_body")
     if not is_utf8_text(body):
         raise InvalidInput("body is not valid UTF-8 text", code="invalid_body")
@@ -98,54 +94,16 @@ def mention_candidates(body: str) -> list[str]:
     return list(seen)
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def message_to_dict(message: Message) -> dict[str, Any]:
-    """The one wire shape of a message (HTTP and WebSocket); the body is null once deleted."""
-    return {
-        "id": str(message.id),
-        "roomId": str(message.room_id),
-        "seq": message.seq,
-        "senderId": str(message.sender_id),
-        "senderHandle": message.sender_handle,
-        "clientMessageId": message.client_message_id,
-        "body": None if message.is_deleted else message.body,
-        "createdAt": _iso(message.created_at),
-        "editedAt": _iso(message.edited_at),
-        "deletedAt": _iso(message.deleted_at),
-    }
-
-
-def history_to_dict(page: HistoryPage) -> dict[str, Any]:
-    return {
-        "messages": [message_to_dict(m) for m in page.messages],
-        "lastSeq": page.last_seq,
-        "prevCursor": page.prev_cursor,
-        "nextCursor": page.next_cursor,
-    }
-
-
-def _deny(room: Room) -> Exception:
-    """Not a member: public rooms say so (403); private rooms and DMs stay invisible (404)."""
-    if room.kind == "public":
-        return Forbidden("join the room first", code="not_a_member")
-    return NotFound("room not found", code="room_not_found")
-
-
 def _require_member(room: Room, membership: Membership | None) -> None:
     if membership is None:
-        raise _deny(room)
+        raise deny_non_member(room)
 
 
 class MessageService:
-    def __init__(
-        self, messages: MessageRepository, rooms: RoomService, settings: Settings | None = None
-    ) -> None:
+    def __init__(self, messages: MessageRepository, rooms: RoomService, settings: Settings) -> None:
         self._messages = messages
         self._rooms = rooms
-        self._settings = settings or get_settings()
+        self._settings = settings
 
     # --- send ----------------------------------------------------------------------------
 
@@ -295,52 +253,3 @@ class MessageService:
         """Move the caller's read position forward to ``seq`` (never back, never past last_seq)."""
         seq = validate_seq(seq, minimum=0)
         return self._rooms.mark_read(identity, room_id, seq)
-
-
-# --- default wiring ------------------------------------------------------------------------
-
-
-def _service() -> MessageService:
-    from chatflow.domain.rooms import services
-
-    return services()[1]
-
-
-def send(identity: Identity, room_id: UUID, client_message_id: str, body: str) -> tuple[Message, bool]:
-    return _service().send(identity, room_id, client_message_id, body)
-
-
-def edit(identity: Identity, room_id: UUID, seq: int, body: str) -> Message:
-    return _service().edit(identity, room_id, seq, body)
-
-
-def delete(identity: Identity, room_id: UUID, seq: int) -> Message:
-    return _service().delete(identity, room_id, seq)
-
-
-def history(
-    identity: Identity,
-    room_id: UUID,
-    *,
-    before: int | None = None,
-    after: int | None = None,
-    limit: int | None = None,
-) -> HistoryPage:
-    return _service().history(identity, room_id, before=before, after=after, limit=limit)
-
-
-def mark_read(identity: Identity, room_id: UUID, seq: int) -> int:
-    return _service().mark_read(identity, room_id, seq)
-
-
-__all__: Sequence[str] = (
-    "MessageService",
-    "delete",
-    "edit",
-    "history",
-    "history_to_dict",
-    "mark_read",
-    "mention_candidates",
-    "message_to_dict",
-    "send",
-)

@@ -1,9 +1,9 @@
 """Realtime domain: connections, presence, fan-out and session termination (no AWS, no Redis).
 
-:class:`RealtimeService` talks to ports only (``chatflow.ports``, REALTIME section): a
+:class:`RealtimeService` talks to ports only (``chatflow.domain.ports``, REALTIME section): a
 ConnectionRegistry (Redis), a ConnectionNotifier (API Gateway Management API), a FanoutQueue
 (SQS, for large rooms), a RoomDirectory (ROOMS' cached member lists) and an EventPublisher
-(EventBridge). Handlers wire the real adapters (:mod:`chatflow.ws.wiring`).
+(EventBridge). The function's container (:mod:`chatflow.container`) wires the real adapters.
 
 Rules it owns:
 
@@ -28,89 +28,34 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
+from chatflow.domain.realtime_models import (
+    DeliveryReport,
+    RateDecision,
+    RateKind,
+    Registration,
+    Target,
+    Unregistration,
+)
 from chatflow.errors import LimitExceeded, RateLimited
 
 if TYPE_CHECKING:
     from chatflow.domain.identity import Identity
-    from chatflow.events.schemas import DomainEvent
-    from chatflow.ports import (
+    from chatflow.domain.ports import (
         ConnectionNotifier,
         ConnectionRegistry,
         EventPublisher,
         FanoutQueue,
         RoomDirectory,
     )
+    from chatflow.events.schemas import DomainEvent
 
 logger = logging.getLogger(__name__)
 
-#: "requests": the other database-touching frames (joinRoom, leaveRoom, markRead, resume).
-RateKind = Literal["messages", "typing", "requests"]
 RATE_WINDOW_S = 10.0
 _RATE_LABELS: dict[RateKind, str] = {"requests": "joinRoom/leaveRoom/markRead/resume"}
-
-
-# --- value objects shared by the ports and adapters -------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """One live connection of one user: where a frame goes."""
-
-    user_id: UUID
-    connection_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Registration:
-    accepted: bool
-    #: True when this is the user's only live connection (announce "online").
-    first: bool
-    #: Live connections of the user after the call.
-    count: int
-    #: The user's presence version for this "online" transition (0 unless ``first``).
-    presence_version: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Unregistration:
-    #: The connection was registered (False: already removed, e.g. by a ban or a 410 cleanup).
-    removed: bool
-    #: True when the user has no live connection left (announce "offline").
-    last: bool
-    rooms: tuple[UUID, ...] = ()
-    #: The user's presence version for this "offline" transition (0 unless ``last``).
-    presence_version: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class RemovedConnections:
-    """What ``remove_all`` (a ban) removed."""
-
-    connection_ids: tuple[str, ...]
-    #: The presence version of the resulting "offline" transition (0: nothing was removed).
-    presence_version: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class RateDecision:
-    allowed: bool
-    retry_after_ms: int = 0
-    #: The value of the key the caller asked to read in the same round trip (``also_read``).
-    read: str | None = None
-
-
-@dataclass
-class DeliveryReport:
-    delivered: list[Target] = field(default_factory=list)
-    #: Stale recipients (410): their connections are removed from the registry.
-    gone: list[Target] = field(default_factory=list)
-    failed: list[Target] = field(default_factory=list)
-    #: True when the fan-out was handed to the asynchronous queue instead.
-    queued: bool = False
 
 
 def encode_frame(frame: dict[str, Any]) -> bytes:
@@ -216,12 +161,16 @@ class RealtimeService:
         self.raise_if_limited(kind, self.rate_decision(kind, connection_id))
 
     def rate_decision(
-        self, kind: RateKind, connection_id: str, *, also_read: str | None = None
+        self, kind: RateKind, connection_id: str, *, with_status_of: UUID | None = None
     ) -> RateDecision:
-        """Count one ``kind`` frame on the connection; ``also_read`` is a registry key read in
-        the same round trip (ws_messages: the user's cached status, see chatflow.ws.admission)."""
+        """Count one ``kind`` frame on the connection; ``with_status_of``: also read that user's
+        cached status in the same round trip (ws_messages' ban re-check, chatflow.ws.admission)."""
         return self.registry.hit_rate_limit(
-            kind, connection_id, limit=self._rates[kind], window_s=RATE_WINDOW_S, also_read=also_read
+            kind,
+            connection_id,
+            limit=self._rates[kind],
+            window_s=RATE_WINDOW_S,
+            with_status_of=with_status_of,
         )
 
     def raise_if_limited(self, kind: RateKind, decision: RateDecision) -> None:

@@ -11,24 +11,13 @@ from datetime import datetime
 from typing import Generic, Literal, TypeVar
 from uuid import UUID
 
+from chatflow.domain.user_models import Status
+
 RoomKind = Literal["public", "private", "dm"]
 ChannelKind = Literal["public", "private"]
 MemberRole = Literal["owner", "member"]
-UserStatus = Literal["active", "banned", "deleted"]
 
 T = TypeVar("T")
-
-
-def is_utf8_text(value: str) -> bool:
-    """Whether ``value`` is text Postgres can store: valid UTF-8 (JSON's ``\\ud800`` escapes
-    decode to lone surrogates, which UTF-8 cannot encode) and no NUL."""
-    if "\x00" in value:
-        return False
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +84,7 @@ class UserRef:
 
     id: UUID
     handle: str
-    status: UserStatus
+    status: Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +95,7 @@ class Message:
     sender_id: UUID
     sender_handle: str
     client_message_id: str
-    #: The stored body; readers must hide it when :attr:`deleted_at` is set (see message_to_dict).
+    #: The stored body; readers must hide it when :attr:`deleted_at` is set (chatflow.wire).
     body: str
     created_at: datetime
     edited_at: datetime | None = None

@@ -1,6 +1,7 @@
 """Rooms and memberships: channels (public/private), DMs, join/leave, invite/remove, read marks.
 
-Signatures other areas use (``identity``: :class:`chatflow.domain.identity.Identity`)::
+:class:`RoomService` (ports through its constructor; the function's container builds it). What
+other areas call (``identity``: :class:`chatflow.domain.identity.Identity`)::
 
     member_ids(room_id: UUID) -> list[UUID]            # cached (Redis), invalidated on change
     is_member(room_id: UUID, user_id: UUID) -> bool    # cached
@@ -29,39 +30,24 @@ right after COMMIT, in the same request, so a removed member loses access at onc
 
 from __future__ import annotations
 
-import importlib
 import re
-import threading
-from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from uuid import UUID, uuid4
 
-from chatflow.domain.room_models import ChannelKind, Membership, Page, Room, RoomView, UserRef, is_utf8_text
+from chatflow.domain.room_models import ChannelKind, Membership, Page, Room, RoomView, UserRef
+from chatflow.domain.validation import CONTROL_CHARS, deny_non_member, is_utf8_text, room_not_found
 from chatflow.errors import Conflict, Forbidden, InvalidInput, NotFound
-from chatflow.events.relay import deferred_flush
 from chatflow.events.schemas import MemberJoined, MemberLeft, RoomCreated
 
 if TYPE_CHECKING:
     from chatflow.domain.identity import Identity
-    from chatflow.domain.messages import MessageService
-    from chatflow.ports import RoomCache, RoomRepository
+    from chatflow.domain.ports import OutboxFlusher, RoomCache, RoomRepository
 
 _NAME = re.compile(r"\w[\w .\-]{0,79}")
-_FORBIDDEN_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 MAX_TOPIC_CHARS = 250
 DEFAULT_LIST_LIMIT = 50
 MAX_LIST_LIMIT = 100
-
-
-def _room_not_found() -> NotFound:
-    return NotFound("room not found", code="room_not_found")
-
-
-def _deny(room: Room) -> Exception:
-    if room.kind == "public":
-        return Forbidden("join the room first", code="not_a_member")
-    return _room_not_found()
 
 
 def validate_name(name: object) -> str:
@@ -77,7 +63,7 @@ def validate_topic(topic: object) -> str:
     if (
         not isinstance(topic, str)
         or len(topic) > MAX_TOPIC_CHARS
-        or _FORBIDDEN_CHARS.search(topic)
+        or CONTROL_CHARS.search(topic)
         or not is_utf8_text(topic)
     ):
         raise InvalidInput(f"topic must be at most {MAX_TOPIC_CHARS} characters", code="invalid_topic")
@@ -92,42 +78,11 @@ def _limit(limit: int | None) -> int:
     return min(limit, MAX_LIST_LIMIT)
 
 
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def room_to_dict(view: RoomView) -> dict[str, Any]:
-    """The wire shape of a room as the caller sees it (camelCase)."""
-    room, membership = view.room, view.membership
-    return {
-        "id": str(room.id),
-        "kind": room.kind,
-        "name": room.name,
-        "topic": room.topic,
-        "createdBy": str(room.created_by),
-        "createdAt": _iso(room.created_at),
-        "lastSeq": view.last_seq,
-        "memberCount": view.member_count,
-        "isMember": membership is not None,
-        "role": membership.role if membership else None,
-        "lastReadSeq": membership.last_read_seq if membership else None,
-        "unread": view.unread,
-        "peer": (
-            {"id": str(view.peer.id), "handle": view.peer.handle, "displayName": view.peer.display_name}
-            if view.peer
-            else None
-        ),
-    }
-
-
-def page_to_dict(page: Page[RoomView]) -> dict[str, Any]:
-    return {"rooms": [room_to_dict(v) for v in page.items], "nextCursor": page.next_cursor}
-
-
 class RoomService:
-    def __init__(self, repo: RoomRepository, cache: RoomCache) -> None:
+    def __init__(self, repo: RoomRepository, cache: RoomCache, outbox: OutboxFlusher) -> None:
         self._repo = repo
         self._cache = cache
+        self._outbox = outbox
 
     # --- cached lookups (authorization) -------------------------------------------------------
 
@@ -155,9 +110,9 @@ class RoomService:
         """The room, if the caller is a member; else NotFound (private/DM/missing) or Forbidden."""
         room, member = self._access(room_id, identity.user_id)
         if room is None:
-            raise _room_not_found()
+            raise room_not_found()
         if not member:
-            raise _deny(room)
+            raise deny_non_member(room)
         return room
 
     # --- reads ---------------------------------------------------------------------------------
@@ -165,12 +120,12 @@ class RoomService:
     def get_room(self, identity: Identity, room_id: UUID) -> RoomView:
         room, member = self._access(room_id, identity.user_id)
         if room is None or (room.kind != "public" and not member):
-            raise _room_not_found()
+            raise room_not_found()
         view = self._repo.room_view(room_id, identity.user_id)
         if view is None:  # replica lag right after creation: ask the writer
             view = self._repo.room_view(room_id, identity.user_id, consistent=True)
         if view is None:
-            raise _room_not_found()
+            raise room_not_found()
         return view
 
     def list_my_rooms(
@@ -195,7 +150,7 @@ class RoomService:
             id=uuid4(), kind=kind, name=name, topic=topic, created_by=identity.user_id, created_at=now
         )
         event = RoomCreated(room_id=room.id, kind=kind, name=name, created_by=identity.user_id)
-        with deferred_flush():  # the cache first, then the (best-effort, maybe slow) PutEvents
+        with self._outbox.deferred():  # the cache first, then the (best-effort, maybe slow) PutEvents
             self._repo.create_channel(room, [event])
             self._cache.invalidate(user_ids=[identity.user_id])
         owner = Membership(
@@ -207,20 +162,20 @@ class RoomService:
         def check(room: Room, membership: Membership | None) -> None:
             if room.kind == "dm":
                 if membership is None:
-                    raise _room_not_found()
+                    raise room_not_found()
                 raise Forbidden("direct messages cannot be joined", code="dm_membership_fixed")
             if membership is not None:
                 raise Conflict("already a member", code="already_member")
             if room.kind == "private":
-                raise _room_not_found()  # private rooms need an invitation and stay invisible
+                raise room_not_found()  # private rooms need an invitation and stay invisible
 
         event = MemberJoined(room_id=room_id, user_id=identity.user_id, added_by=None)
-        with deferred_flush():
+        with self._outbox.deferred():
             self._repo.add_member(room_id, identity.user_id, identity.user_id, check, [event])
             self._cache.invalidate(room_ids=[room_id], user_ids=[identity.user_id])
         view = self._repo.room_view(room_id, identity.user_id, consistent=True)
         if view is None:
-            raise _room_not_found()
+            raise room_not_found()
         return view
 
     def leave(self, identity: Identity, room_id: UUID) -> None:
@@ -228,12 +183,12 @@ class RoomService:
             if membership is None:
                 if room.kind == "public":
                     raise Conflict("not a member", code="not_a_member")
-                raise _room_not_found()
+                raise room_not_found()
             if room.kind == "dm":
                 raise Forbidden("direct messages cannot be left", code="dm_membership_fixed")
 
         event = MemberLeft(room_id=room_id, user_id=identity.user_id, removed_by=None)
-        with deferred_flush():
+        with self._outbox.deferred():
             self._repo.remove_member(room_id, identity.user_id, identity.user_id, check, [event])
             self._cache.invalidate(room_ids=[room_id], user_ids=[identity.user_id])
 
@@ -244,7 +199,7 @@ class RoomService:
             handle = handle.strip().removeprefix("@")
             if not handle:
                 raise InvalidInput("handle must not be empty", code="invalid_target")
-            if _FORBIDDEN_CHARS.search(handle) or not is_utf8_text(handle):
+            if CONTROL_CHARS.search(handle) or not is_utf8_text(handle):
                 # No handle holds such characters (and Postgres text cannot even take them).
                 raise NotFound("user not found", code="user_not_found")
         user = self._repo.find_user(user_id=user_id, handle=handle)
@@ -257,7 +212,7 @@ class RoomService:
     @staticmethod
     def _owner_check(room: Room, membership: Membership | None) -> None:
         if membership is None:
-            raise _deny(room)
+            raise deny_non_member(room)
         if room.kind == "dm":
             raise Forbidden("direct messages have exactly two members", code="dm_membership_fixed")
         if membership.role != "owner":
@@ -268,7 +223,7 @@ class RoomService:
     ) -> UserRef:
         target = self._resolve_user(user_id, handle)
         event = MemberJoined(room_id=room_id, user_id=target.id, added_by=identity.user_id)
-        with deferred_flush():
+        with self._outbox.deferred():
             self._repo.add_member(room_id, target.id, identity.user_id, self._owner_check, [event])
             self._cache.invalidate(room_ids=[room_id], user_ids=[target.id])
         return target
@@ -277,7 +232,7 @@ class RoomService:
         if user_id == identity.user_id:
             raise InvalidInput("use leave to remove yourself", code="cannot_remove_self")
         event = MemberLeft(room_id=room_id, user_id=user_id, removed_by=identity.user_id)
-        with deferred_flush():
+        with self._outbox.deferred():
             self._repo.remove_member(room_id, user_id, identity.user_id, self._owner_check, [event])
             # Same request, right after COMMIT: the removed member's next request is refused.
             self._cache.invalidate(room_ids=[room_id], user_ids=[user_id])
@@ -306,13 +261,13 @@ class RoomService:
             RoomCreated(room_id=candidate.id, kind="dm", name=None, created_by=identity.user_id),
             MemberJoined(room_id=candidate.id, user_id=peer.id, added_by=identity.user_id),
         ]
-        with deferred_flush():
+        with self._outbox.deferred():
             room, created = self._repo.get_or_create_dm(candidate, events)
             if created:
                 self._cache.invalidate(room_ids=[room.id], user_ids=[low, high])
         view = self._repo.room_view(room.id, identity.user_id, consistent=True)
         if view is None:
-            raise _room_not_found()
+            raise room_not_found()
         return view, created
 
     # --- read marks ------------------------------------------------------------------------------
@@ -321,123 +276,5 @@ class RoomService:
         position = self._repo.mark_read(room_id, identity.user_id, seq)
         if position is None:
             room = self.room(room_id)
-            raise _room_not_found() if room is None else _deny(room)
+            raise room_not_found() if room is None else deny_non_member(room)
         return position
-
-
-# --- default wiring ------------------------------------------------------------------------------
-
-_lock = threading.Lock()
-_services: tuple[RoomService, MessageService] | None = None
-
-#: The composition root that builds the services from the real adapters (Postgres, Redis).
-#: Loaded by name so this module has no static dependency on adapters (dependency rule).
-COMPOSITION_ROOT = "chatflow.adapters.chat_wiring"
-
-
-def services() -> tuple[RoomService, MessageService]:
-    """The container's (RoomService, MessageService), built once on first use."""
-    global _services
-    if _services is None:
-        with _lock:
-            if _services is None:
-                _services = importlib.import_module(COMPOSITION_ROOT).build_services()
-    assert _services is not None
-    return _services
-
-
-def use_services(rooms: RoomService, messages: MessageService) -> None:
-    """Install other services (tests, alternative composition roots)."""
-    global _services
-    with _lock:
-        _services = (rooms, messages)
-
-
-def reset_services() -> None:
-    global _services
-    with _lock:
-        _services = None
-
-
-def _rooms() -> RoomService:
-    return services()[0]
-
-
-def member_ids(room_id: UUID) -> list[UUID]:
-    return _rooms().member_ids(room_id)
-
-
-def is_member(room_id: UUID, user_id: UUID) -> bool:
-    return _rooms().is_member(room_id, user_id)
-
-
-def room_ids_for_user(user_id: UUID) -> frozenset[UUID]:
-    return _rooms().room_ids_for_user(user_id)
-
-
-def require_member(identity: Identity, room_id: UUID) -> Room:
-    return _rooms().require_member(identity, room_id)
-
-
-def create_channel(identity: Identity, kind: ChannelKind, name: str, topic: str = "") -> RoomView:
-    return _rooms().create_channel(identity, kind, name, topic)
-
-
-def get_room(identity: Identity, room_id: UUID) -> RoomView:
-    return _rooms().get_room(identity, room_id)
-
-
-def list_my_rooms(identity: Identity, cursor: str | None = None, limit: int | None = None) -> Page[RoomView]:
-    return _rooms().list_my_rooms(identity, cursor, limit)
-
-
-def list_public_rooms(
-    identity: Identity, cursor: str | None = None, limit: int | None = None
-) -> Page[RoomView]:
-    return _rooms().list_public_rooms(identity, cursor, limit)
-
-
-def join(identity: Identity, room_id: UUID) -> RoomView:
-    return _rooms().join(identity, room_id)
-
-
-def leave(identity: Identity, room_id: UUID) -> None:
-    _rooms().leave(identity, room_id)
-
-
-def add_member(
-    identity: Identity, room_id: UUID, *, user_id: UUID | None = None, handle: str | None = None
-) -> UserRef:
-    return _rooms().add_member(identity, room_id, user_id=user_id, handle=handle)
-
-
-def remove_member(identity: Identity, room_id: UUID, user_id: UUID) -> None:
-    _rooms().remove_member(identity, room_id, user_id)
-
-
-def open_dm(
-    identity: Identity, *, user_id: UUID | None = None, handle: str | None = None
-) -> tuple[RoomView, bool]:
-    return _rooms().open_dm(identity, user_id=user_id, handle=handle)
-
-
-__all__: Sequence[str] = (
-    "RoomService",
-    "add_member",
-    "create_channel",
-    "get_room",
-    "is_member",
-    "join",
-    "leave",
-    "list_my_rooms",
-    "list_public_rooms",
-    "member_ids",
-    "open_dm",
-    "page_to_dict",
-    "remove_member",
-    "require_member",
-    "room_ids_for_user",
-    "room_to_dict",
-    "services",
-    "use_services",
-)

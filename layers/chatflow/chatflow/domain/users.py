@@ -2,141 +2,56 @@
 
 Handles are 3-32 characters of ``[a-z0-9_.-]``, stored lower-cased (so uniqueness is
 case-insensitive; the database enforces it on ``lower(handle)`` as well). Passwords follow
-:func:`chatflow.auth.passwords.check_password_policy`.
+:func:`chatflow.domain.passwords.check_password_policy`.
 
 Tokens: a short-lived ES256 access token (``chatflow.auth.tokens``) plus an opaque refresh token
 (256 random bits, stored as its SHA-256 only). Every refresh rotates it; presenting an already
 rotated refresh token again revokes its whole family -- one of the two holders is a thief.
 
-:func:`ensure_active` is what every handler calls on every request (HTTP and $connect): API
-Gateway may cache authorizer decisions, and the authorizer does no I/O, so bans, deletions and
-"log out everywhere" are enforced here, from a Redis cache that changes write through (a ban is
-effective at once, never after a TTL). See docs/auth.md.
+:meth:`UserService.ensure_active` is what every handler calls on every request (HTTP, $connect,
+every frame): API Gateway may cache authorizer decisions, and the authorizer does no I/O, so
+bans, deletions and "log out everywhere" are enforced here, from a Redis cache that changes write
+through (a ban is effective at once, never after a TTL). See docs/auth.md.
 
-This module imports no psycopg/redis/boto3: it talks to the ports in :mod:`chatflow.ports`. The
-module-level :func:`ensure_active` uses the container's service from :mod:`chatflow.auth.service`
-(which wires the real adapters), imported lazily.
+This module imports no psycopg/redis/boto3: it talks to the ports in :mod:`chatflow.domain.ports`, which
+the function's container (:mod:`chatflow.container`) hands to :class:`UserService`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import secrets
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
-from chatflow.auth.passwords import (
+from chatflow.domain.identity import Identity, Role
+from chatflow.domain.passwords import (
     check_password_policy,
     dummy_verify,
     hash_password,
     verify_password,
 )
-from chatflow.domain.identity import Identity, Role
+from chatflow.domain.user_models import NewUser, RefreshTokenRecord, TokenPair, User, UserStatus
+from chatflow.domain.validation import CONTROL_CHARS_C0_C1, HANDLE_RE, normalize_handle
 from chatflow.errors import Forbidden, InvalidInput, NotFound, RateLimited, Unauthorized
 
 if TYPE_CHECKING:
-    from chatflow.auth.tokens import TokenSigner
-    from chatflow.ports import LoginThrottle, SessionTerminator, UserRepository, UserStatusCache
+    from chatflow.domain.ports import (
+        LoginThrottle,
+        SessionTerminator,
+        TokenIssuer,
+        UserRepository,
+        UserStatusCache,
+    )
 
 log = logging.getLogger(__name__)
 
-Status = Literal["active", "banned", "deleted"]
-HANDLE_RE = re.compile(r"^[a-z0-9_.-]{3,32}$")
 DISPLAY_NAME_MAX = 64
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 REFRESH_PREFIX = "rt_"
-
-
-def normalize_handle(handle: str) -> str:
-    """The stored form of a handle; InvalidInput when it breaks the rules."""
-    normalized = handle.strip().lower()
-    if not HANDLE_RE.match(normalized):
-        raise InvalidInput("handle must be 3-32 characters of a-z, 0-9, '_', '.', '-'", code="invalid_handle")
-    return normalized
-
-
-@dataclass(frozen=True, slots=True)
-class NewUser:
-    id: uuid.UUID
-    handle: str
-    display_name: str
-    password_hash: str
-    role: Role = "user"
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    id: uuid.UUID
-    handle: str
-    display_name: str
-    role: Role
-    status: Status
-    tokens_valid_after: datetime
-    created_at: datetime
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id),
-            "handle": self.handle,
-            "displayName": self.display_name,
-            "role": self.role,
-            "status": self.status,
-            # The same UTC "Z" form as rooms and messages (chatflow.domain.messages._iso).
-            "createdAt": self.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class UserStatus:
-    """What the per-request check needs, cached in Redis."""
-
-    status: Status
-    #: Epoch seconds; tokens with ``iat`` before it are void.
-    tokens_valid_after: float
-    role: Role
-    handle: str
-
-
-@dataclass(frozen=True, slots=True)
-class RefreshTokenRecord:
-    id: uuid.UUID
-    user_id: uuid.UUID
-    family_id: uuid.UUID
-    token_hash: bytes
-    expires_at: datetime
-
-
-RefreshResult = Literal["rotated", "unknown", "revoked", "reused", "expired", "inactive"]
-
-
-@dataclass(frozen=True, slots=True)
-class RefreshOutcome:
-    result: RefreshResult
-    user: User | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TokenPair:
-    access_token: str
-    expires_in: int
-    refresh_token: str
-    refresh_expires_in: int
-    user: User
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "accessToken": self.access_token,
-            "tokenType": "Bearer",
-            "expiresIn": self.expires_in,
-            "refreshToken": self.refresh_token,
-            "refreshExpiresIn": self.refresh_expires_in,
-            "user": self.user.to_dict(),
-        }
 
 
 def hash_refresh_token(token: str) -> bytes:
@@ -148,13 +63,13 @@ _INVALID_CREDENTIALS = "invalid handle or password"
 
 
 class UserService:
-    """The users use cases, over ports. One instance per container (see chatflow.auth.service)."""
+    """The users use cases, over ports. One instance per container (chatflow.container)."""
 
     def __init__(
         self,
         repo: UserRepository,
         cache: UserStatusCache,
-        signer_factory: Callable[[], TokenSigner],
+        signer_factory: Callable[[], TokenIssuer],
         *,
         refresh_ttl_s: int,
         oidc_issuer: str | None = None,
@@ -179,7 +94,7 @@ class UserService:
         name = (display_name or "").strip() or normalized
         if len(name) > DISPLAY_NAME_MAX:
             raise InvalidInput(f"displayName must be at most {DISPLAY_NAME_MAX} characters")
-        if _CONTROL_CHARS.search(name):
+        if CONTROL_CHARS_C0_C1.search(name):
             # Shown to every room member; a NUL cannot even be stored (Postgres text).
             raise InvalidInput("displayName must not contain control characters", code="invalid_display_name")
         user = self.repo.create_user(
@@ -278,7 +193,7 @@ class UserService:
         self._require_admin(actor)
         if user_id == actor.user_id:
             raise InvalidInput("administrators cannot ban themselves", code="cannot_ban_self")
-        from chatflow.events.schemas import UserBanned
+        from chatflow.events.schemas import UserBanned  # pydantic: only when banning
 
         status, changed = self.repo.ban(user_id, [UserBanned(user_id=user_id, banned_by=actor.user_id)])
         self._cache_put(user_id, status)
@@ -309,6 +224,13 @@ class UserService:
         user = self.repo.get_user(user_id)
         assert user is not None
         return user
+
+    def find_by_handle(self, handle: str) -> User:
+        """The user with this handle, whatever their status (the admin CLI's ``show``)."""
+        found = self.repo.find_credentials(handle.strip().lower())
+        if found is None:
+            raise NotFound(f"no user with handle {handle!r}")
+        return found[0]
 
     def set_role(self, handle: str, role: Role) -> User:
         """Promote/demote (the admin CLI); effective on the next request (cache written through)."""
@@ -418,10 +340,3 @@ class UserService:
             not_before=user.tokens_valid_after.timestamp(),
         )
         return TokenPair(access.token, access.expires_in, refresh_token, self.refresh_ttl_s, user)
-
-
-def ensure_active(identity: Identity, *, cached: UserStatus | None = None) -> Identity:
-    """The container's :meth:`UserService.ensure_active` (contract 4: every handler calls it)."""
-    from chatflow.auth.service import get_user_service
-
-    return get_user_service().ensure_active(identity, cached=cached)

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chatflow.events.schemas import DomainEvent, InvalidEvent, parse_detail
-from chatflow.settings import get_settings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger, Metrics
@@ -32,7 +31,7 @@ class ReceivedEvent:
     replay_name: str | None
 
 
-def parse_envelope(raw: Mapping[str, Any], *, expected_source: str | None = None) -> ReceivedEvent:
+def parse_envelope(raw: Mapping[str, Any], *, expected_source: str) -> ReceivedEvent:
     """Validate an EventBridge envelope and its detail; :class:`InvalidEvent` if anything is off."""
     if not isinstance(raw, Mapping):
         raise InvalidEvent("event must be an EventBridge envelope (object)")
@@ -41,9 +40,8 @@ def parse_envelope(raw: Mapping[str, Any], *, expected_source: str | None = None
     detail = raw.get("detail")
     if not isinstance(detail_type, str) or not isinstance(source, str) or detail is None:
         raise InvalidEvent("not an EventBridge event: need 'source', 'detail-type' and 'detail'")
-    expected = expected_source or get_settings().event_source
-    if source != expected:
-        raise InvalidEvent(f"unexpected source {source!r} (expected {expected!r})")
+    if source != expected_source:
+        raise InvalidEvent(f"unexpected source {source!r} (expected {expected_source!r})")
     event = parse_detail(detail_type, detail)
     replay = raw.get("replay-name")
     return ReceivedEvent(
@@ -55,8 +53,11 @@ def parse_envelope(raw: Mapping[str, Any], *, expected_source: str | None = None
     )
 
 
-def receive(raw: Mapping[str, Any], logger: Logger, metrics: Metrics) -> ReceivedEvent:
-    """:func:`parse_envelope` as every consumer function needs it.
+def receive(
+    raw: Mapping[str, Any], logger: Logger, metrics: Metrics, *, expected_source: str
+) -> ReceivedEvent:
+    """:func:`parse_envelope` as every consumer function needs it (``expected_source``: the
+    settings' ``event_source``).
 
     An invalid event is logged (reason and envelope id only, never the detail), counted as
     ``InvalidEvents`` and re-raised, so EventBridge retries it and finally dead-letters it.
@@ -65,7 +66,7 @@ def receive(raw: Mapping[str, Any], logger: Logger, metrics: Metrics) -> Receive
     from aws_lambda_powertools.metrics import MetricUnit
 
     try:
-        received = parse_envelope(raw)
+        received = parse_envelope(raw, expected_source=expected_source)
     except InvalidEvent as exc:
         envelope_id = raw.get("id") if isinstance(raw, Mapping) else None
         logger.error("invalid event refused", extra={"reason": str(exc), "envelope_id": envelope_id})

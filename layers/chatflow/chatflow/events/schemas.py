@@ -8,7 +8,7 @@ Versioning: ``detail_type`` names the event, ``version`` its schema revision. A 
 adds a new model with ``version = 2`` for the same detail type, registered in
 :data:`VERSIONS`; :data:`REGISTRY` maps each detail type to its current model. Consumers parse
 with :func:`parse_detail`, which picks the model by (detail type, version) and refuses unknown
-ones. The exported JSON Schemas live in ``events/schemas/`` (``python -m chatflow.events.tools
+ones. The exported JSON Schemas live in ``events/schemas/`` (``python -m chatflow_dev.events
 export-schemas``); a test fails when they are stale.
 """
 

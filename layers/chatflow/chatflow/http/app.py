@@ -1,6 +1,7 @@
 """The HTTP API: one Powertools ``APIGatewayHttpResolver`` (payload 2.0) serving every route.
 
-Other areas add their ``Router`` with ONE ``include_router`` line in :func:`create_app`.
+Each routes module builds its ``Router`` from the function's services (:class:`HttpServices`,
+the container); a new area adds ONE ``include_router`` line in :func:`create_app`.
 
 What the app guarantees for every route (tests/integration/test_http_app.py):
 - Errors are ``{"error": {"code", "message"[, "details"]}}``: ChatflowError -> its status;
@@ -32,10 +33,12 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from chatflow.apigw import header
 from chatflow.errors import ChatflowError, PayloadTooLarge
 from chatflow.http.context import authorizer_context, checked_identity, identity_from_authorizer
+from chatflow.http.services import HttpServices
 from chatflow.observability import get_logger
-from chatflow.settings import Settings, get_settings
+from chatflow.settings import Settings
 
 API_TITLE = "Chatflow HTTP API"
 API_VERSION = "1.0.0"
@@ -77,7 +80,7 @@ def chatflow_error_response(exc: ChatflowError) -> Response[Any]:
 class ChatflowHttpResolver(APIGatewayHttpResolver):
     """APIGatewayHttpResolver plus the checks that must run before routing and validation."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, services: HttpServices) -> None:
         super().__init__(
             cors=CORSConfig(
                 allow_origin=settings.cors_allow_origin,
@@ -89,6 +92,7 @@ class ChatflowHttpResolver(APIGatewayHttpResolver):
             json_body_deserializer=parse_json_body,
         )
         self.settings = settings
+        self.services = services
         #: (compiled path rule, method) of every route, for 405 answers.
         self.route_methods: list[tuple[re.Pattern[str], str]] = []
         #: (method, Powertools rule) of every route, e.g. ("GET", "/rooms/<room_id>").
@@ -120,9 +124,8 @@ class ChatflowHttpResolver(APIGatewayHttpResolver):
             _check_body(event, self.settings.max_request_body_bytes)
             ctx = authorizer_context(event)
             if ctx is not None:
-                from chatflow.domain.users import ensure_active
-
-                checked_identity.set(ensure_active(identity_from_authorizer(ctx)))
+                users = self.services.users
+                checked_identity.set(users.ensure_active(identity_from_authorizer(ctx)))
         except ChatflowError as exc:
             return self._finish(event, chatflow_error_response(exc))
         except Exception as exc:
@@ -132,7 +135,7 @@ class ChatflowHttpResolver(APIGatewayHttpResolver):
     def _finish(self, event: Mapping[str, Any], response: Response[Any]) -> dict[str, Any]:
         # Same serialization and CORS headers as routed responses.
         if self._cors is not None:
-            response.headers.update(self._cors.to_dict(_header(event, "origin")))
+            response.headers.update(self._cors.to_dict(header(event, "origin")))
         body = response.body if isinstance(response.body, str) else json.dumps(response.body)
         return {
             "statusCode": response.status_code,
@@ -143,16 +146,9 @@ class ChatflowHttpResolver(APIGatewayHttpResolver):
         }
 
 
-def _header(event: Mapping[str, Any], name: str) -> str | None:
-    for key, value in (event.get("headers") or {}).items():
-        if key.lower() == name:
-            return str(value)
-    return None
-
-
 def _check_body(event: Mapping[str, Any], limit: int) -> None:
     """413 for a body over the limit (declared or actual); 400 for a body that is no UTF-8 text."""
-    declared = _header(event, "content-length")
+    declared = header(event, "content-length")
     if declared is not None:
         try:
             if int(declared) > limit:
@@ -288,27 +284,19 @@ def openapi_json(app: APIGatewayHttpResolver) -> str:
     return json.dumps(doc)
 
 
-def create_app(settings: Settings | None = None) -> ChatflowHttpResolver:
-    """Build the resolver with every area's router (import-light: routers import lazily inside)."""
-    app = ChatflowHttpResolver(settings or get_settings())
+def create_app(services: HttpServices) -> ChatflowHttpResolver:
+    """Build the resolver with every area's router, over the function's services."""
+    from chatflow.http.routes import admin, analytics, auth, health, messages, notifications, rooms, users
+
+    app = ChatflowHttpResolver(services.settings, services)
     _register_error_handlers(app)
     _register_openapi(app)
-
-    from chatflow.http.routes import admin, auth, health, users
-
-    app.include_router(health.router)
-    app.include_router(auth.router)
-    app.include_router(users.router)
-    app.include_router(admin.router)
-    # Other areas: one include line each, below.
-    from chatflow.http.routes import messages as messages_routes
-    from chatflow.http.routes import rooms as rooms_routes
-
-    app.include_router(rooms_routes.router)
-    app.include_router(messages_routes.router)
-    from chatflow.http.routes import analytics as analytics_routes
-    from chatflow.http.routes import notifications as notifications_routes
-
-    app.include_router(notifications_routes.router)
-    app.include_router(analytics_routes.router)
+    app.include_router(health.routes(services))
+    app.include_router(auth.routes(services))
+    app.include_router(users.routes(services))
+    app.include_router(admin.routes(services))
+    app.include_router(rooms.routes(services))
+    app.include_router(messages.routes(services))
+    app.include_router(notifications.routes(services))
+    app.include_router(analytics.routes(services))
     return app

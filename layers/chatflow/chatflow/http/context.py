@@ -3,8 +3,8 @@
 The app (chatflow.http.app) re-checks the authorizer's identity with ``ensure_active`` before
 routing and keeps the result for the duration of the request: :func:`current_identity` returns
 that one (current role/handle, ban already refused). Works with the resolver and any ``Router``.
-A context variable, not the resolver's routing context: routers are module-level singletons that
-follow the last app which included them, so their ``context`` is not a safe place.
+A context variable, not the resolver's routing context: it is set before routing (and before
+Powertools' request validation), where the router's context is not available yet.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The chat actions of the ``ws_messages`` function: one function per client frame.
 
-Each takes the caller, its connection id and the validated frame, calls ROOMS' domain
-(:mod:`chatflow.domain.messages` / :mod:`chatflow.domain.rooms`) and the realtime service, and
-returns the reply frame (or None: no reply). Errors are ``chatflow.errors`` exceptions; the
-handler turns them into error frames.
+Each takes the caller (identity, connection id and the function's services) and the validated
+frame, calls ROOMS' services (messages, rooms) and the realtime service, and returns the reply
+frame (or None: no reply). Errors are ``chatflow.errors`` exceptions; the handler turns them into
+error frames. Messages travel in their one wire shape (:func:`chatflow.wire.message_to_dict`).
 """
 
 from __future__ import annotations
@@ -11,16 +11,21 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-from uuid import UUID
+from typing import TYPE_CHECKING, Any, Protocol
 
-from chatflow.domain import messages, rooms
 from chatflow.domain.identity import Identity
-from chatflow.domain.realtime import RateKind, RealtimeService
+from chatflow.domain.realtime_models import RateKind
 from chatflow.errors import InvalidInput, NotFound
-from chatflow.settings import get_settings
+from chatflow.wire import message_to_dict
 from chatflow.ws import frames
 from chatflow.ws.protocol import MAX_MESSAGE_BYTES
+
+if TYPE_CHECKING:
+    from chatflow.domain.messages import MessageService
+    from chatflow.domain.realtime import RealtimeService
+    from chatflow.domain.rooms import RoomService
+    from chatflow.domain.users import UserService
+    from chatflow.settings import Settings
 
 #: A resume page must fit one frame (API Gateway: 128 KB); keep headroom for the envelope.
 _RESUME_BUDGET_BYTES = MAX_MESSAGE_BYTES - 8 * 1024
@@ -29,28 +34,47 @@ DEFAULT_RESUME_LIMIT = 50
 Reply = dict[str, Any] | None
 
 
+class WsServices(Protocol):
+    """What the WebSocket actions need (the function's container provides it)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def realtime(self) -> RealtimeService: ...
+    @property
+    def rooms(self) -> RoomService: ...
+    @property
+    def messages(self) -> MessageService: ...
+    @property
+    def users(self) -> UserService: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     identity: Identity
     connection_id: str
-    service: RealtimeService
+    services: WsServices
     #: The frame was already counted against the rate limit (chatflow.ws.admission).
     rate_checked: bool = False
 
+    @property
+    def realtime(self) -> RealtimeService:
+        return self.services.realtime
+
     def check_rate(self, kind: RateKind) -> None:
         if not self.rate_checked:
-            self.service.check_rate(kind, self.connection_id)
+            self.realtime.check_rate(kind, self.connection_id)
 
 
 def send_message(c: Caller, f: frames.SendMessage) -> Reply:
     c.check_rate("messages")
-    message, created = messages.send(c.identity, f.room_id, f.client_message_id, f.body)
-    payload = messages.message_to_dict(message)
+    message, created = c.services.messages.send(c.identity, f.room_id, f.client_message_id, f.body)
+    payload = message_to_dict(message)
     if created:
         # Resends create nothing and fan out nothing: recipients already have it (or resume).
         frame = {"type": "message", "message": payload}
-        c.service.broadcast(
-            lambda: c.service.deliver_to_room(f.room_id, frame, exclude_connection=c.connection_id)
+        c.realtime.broadcast(
+            lambda: c.realtime.deliver_to_room(f.room_id, frame, exclude_connection=c.connection_id)
         )
     return {
         "type": "ack",
@@ -65,20 +89,20 @@ def send_message(c: Caller, f: frames.SendMessage) -> Reply:
 
 def edit_message(c: Caller, f: frames.EditMessage) -> Reply:
     c.check_rate("messages")
-    message = messages.edit(c.identity, f.room_id, f.seq, f.body)
-    frame = {"type": "messageEdited", "message": messages.message_to_dict(message)}
-    c.service.broadcast(
-        lambda: c.service.deliver_to_room(f.room_id, frame, exclude_connection=c.connection_id)
+    message = c.services.messages.edit(c.identity, f.room_id, f.seq, f.body)
+    frame = {"type": "messageEdited", "message": message_to_dict(message)}
+    c.realtime.broadcast(
+        lambda: c.realtime.deliver_to_room(f.room_id, frame, exclude_connection=c.connection_id)
     )
     return frame
 
 
 def delete_message(c: Caller, f: frames.DeleteMessage) -> Reply:
     c.check_rate("messages")
-    message = messages.delete(c.identity, f.room_id, f.seq)
-    frame = {"type": "messageDeleted", "message": messages.message_to_dict(message)}
-    c.service.broadcast(
-        lambda: c.service.deliver_to_room(f.room_id, frame, exclude_connection=c.connection_id)
+    message = c.services.messages.delete(c.identity, f.room_id, f.seq)
+    frame = {"type": "messageDeleted", "message": message_to_dict(message)}
+    c.realtime.broadcast(
+        lambda: c.realtime.deliver_to_room(f.room_id, frame, exclude_connection=c.connection_id)
     )
     return frame
 
@@ -86,24 +110,24 @@ def delete_message(c: Caller, f: frames.DeleteMessage) -> Reply:
 def join_room(c: Caller, f: frames.JoinRoom) -> Reply:
     """Subscribe this connection to the room's live stream (typing); members only."""
     c.check_rate("requests")
-    rooms.require_member(c.identity, f.room_id)
-    if not c.service.registry.subscribe(c.identity.user_id, c.connection_id, f.room_id):
+    c.services.rooms.require_member(c.identity, f.room_id)
+    if not c.realtime.registry.subscribe(c.identity.user_id, c.connection_id, f.room_id):
         raise NotFound("this connection is not registered; reconnect", code="connection_not_found")
     return {"type": "joined", "roomId": str(f.room_id)}
 
 
 def leave_room(c: Caller, f: frames.LeaveRoom) -> Reply:
     c.check_rate("requests")
-    c.service.registry.unsubscribe(c.identity.user_id, c.connection_id, f.room_id)
+    c.realtime.registry.unsubscribe(c.identity.user_id, c.connection_id, f.room_id)
     return {"type": "left", "roomId": str(f.room_id)}
 
 
 def typing(c: Caller, f: frames.Typing) -> Reply:
     """Ephemeral: rate-limited, never stored, only to subscribed connections of members."""
     c.check_rate("typing")
-    if not rooms.is_member(f.room_id, c.identity.user_id):
-        rooms.require_member(c.identity, f.room_id)  # raises the right 403/404
-    c.service.deliver_to_subscribers(
+    if not c.services.rooms.is_member(f.room_id, c.identity.user_id):
+        c.services.rooms.require_member(c.identity, f.room_id)  # raises the right 403/404
+    c.realtime.deliver_to_subscribers(
         f.room_id,
         {
             "type": "typing",
@@ -119,11 +143,11 @@ def typing(c: Caller, f: frames.Typing) -> Reply:
 
 def mark_read(c: Caller, f: frames.MarkRead) -> Reply:
     c.check_rate("requests")
-    seq = messages.mark_read(c.identity, f.room_id, f.seq)
+    seq = c.services.messages.mark_read(c.identity, f.room_id, f.seq)
     frame = {"type": "read", "roomId": str(f.room_id), "seq": seq}
     # The user's other devices clear their unread badge.
-    c.service.broadcast(
-        lambda: c.service.deliver_to_users([c.identity.user_id], frame, exclude_connection=c.connection_id)
+    c.realtime.broadcast(
+        lambda: c.realtime.deliver_to_users([c.identity.user_id], frame, exclude_connection=c.connection_id)
     )
     return frame
 
@@ -132,9 +156,8 @@ def resume(c: Caller, f: frames.Resume) -> Reply:
     """Messages after ``sinceSeq`` in order, one bounded page; ``more`` says ask again from
     ``nextSinceSeq``. Deleted messages are included (body null) so the client can drop them."""
     c.check_rate("requests")
-    settings = get_settings()
-    limit = min(f.limit or DEFAULT_RESUME_LIMIT, settings.history_page_max)
-    page = messages.history(c.identity, f.room_id, after=f.since_seq, limit=limit)
+    limit = min(f.limit or DEFAULT_RESUME_LIMIT, c.services.settings.history_page_max)
+    page = c.services.messages.history(c.identity, f.room_id, after=f.since_seq, limit=limit)
     if f.since_seq > page.last_seq:
         # The client claims messages the room never had (another room's seq, a restored
         # database): answering ``nextSinceSeq = sinceSeq`` would make it skip every message
@@ -147,7 +170,7 @@ def resume(c: Caller, f: frames.Resume) -> Reply:
     items: list[dict[str, Any]] = []
     size = 0
     for message in page.messages:
-        item = messages.message_to_dict(message)
+        item = message_to_dict(message)
         item_size = len(json.dumps(item, ensure_ascii=False).encode()) + 1
         if items and size + item_size > _RESUME_BUDGET_BYTES:
             break
@@ -168,7 +191,7 @@ def resume(c: Caller, f: frames.Resume) -> Reply:
 
 def ping(c: Caller, f: frames.Ping) -> Reply:
     """``ping`` normally routes to the ws_ping function; answered here too for completeness."""
-    c.service.keep_alive(c.identity, c.connection_id)
+    c.realtime.keep_alive(c.identity, c.connection_id)
     return {"type": "pong"}
 
 
@@ -190,7 +213,3 @@ def dispatch(caller: Caller, frame: frames.ClientFrame) -> Reply:
     if reply is not None and frame.request_id:
         reply = {**reply, "requestId": frame.request_id}
     return reply
-
-
-def room_of(frame: frames.ClientFrame) -> UUID | None:
-    return getattr(frame, "room_id", None)

@@ -2,9 +2,10 @@
 
 Every frame re-checks the account (IDENTITY's ``ensure_active``: a ban must stop a socket that
 could not be closed) and rate-limited actions count against the connection's budget. Both are
-Redis reads of independent keys, so they go out in one pipeline: the user's cached status is
-read next to the rate-limit script and handed to ``ensure_active(identity, cached=...)`` (a
-cache miss falls back to its normal read-through). The ban check still decides first: a banned
+Redis reads of independent keys, so they go out in one pipeline: the realtime registry reads the
+user's cached status next to the rate-limit script (``with_status_of``; the key format stays in
+the Redis adapters) and it is handed to ``ensure_active(identity, cached=...)`` (a cache miss
+falls back to its normal read-through). The ban check still decides first: a banned
 user hears ``unauthorized``, not ``rate_limited``.
 """
 
@@ -13,9 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from chatflow.domain.identity import Identity
-from chatflow.domain.realtime import RateKind, RealtimeService
+from chatflow.domain.realtime_models import RateKind
 from chatflow.ws import frames
-from chatflow.ws.actions import Caller
+from chatflow.ws.actions import Caller, WsServices
 
 #: Which frames count against which per-connection budget (docs/protocol.md, Limits).
 RATE_KINDS: dict[type[Any], RateKind] = {
@@ -32,17 +33,13 @@ RATE_KINDS: dict[type[Any], RateKind] = {
 }
 
 
-def admit(
-    identity: Identity, connection_id: str, frame: frames.ClientFrame, service: RealtimeService
-) -> Caller:
+def admit(identity: Identity, connection_id: str, frame: frames.ClientFrame, services: WsServices) -> Caller:
     """Ban re-check and (for rate-limited actions) the rate limit; the caller for the action."""
-    from chatflow.adapters.redis_user_status import decode_status, status_key
-    from chatflow.domain.users import ensure_active
-
+    users, realtime = services.users, services.realtime
     kind = RATE_KINDS.get(type(frame))
     if kind is None:
-        return Caller(ensure_active(identity), connection_id, service)
-    decision = service.rate_decision(kind, connection_id, also_read=status_key(identity.user_id))
-    checked = ensure_active(identity, cached=decode_status(decision.read))
-    service.raise_if_limited(kind, decision)
-    return Caller(checked, connection_id, service, rate_checked=True)
+        return Caller(users.ensure_active(identity), connection_id, services)
+    decision = realtime.rate_decision(kind, connection_id, with_status_of=identity.user_id)
+    checked = users.ensure_active(identity, cached=decision.status)
+    realtime.raise_if_limited(kind, decision)
+    return Caller(checked, connection_id, services, rate_checked=True)

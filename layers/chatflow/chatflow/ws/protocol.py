@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from chatflow.domain.identity import Identity
+from chatflow.domain.validation import is_utf8
 from chatflow.errors import ChatflowError, InvalidInput, PayloadTooLarge, Unauthorized
 
 #: Client -> server actions (the route keys of infra/catalog.py WS_ROUTES; a test keeps them equal).
@@ -34,6 +35,10 @@ MAX_MESSAGE_BYTES = 128 * 1024
 
 #: Client-supplied correlation id echoed in the reply (optional on every frame).
 MAX_REQUEST_ID_CHARS = 64
+
+#: The WebSocket subprotocol a client offers besides its token (``bearer.<jwt>``, read by the
+#: authorizer: chatflow.auth.tokens.token_from_subprotocols); $connect echoes it back.
+WS_SUBPROTOCOL = "chatflow.v1"
 
 
 def dumps(frame: dict[str, Any]) -> str:
@@ -64,6 +69,15 @@ def error_reply(
     return reply(error_frame(exc.code, exc.message, action=action, request_id=request_id, **exc.details))
 
 
+def subprotocol_response_headers(offered: str | None) -> dict[str, str]:
+    """The headers $connect returns for ``offered`` (the request's Sec-WebSocket-Protocol):
+    ``{"Sec-WebSocket-Protocol": "chatflow.v1"}`` when the client offered it, else none -- a
+    browser that offered subprotocols drops a handshake that picks none. Never echo the
+    ``bearer.<jwt>`` entry (it would put the token in a response header)."""
+    entries = [entry.strip() for entry in (offered or "").split(",")]
+    return {"Sec-WebSocket-Protocol": WS_SUBPROTOCOL} if WS_SUBPROTOCOL in entries else {}
+
+
 def connection_id(event: dict[str, Any]) -> str:
     cid = (event.get("requestContext") or {}).get("connectionId")
     if not isinstance(cid, str) or not cid:
@@ -82,15 +96,6 @@ def identity(event: dict[str, Any]) -> Identity:
         return Identity.from_context(ctx)
     except (KeyError, ValueError):
         raise Unauthorized("malformed authorizer context") from None
-
-
-def _is_utf8(text: str) -> bool:
-    """False for strings holding lone surrogates (JSON allows ``"\\ud800"``; UTF-8 does not)."""
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def body_object(event: dict[str, Any]) -> dict[str, Any]:
@@ -130,7 +135,7 @@ def request_id_of(frame: dict[str, Any] | None) -> str | None:
     if not frame:
         return None
     rid = frame.get("requestId")
-    if isinstance(rid, str) and 0 < len(rid) <= MAX_REQUEST_ID_CHARS and _is_utf8(rid):
+    if isinstance(rid, str) and 0 < len(rid) <= MAX_REQUEST_ID_CHARS and is_utf8(rid):
         return rid
     return None
 

@@ -1,29 +1,22 @@
-"""Postgres implementation of :class:`chatflow.domain.analytics.AnalyticsRepository`."""
+"""Postgres implementation of :class:`chatflow.domain.ports.AnalyticsRepository`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
 from uuid import UUID
 
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
 
 from chatflow.adapters.postgres.consumers import record_processed
-from chatflow.adapters.postgres.pool import reader, writer
-from chatflow.domain.analytics import Applied, DailyFigures, Delta, RoomHour
+from chatflow.adapters.postgres.pool import PostgresPools
+from chatflow.domain.analytics_models import Applied, DailyFigures, Delta, RoomHour
 from chatflow.events.schemas import DomainEvent
 
 
 class PostgresAnalyticsRepository:
-    def __init__(
-        self,
-        writer_pool: Callable[[], ConnectionPool[Any]] = writer,
-        reader_pool: Callable[[], ConnectionPool[Any]] = reader,
-    ) -> None:
-        self._writer = writer_pool
-        self._reader = reader_pool
+    def __init__(self, pools: PostgresPools) -> None:
+        self._writer = pools.writer
+        self._reader = pools.reader
 
     def apply(self, consumer: str, event: DomainEvent, delta: Delta) -> Applied:
         with self._writer().connection() as conn, conn.transaction():

@@ -1,4 +1,4 @@
-"""Postgres implementation of :class:`chatflow.ports.MessageRepository`.
+"""Postgres implementation of :class:`chatflow.domain.ports.MessageRepository`.
 
 Send (contract 3), in ONE writer transaction, in pipeline mode (two waits for the transaction):
   round trip 1: ``BEGIN``; the sender's message with this client id, if any (a resend returns it
@@ -12,7 +12,7 @@ Send (contract 3), in ONE writer transaction, in pipeline mode (two waits for th
      DO NOTHING`` and -- only if it did -- bumps ``last_seq``, the sender's read position and
      inserts the outbox row; then ``COMMIT``. A concurrent duplicate (whose COMMIT the INSERT
      waits for) thus commits nothing and the stored original is returned.
-  Then ``flush_after_commit``.
+  Then the outbox flush (``after_commit``).
 History reads the reader pool with keyset conditions on the primary key (room_id, seq).
 """
 
@@ -28,7 +28,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow
 
 from chatflow.adapters.postgres import outbox
-from chatflow.adapters.postgres.pool import reader, writer
+from chatflow.adapters.postgres.pool import PostgresPools
 from chatflow.adapters.postgres.rooms_repo import (
     ROOM_COLUMNS,
     membership_from_row,
@@ -36,10 +36,11 @@ from chatflow.adapters.postgres.rooms_repo import (
     utc,
     write_transaction,
 )
+from chatflow.domain.ports import MessageCheck, RoomCheck
 from chatflow.domain.room_models import HistoryPage, Message
 from chatflow.errors import NotFound
 from chatflow.events.schemas import DomainEvent
-from chatflow.ports import MessageCheck, RoomCheck
+from chatflow.settings import Settings
 
 Row = dict[str, Any]
 
@@ -81,16 +82,17 @@ def _fetch(
 
 
 class PostgresMessageRepository:
-    def find_by_client_id(self, sender_id: UUID, client_message_id: str) -> Message | None:
-        with writer().connection() as conn:
+    def __init__(self, pools: PostgresPools, settings: Settings, after_commit: Callable[[], object]) -> None:
+        self._pools = pools
+        self._source = settings.event_source
+        #: Runs after every write transaction's COMMIT: the container's outbox flush.
+        self._after_commit = after_commit
+
+    def _find_by_client_id(self, sender_id: UUID, client_message_id: str) -> Message | None:
+        with self._pools.writer().connection() as conn:
             row = _fetch(
                 conn, "m.sender_id = %s AND m.client_message_id = %s", (sender_id, client_message_id)
             )
-        return None if row is None else message_from_row(row)
-
-    def get(self, room_id: UUID, seq: int) -> Message | None:
-        with writer().connection() as conn:
-            row = _fetch(conn, "m.room_id = %s AND m.seq = %s", (room_id, seq))
         return None if row is None else message_from_row(row)
 
     def insert(
@@ -106,7 +108,7 @@ class PostgresMessageRepository:
         event: Callable[[Message], DomainEvent],
     ) -> tuple[Message, bool]:
         try:
-            with writer().connection() as conn:
+            with self._pools.writer().connection() as conn:
                 try:
                     message, created = self._insert_on(
                         conn,
@@ -130,12 +132,10 @@ class PostgresMessageRepository:
         # The connection is back in the pool (a Lambda's pool may hold just one).
         if not created:
             # A concurrent identical send committed first (the INSERT waited for it).
-            original = self.find_by_client_id(sender_id, client_message_id)
+            original = self._find_by_client_id(sender_id, client_message_id)
             assert original is not None, "conflicting message row vanished"
             return original, False
-        from chatflow.events.relay import flush_after_commit
-
-        flush_after_commit()
+        self._after_commit()
         return message, True
 
     def _insert_on(
@@ -202,7 +202,7 @@ class PostgresMessageRepository:
                 created_at=utc(row["tx_now"]),
                 mentions=tuple(by_lower[c] for c in mention_candidates if c in by_lower),
             )
-            ev_id, ev_type, ev_source, ev_detail = outbox.row_values(event(message))
+            ev_id, ev_type, ev_source, ev_detail = outbox.row_values(event(message), source=self._source)
             # Round trip 2 (with COMMIT): the message, the new last_seq, the sender's read
             # position and the MessageCreated outbox row -- all only when the insert did
             # (a concurrent duplicate, which the INSERT waits for, inserts nothing: the
@@ -252,7 +252,7 @@ class PostgresMessageRepository:
         check: MessageCheck,
         change: Callable[[Message], tuple[Message, DomainEvent] | None],
     ) -> Message | None:
-        with write_transaction() as conn:
+        with write_transaction(self._pools, self._after_commit) as conn:
             row = _fetch(conn, "m.room_id = %s AND m.seq = %s", (room_id, seq), lock=True)
             if row is None:
                 return None
@@ -267,7 +267,7 @@ class PostgresMessageRepository:
                     WHERE room_id = %s AND seq = %s""",
                 (updated.body, updated.edited_at, updated.deleted_at, room_id, seq),
             )
-            outbox.enqueue(conn, event)
+            outbox.enqueue(conn, event, source=self._source)
         return updated
 
     def history(
@@ -296,7 +296,7 @@ class PostgresMessageRepository:
             direction=sql.SQL("ASC" if ascending else "DESC"),
         )
         # One statement: the page and last_seq come from the same snapshot.
-        with reader().connection() as conn:
+        with self._pools.reader().connection() as conn:
             rows = conn.execute(query, params).fetchall()
         if not rows:
             return None

@@ -1,16 +1,14 @@
 """Versioned SQL migrations: files ``NNNN_name.sql`` applied in order, each in one transaction.
 
 Applied versions are recorded in ``schema_migrations``; an advisory lock lets several deploys or
-containers call :func:`migrate` at once safely. ``python -m chatflow.adapters.postgres.migrate``
-(or ``make migrate``) runs it against ``DATABASE_URL``.
+containers call :func:`migrate` at once safely. The ``migrate`` function runs it at deploy time;
+``make migrate`` (``python -m chatflow_dev.migrate``) against ``DATABASE_URL``.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import re
-import sys
 from dataclasses import dataclass
 from importlib import resources
 
@@ -78,18 +76,3 @@ def migrate(dsn: str) -> list[str]:
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))
     return applied_now
-
-
-def main(argv: list[str] | None = None) -> int:
-    from chatflow.settings import get_settings
-
-    parser = argparse.ArgumentParser(description="Apply Chatflow's SQL migrations")
-    parser.add_argument("--dsn", help="database URL (default: DATABASE_URL)")
-    args = parser.parse_args(argv)
-    applied = migrate(args.dsn or get_settings().database_url)
-    print("applied: " + ", ".join(applied) if applied else "database is up to date")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

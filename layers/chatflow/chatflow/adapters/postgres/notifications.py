@@ -1,4 +1,4 @@
-"""Postgres implementation of :class:`chatflow.domain.notifications.NotificationRepository`."""
+"""Postgres implementation of :class:`chatflow.domain.ports.NotificationRepository`."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ from uuid import UUID
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
 
 from chatflow.adapters.postgres.consumers import record_processed
-from chatflow.adapters.postgres.pool import reader, writer
-from chatflow.domain.notifications import (
+from chatflow.adapters.postgres.pool import PostgresPools
+from chatflow.domain.notification_models import (
     DeliveryStatus,
     Notification,
     Plan,
@@ -33,13 +32,9 @@ def _notification(row: dict[str, Any]) -> Notification:
 
 
 class PostgresNotificationRepository:
-    def __init__(
-        self,
-        writer_pool: Callable[[], ConnectionPool[Any]] = writer,
-        reader_pool: Callable[[], ConnectionPool[Any]] = reader,
-    ) -> None:
-        self._writer = writer_pool
-        self._reader = reader_pool
+    def __init__(self, pools: PostgresPools) -> None:
+        self._writer = pools.writer
+        self._reader = pools.reader
 
     # --- consumer ---------------------------------------------------------------------------
 

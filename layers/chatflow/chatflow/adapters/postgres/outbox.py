@@ -1,9 +1,9 @@
 """Transactional outbox: domain events written in the same transaction as the change.
 
-Writers call :func:`enqueue` inside their transaction; after COMMIT they call
-``chatflow.events.relay.flush_after_commit()``. A rolled-back change rolls back its event row,
-and a committed change always has one: the relay (right after commit) or the scheduled sweep
-(``functions/outbox_relay``) sends it to EventBridge. See docs/events.md.
+Writers call :func:`enqueue` inside their transaction; after COMMIT they call the container's
+OutboxFlusher (``chatflow.adapters.outbox_relay.AfterCommitFlusher``). A rolled-back change rolls
+back its event row, and a committed change always has one: the relay (right after commit) or the
+scheduled sweep (``functions/outbox_relay``) sends it to EventBridge. See docs/events.md.
 
 The relay claims rows with one ``UPDATE ... RETURNING`` that leases them (``next_attempt_at`` moves
 :data:`CLAIM_LEASE` ahead; the pick uses ``FOR UPDATE SKIP LOCKED``), so two relays never send
@@ -27,14 +27,13 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from chatflow.events.schemas import DomainEvent, ensure_valid
-from chatflow.settings import get_settings
 
 
 class OutboxError(RuntimeError):
     """Programming error using the outbox (e.g. enqueue outside a transaction)."""
 
 
-def enqueue(conn: psycopg.Connection[Any], event: DomainEvent, *, source: str | None = None) -> None:
+def enqueue(conn: psycopg.Connection[Any], event: DomainEvent, *, source: str) -> None:
     """Insert ``event`` into ``outbox`` inside the caller's open transaction.
 
     The event is validated first (:class:`chatflow.events.schemas.InvalidEvent` on failure, and
@@ -51,17 +50,17 @@ def enqueue(conn: psycopg.Connection[Any], event: DomainEvent, *, source: str | 
 INSERT_COLUMNS = "event_id, detail_type, source, detail"
 
 
-def row_values(event: DomainEvent, *, source: str | None = None) -> tuple[UUID, str, str, Jsonb]:
+def row_values(event: DomainEvent, *, source: str) -> tuple[UUID, str, str, Jsonb]:
     """The validated outbox row of ``event`` (:data:`INSERT_COLUMNS` order), for writers that
     fold the outbox insert into their own statement (one round trip; it must still run in the
     change's transaction). Raises InvalidEvent like :func:`enqueue`."""
     valid = ensure_valid(event)
-    return (valid.event_id, valid.detail_type, source or get_settings().event_source, Jsonb(valid.detail()))
+    return (valid.event_id, valid.detail_type, source, Jsonb(valid.detail()))
 
 
-def enqueue_many(conn: psycopg.Connection[Any], events: Sequence[DomainEvent]) -> None:
+def enqueue_many(conn: psycopg.Connection[Any], events: Sequence[DomainEvent], *, source: str) -> None:
     for event in events:
-        enqueue(conn, event)
+        enqueue(conn, event, source=source)
 
 
 # --- relay side ----------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""Connection pools, one writer and one reader per Lambda container, created lazily.
+"""Connection pools, one writer and one reader per function container, opened lazily.
 
 Writes always go to the writer; reads that tolerate replica lag may use the reader (the Aurora
-reader endpoint through RDS Proxy), which is the same code with another DSN.
+reader endpoint through RDS Proxy), which is the same code with another DSN. The function's
+container owns one :class:`PostgresPools` and hands it to the Postgres repositories.
 """
 
 from __future__ import annotations
@@ -15,10 +16,7 @@ from psycopg import Connection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
-from chatflow.settings import Settings, get_settings
-
-_lock = threading.Lock()
-_pools: dict[str, ConnectionPool[Connection[DictRow]]] = {}
+from chatflow.settings import Settings
 
 #: A connection back in the pool for less than this is handed out without the "is it alive?"
 #: round trip (psycopg_pool's check_connection: one empty query per checkout). Connections that
@@ -41,22 +39,20 @@ def _check_if_idle(conn: Connection[DictRow]) -> None:
     ConnectionPool.check_connection(conn)
 
 
-#: Cloud hook: returns the DSN to use (e.g. built from a Secrets Manager secret or with an RDS
-#: IAM token). None means use the settings' URL as is.
-dsn_resolver: Callable[[str, Settings], str] | None = None
+#: Credential hook: the DSN for a role ("writer"/"reader"), e.g. built from a Secrets Manager
+#: secret or with an RDS IAM token (chatflow.secrets.dsn_resolver_for picks it from the settings).
+DsnResolver = Callable[[str, Settings], str]
+Pool = ConnectionPool[Connection[DictRow]]
 
 
-def _open(role: str, settings: Settings) -> ConnectionPool[Connection[DictRow]]:
+def open_pool(role: str, settings: Settings, dsn_resolver: DsnResolver | None = None) -> Pool:
+    """Open a pool for ``role`` ("writer" or "reader"); ``dsn_resolver`` is called for EVERY new
+    connection (psycopg_pool accepts a callable): IAM auth tokens expire after 15 min and rotated
+    secrets must be picked up by reconnects."""
     conninfo: str | Callable[[], str] = settings.database_url if role == "writer" else settings.reader_url
-    resolver = dsn_resolver
-    if resolver is None:
-        # No explicit hook: the settings say whether cloud credentials apply (IAM auth / secret).
-        from chatflow.secrets import dsn_resolver_for
+    if dsn_resolver is not None:
+        resolver = dsn_resolver
 
-        resolver = dsn_resolver_for(settings)
-    if resolver is not None:
-        # Resolved for EVERY new connection (psycopg_pool accepts a callable): IAM auth tokens
-        # expire after 15 min and rotated secrets must be picked up by reconnects.
         def resolved_conninfo() -> str:
             return resolver(role, settings)
 
@@ -72,7 +68,7 @@ def _open(role: str, settings: Settings) -> ConnectionPool[Connection[DictRow]]:
     }
     if settings.db_sslmode:
         kwargs["sslmode"] = settings.db_sslmode
-    pool: ConnectionPool[Connection[DictRow]] = ConnectionPool(
+    pool: Pool = ConnectionPool(
         conninfo,
         min_size=settings.db_pool_min_size,
         max_size=settings.db_pool_max_size,
@@ -89,29 +85,34 @@ def _open(role: str, settings: Settings) -> ConnectionPool[Connection[DictRow]]:
     return pool
 
 
-def get_pool(role: str = "writer", settings: Settings | None = None) -> ConnectionPool[Connection[DictRow]]:
-    """The container's pool for ``role`` ("writer" or "reader"); opened on first use."""
-    pool = _pools.get(role)
-    if pool is None:
-        with _lock:
-            pool = _pools.get(role)
-            if pool is None:
-                pool = _open(role, settings or get_settings())
-                _pools[role] = pool
-    return pool
+class PostgresPools:
+    """The container's writer and reader pools, each opened on first use (no I/O before)."""
 
+    def __init__(self, settings: Settings, dsn_resolver: DsnResolver | None = None) -> None:
+        self._settings = settings
+        self.dsn_resolver = dsn_resolver
+        self._lock = threading.Lock()
+        self._pools: dict[str, Pool] = {}
 
-def writer() -> ConnectionPool[Connection[DictRow]]:
-    return get_pool("writer")
+    def get(self, role: str) -> Pool:
+        pool = self._pools.get(role)
+        if pool is None:
+            with self._lock:
+                pool = self._pools.get(role)
+                if pool is None:
+                    pool = open_pool(role, self._settings, self.dsn_resolver)
+                    self._pools[role] = pool
+        return pool
 
+    def writer(self) -> Pool:
+        return self.get("writer")
 
-def reader() -> ConnectionPool[Connection[DictRow]]:
-    return get_pool("reader")
+    def reader(self) -> Pool:
+        return self.get("reader")
 
-
-def close_pools() -> None:
-    """Close every pool (tests; SnapStart before-snapshot, so restore reconnects)."""
-    with _lock:
-        for pool in _pools.values():
-            pool.close()
-        _pools.clear()
+    def close(self) -> None:
+        """Close every pool (SnapStart before-snapshot, tests); they reopen on next use."""
+        with self._lock:
+            for pool in self._pools.values():
+                pool.close()
+            self._pools.clear()

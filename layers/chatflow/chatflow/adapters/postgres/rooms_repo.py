@@ -1,10 +1,10 @@
-"""Postgres implementation of :class:`chatflow.ports.RoomRepository` (rooms and memberships).
+"""Postgres implementation of :class:`chatflow.domain.ports.RoomRepository` (rooms and memberships).
 
 Writes: one writer transaction each, the room row locked ``FOR NO KEY UPDATE`` first so that
 membership changes of one room are serialized with each other and with sends (a send that
 locked the room before a removal commits before it; one that locks after sees the removal),
 the domain's ``check`` run on the locked rows, events enqueued in the outbox, then COMMIT and
-``flush_after_commit``. ``FOR NO KEY UPDATE`` rather than ``FOR UPDATE``: it excludes other
+the outbox flush. ``FOR NO KEY UPDATE`` rather than ``FOR UPDATE``: it excludes other
 writers of the row just the same, but does not block the ``FOR KEY SHARE`` locks that foreign
 keys (messages, memberships -> rooms) take.
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -27,11 +27,13 @@ import psycopg
 from psycopg.rows import DictRow
 
 from chatflow.adapters.postgres import outbox
-from chatflow.adapters.postgres.pool import reader, writer
-from chatflow.domain.room_models import Membership, Page, PeerUser, Room, RoomView, UserRef, is_utf8_text
+from chatflow.adapters.postgres.pool import PostgresPools
+from chatflow.domain.ports import RoomCheck
+from chatflow.domain.room_models import Membership, Page, PeerUser, Room, RoomView, UserRef
+from chatflow.domain.validation import is_utf8_text
 from chatflow.errors import Conflict, InvalidInput, NotFound
 from chatflow.events.schemas import DomainEvent
-from chatflow.ports import RoomCheck
+from chatflow.settings import Settings
 
 Row = dict[str, Any]
 
@@ -69,14 +71,14 @@ def membership_from_row(row: Row, room_id: UUID, user_id: UUID) -> Membership | 
 
 
 @contextmanager
-def write_transaction() -> Iterator[psycopg.Connection[DictRow]]:
-    """A writer transaction; after COMMIT, the outbox rows it wrote are flushed (best effort)."""
-    with writer().connection() as conn, conn.transaction():
+def write_transaction(
+    pools: PostgresPools, after_commit: Callable[[], object]
+) -> Iterator[psycopg.Connection[DictRow]]:
+    """A writer transaction; after COMMIT, ``after_commit`` (the outbox flush, best effort)."""
+    with pools.writer().connection() as conn, conn.transaction():
         yield conn
     # Outside the `with`: the transaction committed and the connection went back to the pool.
-    from chatflow.events.relay import flush_after_commit
-
-    flush_after_commit()
+    after_commit()
 
 
 def lock_room(
@@ -158,34 +160,31 @@ def _view_from_row(row: Row, user_id: UUID) -> RoomView:
 class PostgresRoomRepository:
     """Rooms and memberships on the writer/reader pools (see the module docstring)."""
 
+    def __init__(self, pools: PostgresPools, settings: Settings, after_commit: Callable[[], object]) -> None:
+        self._pools = pools
+        self._source = settings.event_source
+        #: Runs after every write transaction's COMMIT: the container's outbox flush.
+        self._after_commit = after_commit
+
     # --- writer lookups ----------------------------------------------------------------------
 
     def find_room(self, room_id: UUID) -> Room | None:
-        with writer().connection() as conn:
+        with self._pools.writer().connection() as conn:
             row = conn.execute(f"SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.id = %s", (room_id,)).fetchone()  # noqa: S608
         return None if row is None else room_from_row(row)
 
     def member_ids(self, room_id: UUID) -> list[UUID]:
-        with writer().connection() as conn:
+        with self._pools.writer().connection() as conn:
             rows = conn.execute("SELECT user_id FROM memberships WHERE room_id = %s", (room_id,)).fetchall()
         return [r["user_id"] for r in rows]
 
     def room_ids_for_user(self, user_id: UUID) -> list[UUID]:
-        with writer().connection() as conn:
+        with self._pools.writer().connection() as conn:
             rows = conn.execute("SELECT room_id FROM memberships WHERE user_id = %s", (user_id,)).fetchall()
         return [r["room_id"] for r in rows]
 
-    def membership(self, room_id: UUID, user_id: UUID) -> Membership | None:
-        with writer().connection() as conn:
-            row = conn.execute(
-                """SELECT role AS m_role, last_read_seq AS m_last_read_seq, joined_at AS m_joined_at
-                     FROM memberships WHERE room_id = %s AND user_id = %s""",
-                (room_id, user_id),
-            ).fetchone()
-        return None if row is None else membership_from_row(row, room_id, user_id)
-
     def find_user(self, *, user_id: UUID | None = None, handle: str | None = None) -> UserRef | None:
-        with writer().connection() as conn:
+        with self._pools.writer().connection() as conn:
             if user_id is not None:
                 row = conn.execute(
                     "SELECT id, handle, status FROM users WHERE id = %s", (user_id,)
@@ -201,7 +200,7 @@ class PostgresRoomRepository:
     # --- reader views ------------------------------------------------------------------------
 
     def room_view(self, room_id: UUID, user_id: UUID, *, consistent: bool = False) -> RoomView | None:
-        pool = writer() if consistent else reader()
+        pool = self._pools.writer() if consistent else self._pools.reader()
         with pool.connection() as conn:
             row = conn.execute(
                 _VIEW_SELECT
@@ -224,7 +223,7 @@ class PostgresRoomRepository:
                 raise InvalidInput("malformed cursor", code="invalid_cursor") from None
             params["after_room"] = _cursor_uuid(room)
             keyset = " AND (m.joined_at, m.room_id) > (%(joined)s, %(after_room)s)"
-        with reader().connection() as conn:
+        with self._pools.reader().connection() as conn:
             rows = conn.execute(
                 _VIEW_SELECT
                 + " FROM memberships m JOIN rooms r ON r.id = m.room_id"
@@ -250,7 +249,7 @@ class PostgresRoomRepository:
             params["after_name"] = name
             params["after_room"] = _cursor_uuid(room)
             keyset = " AND (lower(r.name), r.id) > (%(after_name)s, %(after_room)s)"
-        with reader().connection() as conn:
+        with self._pools.reader().connection() as conn:
             rows = conn.execute(
                 _VIEW_SELECT
                 + """ FROM rooms r
@@ -272,7 +271,7 @@ class PostgresRoomRepository:
 
     def create_channel(self, room: Room, events: Sequence[DomainEvent]) -> None:
         try:
-            with write_transaction() as conn:
+            with write_transaction(self._pools, self._after_commit) as conn:
                 conn.execute(
                     """INSERT INTO rooms (id, kind, name, topic, created_by, created_at)
                        VALUES (%s, %s, %s, %s, %s, %s)""",
@@ -283,7 +282,7 @@ class PostgresRoomRepository:
                        VALUES (%s, %s, 'owner', %s)""",
                     (room.id, room.created_by, room.created_at),
                 )
-                outbox.enqueue_many(conn, events)
+                outbox.enqueue_many(conn, events, source=self._source)
         except psycopg.errors.UniqueViolation as exc:
             if exc.diag.constraint_name == "rooms_channel_name_key":
                 raise Conflict("a channel with this name already exists", code="name_taken") from None
@@ -293,7 +292,7 @@ class PostgresRoomRepository:
         assert room.dm_user_low is not None
         assert room.dm_user_high is not None
         created = False
-        with write_transaction() as conn:
+        with write_transaction(self._pools, self._after_commit) as conn:
             # The partial unique index makes concurrent creators converge: the loser's INSERT
             # waits for the winner's COMMIT, then does nothing.
             inserted = conn.execute(
@@ -311,7 +310,7 @@ class PostgresRoomRepository:
                        VALUES (%s, %s, 'member', %s), (%s, %s, 'member', %s)""",
                     (room.id, room.dm_user_low, room.created_at, room.id, room.dm_user_high, room.created_at),
                 )
-                outbox.enqueue_many(conn, events)
+                outbox.enqueue_many(conn, events, source=self._source)
                 existing = room
             else:
                 row = conn.execute(
@@ -326,7 +325,7 @@ class PostgresRoomRepository:
     def add_member(
         self, room_id: UUID, user_id: UUID, actor_id: UUID, check: RoomCheck, events: Sequence[DomainEvent]
     ) -> None:
-        with write_transaction() as conn:
+        with write_transaction(self._pools, self._after_commit) as conn:
             room, actor, _ = lock_room(conn, room_id, actor_id)
             check(room, actor)
             added = conn.execute(
@@ -336,13 +335,13 @@ class PostgresRoomRepository:
             ).fetchone()
             if added is None:
                 raise Conflict("already a member", code="already_member")
-            outbox.enqueue_many(conn, events)
+            outbox.enqueue_many(conn, events, source=self._source)
 
     def remove_member(
         self, room_id: UUID, user_id: UUID, actor_id: UUID, check: RoomCheck, events: Sequence[DomainEvent]
     ) -> UUID | None:
         new_owner: UUID | None = None
-        with write_transaction() as conn:
+        with write_transaction(self._pools, self._after_commit) as conn:
             room, actor, _ = lock_room(conn, room_id, actor_id)
             check(room, actor)
             removed = conn.execute(
@@ -367,13 +366,13 @@ class PostgresRoomRepository:
                     "UPDATE memberships SET role = 'owner' WHERE room_id = %s AND user_id = %s",
                     (room_id, new_owner),
                 )
-            outbox.enqueue_many(conn, events)
+            outbox.enqueue_many(conn, events, source=self._source)
         return new_owner
 
     def mark_read(self, room_id: UUID, user_id: UUID, seq: int) -> int | None:
         # GREATEST is evaluated against the latest row version even under a concurrent update
         # (EvalPlanQual), so the position never moves backwards; LEAST bounds it by last_seq.
-        with writer().connection() as conn:
+        with self._pools.writer().connection() as conn:
             row = conn.execute(
                 """UPDATE memberships m
                       SET last_read_seq = GREATEST(m.last_read_seq, LEAST(%s, r.last_seq))

@@ -1,5 +1,5 @@
 # ruff: noqa: S608 -- f-strings only splice the constant column lists below, never input.
-"""Postgres adapter of :class:`chatflow.ports.UserRepository`: users and refresh tokens.
+"""Postgres adapter of :class:`chatflow.domain.ports.UserRepository`: users and refresh tokens.
 
 Everything here reads and writes the WRITER: these reads decide authorization (a replica that
 lags behind a ban must never re-admit the user).
@@ -16,9 +16,9 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from chatflow.adapters.postgres import outbox
-from chatflow.adapters.postgres.pool import writer
-from chatflow.auth.passwords import UNUSABLE_PASSWORD
-from chatflow.domain.users import (
+from chatflow.adapters.postgres.pool import PostgresPools
+from chatflow.domain.passwords import UNUSABLE_PASSWORD
+from chatflow.domain.user_models import (
     NewUser,
     RefreshOutcome,
     RefreshTokenRecord,
@@ -27,6 +27,7 @@ from chatflow.domain.users import (
 )
 from chatflow.errors import Conflict, NotFound
 from chatflow.events.schemas import DomainEvent
+from chatflow.settings import Settings
 
 _USER_COLUMNS = "id, handle, display_name, role, status, tokens_valid_after, created_at"
 _STATUS_COLUMNS = "status, extract(epoch FROM tokens_valid_after)::float8 AS tva, role, handle"
@@ -51,9 +52,13 @@ def _status(row: dict[str, Any]) -> UserStatus:
 
 
 class PostgresUserRepository:
+    def __init__(self, pools: PostgresPools, settings: Settings) -> None:
+        self._pools = pools
+        self._source = settings.event_source
+
     def create_user(self, user: NewUser) -> User:
         try:
-            with writer().connection() as conn:
+            with self._pools.writer().connection() as conn:
                 row = conn.execute(
                     f"""INSERT INTO users (id, handle, display_name, password_hash, role)
                         VALUES (%s, %s, %s, %s, %s) RETURNING {_USER_COLUMNS}""",
@@ -65,12 +70,12 @@ class PostgresUserRepository:
         return _user(row)
 
     def get_user(self, user_id: UUID) -> User | None:
-        with writer().connection() as conn:
+        with self._pools.writer().connection() as conn:
             row = conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE id = %s", (user_id,)).fetchone()
         return _user(row) if row else None
 
     def find_credentials(self, handle: str) -> tuple[User, str] | None:
-        with writer().connection() as conn:
+        with self._pools.writer().connection() as conn:
             row = conn.execute(
                 f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE lower(handle) = lower(%s)",
                 (handle,),
@@ -78,12 +83,12 @@ class PostgresUserRepository:
         return (_user(row), str(row["password_hash"])) if row else None
 
     def user_status(self, user_id: UUID) -> UserStatus | None:
-        with writer().connection() as conn:
+        with self._pools.writer().connection() as conn:
             row = conn.execute(f"SELECT {_STATUS_COLUMNS} FROM users WHERE id = %s", (user_id,)).fetchone()
         return _status(row) if row else None
 
     def provision_external(self, user_id: UUID, issuer: str, subject: str, handle: str) -> UserStatus:
-        with writer().connection() as conn, conn.transaction():
+        with self._pools.writer().connection() as conn, conn.transaction():
             candidates = [handle] + [f"{handle[:27]}-{secrets.token_hex(2)}" for _ in range(5)]
             for candidate in candidates:
                 try:
@@ -104,7 +109,7 @@ class PostgresUserRepository:
         return _status(row)
 
     def set_role(self, handle: str, role: str) -> User | None:
-        with writer().connection() as conn:
+        with self._pools.writer().connection() as conn:
             row = conn.execute(
                 f"""UPDATE users SET role = %s, updated_at = now() WHERE lower(handle) = lower(%s)
                     RETURNING {_USER_COLUMNS}""",
@@ -113,7 +118,7 @@ class PostgresUserRepository:
         return _user(row) if row else None
 
     def ban(self, user_id: UUID, events: Sequence[DomainEvent]) -> tuple[UserStatus, bool]:
-        with writer().connection() as conn, conn.transaction():
+        with self._pools.writer().connection() as conn, conn.transaction():
             current = conn.execute("SELECT status FROM users WHERE id = %s FOR UPDATE", (user_id,)).fetchone()
             if current is None or current["status"] == "deleted":
                 raise NotFound("user not found")
@@ -125,13 +130,13 @@ class PostgresUserRepository:
                     (user_id,),
                 )
                 self._revoke_all_refresh_tokens(conn, user_id)
-                outbox.enqueue_many(conn, events)
+                outbox.enqueue_many(conn, events, source=self._source)
             row = conn.execute(f"SELECT {_STATUS_COLUMNS} FROM users WHERE id = %s", (user_id,)).fetchone()
         assert row is not None
         return _status(row), changed
 
     def unban(self, user_id: UUID) -> UserStatus:
-        with writer().connection() as conn:
+        with self._pools.writer().connection() as conn:
             row = conn.execute(
                 f"""UPDATE users SET status = 'active', updated_at = now()
                     WHERE id = %s AND status <> 'deleted' RETURNING {_STATUS_COLUMNS}""",
@@ -151,7 +156,7 @@ class PostgresUserRepository:
         """Every access token issued so far void, every refresh token revoked (and the user marked
         deleted), in one transaction."""
         status_change = "status = 'deleted', " if deleting else ""
-        with writer().connection() as conn, conn.transaction():
+        with self._pools.writer().connection() as conn, conn.transaction():
             row = conn.execute(
                 f"""UPDATE users SET {status_change}tokens_valid_after = now(), updated_at = now()
                     WHERE id = %s RETURNING {_STATUS_COLUMNS}""",
@@ -163,7 +168,7 @@ class PostgresUserRepository:
         return _status(row)
 
     def store_refresh_token(self, token: RefreshTokenRecord) -> None:
-        with writer().connection() as conn:
+        with self._pools.writer().connection() as conn:
             conn.execute(
                 """INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at)
                    VALUES (%s, %s, %s, %s, %s)""",
@@ -171,7 +176,7 @@ class PostgresUserRepository:
             )
 
     def rotate_refresh_token(self, token_hash: bytes, replacement: RefreshTokenRecord) -> RefreshOutcome:
-        with writer().connection() as conn, conn.transaction():
+        with self._pools.writer().connection() as conn, conn.transaction():
             row = conn.execute(
                 f"""SELECT rt.id AS token_id, rt.family_id, rt.rotated_at, rt.revoked_at,
                            rt.expires_at <= now() AS expired,
@@ -204,7 +209,7 @@ class PostgresUserRepository:
         return RefreshOutcome("rotated", _user(row))
 
     def revoke_refresh_family(self, token_hash: bytes) -> UUID | None:
-        with writer().connection() as conn, conn.transaction():
+        with self._pools.writer().connection() as conn, conn.transaction():
             row = conn.execute(
                 "SELECT user_id, family_id FROM refresh_tokens WHERE token_hash = %s", (token_hash,)
             ).fetchone()

@@ -14,29 +14,23 @@ from uuid import UUID
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from chatflow.domain import analytics
 from chatflow.errors import Forbidden
 from chatflow.http.context import current_identity
-
-router = Router()  # type: ignore[no-untyped-call]
-_repo: analytics.AnalyticsRepository | None = None
-
-
-def repository() -> analytics.AnalyticsRepository:
-    global _repo
-    if _repo is None:
-        from chatflow.adapters.postgres.analytics import PostgresAnalyticsRepository
-
-        _repo = PostgresAnalyticsRepository()
-    return _repo
+from chatflow.http.services import HttpServices
+from chatflow.wire import analytics_report_to_dict
 
 
-@router.get("/admin/analytics", summary="Usage figures (admins only)", tags=["admin"])
-def get_analytics(
-    from_: Annotated[date | None, Query(alias="from", description="first UTC day (YYYY-MM-DD)")] = None,
-    to: Annotated[date | None, Query(description="last UTC day, inclusive (YYYY-MM-DD)")] = None,
-    roomId: Annotated[UUID | None, Query(description="only this room's hourly series")] = None,
-) -> dict[str, Any]:
-    if not current_identity(router).is_admin:
-        raise Forbidden("admins only")
-    return analytics.report(repository(), start=from_, end=to, room_id=roomId).to_dict()
+def routes(services: HttpServices) -> Router:
+    router = Router()  # type: ignore[no-untyped-call]
+
+    @router.get("/admin/analytics", summary="Usage figures (admins only)", tags=["admin"])
+    def get_analytics(
+        from_: Annotated[date | None, Query(alias="from", description="first UTC day (YYYY-MM-DD)")] = None,
+        to: Annotated[date | None, Query(description="last UTC day, inclusive (YYYY-MM-DD)")] = None,
+        roomId: Annotated[UUID | None, Query(description="only this room's hourly series")] = None,
+    ) -> dict[str, Any]:
+        if not current_identity(router).is_admin:
+            raise Forbidden("admins only")
+        return analytics_report_to_dict(services.analytics.report(start=from_, end=to, room_id=roomId))
+
+    return router

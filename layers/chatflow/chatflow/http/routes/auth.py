@@ -13,11 +13,10 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from chatflow.auth.passwords import PASSWORD_MAX_CHARS
-from chatflow.auth.service import get_user_service
+from chatflow.domain.passwords import PASSWORD_MAX_CHARS
 from chatflow.http.schemas import JwksOut, TokenPairOut, documented
-
-router = Router()  # type: ignore[no-untyped-call]
+from chatflow.http.services import HttpServices
+from chatflow.wire import token_pair_to_dict
 
 
 class _Body(BaseModel):
@@ -39,66 +38,68 @@ class RefreshRequest(_Body):
     refreshToken: str = Field(min_length=1, max_length=256)
 
 
-@router.post(
-    "/auth/register",
-    status_code=201,
-    summary="Create an account; returns a token pair",
-    tags=["auth"],
-    responses=documented(201, "Account created; signed in", 400, 409, 413, 422),
-)
-def register(body: RegisterRequest) -> TokenPairOut:
-    pair = get_user_service().register(body.handle, body.password, body.displayName)
-    return TokenPairOut.model_validate(pair.to_dict())
+def routes(services: HttpServices) -> Router:
+    router = Router()  # type: ignore[no-untyped-call]
 
-
-@router.post(
-    "/auth/login",
-    summary="Exchange handle + password for a token pair",
-    tags=["auth"],
-    responses=documented(200, "Signed in", 400, 401, 403, 422, 429),
-)
-def login(body: LoginRequest) -> TokenPairOut:
-    return TokenPairOut.model_validate(get_user_service().login(body.handle, body.password).to_dict())
-
-
-@router.post(
-    "/auth/refresh",
-    summary="Rotate a refresh token; returns a new pair",
-    tags=["auth"],
-    responses=documented(200, "New token pair", 400, 401, 422),
-)
-def refresh(body: RefreshRequest) -> TokenPairOut:
-    return TokenPairOut.model_validate(get_user_service().refresh(body.refreshToken).to_dict())
-
-
-@router.post(
-    "/auth/logout",
-    status_code=204,
-    summary="Revoke the refresh token's family",
-    tags=["auth"],
-    responses=documented(204, "Signed out", 400, 401, 422),
-)
-def logout(
-    body: RefreshRequest,
-    all: Annotated[bool, Query(description="also void every access and refresh token of the user")] = False,
-) -> Response[str]:
-    get_user_service().logout(body.refreshToken, everywhere=all)
-    return Response(status_code=204, content_type=content_types.APPLICATION_JSON, body="")
-
-
-@router.get(
-    "/.well-known/jwks.json",
-    summary="Public keys that verify access tokens",
-    tags=["auth"],
-    responses={200: {"description": "JWK set", "content": {"application/json": {"model": JwksOut}}}},
-)
-def jwks() -> Response[dict[str, Any]]:
-    from chatflow.auth.tokens import get_verifier, public_jwk
-
-    keys = [public_jwk(key) for key in get_verifier().public_keys.values()]
-    return Response(
-        status_code=200,
-        content_type=content_types.APPLICATION_JSON,
-        body={"keys": keys},
-        headers={"Cache-Control": "public, max-age=300"},
+    @router.post(
+        "/auth/register",
+        status_code=201,
+        summary="Create an account; returns a token pair",
+        tags=["auth"],
+        responses=documented(201, "Account created; signed in", 400, 409, 413, 422),
     )
+    def register(body: RegisterRequest) -> TokenPairOut:
+        pair = services.users.register(body.handle, body.password, body.displayName)
+        return TokenPairOut.model_validate(token_pair_to_dict(pair))
+
+    @router.post(
+        "/auth/login",
+        summary="Exchange handle + password for a token pair",
+        tags=["auth"],
+        responses=documented(200, "Signed in", 400, 401, 403, 422, 429),
+    )
+    def login(body: LoginRequest) -> TokenPairOut:
+        return TokenPairOut.model_validate(
+            token_pair_to_dict(services.users.login(body.handle, body.password))
+        )
+
+    @router.post(
+        "/auth/refresh",
+        summary="Rotate a refresh token; returns a new pair",
+        tags=["auth"],
+        responses=documented(200, "New token pair", 400, 401, 422),
+    )
+    def refresh(body: RefreshRequest) -> TokenPairOut:
+        return TokenPairOut.model_validate(token_pair_to_dict(services.users.refresh(body.refreshToken)))
+
+    @router.post(
+        "/auth/logout",
+        status_code=204,
+        summary="Revoke the refresh token's family",
+        tags=["auth"],
+        responses=documented(204, "Signed out", 400, 401, 422),
+    )
+    def logout(
+        body: RefreshRequest,
+        all: Annotated[
+            bool, Query(description="also void every access and refresh token of the user")
+        ] = False,
+    ) -> Response[str]:
+        services.users.logout(body.refreshToken, everywhere=all)
+        return Response(status_code=204, content_type=content_types.APPLICATION_JSON, body="")
+
+    @router.get(
+        "/.well-known/jwks.json",
+        summary="Public keys that verify access tokens",
+        tags=["auth"],
+        responses={200: {"description": "JWK set", "content": {"application/json": {"model": JwksOut}}}},
+    )
+    def jwks() -> Response[dict[str, Any]]:
+        return Response(
+            status_code=200,
+            content_type=content_types.APPLICATION_JSON,
+            body={"keys": services.jwks()},
+            headers={"Cache-Control": "public, max-age=300"},
+        )
+
+    return router

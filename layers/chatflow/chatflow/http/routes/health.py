@@ -3,35 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
+from chatflow.http.services import HttpServices
 from chatflow.observability import get_logger
 
-router = Router()  # type: ignore[no-untyped-call]
 
-
-@router.get("/health/live", summary="Liveness: the function runs (no I/O)", tags=["health"])
-def live() -> dict[str, Any]:
-    return {"status": "ok"}
-
-
-def _check_postgres() -> None:
-    from chatflow.adapters.postgres.pool import writer
-
-    with writer().connection() as conn:
-        conn.execute("SELECT 1").fetchone()
-
-
-def _check_redis() -> None:
-    from chatflow.adapters.redis_client import get_redis
-
-    get_redis().ping()
-
-
-def _timed(name: str, check: Any) -> dict[str, Any]:
+def _timed(name: str, check: Callable[[], None]) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         check()
@@ -47,12 +29,21 @@ def _timed(name: str, check: Any) -> dict[str, Any]:
     return {"ok": True, "latencyMs": round((time.perf_counter() - started) * 1000, 2)}
 
 
-@router.get("/health/ready", summary="Readiness: Postgres and Redis reachable", tags=["health"])
-def ready() -> Response[dict[str, Any]]:
-    checks = {"postgres": _timed("postgres", _check_postgres), "redis": _timed("redis", _check_redis)}
-    healthy = all(c["ok"] for c in checks.values())
-    return Response(
-        status_code=200 if healthy else 503,
-        content_type=content_types.APPLICATION_JSON,
-        body={"status": "ok" if healthy else "unavailable", "checks": checks},
-    )
+def routes(services: HttpServices) -> Router:
+    router = Router()  # type: ignore[no-untyped-call]
+
+    @router.get("/health/live", summary="Liveness: the function runs (no I/O)", tags=["health"])
+    def live() -> dict[str, Any]:
+        return {"status": "ok"}
+
+    @router.get("/health/ready", summary="Readiness: Postgres and Redis reachable", tags=["health"])
+    def ready() -> Response[dict[str, Any]]:
+        checks = {name: _timed(name, check) for name, check in services.readiness_checks().items()}
+        healthy = all(c["ok"] for c in checks.values())
+        return Response(
+            status_code=200 if healthy else 503,
+            content_type=content_types.APPLICATION_JSON,
+            body={"status": "ok" if healthy else "unavailable", "checks": checks},
+        )
+
+    return router

@@ -1,7 +1,7 @@
 """History, edits, read marks: GET /rooms/{id}/messages, PATCH/DELETE .../messages/{seq}, POST .../read.
 
 Sending goes through the WebSocket (``sendMessage``); the shapes come from
-:func:`chatflow.domain.messages.message_to_dict`, the same for both transports.
+:func:`chatflow.wire.message_to_dict`, the same for both transports.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from chatflow.domain import messages
 from chatflow.http.context import current_identity
-
-router = Router()  # type: ignore[no-untyped-call]
+from chatflow.http.services import HttpServices
+from chatflow.wire import history_to_dict, message_to_dict
 
 Seq = Annotated[int, Path(ge=1, le=2**62, description="The message's sequence number in the room")]
 
@@ -35,42 +34,50 @@ class EditMessageRequest(BaseModel):
     body: str = Field(min_length=1)
 
 
-@router.get(
-    "/rooms/<room_id>/messages",
-    summary="History, keyset-paginated by seq (ascending); prevCursor -> before=, nextCursor -> after=",
-    tags=["messages"],
-)
-def history(
-    room_id: UUID,
-    before: Annotated[
-        int | None, Query(ge=1, le=2**62, description="only messages with seq < before")
-    ] = None,
-    after: Annotated[int | None, Query(ge=0, le=2**62, description="only messages with seq > after")] = None,
-    limit: Annotated[int | None, Query(ge=1, description="page size, capped at history_page_max")] = None,
-) -> dict[str, Any]:
-    page = messages.history(current_identity(router), room_id, before=before, after=after, limit=limit)
-    return messages.history_to_dict(page)
+def routes(services: HttpServices) -> Router:
+    router = Router()  # type: ignore[no-untyped-call]
 
+    @router.get(
+        "/rooms/<room_id>/messages",
+        summary="History, keyset-paginated by seq (ascending); prevCursor -> before=, nextCursor -> after=",
+        tags=["messages"],
+    )
+    def history(
+        room_id: UUID,
+        before: Annotated[
+            int | None, Query(ge=1, le=2**62, description="only messages with seq < before")
+        ] = None,
+        after: Annotated[
+            int | None, Query(ge=0, le=2**62, description="only messages with seq > after")
+        ] = None,
+        limit: Annotated[int | None, Query(ge=1, description="page size, capped at history_page_max")] = None,
+    ) -> dict[str, Any]:
+        page = services.messages.history(
+            current_identity(router), room_id, before=before, after=after, limit=limit
+        )
+        return history_to_dict(page)
 
-@router.patch("/rooms/<room_id>/messages/<seq>", summary="Edit a message (author only)", tags=["messages"])
-def edit_message(room_id: UUID, seq: Seq, body: EditMessageRequest) -> dict[str, Any]:
-    return messages.message_to_dict(messages.edit(current_identity(router), room_id, seq, body.body))
+    @router.patch(
+        "/rooms/<room_id>/messages/<seq>", summary="Edit a message (author only)", tags=["messages"]
+    )
+    def edit_message(room_id: UUID, seq: Seq, body: EditMessageRequest) -> dict[str, Any]:
+        return message_to_dict(services.messages.edit(current_identity(router), room_id, seq, body.body))
 
+    @router.delete(
+        "/rooms/<room_id>/messages/<seq>",
+        summary="Soft-delete a message (author or admin); the body is hidden from then on",
+        tags=["messages"],
+    )
+    def delete_message(room_id: UUID, seq: Seq) -> dict[str, Any]:
+        return message_to_dict(services.messages.delete(current_identity(router), room_id, seq))
 
-@router.delete(
-    "/rooms/<room_id>/messages/<seq>",
-    summary="Soft-delete a message (author or admin); the body is hidden from then on",
-    tags=["messages"],
-)
-def delete_message(room_id: UUID, seq: Seq) -> dict[str, Any]:
-    return messages.message_to_dict(messages.delete(current_identity(router), room_id, seq))
+    @router.post(
+        "/rooms/<room_id>/read",
+        summary="Move the caller's read position forward (never backwards, at most lastSeq)",
+        tags=["messages"],
+    )
+    def mark_read(room_id: UUID, body: MarkReadRequest) -> dict[str, Any]:
+        position = services.messages.mark_read(current_identity(router), room_id, body.seq)
+        return {"roomId": str(room_id), "lastReadSeq": position}
 
-
-@router.post(
-    "/rooms/<room_id>/read",
-    summary="Move the caller's read position forward (never backwards, at most lastSeq)",
-    tags=["messages"],
-)
-def mark_read(room_id: UUID, body: MarkReadRequest) -> dict[str, Any]:
-    position = messages.mark_read(current_identity(router), room_id, body.seq)
-    return {"roomId": str(room_id), "lastReadSeq": position}
+    return router

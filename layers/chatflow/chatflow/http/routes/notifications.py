@@ -17,53 +17,49 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from chatflow.domain import notifications
+from chatflow.domain.notifications import MAX_PAGE
 from chatflow.http.context import current_identity
-
-router = Router()  # type: ignore[no-untyped-call]
-_repo: notifications.NotificationRepository | None = None
-
-
-def repository() -> notifications.NotificationRepository:
-    global _repo
-    if _repo is None:
-        from chatflow.adapters.postgres.notifications import PostgresNotificationRepository
-
-        _repo = PostgresNotificationRepository()
-    return _repo
+from chatflow.http.services import HttpServices
+from chatflow.wire import notifications_page_to_dict
 
 
 class MarkReadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    roomIds: list[UUID] = Field(default_factory=list, max_length=notifications.MAX_PAGE)
-    ids: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list, max_length=notifications.MAX_PAGE)
+    roomIds: list[UUID] = Field(default_factory=list, max_length=MAX_PAGE)
+    ids: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list, max_length=MAX_PAGE)
     all: bool = False
 
 
-@router.get(
-    "/notifications",
-    summary="Unread counters per room and the caller's notifications",
-    tags=["notifications"],
-)
-def list_notifications(
-    unreadOnly: Annotated[bool, Query(description="only notifications not read yet")] = False,
-    limit: Annotated[int, Query(ge=1, le=notifications.MAX_PAGE)] = 20,
-    before: Annotated[int | None, Query(ge=1, description="nextBefore of the previous page")] = None,
-) -> dict[str, Any]:
-    identity = current_identity(router)
-    page = notifications.list_for_user(
-        repository(), identity.user_id, unread_only=unreadOnly, before=before, limit=limit
-    )
-    return page.to_dict()
+def routes(services: HttpServices) -> Router:
+    router = Router()  # type: ignore[no-untyped-call]
 
-
-@router.post(
-    "/notifications/read", summary="Mark notifications read / clear unread counters", tags=["notifications"]
-)
-def mark_notifications_read(body: MarkReadRequest) -> dict[str, Any]:
-    identity = current_identity(router)
-    result = notifications.mark_read(
-        repository(), identity.user_id, room_ids=body.roomIds, ids=body.ids, everything=body.all
+    @router.get(
+        "/notifications",
+        summary="Unread counters per room and the caller's notifications",
+        tags=["notifications"],
     )
-    return dict(result)
+    def list_notifications(
+        unreadOnly: Annotated[bool, Query(description="only notifications not read yet")] = False,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
+        before: Annotated[int | None, Query(ge=1, description="nextBefore of the previous page")] = None,
+    ) -> dict[str, Any]:
+        identity = current_identity(router)
+        page = services.notifications.list_for_user(
+            identity.user_id, unread_only=unreadOnly, before=before, limit=limit
+        )
+        return notifications_page_to_dict(page)
+
+    @router.post(
+        "/notifications/read",
+        summary="Mark notifications read / clear unread counters",
+        tags=["notifications"],
+    )
+    def mark_notifications_read(body: MarkReadRequest) -> dict[str, Any]:
+        identity = current_identity(router)
+        result = services.notifications.mark_read(
+            identity.user_id, room_ids=body.roomIds, ids=body.ids, everything=body.all
+        )
+        return dict(result)
+
+    return router

@@ -1,7 +1,7 @@
 """Rooms, members and DMs: GET/POST /rooms, GET /rooms/{id}, join, leave, members, POST /dms.
 
-Thin: validate (pydantic / Powertools validation -> 422), call chatflow.domain.rooms, shape the
-camelCase response. Path ids that are not UUIDs are refused with 422 like any invalid input.
+Thin: validate (pydantic / Powertools validation -> 422), call the rooms service, shape the
+camelCase response (chatflow.wire). Path ids that are not UUIDs are refused with 422 like any invalid input.
 Non-members: a public room answers 403 where membership is required; private rooms and DMs
 answer 404 (their existence is not revealed). See docs/data-model.md.
 """
@@ -16,10 +16,10 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from chatflow.domain import rooms
+from chatflow.domain.rooms import MAX_LIST_LIMIT, MAX_TOPIC_CHARS
 from chatflow.http.context import current_identity
-
-router = Router()  # type: ignore[no-untyped-call]
+from chatflow.http.services import HttpServices
+from chatflow.wire import room_page_to_dict, room_to_dict
 
 
 class _Body(BaseModel):
@@ -29,7 +29,7 @@ class _Body(BaseModel):
 class CreateRoomRequest(_Body):
     kind: Literal["public", "private"] = Field(examples=["public"])
     name: str = Field(min_length=1, max_length=80, examples=["general"])
-    topic: str = Field(default="", max_length=rooms.MAX_TOPIC_CHARS)
+    topic: str = Field(default="", max_length=MAX_TOPIC_CHARS)
 
 
 class UserTarget(_Body):
@@ -49,78 +49,85 @@ def _json(status: int, body: Any) -> Response[Any]:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
 
 
-@router.get(
-    "/rooms", summary="The caller's rooms (with unread counts) or discoverable public rooms", tags=["rooms"]
-)
-def list_rooms(
-    scope: Annotated[
-        Literal["mine", "public"], Query(description="mine: rooms you are in; public: discoverable channels")
-    ] = "mine",
-    cursor: Annotated[
-        str | None, Query(max_length=512, description="nextCursor of the previous page")
-    ] = None,
-    limit: Annotated[int | None, Query(ge=1, le=rooms.MAX_LIST_LIMIT)] = None,
-) -> dict[str, Any]:
-    identity = current_identity(router)
-    if scope == "public":
-        page = rooms.list_public_rooms(identity, cursor, limit)
-    else:
-        page = rooms.list_my_rooms(identity, cursor, limit)
-    return rooms.page_to_dict(page)
+def routes(services: HttpServices) -> Router:
+    router = Router()  # type: ignore[no-untyped-call]
 
+    @router.get(
+        "/rooms",
+        summary="The caller's rooms (with unread counts) or discoverable public rooms",
+        tags=["rooms"],
+    )
+    def list_rooms(
+        scope: Annotated[
+            Literal["mine", "public"],
+            Query(description="mine: rooms you are in; public: discoverable channels"),
+        ] = "mine",
+        cursor: Annotated[
+            str | None, Query(max_length=512, description="nextCursor of the previous page")
+        ] = None,
+        limit: Annotated[int | None, Query(ge=1, le=MAX_LIST_LIMIT)] = None,
+    ) -> dict[str, Any]:
+        identity = current_identity(router)
+        if scope == "public":
+            page = services.rooms.list_public_rooms(identity, cursor, limit)
+        else:
+            page = services.rooms.list_my_rooms(identity, cursor, limit)
+        return room_page_to_dict(page)
 
-@router.post(
-    "/rooms", status_code=201, summary="Create a channel (the caller becomes its owner)", tags=["rooms"]
-)
-def create_room(body: CreateRoomRequest) -> dict[str, Any]:
-    view = rooms.create_channel(current_identity(router), body.kind, body.name, body.topic)
-    return rooms.room_to_dict(view)
+    @router.post(
+        "/rooms", status_code=201, summary="Create a channel (the caller becomes its owner)", tags=["rooms"]
+    )
+    def create_room(body: CreateRoomRequest) -> dict[str, Any]:
+        view = services.rooms.create_channel(current_identity(router), body.kind, body.name, body.topic)
+        return room_to_dict(view)
 
+    @router.get("/rooms/<room_id>", summary="One room as the caller sees it", tags=["rooms"])
+    def get_room(room_id: UUID) -> dict[str, Any]:
+        return room_to_dict(services.rooms.get_room(current_identity(router), room_id))
 
-@router.get("/rooms/<room_id>", summary="One room as the caller sees it", tags=["rooms"])
-def get_room(room_id: UUID) -> dict[str, Any]:
-    return rooms.room_to_dict(rooms.get_room(current_identity(router), room_id))
+    @router.post("/rooms/<room_id>/join", summary="Join a public channel", tags=["rooms"])
+    def join_room(room_id: UUID) -> dict[str, Any]:
+        return room_to_dict(services.rooms.join(current_identity(router), room_id))
 
+    @router.post(
+        "/rooms/<room_id>/leave",
+        status_code=204,
+        summary="Leave a channel (an owner hands ownership to the oldest member)",
+        tags=["rooms"],
+    )
+    def leave_room(room_id: UUID) -> Response[str]:
+        services.rooms.leave(current_identity(router), room_id)
+        return _json(204, "")
 
-@router.post("/rooms/<room_id>/join", summary="Join a public channel", tags=["rooms"])
-def join_room(room_id: UUID) -> dict[str, Any]:
-    return rooms.room_to_dict(rooms.join(current_identity(router), room_id))
+    @router.post(
+        "/rooms/<room_id>/members", status_code=201, summary="Add a member (owner only)", tags=["rooms"]
+    )
+    def add_member(room_id: UUID, body: UserTarget) -> dict[str, Any]:
+        user = services.rooms.add_member(
+            current_identity(router), room_id, user_id=body.userId, handle=body.handle
+        )
+        return {"roomId": str(room_id), "userId": str(user.id), "handle": user.handle, "role": "member"}
 
+    @router.delete(
+        "/rooms/<room_id>/members/<user_id>",
+        status_code=204,
+        summary="Remove a member (owner only); their access ends at once",
+        tags=["rooms"],
+    )
+    def remove_member(room_id: UUID, user_id: UUID) -> Response[str]:
+        services.rooms.remove_member(current_identity(router), room_id, user_id)
+        return _json(204, "")
 
-@router.post(
-    "/rooms/<room_id>/leave",
-    status_code=204,
-    summary="Leave a channel (an owner hands ownership to the oldest member)",
-    tags=["rooms"],
-)
-def leave_room(room_id: UUID) -> Response[str]:
-    rooms.leave(current_identity(router), room_id)
-    return _json(204, "")
+    @router.post(
+        "/dms",
+        summary="Create or get the direct-message room with another user (201 created, 200 existing)",
+        tags=["rooms"],
+        responses={200: {"description": "existing DM"}, 201: {"description": "DM created"}},
+    )
+    def open_dm(body: UserTarget) -> Response[dict[str, Any]]:
+        view, created = services.rooms.open_dm(
+            current_identity(router), user_id=body.userId, handle=body.handle
+        )
+        return _json(201 if created else 200, room_to_dict(view))
 
-
-@router.post("/rooms/<room_id>/members", status_code=201, summary="Add a member (owner only)", tags=["rooms"])
-def add_member(room_id: UUID, body: UserTarget) -> dict[str, Any]:
-    user = rooms.add_member(current_identity(router), room_id, user_id=body.userId, handle=body.handle)
-    return {"roomId": str(room_id), "userId": str(user.id), "handle": user.handle, "role": "member"}
-
-
-@router.delete(
-    "/rooms/<room_id>/members/<user_id>",
-    status_code=204,
-    summary="Remove a member (owner only); their access ends at once",
-    tags=["rooms"],
-)
-def remove_member(room_id: UUID, user_id: UUID) -> Response[str]:
-    rooms.remove_member(current_identity(router), room_id, user_id)
-    return _json(204, "")
-
-
-@router.post(
-    "/dms",
-    summary="Create or get the direct-message room with another user (201 created, 200 existing)",
-    tags=["rooms"],
-    responses={200: {"description": "existing DM"}, 201: {"description": "DM created"}},
-)
-def open_dm(body: UserTarget) -> Response[dict[str, Any]]:
-    view, created = rooms.open_dm(current_identity(router), user_id=body.userId, handle=body.handle)
-    return _json(201 if created else 200, rooms.room_to_dict(view))
+    return router

@@ -1,16 +1,30 @@
-"""Ports: the small interfaces the domain talks to. Adapters in chatflow.adapters implement them.
+"""Ports: the small interfaces the domain services talk to; chatflow.adapters implement them and
+the function's container (chatflow.container) hands the implementations to the services.
 
+This module imports domain MODEL modules only (``chatflow.domain.*_models``, identity, the event
+schemas), never a domain service or an adapter, so nothing it names can import it back.
 Each section is owned by one area; add Protocols to your area's section.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Sequence
+from contextlib import AbstractContextManager
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Protocol
 from uuid import UUID
 
 if TYPE_CHECKING:
-    from chatflow.domain.realtime import (  # REALTIME
+    from chatflow.domain.analytics_models import Applied, DailyFigures, Delta, RoomHour
+    from chatflow.domain.identity import Role
+    from chatflow.domain.notification_models import (
+        DeliveryStatus,
+        Notification,
+        Plan,
+        RoomAudience,
+        RoomUnread,
+    )
+    from chatflow.domain.realtime_models import (  # REALTIME
         DeliveryReport,
         RateDecision,
         Registration,
@@ -27,7 +41,8 @@ if TYPE_CHECKING:
         RoomView,
         UserRef,
     )
-    from chatflow.domain.users import (  # IDENTITY
+    from chatflow.domain.user_models import (  # IDENTITY
+        IssuedToken,
         NewUser,
         RefreshOutcome,
         RefreshTokenRecord,
@@ -54,7 +69,6 @@ class RoomRepository(Protocol):
     def find_room(self, room_id: UUID) -> Room | None: ...
     def member_ids(self, room_id: UUID) -> list[UUID]: ...
     def room_ids_for_user(self, user_id: UUID) -> list[UUID]: ...
-    def membership(self, room_id: UUID, user_id: UUID) -> Membership | None: ...
     def find_user(self, *, user_id: UUID | None = None, handle: str | None = None) -> UserRef | None: ...
 
     # reader (tolerates replica lag)
@@ -93,9 +107,6 @@ class RoomRepository(Protocol):
 
 
 class MessageRepository(Protocol):
-    def find_by_client_id(self, sender_id: UUID, client_message_id: str) -> Message | None: ...
-    def get(self, room_id: UUID, seq: int) -> Message | None: ...
-
     def insert(
         self,
         *,
@@ -156,9 +167,23 @@ class RoomCache(Protocol):
 
 
 # --- events (EVENTS) -------------------------------------------------------------------------
-# Transactional events go through the outbox (chatflow.adapters.postgres.outbox.enqueue in the
-# writer's transaction, then chatflow.events.relay.flush_after_commit()). The publisher is for
-# events with no Postgres change to be atomic with (presence, connection.opened).
+# Transactional events go through the outbox (the Postgres repositories enqueue them in the
+# writer's transaction, then call the OutboxFlusher after COMMIT). The publisher is for events
+# with no Postgres change to be atomic with (presence, connection.opened).
+
+
+class OutboxFlusher(Protocol):
+    """Sends committed outbox rows to the bus right after COMMIT
+    (chatflow.adapters.outbox_relay.AfterCommitFlusher)."""
+
+    def flush(self) -> object:
+        """Best effort, never raises: what it cannot send, the scheduled sweep sends later."""
+        ...
+
+    def deferred(self) -> AbstractContextManager[None]:
+        """Hold the flushes asked for inside the block and run one at its end (also when it
+        raised), so a writer's other after-commit work (cache invalidation) goes first."""
+        ...
 
 
 class EventPublisher(Protocol):
@@ -171,15 +196,62 @@ class EventPublisher(Protocol):
         ...
 
 
+# --- notifications and analytics (EVENTS' consumers) -----------------------------------------
+
+
 class NotificationChannel(Protocol):
     """Hands a notification to an out-of-app delivery channel (SNS topic by default)."""
 
     @property
     def name(self) -> str: ...
 
-    def deliver(self, user_id: UUID, payload: dict[str, object]) -> bool:
+    def deliver(self, notification: Notification) -> bool:
         """Deliver one notification; False when the channel is not configured (logged)."""
         ...
+
+
+class NotificationRepository(Protocol):
+    def audience(self, room_id: UUID) -> RoomAudience | None: ...
+    def handle_of(self, user_id: UUID) -> str | None: ...
+
+    def apply(self, consumer: str, event: DomainEvent, plan: Plan) -> list[int] | None:
+        """In ONE transaction: record (consumer, event_id) as processed and apply ``plan``.
+
+        Returns the ids of the notifications created, or None when the event was already
+        processed (nothing is changed then)."""
+        ...
+
+    def deliver_pending(
+        self, event_id: UUID, deliver: Callable[[Notification], DeliveryStatus]
+    ) -> list[tuple[int, DeliveryStatus | Exception]]:
+        """Lock this event's notifications not yet handed to the channel (SKIP LOCKED), call
+        ``deliver`` for each and record the result; an exception leaves the row pending."""
+        ...
+
+    def list_for_user(
+        self, user_id: UUID, *, unread_only: bool, before: int | None, limit: int
+    ) -> tuple[list[RoomUnread], list[Notification]]: ...
+
+    def mark_read(
+        self, user_id: UUID, *, room_ids: Sequence[UUID], ids: Sequence[int], everything: bool
+    ) -> tuple[int, int]:
+        """Clear counters of ``room_ids`` (with their notifications), notifications ``ids``,
+        or everything; returns (rooms cleared, notifications marked read)."""
+        ...
+
+
+class PresenceLookup(Protocol):
+    """Who is online (REALTIME's registry): the notifications consumer skips those users."""
+
+    def online_user_ids(self, user_ids: Iterable[UUID]) -> set[UUID]: ...
+
+
+class AnalyticsRepository(Protocol):
+    def apply(self, consumer: str, event: DomainEvent, delta: Delta) -> Applied: ...
+    def daily(self, start: date, end: date) -> list[DailyFigures]: ...
+    def rooms_hourly(
+        self, start: datetime, end: datetime, room_id: UUID | None, limit: int
+    ) -> list[RoomHour]: ...
 
 
 # --- realtime (REALTIME) -----------------------------------------------------------------------
@@ -201,9 +273,16 @@ class ConnectionRegistry(Protocol):
     def unsubscribe(self, user_id: UUID, connection_id: str, room_id: UUID) -> None: ...
     def subscribers(self, room_id: UUID) -> list[Target]: ...
     def hit_rate_limit(
-        self, kind: str, connection_id: str, *, limit: int, window_s: float, also_read: str | None = None
+        self,
+        kind: str,
+        connection_id: str,
+        *,
+        limit: int,
+        window_s: float,
+        with_status_of: UUID | None = None,
     ) -> RateDecision:
-        """``also_read``: a key read in the same round trip, returned as ``RateDecision.read``."""
+        """``with_status_of``: that user's cached status, read in the same round trip, returned
+        as ``RateDecision.status``."""
         ...
 
 
@@ -316,6 +395,12 @@ class LoginThrottle(Protocol):
 
     def record_failure(self, handle: str) -> None: ...
     def reset(self, handle: str) -> None: ...
+
+
+class TokenIssuer(Protocol):
+    """Signs access tokens (chatflow.auth.tokens.TokenSigner)."""
+
+    def issue(self, *, user_id: UUID, handle: str, role: Role, not_before: float = 0.0) -> IssuedToken: ...
 
 
 class SessionTerminator(Protocol):

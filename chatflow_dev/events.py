@@ -1,4 +1,4 @@
-"""Event tooling: ``python -m chatflow.events.tools <command>`` (see docs/events.md).
+"""Event tooling: ``python -m chatflow_dev.events <command>`` (see docs/events.md).
 
 Commands
   export-schemas [--check]      write events/schemas/*.json from the pydantic models; --check
@@ -13,7 +13,8 @@ Commands
                                 EVENTS_ENDPOINT_URL) and wait for it to finish
 
 The development commands (export-schemas, invoke) work from the repository root; the operational
-ones (sweep, redrive, replay) use the same settings as the functions (environment variables).
+ones (sweep, redrive, replay) use the same settings as the functions (environment variables) and
+the same container (chatflow.container). A developer tool: it is not part of the Lambda layer.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chatflow.events.schemas import VERSIONS, InvalidEvent, parse_detail
-from chatflow.settings import get_settings
+from chatflow.settings import Settings, get_settings
+from infra.catalog import function as catalog_function
 
 if TYPE_CHECKING:
     from mypy_boto3_events.client import EventBridgeClient
@@ -135,19 +137,11 @@ def sample_path(root: Path, function: str, sample: str) -> Path:
 
 def invoke(root: Path, function: str, sample: str) -> Any:
     """Load ``functions/<function>/<module>.py`` by path (as Lambda does) and call its handler."""
-    handler_setting = "handler.handler"
-    memory, timeout = 512, 30
-    try:  # the catalog knows the handler setting; it is only importable from the repository
-        sys.path.insert(0, str(root))
-        from infra.catalog import function as catalog_function
-
+    try:
         fn = catalog_function(function)
-        handler_setting, memory, timeout = fn.handler, fn.memory_mb, fn.timeout_s
-    except (ImportError, KeyError):
-        pass
-    finally:
-        if sys.path and sys.path[0] == str(root):
-            sys.path.pop(0)
+    except KeyError:
+        raise SystemExit(f"no function {function!r} in infra/catalog.py") from None
+    handler_setting, memory, timeout = fn.handler, fn.memory_mb, fn.timeout_s
     module_name, _, attr = handler_setting.rpartition(".")
     module_path = root / "functions" / function / f"{module_name}.py"
     if not module_path.exists():
@@ -314,10 +308,10 @@ def start_replay(
 # --- CLI ---------------------------------------------------------------------------------------
 
 
-def _events_client() -> EventBridgeClient:
+def _events_client(settings: Settings) -> EventBridgeClient:
     from chatflow.adapters.eventbridge import make_events_client
 
-    return make_events_client()
+    return make_events_client(settings)
 
 
 def _parse_time(raw: str) -> datetime:
@@ -326,9 +320,7 @@ def _parse_time(raw: str) -> datetime:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m chatflow.events.tools", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m chatflow_dev.events", description=__doc__.split("\n")[0])
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="repository root (default: cwd)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("export-schemas", help="write events/schemas from the models")
@@ -356,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stale = stale_schema_files(out)
             if stale:
                 print(f"stale event schemas in {out}: {', '.join(stale)}")
-                print("run: python -m chatflow.events.tools export-schemas")
+                print("run: python -m chatflow_dev.events export-schemas")
                 return 1
             print("event schemas up to date")
             return 0
@@ -367,32 +359,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = invoke(root, args.function, args.sample)
         print(json.dumps(result, indent=2, default=str))
         return 0
+    settings = get_settings()
     if args.command == "sweep":
-        from chatflow.adapters.postgres import outbox
-        from chatflow.adapters.postgres.pool import writer
-        from chatflow.events.relay import OutboxRelay, bus_configured
+        from chatflow.container import Container
 
-        if not bus_configured():
+        if not settings.event_bus_configured:
             print("no EventBridge endpoint configured (set EVENTS_ENDPOINT_URL locally); nothing sent")
             return 2
-        relay_result = OutboxRelay().drain()
-        with writer().connection() as conn:
-            backlog = outbox.stats(conn)
+        container = Container(settings)
+        try:
+            relay = container.sweep_relay
+            relay_result = relay.drain()
+            backlog = relay.backlog()
+        finally:
+            container.close()
         print(json.dumps({**relay_result.__dict__, "pending": backlog.pending}, indent=2, default=str))
         return 0 if not relay_result.failed else 2
     if args.command == "redrive":
         import boto3
 
-        settings = get_settings()
         sqs = boto3.client("sqs", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url)
         redriven = redrive_sqs(
-            sqs, _events_client(), args.queue_url, bus_name=settings.event_bus_name, max_messages=args.max
+            sqs,
+            _events_client(settings),
+            args.queue_url,
+            bus_name=settings.event_bus_name,
+            max_messages=args.max,
         )
         print(json.dumps(redriven.to_dict(), indent=2))
         return 0 if not (redriven.failed or redriven.invalid) else 2
     if args.command == "replay":
         replay = start_replay(
-            _events_client(),
+            _events_client(settings),
             archive_arn=args.archive_arn,
             bus_arn=args.bus_arn,
             start=args.start,

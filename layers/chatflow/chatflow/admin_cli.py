@@ -1,13 +1,18 @@
-"""Operator CLI for roles: ``python -m chatflow.auth.admin_cli promote <handle>``.
+"""Operator CLI for roles: ``python -m chatflow.admin_cli promote <handle>``.
 
 There is no HTTP path to become an administrator (and no "first user is admin" rule): an operator
 with database access runs this against the target environment (locally with DATABASE_URL /
-REDIS_URL; in AWS from a shell that can reach the database, e.g. with the same environment the
-functions get). The Redis status cache is written through, so the change applies on the next
-request, including to tokens already issued (``ensure_active`` returns the current role).
+REDIS_URL; in AWS the ``migrate`` function runs it inside the VPC: ``make admin ENV=<env>
+ARGS="promote <handle>"``, so it ships in the layer). The Redis status cache is written through,
+so the change applies on the next request, including to tokens already issued (``ensure_active``
+returns the current role).
 
 Commands: ``promote <handle>``, ``demote <handle>``, ``show <handle>``, ``delete <handle>``
-(soft delete: status deleted, every token void, live sessions closed when a terminator is wired).
+(soft delete: status deleted, every token void, live sessions closed through API Gateway's
+@connections API when ``WS_MANAGEMENT_ENDPOINT`` is set; ``ensure_active`` refuses them anyway).
+
+It builds the functions' container (chatflow.container), so its users service is wired exactly
+like the HTTP API's, session termination included.
 """
 
 from __future__ import annotations
@@ -16,13 +21,14 @@ import argparse
 import json
 import sys
 
+from chatflow.container import Container
 from chatflow.errors import ChatflowError
+from chatflow.settings import get_settings
+from chatflow.wire import user_to_dict
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m chatflow.auth.admin_cli", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m chatflow.admin_cli", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (
         ("promote", "make the user an administrator"),
@@ -34,19 +40,11 @@ def main(argv: list[str] | None = None) -> int:
         cmd.add_argument("handle")
     args = parser.parse_args(argv)
 
-    from chatflow.auth.service import get_user_service
-    from chatflow.secrets import install_cloud_resolvers
-    from chatflow.settings import get_settings
-
-    install_cloud_resolvers(get_settings())
-    service = get_user_service()
+    container = Container(get_settings())
+    service = container.users
     try:
         if args.command == "show":
-            found = service.repo.find_credentials(args.handle.strip().lower())
-            if found is None:
-                print(f"no user with handle {args.handle!r}", file=sys.stderr)
-                return 1
-            user = found[0]
+            user = service.find_by_handle(args.handle)
         elif args.command == "delete":
             user = service.delete_user(args.handle)
         else:
@@ -54,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     except ChatflowError as exc:
         print(exc.message, file=sys.stderr)
         return 1
-    print(json.dumps(user.to_dict()))
+    finally:
+        container.close()
+    print(json.dumps(user_to_dict(user)))
     return 0
 
 

@@ -2,9 +2,10 @@
 
 Two callers, one code path:
 
-* :func:`flush_after_commit` — writers call it right after their transaction commits, so events
-  usually reach the bus within milliseconds. Best effort: it never raises (the change is already
-  committed; a failure only delays the event) and retries little, to keep the request fast.
+* :class:`AfterCommitFlusher` (the ``OutboxFlusher`` port) — writers call it right after their
+  transaction commits, so events usually reach the bus within milliseconds. Best effort: it never
+  raises (the change is already committed; a failure only delays the event) and retries little,
+  to keep the request fast.
 * the scheduled sweep (``functions/outbox_relay``) — :meth:`OutboxRelay.drain` every minute sends
   whatever the flush did not: rows whose flush failed, or whose writer died between COMMIT and
   the flush.
@@ -27,15 +28,16 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from chatflow.adapters.postgres import outbox
+from chatflow.adapters.postgres.consumers import purge_processed
 from chatflow.events.schemas import DomainEvent, InvalidEvent, parse_detail
-from chatflow.settings import get_settings
 
 if TYPE_CHECKING:
     import psycopg
     from psycopg_pool import ConnectionPool
 
     from chatflow.adapters.eventbridge import EventBridgePublisher
-    from chatflow.adapters.postgres.outbox import OutboxRow
+    from chatflow.adapters.postgres.outbox import OutboxRow, OutboxStats
 
 log = logging.getLogger(__name__)
 
@@ -69,40 +71,30 @@ class BackoffPolicy:
         return timedelta(seconds=min(self.max_s, self.base_s * (2 ** min(attempts_before, 30))))
 
 
+@dataclass(frozen=True, slots=True)
+class Housekeeping:
+    backlog: OutboxStats
+    purged_published: int
+    purged_processed_events: int
+
+
 class OutboxRelay:
     def __init__(
         self,
         *,
-        pool: Callable[[], ConnectionPool[Any]] | None = None,
-        publisher: EventBridgePublisher | None = None,
+        pool: Callable[[], ConnectionPool[Any]],
+        publisher: EventBridgePublisher,
         claim_size: int = 50,
         backoff: BackoffPolicy | None = None,
     ) -> None:
         self._pool = pool
-        self._publisher = publisher
+        self.publisher = publisher
         self.claim_size = claim_size
         self.backoff = backoff or BackoffPolicy()
 
-    @property
-    def publisher(self) -> EventBridgePublisher:
-        if self._publisher is None:
-            from chatflow.adapters.eventbridge import get_publisher
-
-            self._publisher = get_publisher()
-        return self._publisher
-
-    def _connection_pool(self) -> ConnectionPool[Any]:
-        if self._pool is not None:
-            return self._pool()
-        from chatflow.adapters.postgres.pool import writer
-
-        return writer()
-
     def run_once(self, limit: int | None = None) -> RelayResult:
         """Claim (lease) up to ``limit`` due rows, send them, record the outcome: two statements."""
-        from chatflow.adapters.postgres import outbox
-
-        with self._connection_pool().connection() as conn:
+        with self._pool().connection() as conn:
             rows = outbox.claim_due(conn, limit or self.claim_size)
             return self._relay(conn, rows)
 
@@ -118,9 +110,22 @@ class OutboxRelay:
                 break
         return total
 
-    def _relay(self, conn: psycopg.Connection[Any], rows: list[OutboxRow]) -> RelayResult:
-        from chatflow.adapters.postgres import outbox
+    def backlog(self) -> OutboxStats:
+        """Rows not sent yet and the age of the oldest (the sweep's metrics)."""
+        with self._pool().connection() as conn:
+            return outbox.stats(conn)
 
+    def housekeeping(self, *, outbox_retention: timedelta, processed_retention: timedelta) -> Housekeeping:
+        """The backlog (for the sweep's metrics), then published rows and consumers' dedupe
+        records past their retention deleted in small bounded batches."""
+        with self._pool().connection() as conn:
+            return Housekeeping(
+                backlog=outbox.stats(conn),
+                purged_published=outbox.purge_published(conn, outbox_retention),
+                purged_processed_events=purge_processed(conn, processed_retention),
+            )
+
+    def _relay(self, conn: psycopg.Connection[Any], rows: list[OutboxRow]) -> RelayResult:
         result = RelayResult(claimed=len(rows))
         if not rows:
             return result
@@ -156,76 +161,60 @@ class OutboxRelay:
 
 # --- after-commit flush --------------------------------------------------------------------
 
-_flush_relay: OutboxRelay | None = None
-#: Inside :func:`deferred_flush`: the limits of the flushes asked for so far (else None).
-_deferred: ContextVar[list[int] | None] = ContextVar("chatflow_outbox_flush_deferred", default=None)
 
+class AfterCommitFlusher:
+    """The ``OutboxFlusher`` port: writers call :meth:`flush` right after COMMIT.
 
-def bus_configured() -> bool:
-    """Whether this process has a bus to talk to.
-
-    In the cloud always; locally only when an endpoint (the local EventBridge emulator) is
-    configured. Without one, a flush would wait on AWS timeouts in every write of local tests;
-    rows then stay in the outbox for a sweep run against an emulator (docs/events.md).
+    ``relay`` builds the relay on first use (few, short retries: this runs inside a user's
+    request; the sweep retries harder). ``enabled`` is False for local runs without an EventBridge
+    endpoint (``chatflow.adapters.eventbridge.bus_configured``): rows then wait for a sweep.
     """
-    settings = get_settings()
-    if settings.env in ("local", "test"):
-        return bool(settings.events_endpoint_url or settings.aws_endpoint_url)
-    return True
 
+    def __init__(self, relay: Callable[[], OutboxRelay], *, enabled: bool, limit: int = 50) -> None:
+        self._relay = relay
+        self.enabled = enabled
+        self.limit = limit
+        #: Inside :meth:`deferred`: the limits of the flushes asked for so far (else None).
+        self._deferred: ContextVar[list[int] | None] = ContextVar(f"outbox_deferred_{id(self)}", default=None)
 
-def flush_relay() -> OutboxRelay:
-    global _flush_relay
-    if _flush_relay is None:
-        from chatflow.adapters.eventbridge import EventBridgePublisher
+    def flush(self, limit: int | None = None) -> RelayResult | None:
+        """Send due outbox rows now. Call AFTER the writer's transaction committed; never raises.
 
-        # Few, short retries: this runs inside a user's request. The sweep retries harder.
-        _flush_relay = OutboxRelay(publisher=EventBridgePublisher(max_attempts=2), claim_size=50)
-    return _flush_relay
+        Returns the outcome, or None when held (:meth:`deferred`), skipped (no bus configured
+        locally) or when the relay itself failed (Postgres down: the sweep sends the rows later).
+        """
+        limit = limit or self.limit
+        if (deferred := self._deferred.get()) is not None:
+            deferred.append(limit)
+            return None
+        if not self.enabled:
+            log.debug("outbox flush skipped: no EventBridge endpoint configured")
+            return None
+        try:
+            return self._relay().run_once(limit)
+        except Exception:
+            log.warning(
+                "outbox flush after commit failed; the scheduled sweep will send the rows", exc_info=True
+            )
+            return None
 
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Hold the :meth:`flush` calls made inside the block; run one at its end.
 
-def set_flush_relay(relay: OutboxRelay | None) -> None:
-    """Replace the relay :func:`flush_after_commit` uses (tests; the local stack)."""
-    global _flush_relay
-    _flush_relay = relay
-
-
-@contextmanager
-def deferred_flush() -> Iterator[None]:
-    """Hold the :func:`flush_after_commit` calls made inside the block; run one at its end.
-
-    For writers with more after-commit work that must not wait on the bus: a membership change
-    invalidates the room cache first (a removed member loses access at once, even when PutEvents
-    is slow or the function times out during it), then flushes. The flush also runs when the
-    block raised: whatever committed in it is sent. Nested blocks flush once, at the outermost.
-    """
-    if _deferred.get() is not None:
-        yield
-        return
-    token = _deferred.set([])
-    try:
-        yield
-    finally:
-        asked = _deferred.get() or []
-        _deferred.reset(token)
-        if asked:
-            flush_after_commit(max(asked))
-
-
-def flush_after_commit(limit: int = 50) -> RelayResult | None:
-    """Send due outbox rows now. Call AFTER the writer's transaction committed; never raises.
-
-    Returns the outcome, or None when skipped (no bus configured locally) or when the relay
-    itself failed (Postgres down: the sweep sends the rows later).
-    """
-    if (deferred := _deferred.get()) is not None:
-        deferred.append(limit)
-        return None
-    if not bus_configured():
-        log.debug("outbox flush skipped: no EventBridge endpoint configured for env=%s", get_settings().env)
-        return None
-    try:
-        return flush_relay().run_once(limit)
-    except Exception:
-        log.warning("outbox flush after commit failed; the scheduled sweep will send the rows", exc_info=True)
-        return None
+        For writers with more after-commit work that must not wait on the bus: a membership change
+        invalidates the room cache first (a removed member loses access at once, even when PutEvents
+        is slow or the function times out during it), then flushes. The flush also runs when the
+        block raised: whatever committed in it is sent. Nested blocks flush once, at the outermost.
+        """
+        if self._deferred.get() is not None:
+            yield
+            return
+        token = self._deferred.set([])
+        try:
+            yield
+        finally:
+            asked = self._deferred.get() or []
+            self._deferred.reset(token)
+            if asked:
+                self.flush(max(asked))

@@ -1,0 +1,72 @@
+"""Value objects of the realtime service: connections, registrations, rate decisions, delivery
+reports (plain dataclasses, no I/O). Shared by :mod:`chatflow.domain.realtime`, the ports and
+the Redis / API Gateway adapters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+from uuid import UUID
+
+from chatflow.domain.user_models import UserStatus
+
+#: "requests": the other database-touching frames (joinRoom, leaveRoom, markRead, resume).
+RateKind = Literal["messages", "typing", "requests"]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One live connection of one user: where a frame goes."""
+
+    user_id: UUID
+    connection_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    accepted: bool
+    #: True when this is the user's only live connection (announce "online").
+    first: bool
+    #: Live connections of the user after the call.
+    count: int
+    #: The user's presence version for this "online" transition (0 unless ``first``).
+    presence_version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Unregistration:
+    #: The connection was registered (False: already removed, e.g. by a ban or a 410 cleanup).
+    removed: bool
+    #: True when the user has no live connection left (announce "offline").
+    last: bool
+    rooms: tuple[UUID, ...] = ()
+    #: The user's presence version for this "offline" transition (0 unless ``last``).
+    presence_version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedConnections:
+    """What ``remove_all`` (a ban) removed."""
+
+    connection_ids: tuple[str, ...]
+    #: The presence version of the resulting "offline" transition (0: nothing was removed).
+    presence_version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    allowed: bool
+    retry_after_ms: int = 0
+    #: The user's cached status, read in the same round trip when asked for (``with_status_of``);
+    #: None when not asked, not cached or unreadable.
+    status: UserStatus | None = None
+
+
+@dataclass
+class DeliveryReport:
+    delivered: list[Target] = field(default_factory=list)
+    #: Stale recipients (410): their connections are removed from the registry.
+    gone: list[Target] = field(default_factory=list)
+    failed: list[Target] = field(default_factory=list)
+    #: True when the fan-out was handed to the asynchronous queue instead.
+    queued: bool = False

@@ -1,0 +1,81 @@
+"""Value objects of users and sessions (plain dataclasses, no I/O).
+
+Shared by the users service (:mod:`chatflow.domain.users`), the ports that return them and the
+adapters that build them (Postgres rows, the Redis status cache, the token signer).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from chatflow.domain.identity import Role
+
+Status = Literal["active", "banned", "deleted"]
+RefreshResult = Literal["rotated", "unknown", "revoked", "reused", "expired", "inactive"]
+
+
+@dataclass(frozen=True, slots=True)
+class NewUser:
+    id: uuid.UUID
+    handle: str
+    display_name: str
+    password_hash: str
+    role: Role = "user"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: uuid.UUID
+    handle: str
+    display_name: str
+    role: Role
+    status: Status
+    tokens_valid_after: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UserStatus:
+    """What the per-request check needs, cached in Redis."""
+
+    status: Status
+    #: Epoch seconds; tokens with ``iat`` before it are void.
+    tokens_valid_after: float
+    role: Role
+    handle: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshTokenRecord:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    family_id: uuid.UUID
+    token_hash: bytes
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshOutcome:
+    result: RefreshResult
+    user: User | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A signed access token (what the ``TokenIssuer`` port returns)."""
+
+    token: str
+    expires_in: int
+    claims: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    access_token: str
+    expires_in: int
+    refresh_token: str
+    refresh_expires_in: int
+    user: User
