@@ -37,19 +37,18 @@ def fid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fidelity]:
         yield running
 
 
-def _occupy(fid: Fidelity, seconds: float) -> threading.Thread:
-    """Run ``single`` (reserved concurrency 1) synchronously for ``seconds`` in the background."""
+def _occupy(fid: Fidelity, seconds: float, function: str = "single") -> threading.Thread:
+    """Run ``function`` (reserved concurrency 1) synchronously for ``seconds`` in the background."""
 
     def run() -> None:
-        fid.client("lambda").invoke(
-            FunctionName="single", Payload=json.dumps({"mode": "sleep", "seconds": seconds})
-        )
+        payload = json.dumps({"mode": "sleep", "seconds": seconds})
+        fid.client("lambda").invoke(FunctionName=function, Payload=payload)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     runtime = fid.gateway.gateway.runtime
     assert runtime is not None
-    assert eventually(lambda: runtime.pool("single").in_flight == 1, timeout=10)
+    assert eventually(lambda: runtime.pool(function).in_flight == 1, timeout=10)
     return thread
 
 
@@ -117,35 +116,36 @@ def test_throttled_asynchronous_events_are_retried_until_they_run(fid: Fidelity)
     async_lambda = fid.gateway.gateway.async_lambda
     assert async_lambda is not None
     throttled_before = async_lambda.stats["single"].throttled
-    busy = _occupy(fid, 0.6)
+    # Busy long enough that the queued event meets the reserved concurrency in use, well within
+    # its maximum age (single: 3600 s -> 6 s here).
+    busy = _occupy(fid, 1.5)
     fid.client("lambda").invoke(
         FunctionName="single", InvocationType="Event", Payload=json.dumps({"n": "later"})
     )
+    assert eventually(lambda: async_lambda.stats["single"].throttled > throttled_before, timeout=10)
     busy.join(10)
     assert eventually(lambda: [i for i in fid.invocations("single") if i["payload"] == {"n": "later"}])
-    assert async_lambda.stats["single"].throttled > throttled_before
 
 
 def test_an_event_throttled_past_its_maximum_age_goes_to_the_on_failure_queue(fid: Fidelity) -> None:
-    # single: MaximumEventAgeInSeconds 600 -> 1 s here (AsyncTiming 1/600); busy for 2.5 s.
-    busy = _occupy(fid, 2.5)
+    # brief: MaximumEventAgeInSeconds 60 -> 0.1 s here (AsyncTiming 1/600); busy for 1.5 s.
+    busy = _occupy(fid, 1.5, "brief")
     marker = f"too-old-{time.time()}"
     fid.client("lambda").invoke(
-        FunctionName="single", InvocationType="Event", Payload=json.dumps({"n": marker})
+        FunctionName="brief", InvocationType="Event", Payload=json.dumps({"n": marker})
     )
-    busy.join(10)
-    queue = fid.client("sqs").get_queue_url(QueueName=async_failure_queue_name("chatflow-test", "single"))[
-        "QueueUrl"
-    ]
+    sqs = fid.client("sqs")
+    queue = sqs.get_queue_url(QueueName=async_failure_queue_name("chatflow-test", "brief"))["QueueUrl"]
 
     def record() -> dict[str, Any] | None:
-        got = fid.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10)
+        got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)
         bodies = [json.loads(m["Body"]) for m in got.get("Messages", [])]
         return next((b for b in bodies if b["requestPayload"] == {"n": marker}), None)
 
     found = eventually(record, timeout=15)
+    busy.join(10)
     assert found is not None
     assert found["requestContext"]["condition"] == "EventAgeExceeded"
     assert found["requestContext"]["approximateInvokeCount"] == 0  # it never ran
     assert "responseContext" not in found
-    assert not [i for i in fid.invocations("single") if i["payload"] == {"n": marker}]
+    assert not [i for i in fid.invocations("brief") if i["payload"] == {"n": marker}]

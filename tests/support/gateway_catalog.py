@@ -49,7 +49,15 @@ def build_test_catalog() -> GatewayCatalog:
             "worker's code with a reserved concurrency of 1 (throttling)",
             timeout_s=10,
             reserved_concurrency=1,
-            async_invoke=AsyncInvoke(max_retry_attempts=0, max_event_age_s=600),
+            async_invoke=AsyncInvoke(max_retry_attempts=0, max_event_age_s=3600),
+        ),
+        Function(
+            "brief",
+            "handler.handler",
+            "worker's code, reserved concurrency 1, events that age out fast (60 s: 0.1 s locally)",
+            timeout_s=10,
+            reserved_concurrency=1,
+            async_invoke=AsyncInvoke(max_retry_attempts=0, max_event_age_s=60),
         ),
     )
     return GatewayCatalog(

@@ -2,8 +2,8 @@
 payload) and does what the payload asks -- ``{"mode": "fail"}`` raises, ``{"mode": "sleep",
 "seconds": s}`` sleeps, anything else succeeds. For an EventBridge event the ask is its detail.
 A file ``$INVOCATION_LOG.fail`` makes every invocation fail (for events whose detail must stay a
-valid chatflow event, so the redrive tool takes them back). ``single/handler.py`` links here
-(the same code with a reserved concurrency of 1)."""
+valid chatflow event, so the redrive tool takes them back). ``single/handler.py`` and
+``brief/handler.py`` link here (the same code with a reserved concurrency of 1)."""
 
 from __future__ import annotations
 
