@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install dev test lint typecheck imports unit migrate synth deploy destroy bootstrap admin localstack test-localstack bench bench-cold clean invoke event-schemas
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml layers/chatflow/pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml layers/chatflow/pyproject.toml clients/python/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
@@ -24,6 +24,7 @@ dev: install
 test: install
 	scripts/ensure-services.sh
 	scripts/ensure-browser.sh
+	test -d node_modules/ws || npm ci --no-audit --no-fund  # the JavaScript client's tests (Node 20 has no WebSocket)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

@@ -1,20 +1,28 @@
-"""Local gateway throughput: 200 WebSocket clients in 20 rooms, real functions, real Postgres/Redis.
+"""Local gateway throughput: 200 clients in 20 rooms, real functions, real Postgres/Redis.
+
+The clients are the project's Python client (clients/python), as an app would use it: one send in
+flight per room per client (the next goes once the previous is acked), every message released to
+the app in seq order exactly once (a gap -- e.g. two members' messages fanned out in the other
+order -- waits for the missing one, at most ``gap_wait_s``, then is filled with resume).
 
 Set-up (not measured): a throwaway database + Redis prefix (bench/realtime_support.py), the local
 gateway with the catalog's functions in worker processes, users registered and rooms joined over
-the HTTP API, every client connected (``$connect`` through the authorizer).
+the HTTP API, every client connected (``$connect`` through the authorizer) and joined to its room.
 
 Measured: every client sends ``--messages`` messages (one every ``--interval`` seconds, staggered);
-each member receives each message live. Reported:
+each member receives each message. Reported:
 
 * delivered messages/s -- deliveries to receivers / (first send -> last delivery);
-* delivery latency p50 / p99 -- send by the sender -> frame received by a member (all clients run
-  in this process on the same clock; they share the 2 cores with the gateway and the functions);
+* delivery latency p50 / p99 -- the sender's app hands the message to the client -> a member's app
+  gets it (in order): queueing behind the sender's previous message and waiting for a gap to
+  fill are included, as a user sees them (all clients run in this process on the same clock; they
+  share the 2 cores with the gateway and the functions);
+* how deliveries arrived (``live`` or caught up by ``resume``);
 * the gateway's own cost per message: frame received -> route response sent, minus the time
   inside the handler (measured in the worker), i.e. event building, routing, the process hop and
   JSON; plus the server-side cost of each @connections POST the handler's fan-out makes.
 
-    .venv/bin/python -m bench.gateway_throughput [--clients 200 --rooms 20 --messages 5]
+    .venv/bin/python -m bench.gateway_throughput [--clients 200 --rooms 20 --messages 3]
 """
 
 from __future__ import annotations
@@ -32,108 +40,97 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from websockets.asyncio.client import ClientConnection, connect
 
 from bench.realtime_support import REDIS_URL, bench_environment, pct
+from chatflow_client import ActionRefused, ChatClient, MessageReceived, ServerError
 from local_stack.gateway import GatewayConfig, RunningGateway, running_gateway
 from local_stack.services import dev_signing_keys, function_env
 
 PASSWORD = "correct-horse-battery-staple"
 
 
-async def _http(
-    session: aiohttp.ClientSession, method: str, url: str, token: str | None = None, body: Any = None
-) -> Any:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with session.request(method, url, json=body, headers=headers) as response:
-        data = await response.json()
-        if response.status >= 300:
-            raise RuntimeError(f"{method} {url}: {response.status} {data}")
-        return data
-
-
-async def _setup_users(http_url: str, clients: int, rooms: int) -> tuple[list[str], list[str], list[int]]:
-    """Register users, create rooms, join; returns tokens, room ids, room index per client."""
+async def _setup_clients(
+    gw: RunningGateway, session: aiohttp.ClientSession, clients: int, rooms: int
+) -> tuple[list[ChatClient], list[str], list[int]]:
+    """Register users, create rooms, join them (membership); returns the clients (not connected),
+    room ids and the room index of each client."""
     sem = asyncio.Semaphore(8)
-    async with aiohttp.ClientSession() as session:
+    chats = [ChatClient(gw.http_url, gw.ws_url, session=session) for _ in range(clients)]
 
-        async def register(i: int) -> str:
+    async def register(i: int) -> None:
+        async with sem:
+            await chats[i].register(f"b{i}_{uuid.uuid4().hex[:6]}", PASSWORD)
+
+    await asyncio.gather(*(register(i) for i in range(clients)))
+    room_of = [i % rooms for i in range(clients)]
+    owners = {r: next(i for i in range(clients) if room_of[i] == r) for r in range(rooms)}
+    room_ids = [(await chats[owners[r]].api.create_room(f"bench-{r}")).id for r in range(rooms)]
+
+    async def join(i: int) -> None:
+        if owners[room_of[i]] != i:
             async with sem:
-                pair = await _http(
-                    session,
-                    "POST",
-                    f"{http_url}/auth/register",
-                    body={"handle": f"b{i}_{uuid.uuid4().hex[:6]}", "password": PASSWORD},
-                )
-                return str(pair["accessToken"])
+                await chats[i].api.join_room(room_ids[room_of[i]])
 
-        tokens = await asyncio.gather(*(register(i) for i in range(clients)))
-        room_of = [i % rooms for i in range(clients)]
-        owners = {r: next(i for i in range(clients) if room_of[i] == r) for r in range(rooms)}
-        room_ids: list[str] = []
-        for r in range(rooms):
-            room = await _http(
-                session,
-                "POST",
-                f"{http_url}/rooms",
-                tokens[owners[r]],
-                {"kind": "public", "name": f"bench-{r}"},
-            )
-            room_ids.append(str(room["id"]))
-
-        async def join(i: int) -> None:
-            if owners[room_of[i]] == i:
-                return
-            async with sem:
-                await _http(session, "POST", f"{http_url}/rooms/{room_ids[room_of[i]]}/join", tokens[i])
-
-        await asyncio.gather(*(join(i) for i in range(clients)))
-    return list(tokens), room_ids, room_of
+    await asyncio.gather(*(join(i) for i in range(clients)))
+    return chats, room_ids, room_of
 
 
 async def _run(gw: RunningGateway, args: argparse.Namespace) -> dict[str, Any]:
-    tokens, room_ids, room_of = await _setup_users(gw.http_url, args.clients, args.rooms)
+    async with aiohttp.ClientSession() as session:
+        chats, room_ids, room_of = await _setup_clients(gw, session, args.clients, args.rooms)
+        try:
+            return await _measure(gw, args, chats, room_ids, room_of)
+        finally:
+            await asyncio.gather(*(c.close() for c in chats), return_exceptions=True)
+
+
+async def _measure(
+    gw: RunningGateway,
+    args: argparse.Namespace,
+    chats: list[ChatClient],
+    room_ids: list[str],
+    room_of: list[int],
+) -> dict[str, Any]:
     runtime = gw.gateway.runtime
     assert runtime is not None
     await asyncio.to_thread(gw.run, runtime.warm(["ws_messages"], workers=args.concurrency), 120)
     sem = asyncio.Semaphore(10)
 
-    async def open_socket(token: str) -> ClientConnection:
+    async def connect(i: int) -> None:
         async with sem:
-            return await connect(f"{gw.ws_url}?token={token}", open_timeout=60, max_queue=None)
+            await chats[i].connect()
+            await chats[i].join(room_ids[room_of[i]], since_seq=0)
 
-    sockets = await asyncio.gather(*(open_socket(t) for t in tokens))
+    await asyncio.gather(*(connect(i) for i in range(len(chats))))
     members = args.clients // args.rooms
     expected = args.clients * args.messages * (members - 1)
     latencies: list[float] = []
     acks: list[float] = []
-    errors: list[Any] = []
+    errors: list[str] = []
+    sources: dict[str, int] = {}
     done = asyncio.Event()
     sent_at: dict[str, float] = {}
     per_message: dict[str, int] = {}
     last_delivery = 0.0
 
-    async def reader(ws: ClientConnection) -> None:
+    def delivered(event: MessageReceived) -> None:
         nonlocal last_delivery
-        async for raw in ws:
-            frame = json.loads(raw)
-            now = time.perf_counter()
-            kind = frame.get("type")
-            if kind == "message":
-                cmid = frame["message"]["clientMessageId"]
-                started = sent_at.get(cmid)
-                per_message[cmid] = per_message.get(cmid, 0) + 1
-                if started is not None:
-                    latencies.append(now - started)
-                    last_delivery = now
-                    if len(latencies) >= expected:
-                        done.set()
-            elif kind == "ack":
-                acks.append(now - sent_at[frame["clientMessageId"]])
-            elif kind == "error":
-                errors.append(frame)
+        if event.own:
+            return
+        now = time.perf_counter()
+        cmid = event.message.client_message_id or ""
+        per_message[cmid] = per_message.get(cmid, 0) + 1
+        sources[event.source] = sources.get(event.source, 0) + 1
+        started = sent_at.get(cmid)
+        if started is not None:
+            latencies.append(now - started)
+            last_delivery = now
+            if len(latencies) >= expected:
+                done.set()
 
-    readers = [asyncio.create_task(reader(ws)) for ws in sockets]
+    for chat in chats:
+        chat.on(MessageReceived, delivered)
+        chat.on(ServerError, lambda e: errors.append(e.code))
 
     # Measure only the steady state: reset the gateway's counters after set-up.
     ws_api, mgmt = gw.gateway.ws, gw.gateway.management
@@ -146,25 +143,33 @@ async def _run(gw: RunningGateway, args: argparse.Namespace) -> dict[str, Any]:
     pool.stats.invocations = 0
     mgmt.posts, mgmt.post_ms_total = 0, 0.0
 
-    async def sender(i: int, ws: ClientConnection) -> None:
+    async def acked(cmid: str, outgoing: Any) -> None:
+        try:
+            await outgoing
+            acks.append(time.perf_counter() - sent_at[cmid])
+        except ActionRefused as exc:
+            errors.append(exc.code)
+
+    ack_tasks: list[asyncio.Task[None]] = []
+
+    async def sender(i: int, chat: ChatClient) -> None:
         await asyncio.sleep(args.interval * i / args.clients)  # stagger the clients
         for n in range(args.messages):
             cmid = f"b-{i}-{n}-{uuid.uuid4().hex[:6]}"
             sent_at[cmid] = time.perf_counter()
-            frame = {
-                "action": "sendMessage",
-                "roomId": room_ids[room_of[i]],
-                "clientMessageId": cmid,
-                "body": f"m{n}",
-            }
-            await ws.send(json.dumps(frame))
+            outgoing = chat.enqueue(room_ids[room_of[i]], f"m{n}", client_message_id=cmid)
+            ack_tasks.append(asyncio.create_task(acked(cmid, outgoing)))
             await asyncio.sleep(args.interval)
 
     first_send = time.perf_counter()
-    await asyncio.gather(*(sender(i, ws) for i, ws in enumerate(sockets)))
+    cpu_started = time.process_time()
+    await asyncio.gather(*(sender(i, chat) for i, chat in enumerate(chats)))
     with contextlib.suppress(TimeoutError):  # a shortfall shows in deliveries vs expected
         await asyncio.wait_for(done.wait(), args.timeout)
+    await asyncio.gather(*ack_tasks)
     elapsed = (last_delivery or time.perf_counter()) - first_send
+    # This process: the clients and the gateway (its thread); the functions are other processes.
+    cpu_ms = (time.process_time() - cpu_started) * 1000
     stats = ws_api.message_stats
     gateway_ms = stats.gateway_ms_total / max(stats.messages, 1)
     own_ms = stats.emulation_ms_total / max(stats.messages, 1)
@@ -172,10 +177,6 @@ async def _run(gw: RunningGateway, args: argparse.Namespace) -> dict[str, Any]:
     invoke_ms = pool.stats.duration_ms_total / max(pool.stats.invocations, 1)
     wait_ms = pool.stats.wait_ms_total / max(pool.stats.invocations, 1)
     missing = [c for c in sent_at if per_message.get(c, 0) != members - 1]
-    for ws in sockets:
-        await ws.close()
-    for task in readers:
-        task.cancel()
     ms = [x * 1000 for x in latencies]
     return {
         "clients": args.clients,
@@ -183,9 +184,10 @@ async def _run(gw: RunningGateway, args: argparse.Namespace) -> dict[str, Any]:
         "messages_sent": args.clients * args.messages,
         "deliveries": len(latencies),
         "expected_deliveries": expected,
+        "delivered_by": sources,
         "errors": len(errors),
         "messages_not_fully_delivered": len(missing),
-        "error_codes": sorted({e.get("code") or e.get("message") for e in errors}),
+        "error_codes": sorted(set(errors)),
         "seconds": round(elapsed, 2),
         "delivered_per_s": round(len(latencies) / elapsed, 1) if elapsed > 0 else 0,
         "latency_ms": {
@@ -195,6 +197,7 @@ async def _run(gw: RunningGateway, args: argparse.Namespace) -> dict[str, Any]:
         }
         if ms
         else {},
+        "clients_and_gateway_cpu_ms_per_delivery": round(cpu_ms / max(len(latencies), 1), 3),
         "ack_ms_p50": round(pct([a * 1000 for a in acks], 50), 1) if acks else None,
         "per_message": {
             "gateway_total_ms": round(gateway_ms, 2),

@@ -44,6 +44,35 @@ from local_stack.websocket_api import LiveConnections, WebSocketApi, WsLimits
 log = logging.getLogger("local_stack")
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
+#: The JavaScript client the page imports (``/chatflow.js``): one file, served as it is.
+JS_CLIENT = Path(__file__).resolve().parents[1] / "clients" / "js" / "chatflow.js"
+
+
+def web_page_app(ws_url: str, http_url: str) -> web.Application:
+    """The chat page (local_stack/web), the JavaScript client it imports, and ``/config.json``
+    naming the APIs it talks to (any target: this gateway, LocalStack or AWS)."""
+    app = web.Application()
+
+    async def config_json(_: web.Request) -> web.Response:
+        return web.json_response({"wsUrl": ws_url, "httpUrl": http_url})
+
+    async def file(path: Path) -> web.StreamResponse:
+        if not path.exists():
+            return web.Response(status=404, text=f"{path.name} is missing\n")
+        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+    async def index(_: web.Request) -> web.StreamResponse:
+        return await file(WEB_DIR / "index.html")
+
+    async def js_client(_: web.Request) -> web.StreamResponse:
+        return await file(JS_CLIENT)
+
+    app.router.add_get("/config.json", config_json)
+    app.router.add_get("/", index)
+    app.router.add_get("/chatflow.js", js_client)
+    if WEB_DIR.is_dir():
+        app.router.add_static("/", WEB_DIR, show_index=False)
+    return app
 
 
 @dataclass
@@ -166,7 +195,7 @@ class LocalGateway:
         self.http_url = f"http://{cfg.host}:{port}"
 
         if cfg.web_port is not None:
-            runner, port = await start_site(self._web_app(), cfg.host, cfg.web_port)
+            runner, port = await start_site(web_page_app(self.ws_url, self.http_url), cfg.host, cfg.web_port)
             self._runners.append(runner)
             self.web_url = f"http://{cfg.host}:{port}/"
         if cfg.warm:
@@ -236,25 +265,6 @@ class LocalGateway:
         url = f"http://{cfg.host}:{port}"
         queues.endpoint_url = url
         return url
-
-    def _web_app(self) -> web.Application:
-        """The chat page (local_stack/web, EVENTBUS-WEB's) plus /config.json naming our URLs."""
-        app = web.Application()
-
-        async def config_json(_: web.Request) -> web.Response:
-            return web.json_response({"wsUrl": self.ws_url, "httpUrl": self.http_url})
-
-        async def index(_: web.Request) -> web.StreamResponse:
-            page = WEB_DIR / "index.html"
-            if not page.exists():
-                return web.Response(status=404, text="local_stack/web/index.html is missing\n")
-            return web.FileResponse(page)
-
-        app.router.add_get("/config.json", config_json)
-        app.router.add_get("/", index)
-        if WEB_DIR.is_dir():
-            app.router.add_static("/", WEB_DIR, show_index=False)
-        return app
 
     async def stop(self) -> None:
         if self.ws is not None:

@@ -1,162 +1,120 @@
-"""Real clients for the end-to-end suite: the HTTP API over aiohttp, the WebSocket API over
-``websockets``. Nothing here knows whether the target is the local gateway, LocalStack or AWS."""
+"""The end-to-end suite's client: the project's Python client (clients/python) plus helpers --
+new connected users, event collection -- and local-only fault injection on the gateway's sockets."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import secrets
-import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 
-import aiohttp
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
-from websockets.typing import Subprotocol
+from chatflow_client import ChatClient, ClientOptions, EventStream, MessageReceived
+from tests.e2e.target import Target
 
 PASSWORD = "correct-horse-battery-staple"
-Frame = dict[str, Any]
+T = TypeVar("T")
 
 
-class HttpError(AssertionError):
-    def __init__(self, status: int, body: Any) -> None:
-        super().__init__(f"HTTP {status}: {body}")
-        self.status = status
-        self.body = body
+def run(scenario: Callable[[], Awaitable[T]]) -> T:
+    async def bounded() -> T:
+        return await asyncio.wait_for(scenario(), 180)  # a hung scenario fails instead of hanging CI
+
+    return asyncio.run(bounded())
 
 
-@dataclass
-class User:
-    handle: str
-    user_id: str
-    access_token: str
+@asynccontextmanager
+async def chat_user(
+    target: Target, prefix: str = "u", options: ClientOptions | None = None
+) -> AsyncIterator[tuple[ChatClient, EventStream]]:
+    """A newly registered user's client, connected, with an event stream opened before
+    connecting (nothing is missed); closed on exit."""
+    client = ChatClient(target.http_url, target.ws_url, options=options)
+    try:
+        await client.register(f"{prefix}{secrets.token_hex(4)}", PASSWORD)
+        events = client.events()
+        await client.connect()
+        yield client, events
+    finally:
+        await client.close()
 
 
-class Api:
-    """The HTTP API as a client sees it."""
-
-    def __init__(self, http_url: str, session: aiohttp.ClientSession) -> None:
-        self.http_url = http_url.rstrip("/")
-        self.session = session
-
-    async def call(self, method: str, path: str, token: str | None = None, body: Any = None) -> Any:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        async with self.session.request(method, self.http_url + path, json=body, headers=headers) as response:
-            text = await response.text()
-            data = json.loads(text) if text else None
-            if response.status >= 400:
-                raise HttpError(response.status, data)
-            return data
-
-    async def new_user(self, prefix: str = "u") -> User:
-        handle = f"{prefix}{secrets.token_hex(4)}"
-        pair = await self.call("POST", "/auth/register", body={"handle": handle, "password": PASSWORD})
-        token = pair["accessToken"]
-        me = await self.call("GET", "/users/me", token)
-        return User(handle, str(me["id"]), token)
-
-    async def login(self, handle: str) -> str:
-        pair = await self.call("POST", "/auth/login", body={"handle": handle, "password": PASSWORD})
-        return str(pair["accessToken"])
-
-    async def public_room(self, owner: User, *members: User) -> str:
-        room = await self.call(
-            "POST", "/rooms", owner.access_token, {"kind": "public", "name": f"e2e-{secrets.token_hex(3)}"}
-        )
-        room_id = str(room["id"])
-        for member in members:
-            await self.call("POST", f"/rooms/{room_id}/join", member.access_token)
-        return room_id
+@asynccontextmanager
+async def alice_and_bob(
+    target: Target,
+) -> AsyncIterator[tuple[ChatClient, EventStream, ChatClient, EventStream]]:
+    """Two new users' connected clients and their event streams."""
+    async with chat_user(target, "alice") as (alice, a_events), chat_user(target, "bob") as (bob, b_events):
+        yield alice, a_events, bob, b_events
 
 
-@dataclass
-class Socket:
-    """One WebSocket connection; a reader task keeps every frame received, in order."""
+async def second_device(
+    target: Target, of: ChatClient, options: ClientOptions | None = None
+) -> tuple[ChatClient, EventStream]:
+    """Another connected client of the same user (signed in again: its own refresh family)."""
+    assert of.user is not None
+    client = ChatClient(target.http_url, target.ws_url, options=options)
+    await client.login(of.user.handle, PASSWORD)
+    events = client.events()
+    await client.connect()
+    return client, events
 
-    ws: ClientConnection
-    frames: list[Frame] = field(default_factory=list)
-    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
-    _reader: asyncio.Task[None] | None = None
 
-    @classmethod
-    async def open(cls, ws_url: str, token: str, *, subprotocols: Sequence[str] = ()) -> Socket:
-        """``subprotocols``: offered in Sec-WebSocket-Protocol, as a browser can
-        (``new WebSocket(url, ["chatflow.v1", "bearer." + token])``)."""
-        sep = "&" if "?" in ws_url else "?"
-        offered = [Subprotocol(p) for p in subprotocols] or None
-        sock = cls(await connect(f"{ws_url}{sep}token={token}", open_timeout=30, subprotocols=offered))
-        sock._reader = asyncio.create_task(sock._read())
-        return sock
+async def shared_room(owner: ChatClient, *members: ChatClient) -> str:
+    """A new public room of ``owner`` that ``members`` joined (membership, over HTTP)."""
+    room = await owner.api.create_room(f"e2e-{secrets.token_hex(3)}")
+    for member in members:
+        await member.api.join_room(room.id)
+    return room.id
 
-    async def _read(self) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            async for raw in self.ws:
-                self.frames.append(json.loads(raw))
-                self._arrived.set()
-        self._arrived.set()
 
-    @property
-    def closed(self) -> bool:
-        return self._reader is not None and self._reader.done()
+async def received(
+    events: EventStream, room_id: str, count: int, *, timeout: float = 60.0
+) -> list[MessageReceived]:
+    """The next ``count`` MessageReceived events of a room (others are skipped)."""
+    out: list[MessageReceived] = []
 
-    async def send(self, frame: Frame) -> None:
-        await self.ws.send(json.dumps(frame))
+    async def collect() -> None:
+        async for event in events:
+            if isinstance(event, MessageReceived) and event.message.room_id == room_id:
+                out.append(event)
+                if len(out) == count:
+                    return
 
-    async def wait_for(self, match: Callable[[Frame], bool], timeout: float = 20.0) -> Frame:
-        async def find() -> Frame:
-            seen = 0
-            while True:
-                for frame in self.frames[seen:]:
-                    if match(frame):
-                        return frame
-                seen = len(self.frames)
-                if self.closed:
-                    raise AssertionError(f"socket closed before the frame arrived; got {self.frames}")
-                self._arrived.clear()
-                await self._arrived.wait()
+    try:
+        await asyncio.wait_for(collect(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"got {len(out)} of {count} messages: {[e.message.seq for e in out]}") from None
+    return out
 
-        return await asyncio.wait_for(find(), timeout)
 
-    async def request(self, frame: Frame, timeout: float = 20.0) -> Frame:
-        """Send a frame with a fresh requestId and wait for the reply carrying it."""
-        request_id = uuid.uuid4().hex[:16]
-        await self.send({**frame, "requestId": request_id})
-        return await self.wait_for(lambda f: f.get("requestId") == request_id, timeout)
+# --- local gateway only ---------------------------------------------------------------------------
 
-    async def send_message(self, room_id: str, body: str, client_message_id: str | None = None) -> Frame:
-        cmid = client_message_id or f"c-{uuid.uuid4().hex[:12]}"
-        ack = await self.request(
-            {"action": "sendMessage", "roomId": room_id, "clientMessageId": cmid, "body": body}
-        )
-        assert ack["type"] == "ack", ack
-        return ack
 
-    async def sync(self) -> None:
-        """A ping round trip: frames sent to this socket before it are in ``frames`` after it."""
-        pong = await self.request({"action": "ping"})
-        assert pong["type"] == "pong", pong
+def _live_connections(target: Target, user_id: str) -> list[Any]:
+    assert target.gateway is not None, "needs the local gateway"
+    ws_api = target.gateway.gateway.ws
+    assert ws_api is not None
+    return [
+        live
+        for live in list(ws_api.live.values())
+        if (live.facts.authorizer or {}).get("principalId") == user_id
+    ]
 
-    def messages(self, room_id: str | None = None) -> list[Frame]:
-        return [
-            f["message"]
-            for f in self.frames
-            if f.get("type") == "message" and (room_id is None or f["message"]["roomId"] == room_id)
-        ]
 
-    async def wait_closed(self, timeout: float = 20.0) -> int | None:
-        assert self._reader is not None
-        await asyncio.wait_for(asyncio.shield(self._reader), timeout)
-        return self.ws.close_code
+async def abort_server_side(target: Target, user_id: str) -> int:
+    """Drop every live socket of a user at the gateway, without a close frame (a network cut);
+    returns how many. Runs on the gateway's loop (its sockets belong to it)."""
+    assert target.gateway is not None
+    for _ in range(200):  # the user may be between two connections: wait (bounded) for one
+        lives = _live_connections(target, user_id)
+        if lives:
+            break
+        await asyncio.sleep(0.05)
 
-    async def close(self) -> None:
-        await self.ws.close()
-        if self._reader is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._reader, 10)
+    async def abort() -> None:
+        for live in lives:
+            live.connection.transport.abort()
 
-    def vanish(self) -> None:
-        """Drop the TCP connection without a close frame (a phone losing its network)."""
-        self.ws.transport.abort()
+    await asyncio.to_thread(target.gateway.run, abort())
+    return len(lives)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from chatflow_client import HttpApi
 from local_stack.gateway import RunningGateway
-from tests.e2e.client import Api
 
 
 @dataclass
@@ -20,12 +21,16 @@ class Target:
     #: Makes a user an administrator (local: through the users service; remote: not possible).
     promote: Callable[[str], None] | None
 
-    async def admin(self, api: Api) -> str | None:
-        """An administrator's access token, or None when the target cannot provide one."""
+    async def admin(self, password: str) -> HttpApi | None:
+        """The HTTP API signed in as an administrator, or None when the target cannot provide one
+        (close it after use)."""
+        api = HttpApi(self.http_url)
         if self.admin_token:
-            return self.admin_token
+            api.use_session(self.admin_token)
+            return api
         if self.promote is None:
+            await api.close()
             return None
-        admin = await api.new_user("admin")
-        self.promote(admin.handle)
-        return admin.access_token
+        admin = await api.register(f"admin{secrets.token_hex(4)}", password)
+        self.promote(admin.handle)  # the stored role counts on the next request, old token or not
+        return api

@@ -8,8 +8,8 @@ from local_stack/web on an ephemeral port. The browser is Debian's ``chromium`` 
 installs them. Without them the test skips locally, and fails as root / in CI where they can be
 installed.
 
-Flow: alice registers and creates a room; 45 older messages are seeded over a raw WebSocket as
-alice; bob registers and joins by room id; bob's page loads the latest page of history and older
+Flow: alice registers and creates a room; 45 older messages are seeded as alice with the Python
+client; bob registers and joins by room id; bob's page loads the latest page of history and older
 pages as he scrolls up; bob's typing shows on alice's page; messages each way arrive live and are
 acked, and markup in a body is shown as text (never parsed or run); bob edits and deletes a
 message and alice's page follows; bob signs out and in again and alice sees him offline, then
@@ -67,25 +67,14 @@ def browser_ready() -> None:
 
 @contextlib.contextmanager
 def serve_web_page(ws_url: str, http_url: str) -> Iterator[str]:
-    """Serve local_stack/web plus a ``config.json`` naming the target's URLs, on an ephemeral port
-    (the page then talks to that target cross-origin, as it would from any static host)."""
-    from aiohttp import web
-
+    """Serve local_stack/web (and the JavaScript client it imports) plus a ``config.json`` naming
+    the target's URLs, on an ephemeral port (the page then talks to that target cross-origin, as it
+    would from any static host)."""
     from local_stack.background import BackgroundLoop
     from local_stack.connections import start_site
+    from local_stack.gateway import web_page_app
 
-    web_dir = Path(__file__).resolve().parents[2] / "local_stack" / "web"
-    app = web.Application()
-
-    async def config_json(_: web.Request) -> web.Response:
-        return web.json_response({"wsUrl": ws_url, "httpUrl": http_url})
-
-    async def index(_: web.Request) -> web.FileResponse:
-        return web.FileResponse(web_dir / "index.html")
-
-    app.router.add_get("/config.json", config_json)
-    app.router.add_get("/", index)
-    app.router.add_static("/", web_dir, show_index=False)
+    app = web_page_app(ws_url, http_url)
     loop = BackgroundLoop("web-page")
     try:
         runner, port = loop.run(start_site(app, "127.0.0.1", 0))
@@ -267,46 +256,36 @@ class ChatPage:
         return "seed 1" in self.bodies()
 
 
-def _ws_url(page: ChatPage) -> str:
+def _api_urls(page: ChatPage) -> tuple[str, str]:
+    """The page's target: ``(httpUrl, wsUrl)`` from its config.json."""
     cfg = page.driver.execute_script(
         "return fetch('config.json').then(r => r.ok ? r.json() : {}).catch(() => ({}))"
     )
-    url = cfg.get("wsUrl") if isinstance(cfg, dict) else None
-    if not url:
-        pytest.fail("the page's config.json names no wsUrl")
-    return str(url)
+    if not isinstance(cfg, dict) or not cfg.get("wsUrl") or not cfg.get("httpUrl"):
+        pytest.fail(f"the page's config.json names no httpUrl/wsUrl: {cfg}")
+    return str(cfg["httpUrl"]), str(cfg["wsUrl"])
 
 
-def _seed_messages(ws_url: str, token: str, room_id: str, count: int) -> None:
-    """Send ``count`` messages over a raw WebSocket (the real protocol), pacing on rate limits."""
-    import time
+def _seed_messages(page: ChatPage, room_id: str, count: int) -> None:
+    """Send ``count`` messages as the page's user with the project's Python client (its own
+    connection; it paces itself on rate limits)."""
+    import asyncio
 
-    from websockets.sync.client import connect
+    from chatflow_client import ChatClient
 
-    sent = 0
-    with connect(f"{ws_url}?token={token}", open_timeout=WAIT_S) as ws:
-        while sent < count:
-            cid = f"seed-{secrets.token_hex(6)}"
-            ws.send(
-                json.dumps(
-                    {
-                        "action": "sendMessage",
-                        "roomId": room_id,
-                        "clientMessageId": cid,
-                        "body": f"seed {sent + 1}",
-                    }
-                )
-            )
-            while True:
-                frame = json.loads(ws.recv(timeout=WAIT_S))
-                if frame.get("type") == "ack" and frame.get("clientMessageId") == cid:
-                    sent += 1
-                    break
-                if frame.get("type") == "error":
-                    if frame.get("code") != "rate_limited":
-                        pytest.fail(f"seeding failed: {frame}")
-                    time.sleep(int(frame.get("retryAfterMs") or 500) / 1000)  # back off, then resend
-                    break
+    http_url, ws_url = _api_urls(page)
+    session = page.session()
+
+    async def seed() -> None:
+        async with ChatClient(http_url, ws_url) as chat:
+            # The access token only: refreshing here would rotate the page's refresh token.
+            chat.api.use_session(session["accessToken"])
+            await chat.connect()
+            sends = [chat.enqueue(room_id, f"seed {n}") for n in range(1, count + 1)]
+            for sent in sends:
+                await sent
+
+    asyncio.run(asyncio.wait_for(seed(), WAIT_S * 4))
 
 
 def test_two_users_chat_in_the_browser(
@@ -321,7 +300,7 @@ def test_two_users_chat_in_the_browser(
     alice.register(alice_handle)
     room_id = alice.create_room(room_name)
 
-    _seed_messages(_ws_url(alice), alice.session()["accessToken"], room_id, SEEDED)
+    _seed_messages(alice, room_id, SEEDED)
     alice.wait_for_message(f"seed {SEEDED}")  # her page got them live (another connection of hers)
 
     bob = ChatPage(new_browser("bob"), web_url)
@@ -408,6 +387,51 @@ def test_two_users_chat_in_the_browser(
 
     if local_gateway is not None:
         _assert_events_reached_their_targets(local_gateway.gateway.bus, f"hello from {bob_handle}")
+
+
+def test_rapid_sends_keep_the_order_typed_for_sender_and_recipient(
+    web_url: str, new_browser: Callable[[str], Any]
+) -> None:
+    """Issue 9: the server processes one connection's frames concurrently, so the page must not
+    have two sends in flight in one room. Ten messages submitted back to back (one script, faster
+    than anyone types) are stored, and shown on both pages, in the order typed."""
+    tag = secrets.token_hex(3)
+    room_name = f"rapid {tag}"
+    alice = ChatPage(new_browser("alice"), web_url)
+    alice.open()
+    alice.register(f"alice_{tag}")
+    room_id = alice.create_room(room_name)
+    bob = ChatPage(new_browser("bob"), web_url)
+    bob.open()
+    bob.register(f"bob_{tag}")
+    bob.join_room(room_id, room_name)
+
+    typed = [f"quick {i}" for i in range(10)]
+    alice.driver.execute_script(
+        """
+        const input = document.getElementById('message-input');
+        const form = document.getElementById('composer');
+        for (const body of arguments[0]) { input.value = body; form.requestSubmit(); }
+        """,
+        typed,
+    )
+
+    def stored(page: ChatPage) -> list[tuple[int, str]]:
+        rows: list[list[Any]] = page.driver.execute_script(
+            "return [...document.querySelectorAll('#message-list .message:not(.pending)[data-seq]')]"
+            ".map(li => [Number(li.dataset.seq), li.querySelector('.body').textContent])"
+        )
+        return [(int(seq), str(body)) for seq, body in rows if str(body).startswith("quick ")]
+
+    for page in (alice, bob):
+
+        def all_shown(_: Any, page: ChatPage = page) -> bool:
+            return len(stored(page)) == len(typed)
+
+        page.wait(all_shown, f"{len(typed)} messages stored and shown")
+        shown = stored(page)
+        assert [body for _, body in shown] == typed
+        assert [seq for seq, _ in shown] == sorted(seq for seq, _ in shown)
 
 
 def _assert_events_reached_their_targets(bus: Any, body: str) -> None:
