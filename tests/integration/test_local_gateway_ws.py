@@ -307,6 +307,10 @@ def test_handshake_timeout_covers_api_gateways_integration_timeouts_and_is_enfor
                 pass
 
     with running_gateway(config) as gw:
+        # Warm workers first: under load a cold worker alone can take longer than the 0.5 s
+        # limit, and the handshake would be dropped before $connect is ever invoked.
+        assert gw.gateway.runtime is not None
+        gw.run(gw.gateway.runtime.warm(["authz", "connect"]))
         run(too_slow(gw))
         _connect_event_with_token(log, token)
         ws_api, runtime = gw.gateway.ws, gw.gateway.runtime
