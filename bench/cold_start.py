@@ -394,8 +394,8 @@ class World:
             "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
             "AWS_REGION": "us-east-1",
             "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_ACCESS_KEY_ID": "testing",  # the local endpoints' key pair
+            "AWS_SECRET_ACCESS_KEY": "testing",
         }
         self._saved_env = dict(os.environ)
         os.environ.update(self.env)

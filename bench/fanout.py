@@ -59,8 +59,8 @@ def _server(conn: Connection, latency_s: float) -> None:
 
 
 def run(connections: int, latency_ms: float, workers: int) -> dict[str, Any]:
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    os.environ["AWS_ACCESS_KEY_ID"] = "testing"  # the key pair the local endpoints verify
+    os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
     from chatflow.adapters.apigw_connections import ApiGatewayNotifier
     from chatflow.domain.realtime import encode_frame
     from chatflow.domain.realtime_models import Target

@@ -254,8 +254,8 @@ def bench_environment(env: dict[str, str] | None = None, *, count_pg: bool = Fal
                 "POWERTOOLS_LOG_LEVEL": "WARNING",
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 "AWS_DEFAULT_REGION": "us-east-1",
-                "AWS_ACCESS_KEY_ID": "bench",
-                "AWS_SECRET_ACCESS_KEY": "bench",
+                "AWS_ACCESS_KEY_ID": "testing",  # the local endpoints' key pair
+                "AWS_SECRET_ACCESS_KEY": "testing",
                 **(env or {}),
             }
         )
@@ -305,9 +305,10 @@ def connected_room(benv: BenchEnv, backend: Any, n: int, label: str) -> tuple[li
     ``(members, room, {user_id: connection id})``."""
     import uuid
 
+    from local_stack.connections import new_connection_id
     from tests.support.apigw import lambda_context
     from tests.support.lambdas import load_handler
-    from tests.support.ws_events import connect_event, new_connection_id
+    from tests.support.ws_events import connect_event
 
     rooms = benv.container.rooms
     users = insert_users(benv.database_url, n)

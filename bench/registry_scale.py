@@ -32,10 +32,10 @@ def _measure(fn: Callable[[int], None], n: int) -> float:
 
 
 def run(iterations: int, extra: int) -> dict[str, Any]:
-    from local_stack.connections import running_management_api
+    from local_stack.connections import new_connection_id, running_management_api
     from tests.support.apigw import lambda_context
     from tests.support.lambdas import load_handler
-    from tests.support.ws_events import connect_event, disconnect_event, message_event, new_connection_id
+    from tests.support.ws_events import connect_event, disconnect_event, message_event
 
     with running_management_api() as api:
         env = {"WS_MANAGEMENT_ENDPOINT": api.endpoint_url, "RATE_MESSAGES_PER_10S": "100000000"}

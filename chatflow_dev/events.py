@@ -7,8 +7,8 @@ Commands
                                 events/samples/FUNCTION/SAMPLE.json (or a path) and print the result
   sweep                         run the outbox relay until nothing is due (what the scheduled
                                 sweep does), print the outcome and the backlog
-  redrive --queue-url URL       move events from an SQS dead-letter queue back onto the bus
-  redrive --local ENDPOINT      redrive the local EventBridge emulator's dead letters
+  redrive --queue-url URL       move events from an SQS dead-letter queue back onto the bus (AWS, or
+                                the local stack's queues with AWS_ENDPOINT_URL=<its AWS endpoint>)
   replay --start T --end T      start an archive replay (AWS or the emulator via
                                 EVENTS_ENDPOINT_URL) and wait for it to finish
 
@@ -269,21 +269,6 @@ def redrive_sqs(
     return result
 
 
-def redrive_local(endpoint_url: str, target: str | None = None) -> dict[str, Any]:
-    """Ask the local EventBridge emulator to redeliver its dead letters (all, or one target's)."""
-    import urllib.parse
-    import urllib.request
-
-    query = f"?{urllib.parse.urlencode({'target': target})}" if target else ""
-    url = f"{endpoint_url.rstrip('/')}/_local/redrive{query}"
-    if not url.startswith(("http://", "https://")):
-        raise SystemExit(f"not an http(s) endpoint: {endpoint_url}")
-    request = urllib.request.Request(url, method="POST", data=b"")  # noqa: S310 - scheme checked
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - scheme checked
-        out: dict[str, Any] = json.loads(response.read())
-    return out
-
-
 # --- replay ------------------------------------------------------------------------------------
 
 
@@ -345,10 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("sample")
     sub.add_parser("sweep", help="send due outbox rows now")
     p = sub.add_parser("redrive", help="dead letters back onto the bus")
-    group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--queue-url", help="SQS dead-letter queue of a rule target")
-    group.add_argument("--local", metavar="ENDPOINT", help="local EventBridge emulator endpoint")
-    p.add_argument("--target", help="(local) only this target function's dead letters")
+    p.add_argument("--queue-url", required=True, help="a rule target's DLQ or a function's on-failure queue")
     p.add_argument("--max", type=int, default=1000)
     p = sub.add_parser("replay", help="replay archived events onto the bus")
     p.add_argument("--archive-arn", required=True)
@@ -394,9 +376,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps({**relay_result.__dict__, "pending": backlog.pending}, indent=2, default=str))
         return 0 if not relay_result.failed else 2
     if args.command == "redrive":
-        if args.local:
-            print(json.dumps(redrive_local(args.local, args.target)))
-            return 0
         import boto3
 
         sqs = boto3.client("sqs", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url)

@@ -30,6 +30,25 @@ class Need(StrEnum):
 
 
 @dataclass(frozen=True)
+class AsyncInvoke:
+    """Lambda's asynchronous-invocation settings (``AWS::Lambda::EventInvokeConfig``) of a function
+    that event sources invoke asynchronously (EventBridge rules and schedules hand the event to
+    Lambda, which queues it): a FAILED invocation is retried ``max_retry_attempts`` times (Lambda
+    allows 0-2) while the event is younger than ``max_event_age_s`` (60-21600); what still fails goes
+    to the function's on-failure SQS queue (:func:`async_failure_queue_name`). Throttled
+    invocations are retried by Lambda until the maximum age without using up retries."""
+
+    max_retry_attempts: int = 2
+    max_event_age_s: int = 3600
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_retry_attempts <= 2:
+            raise ValueError(f"MaximumRetryAttempts must be 0-2, not {self.max_retry_attempts}")
+        if not 60 <= self.max_event_age_s <= 21600:
+            raise ValueError(f"MaximumEventAgeInSeconds must be 60-21600, not {self.max_event_age_s}")
+
+
+@dataclass(frozen=True)
 class Function:
     name: str
     #: "module.function" inside functions/<name>/, as Lambda's handler setting.
@@ -40,8 +59,12 @@ class Function:
     timeout_s: int = 10
     #: Extra environment (settings fields upper-cased); the CDK app adds endpoints/secrets.
     environment: dict[str, str] = field(default_factory=dict)
+    #: Lambda's reserved concurrency: at most this many concurrent invocations; more are throttled
+    #: (429 TooManyRequestsException to synchronous callers, retried for asynchronous events).
     reserved_concurrency: int | None = None
     snapstart: bool = False
+    #: Set for functions invoked asynchronously (rule targets, schedules); None: never invoked so.
+    async_invoke: AsyncInvoke | None = None
 
     @property
     def code_dir(self) -> Path:
@@ -89,8 +112,18 @@ class HttpRoute:
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """EventBridge's per-target RetryPolicy: it covers DELIVERY to the target (for a Lambda target,
+    handing the event to the Lambda service); a function that raises is retried by Lambda per the
+    function's :class:`AsyncInvoke`, not by this policy."""
+
     max_attempts: int = 8
     max_event_age_s: int = 3600
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_attempts <= 185:
+            raise ValueError(f"MaximumRetryAttempts must be 0-185, not {self.max_attempts}")
+        if not 60 <= self.max_event_age_s <= 86400:
+            raise ValueError(f"MaximumEventAgeInSeconds must be 60-86400, not {self.max_event_age_s}")
 
 
 @dataclass(frozen=True)
@@ -109,6 +142,11 @@ class Schedule:
     function: str
     rate_minutes: int
 
+    @property
+    def retry(self) -> RetryPolicy:
+        """A late tick is useless (the next one does the work): retry delivery briefly."""
+        return RetryPolicy(max_attempts=2, max_event_age_s=max(60, self.rate_minutes * 60))
+
 
 @dataclass(frozen=True)
 class QueueTrigger:
@@ -122,6 +160,9 @@ class QueueTrigger:
 
 
 EVENT_SOURCE = "chatflow.chat"
+PROJECT = "chatflow"
+#: SQS queue names: 1-80 characters, alphanumerics, hyphens and underscores.
+_MAX_QUEUE_NAME = 80
 
 _DB_REDIS = frozenset({Need.POSTGRES, Need.REDIS})
 _WS = frozenset({Need.REDIS, Need.MANAGE_CONNECTIONS})
@@ -201,6 +242,7 @@ FUNCTIONS: tuple[Function, ...] = (
         needs=frozenset({Need.POSTGRES, Need.PUT_EVENTS}),
         timeout_s=60,
         reserved_concurrency=1,
+        async_invoke=AsyncInvoke(),
     ),
     Function(
         "notifications",
@@ -208,6 +250,7 @@ FUNCTIONS: tuple[Function, ...] = (
         "In-app notifications (unread counts, mentions) for offline members",
         needs=_DB_REDIS | {Need.NOTIFY_TOPIC},
         timeout_s=30,
+        async_invoke=AsyncInvoke(),
     ),
     Function(
         "analytics",
@@ -215,6 +258,7 @@ FUNCTIONS: tuple[Function, ...] = (
         "Messages per room per hour, daily active users, connections opened",
         needs=frozenset({Need.POSTGRES}),
         timeout_s=30,
+        async_invoke=AsyncInvoke(),
     ),
     Function(
         "migrate",
@@ -312,3 +356,47 @@ def function(name: str) -> Function:
         if fn.name == name:
             return fn
     raise KeyError(name)
+
+
+def name_prefix(env: str) -> str:
+    """Physical-name prefix of an environment's resources (``chatflow-dev``, ``chatflow-local``)."""
+    return f"{PROJECT}-{env}"
+
+
+def _queue_name(name: str) -> str:
+    if len(name) > _MAX_QUEUE_NAME:
+        raise ValueError(f"SQS queue name over {_MAX_QUEUE_NAME} characters: {name}")
+    return name
+
+
+def target_dlq_name(prefix: str, rule: str, target: str) -> str:
+    """The SQS dead-letter queue of one rule (or schedule) target: EventBridge's DeadLetterConfig,
+    where events go that could not be DELIVERED to the target."""
+    return _queue_name(f"{prefix}-{rule}-{target}-dlq")
+
+
+def async_failure_queue_name(prefix: str, function: str) -> str:
+    """The on-failure destination of a function's asynchronous invocations: events whose
+    invocations kept failing (or grew too old) after Lambda's retries."""
+    return _queue_name(f"{prefix}-{function}-async-failures")
+
+
+def catalog_problems(
+    functions: tuple[Function, ...] = FUNCTIONS,
+    rules: tuple[EventRule, ...] = EVENT_RULES,
+    schedules: tuple[Schedule, ...] = SCHEDULES,
+) -> list[str]:
+    """Declarations that contradict each other (the CDK app and the local stack refuse to start)."""
+    by_name = {fn.name: fn for fn in functions}
+    problems: list[str] = []
+    targets = [(r.name, t) for r in rules for t in r.targets] + [(s.name, s.function) for s in schedules]
+    for source, target in targets:
+        fn = by_name.get(target)
+        if fn is None:
+            problems.append(f"{source}: unknown function {target}")
+        elif fn.async_invoke is None:
+            problems.append(f"{source}: {target} is invoked asynchronously but declares no async_invoke")
+    for fn in functions:
+        if fn.reserved_concurrency is not None and fn.reserved_concurrency < 0:
+            problems.append(f"{fn.name}: reserved_concurrency must be >= 0")
+    return problems

@@ -54,11 +54,16 @@ def encrypted_queue(
     retention_days: int = 4,
     visibility_timeout: Duration | None = None,
     dead_letter_queue: sqs.DeadLetterQueue | None = None,
+    queue_name: str | None = None,
 ) -> sqs.Queue:
-    """An SQS queue with TLS enforced and SSE with SQS-managed keys (EventBridge may send to it)."""
+    """An SQS queue with TLS enforced and SSE with SQS-managed keys (EventBridge may send to it).
+
+    ``queue_name``: a physical name from the catalog (dead-letter queues, so that runbooks and the
+    local stack name the same queue); None lets CloudFormation generate one."""
     return sqs.Queue(
         scope,
         construct_id,
+        queue_name=queue_name,
         encryption=sqs.QueueEncryption.SQS_MANAGED,
         enforce_ssl=True,
         retention_period=Duration.days(retention_days),

@@ -57,12 +57,14 @@ def add_target(
     function: str,
     make_target: TargetFactory,
     *,
-    attempts: int,
-    max_age_s: int,
+    retry: catalog.RetryPolicy,
+    queue_name: str,
 ) -> sqs.Queue:
     """Target ``function`` from ``rule`` with its own DLQ (returned) and the given retry policy."""
-    dlq = encrypted_queue(scope, f"{pascal(key.replace(':', '_'))}Dlq", retention_days=14)
-    rule.add_target(make_target(function, dlq, attempts, Duration.seconds(max_age_s)))
+    dlq = encrypted_queue(
+        scope, f"{pascal(key.replace(':', '_'))}Dlq", retention_days=14, queue_name=queue_name
+    )
+    rule.add_target(make_target(function, dlq, retry.max_attempts, Duration.seconds(retry.max_event_age_s)))
     return dlq
 
 
@@ -71,9 +73,12 @@ def add_catalog_rules(
     bus: events.IEventBus,
     make_target: TargetFactory,
     dead_letter_queues: dict[str, sqs.Queue],
+    *,
+    name_prefix: str,
 ) -> dict[str, events.Rule]:
-    """The catalog's event rules on ``bus``; each target's DLQ goes into ``dead_letter_queues``
-    under ``"<rule>:<target>"``. Shared by the AWS stack and the LocalStack community profile."""
+    """The catalog's event rules on ``bus``; each target's DLQ (named by
+    ``catalog.target_dlq_name``) goes into ``dead_letter_queues`` under ``"<rule>:<target>"``.
+    Shared by the AWS stack and the LocalStack community profile."""
     rules: dict[str, events.Rule] = {}
     for rule_spec in catalog.EVENT_RULES:
         rule = events.Rule(
@@ -92,8 +97,8 @@ def add_catalog_rules(
                 key,
                 target,
                 make_target,
-                attempts=rule_spec.retry.max_attempts,
-                max_age_s=rule_spec.retry.max_event_age_s,
+                retry=rule_spec.retry,
+                queue_name=catalog.target_dlq_name(name_prefix, rule_spec.name, target),
             )
     return rules
 
@@ -134,7 +139,9 @@ class EventsStack(Stack):
                 invocables[function], dead_letter_queue=dlq, retry_attempts=attempts, max_event_age=max_age
             )
 
-        self.rules = add_catalog_rules(self, self.bus, lambda_target, self.dead_letter_queues)
+        self.rules = add_catalog_rules(
+            self, self.bus, lambda_target, self.dead_letter_queues, name_prefix=config.lower_prefix
+        )
         for schedule in catalog.SCHEDULES:
             rule = events.Rule(
                 self,
@@ -144,13 +151,12 @@ class EventsStack(Stack):
             )
             self.rules[schedule.name] = rule
             key = f"{schedule.name}:{schedule.function}"
-            # A late sweep is useless: retry briefly, the next tick does the work anyway.
             self.dead_letter_queues[key] = add_target(
                 self,
                 rule,
                 key,
                 schedule.function,
                 lambda_target,
-                attempts=2,
-                max_age_s=max(60, schedule.rate_minutes * 60),
+                retry=schedule.retry,
+                queue_name=catalog.target_dlq_name(config.lower_prefix, schedule.name, schedule.function),
             )

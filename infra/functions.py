@@ -13,8 +13,9 @@ Everything is derived from ``infra/catalog.py``; this module never imports handl
   stack's client security group); the authorizer and ws_default stay outside for fast cold starts.
 - SnapStart (catalog ``snapstart=True``): published versions + a ``live`` alias that the APIs
   invoke; ``chatflow.snapstart`` closes pools before the snapshot so restore reconnects.
-- Async targets (event rules, schedules) get Lambda's own async retry + an on-failure SQS queue,
-  on top of EventBridge's target retry policy and DLQ (infra/events.py).
+- Async targets (event rules, schedules) get Lambda's own async retry (the catalog's
+  ``AsyncInvoke``) + an on-failure SQS queue named by ``catalog.async_failure_queue_name``, on top
+  of EventBridge's target retry policy and DLQ (infra/events.py).
 - Deploy time: the ``migrate`` function is the handler of two custom resources -- the ES256 JWT
   signing key (generated into Secrets Manager on first deploy; the public key comes back as an
   attribute and feeds ``JWT_PUBLIC_KEYS`` of the verifiers) and the SQL migrations (re-run when a
@@ -65,9 +66,10 @@ SERVICE_NAME = "chatflow"
 BOOTSTRAP_FUNCTION = "migrate"
 #: The Functions stack output naming it.
 OPERATOR_FUNCTION_OUTPUT = "OperatorFunctionName"
-#: Functions some event source invokes asynchronously (EventBridge rules and schedules).
+#: Functions event sources invoke asynchronously (EventBridge rules and schedules): those that
+#: declare an ``AsyncInvoke`` (catalog_problems() checks every rule/schedule target does).
 ASYNC_FUNCTIONS: frozenset[str] = frozenset(
-    [t for rule in catalog.EVENT_RULES for t in rule.targets] + [s.function for s in catalog.SCHEDULES]
+    fn.name for fn in catalog.FUNCTIONS if fn.async_invoke is not None
 )
 
 
@@ -119,6 +121,8 @@ class FunctionsStack(Stack):
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        if problems := catalog.catalog_problems():
+            raise ValueError("catalog problems: " + "; ".join(problems))
         self.config = config
         self.ws = ws
         removal = RemovalPolicy.RETAIN if config.deletion_protection else RemovalPolicy.DESTROY
@@ -281,16 +285,21 @@ class FunctionsStack(Stack):
                 )
             )
         self.invocables[fn.name] = invocable
-        if fn.name in ASYNC_FUNCTIONS:
-            failures = _queue(self, f"{ident}AsyncFailures", retention_days=14)
+        if fn.async_invoke is not None:
+            failures = _queue(
+                self,
+                f"{ident}AsyncFailures",
+                retention_days=14,
+                queue_name=catalog.async_failure_queue_name(self.config.lower_prefix, fn.name),
+            )
             self.dead_letter_queues[f"async-{fn.name}"] = failures
             lambda_.EventInvokeConfig(
                 self,
                 f"{ident}AsyncConfig",
                 function=function,
                 qualifier="live" if fn.snapstart else "$LATEST",
-                retry_attempts=2,
-                max_event_age=Duration.hours(1),
+                retry_attempts=fn.async_invoke.max_retry_attempts,
+                max_event_age=Duration.seconds(fn.async_invoke.max_event_age_s),
                 on_failure=destinations.SqsDestination(failures),
             )
 

@@ -51,7 +51,7 @@ class LocalStackCommunityStack(Stack):
                 inbox, dead_letter_queue=dlq, retry_attempts=attempts, max_event_age=max_age
             )
 
-        add_catalog_rules(self, bus, inbox_target, self.dead_letter_queues)
+        add_catalog_rules(self, bus, inbox_target, self.dead_letter_queues, name_prefix=config.lower_prefix)
         for trigger in catalog.QUEUES:
             queue, dlq = trigger_queue(self, trigger)
             self.dead_letter_queues[f"queue-{trigger.name}"] = dlq

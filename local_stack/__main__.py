@@ -18,6 +18,7 @@ import sys
 from local_stack.gateway import GatewayConfig, LocalGateway
 from local_stack.http_api import CorsConfig
 from local_stack.services import ServiceUnavailable, dev_signing_keys, function_env, resolve_services
+from local_stack.sigv4 import DEFAULT_KEY_PAIR
 from local_stack.websocket_api import WsLimits
 
 log = logging.getLogger("local_stack")
@@ -48,6 +49,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=float(os.environ.get("LOCAL_CONNECTIONS_LATENCY_S", "0")),
         help="artificial delay (seconds) of every @connections answer",
     )
+    parser.add_argument(
+        "--access-key-id",
+        default=os.environ.get("LOCAL_AWS_ACCESS_KEY_ID", DEFAULT_KEY_PAIR[0]),
+        help="the local key pair's access key id (functions sign with it; endpoints accept only it)",
+    )
+    parser.add_argument(
+        "--secret-access-key", default=os.environ.get("LOCAL_AWS_SECRET_ACCESS_KEY", DEFAULT_KEY_PAIR[1])
+    )
+    parser.add_argument(
+        "--no-sigv4",
+        action="store_true",
+        default=os.environ.get("LOCAL_SIGV4", "on").lower() in ("off", "0", "false", "no"),
+        help="accept unsigned requests on @connections and the AWS endpoint (for tools that cannot sign)",
+    )
     parser.add_argument("--no-migrate", action="store_true", help="skip the SQL migrations")
     parser.add_argument("--quiet", action="store_true", help="do not print the functions' log lines")
     return parser.parse_args(argv)
@@ -55,6 +70,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def banner(gateway: LocalGateway, origins: dict[str, str]) -> str:
     http = gateway.http_url
+    key_id, secret = gateway.config.key_pair
+    # The secret is printed only when it is the public test default (never a developer's own).
+    shown_secret = secret if (key_id, secret) == DEFAULT_KEY_PAIR else "<your --secret-access-key>"
+    credentials = (
+        f"AWS_ACCESS_KEY_ID={key_id} AWS_SECRET_ACCESS_KEY={shown_secret} AWS_REGION={gateway.region}"
+    )
+    signing = (
+        f"SigV4 required (as AWS): {credentials}"
+        if gateway.config.verify_sigv4
+        else "SigV4 NOT checked (--no-sigv4 / LOCAL_SIGV4=off)"
+    )
+    queues = gateway.queues.names() if gateway.queues is not None else []
+    queue_lines = "".join(f"  {name}\n" for name in queues) or "  none\n"
+    redrive = ""
+    if gateway.queues is not None and queues:
+        redrive = (
+            f"Redrive one: {credentials} \\\n"
+            f"  AWS_ENDPOINT_URL={gateway.events_url} python -m chatflow_dev.events redrive \\\n"
+            f"  --queue-url {gateway.queues.url(queues[0])}\n"
+        )
     return f"""
 Chatflow local stack is up (Postgres: {origins["postgres"]}, Redis: {origins["redis"]}).
 
@@ -62,8 +97,11 @@ Chatflow local stack is up (Postgres: {origins["postgres"]}, Redis: {origins["re
   WebSocket API   {gateway.ws_url}?token=<accessToken>
   Web chat page   {gateway.web_url or "(disabled)"}
   @connections    {gateway.management_endpoint}    (boto3 apigatewaymanagementapi endpoint_url)
-  EventBridge     {gateway.events_url}    (boto3 events endpoint_url)
+  AWS endpoint    {gateway.events_url}    (EventBridge, SQS, Lambda: boto3 endpoint_url / AWS_ENDPOINT_URL)
+  {signing}
 
+Dead-letter queues (SQS, named as in the cloud):
+{queue_lines}{redrive}
 Get a token:
   curl -s -X POST {http}/auth/register -H 'content-type: application/json' \\
        -d '{{"handle":"ada","password":"correct-horse-battery"}}'
@@ -109,6 +147,8 @@ async def serve(args: argparse.Namespace) -> int:
             limits=WsLimits(idle_timeout_s=args.idle_timeout, max_lifetime_s=args.max_lifetime),
             cors=CorsConfig(allow_origins=tuple(os.environ.get("LOCAL_CORS_ALLOW_ORIGINS", "*").split(","))),
             management_latency_s=args.connections_latency,
+            key_pair=(args.access_key_id, args.secret_access_key),
+            verify_sigv4=not args.no_sigv4,
             log_sink=sink,
         )
         gateway = LocalGateway(config)

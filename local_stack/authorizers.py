@@ -137,10 +137,12 @@ class AuthorizerRunner:
         # a WebSocket $connect always calls the function, whatever the catalog says.
         ttl = self.effective_ttl_s
         cached = self._cache.get(key) if ttl > 0 else None
+        latency_ms = 0
         if cached is not None and cached[0] > time.monotonic():
             result = cached[1]
         else:
             self.invocations += 1
+            started = time.perf_counter()
             try:
                 result = await self._invoke(self.authorizer.function, event)
             except FunctionError as exc:
@@ -148,9 +150,10 @@ class AuthorizerRunner:
                     return AuthorizerDecision(401)
                 log.warning("authorizer %s failed: %s", self.authorizer.name, exc)
                 return AuthorizerDecision(500)
+            latency_ms = round((time.perf_counter() - started) * 1000)
             if ttl > 0:
                 self._remember(key, result, ttl)
-        return self._evaluate(result, resource_arn)
+        return self._evaluate(result, resource_arn, latency_ms)
 
     def _remember(self, key: tuple[str, ...], result: Any, ttl: int) -> None:
         now = time.monotonic()
@@ -162,7 +165,7 @@ class AuthorizerRunner:
                 del self._cache[next(iter(self._cache))]
         self._cache[key] = (now + ttl, result)
 
-    def _evaluate(self, result: Any, resource_arn: str) -> AuthorizerDecision:
+    def _evaluate(self, result: Any, resource_arn: str, latency_ms: int) -> AuthorizerDecision:
         if not isinstance(result, dict) or len(json.dumps(result)) > MAX_AUTHORIZER_RESULT_BYTES:
             log.warning("authorizer %s: malformed or oversized answer", self.authorizer.name)
             return AuthorizerDecision(500)
@@ -183,5 +186,8 @@ class AuthorizerRunner:
             return AuthorizerDecision(403)
         principal = str(result["principalId"])
         if self.kind == "websocket":
-            return AuthorizerDecision(200, {**context, "principalId": principal}, principal)
+            # What WebSocket events carry in requestContext.authorizer (REST-style, not 2.0's
+            # "lambda" object): the principal, the authorizer's latency, then its context.
+            ws_context = {"principalId": principal, "integrationLatency": latency_ms, **context}
+            return AuthorizerDecision(200, ws_context, principal)
         return AuthorizerDecision(200, context, principal)

@@ -15,7 +15,11 @@ form are served. Behaviour matched to API Gateway:
 * ``GET`` -> ``{"connectedAt", "lastActiveAt", "identity": {"sourceIp", "userAgent"}}``.
 * ``DELETE`` closes the connection (204).
 * A closed or unknown connection -> 410 ``GoneException``; a wrong stage -> 403 ``ForbiddenException``.
-* Requests are not SigV4-verified (any credentials work), unlike AWS.
+* Requests must be SigV4-signed for service ``execute-api`` with a local key pair (default
+  ``testing``/``testing``) and the local region, as API Gateway requires IAM-signed calls:
+  unsigned -> 403 ``{"message": "Missing Authentication Token"}``, an unknown key -> 403
+  ``UnrecognizedClientException``, a wrong service/region/secret or a stale timestamp -> 403
+  ``InvalidSignatureException`` (local_stack.sigv4). ``sigv4=None`` turns the check off.
 
 Where the connections live is pluggable (:class:`ConnectionBackend`): the local WebSocket API
 registers its live sockets; handler tests use :class:`RecordingBackend`, which records what was
@@ -36,8 +40,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import secrets
-import string
 import threading
 import time
 from collections.abc import Iterator
@@ -47,20 +49,18 @@ from typing import Any, Protocol, runtime_checkable
 
 from aiohttp import web
 
+from local_stack.apigw_events import aws_id
+from local_stack.aws_endpoint import sigv4_middleware
 from local_stack.background import BackgroundLoop
+from local_stack.sigv4 import SigV4Config
 
 #: API Gateway's PostToConnection payload limit.
 MAX_POST_BYTES = 128 * 1024
 
-_ID_ALPHABET = string.ascii_letters + string.digits
-
 
 def new_connection_id() -> str:
-    """An id shaped like API Gateway's (16 characters, base64-looking, ends with ``=``).
-
-    The ``=`` makes clients URL-encode it in the @connections path, as they must in AWS.
-    """
-    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(15)) + "="
+    """An id shaped like API Gateway's connection ids (``BFHPhfCWIAMCKlQ=``)."""
+    return aws_id()
 
 
 class ConnectionGone(Exception):
@@ -204,10 +204,20 @@ def _error(status: int, error_type: str, message: str | None) -> web.Response:
 class ManagementApi:
     """The aiohttp application serving ``[/{stage}]/@connections/{connection_id}``."""
 
+    #: API Gateway's signing name (the Management API is part of execute-api).
+    signing_name = "execute-api"
+
     def __init__(
-        self, backend: ConnectionBackend, *, stage: str | None = None, latency_s: float = 0.0
+        self,
+        backend: ConnectionBackend,
+        *,
+        stage: str | None = None,
+        latency_s: float = 0.0,
+        sigv4: SigV4Config | None = None,
     ) -> None:
         self.backend = backend
+        #: Verify SigV4 with these keys/region; None accepts unsigned requests.
+        self.sigv4 = sigv4
         #: None accepts any stage (tests); the gateway pins its own.
         self.stage = stage
         #: Delay before every answer (seconds); change it at run time to model a slow endpoint.
@@ -218,7 +228,10 @@ class ManagementApi:
         self.posts = 0
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=4 * MAX_POST_BYTES)
+        middlewares = []
+        if self.sigv4 is not None:
+            middlewares.append(sigv4_middleware(self.sigv4, lambda _: (self.signing_name, "rest")))
+        app = web.Application(client_max_size=4 * MAX_POST_BYTES, middlewares=middlewares)
         self.add_routes(app)
         return app
 
@@ -321,10 +334,13 @@ def running_management_api(
     latency_s: float = 0.0,
     stage: str = "local",
     strict_stage: bool = False,
+    sigv4: SigV4Config | None = SigV4Config(),  # noqa: B008 - frozen, shared safely
 ) -> Iterator[RunningManagementApi]:
-    """Serve the @connections API in a background thread (default: a fresh RecordingBackend)."""
+    """Serve the @connections API in a background thread (default: a fresh RecordingBackend).
+    Requests must be SigV4-signed with ``sigv4``'s keys (default ``testing``/``testing``,
+    us-east-1), as API Gateway requires; None accepts unsigned requests."""
     api = ManagementApi(
-        backend or RecordingBackend(), stage=stage if strict_stage else None, latency_s=latency_s
+        backend or RecordingBackend(), stage=stage if strict_stage else None, latency_s=latency_s, sigv4=sigv4
     )
     loop = BackgroundLoop("management-api")
     try:

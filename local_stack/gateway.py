@@ -1,9 +1,17 @@
-"""The local gateway: WebSocket API + HTTP API + @connections + EventBridge over one Lambda runtime.
+"""The local gateway: WebSocket API + HTTP API + @connections + EventBridge/SQS/Lambda over one
+Lambda runtime.
 
 Everything runs on one asyncio loop; functions run in worker processes (local_stack.lambda_runtime).
-Ports (0 = ephemeral): WebSocket, HTTP API, @connections management API, EventBridge PutEvents, web
-page. Workers get ``WS_MANAGEMENT_ENDPOINT`` / ``EVENTS_ENDPOINT_URL`` pointing at this gateway, so
-handlers reach it through their ordinary boto3 clients, as they reach AWS in the cloud.
+Ports (0 = ephemeral): WebSocket, HTTP API, @connections management API, the AWS endpoint
+(EventBridge, SQS, Lambda), web page. Workers get ``WS_MANAGEMENT_ENDPOINT`` /
+``EVENTS_ENDPOINT_URL`` pointing at this gateway, so handlers reach it through their ordinary boto3
+clients, as they reach AWS in the cloud -- signed with the local key pair, which the endpoints
+verify (SigV4) unless ``verify_sigv4`` is off.
+
+EventBridge rule targets reach functions as in AWS: handed to Lambda's asynchronous queue
+(local_stack.lambda_async) with the rule's retry policy and DLQ covering only that hand-off, and the
+function's own EventInvokeConfig (retries, on-failure queue) covering its failures. The DLQs and
+on-failure queues are local SQS queues with the catalog's names, served on the AWS endpoint.
 
 :func:`running_gateway` hosts it in a background thread (tests, benchmarks); ``python -m
 local_stack`` runs it in the foreground (``make dev``).
@@ -20,11 +28,16 @@ from typing import Any
 
 from aiohttp import web
 
+from infra import catalog as declared
 from local_stack.background import BackgroundLoop
 from local_stack.catalog_view import GatewayCatalog
 from local_stack.connections import ManagementApi, start_site
 from local_stack.http_api import CorsConfig, HttpApi
+from local_stack.lambda_async import AsyncLambda, AsyncTiming
 from local_stack.lambda_runtime import FunctionError, LambdaRuntime
+from local_stack.scheduler import Backoff
+from local_stack.sigv4 import DEFAULT_KEY_PAIR, SigV4Config
+from local_stack.sqs import LOCAL_ACCOUNT, LocalQueues
 from local_stack.web_page import web_page_app
 from local_stack.websocket_api import LiveConnections, WebSocketApi, WsLimits
 
@@ -47,6 +60,15 @@ class GatewayConfig:
     cors: CorsConfig = field(default_factory=CorsConfig)
     management_latency_s: float = 0.0
     lambda_concurrency: int | None = None
+    #: The local key pair: functions sign with it; the AWS endpoints accept only it.
+    key_pair: tuple[str, str] = DEFAULT_KEY_PAIR
+    #: Verify SigV4 on @connections and the AWS endpoint (off: tools that cannot sign).
+    verify_sigv4: bool = True
+    #: Compression of Lambda's async-invocation durations (retry waits, maximum event age).
+    async_timing: AsyncTiming = field(default_factory=AsyncTiming)
+    #: EventBridge's delivery backoff (compressed; None: the bus default).
+    event_backoff: Backoff | None = None
+    #: Serve the AWS endpoint (EventBridge, SQS, Lambda API) and run the bus.
     with_eventbridge: bool = True
     #: Run the catalog's SCHEDULES (e.g. the outbox sweep) through the EventBridge emulation.
     with_schedules: bool = True
@@ -66,6 +88,8 @@ class LocalGateway:
         self.http: HttpApi | None = None
         self.management: ManagementApi | None = None
         self.bus: Any = None
+        self.async_lambda: AsyncLambda | None = None
+        self.queues: LocalQueues | None = None
         self._runners: list[web.AppRunner] = []
         self.http_url = self.management_url = self.events_url = ""
         self.web_url: str | None = None
@@ -81,23 +105,44 @@ class LocalGateway:
         """boto3 endpoint_url of the @connections API, stage included."""
         return f"{self.management_url}/{self.config.stage}"
 
+    @property
+    def region(self) -> str:
+        env = self.config.env
+        return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+    @property
+    def sigv4(self) -> SigV4Config | None:
+        if not self.config.verify_sigv4:
+            return None
+        return SigV4Config.single(*self.config.key_pair, region=self.region)
+
+    @property
+    def name_prefix(self) -> str:
+        """Physical-name prefix of this stack's queues, as the CDK app names an environment's."""
+        return declared.name_prefix(self.config.env.get("ENV", "local"))
+
     async def start(self) -> None:
         cfg = self.config
         self._loop = asyncio.get_running_loop()
         # @connections first: its URL goes into the functions' environment.
         placeholder = _Deferred()
-        self.management = ManagementApi(placeholder, stage=cfg.stage, latency_s=cfg.management_latency_s)
+        self.management = ManagementApi(
+            placeholder, stage=cfg.stage, latency_s=cfg.management_latency_s, sigv4=self.sigv4
+        )
         runner, port = await start_site(self.management.app(), cfg.host, cfg.management_port)
         self._runners.append(runner)
         self.management_url = f"http://{cfg.host}:{port}"
 
         env = dict(cfg.env)
         env["WS_MANAGEMENT_ENDPOINT"] = self.management_endpoint
-        env.setdefault("AWS_ACCESS_KEY_ID", "local")
-        env.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-        env.setdefault("AWS_DEFAULT_REGION", env.get("AWS_REGION", "us-east-1"))
+        # As a Lambda role's credentials in the cloud: the functions sign with the local key pair
+        # (never a developer's own keys or session token), which the endpoints verify.
+        for name in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE"):
+            env.pop(name, None)
+        env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = cfg.key_pair
+        env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = self.region
         if cfg.with_eventbridge:
-            self.events_url = await self._start_eventbridge(cfg)
+            self.events_url = await self._start_aws_endpoint(cfg)
             env["EVENTS_ENDPOINT_URL"] = self.events_url
         extra = {} if cfg.log_sink is None else {"log_sink": cfg.log_sink}
         self.runtime = LambdaRuntime(
@@ -125,29 +170,70 @@ class LocalGateway:
         if cfg.warm:
             await self.runtime.warm(list(cfg.warm))
 
-    async def _start_eventbridge(self, cfg: GatewayConfig) -> str:
-        from local_stack.eventbridge import EventBridgeApi, LocalEventBus
+    async def _start_aws_endpoint(self, cfg: GatewayConfig) -> str:
+        """Queues, Lambda's async queue, the bus and the endpoint serving them (the runtime is
+        created later: only its invoke is needed, once events flow)."""
+        from local_stack.eventbridge import LocalEventBus
+        from local_stack.eventbridge.http_api import events_endpoint
+        from local_stack.lambda_api import PREFIXES, LambdaApi
 
         loop = asyncio.get_running_loop()
+        names = {fn.name for fn in cfg.catalog.functions}
+        rules = tuple(r for r in declared.EVENT_RULES if all(t in names for t in r.targets))
+        schedules = tuple(s for s in declared.SCHEDULES if s.function in names) if cfg.with_schedules else ()
+        problems = declared.catalog_problems(cfg.catalog.functions, rules, schedules)
+        if problems:
+            raise ValueError("catalog problems: " + "; ".join(problems))
+        self.queues = queues = LocalQueues(region=self.region, account=LOCAL_ACCOUNT)
+        prefix = self.name_prefix
 
-        def invoke(function_name: str, event: dict[str, Any]) -> object:
-            # Called from the bus's delivery threads; raising marks the attempt failed (retry/DLQ).
+        def run(function_name: str, event: dict[str, Any]) -> object:
+            # Called from Lambda's async-queue threads: one invocation on the gateway's runtime.
             assert self.runtime is not None
             return asyncio.run_coroutine_threadsafe(self.runtime.invoke(function_name, event), loop).result()
 
-        names = {fn.name for fn in cfg.catalog.functions}
-        from infra import catalog
-
-        rules = [r for r in catalog.EVENT_RULES if all(t in names for t in r.targets)]
+        self.async_lambda = async_lambda = AsyncLambda.for_functions(
+            run,
+            cfg.catalog.functions,
+            queues=queues,
+            name_prefix=prefix,
+            region=self.region,
+            timing=cfg.async_timing,
+        ).start()
+        extra: dict[str, Any] = {} if cfg.event_backoff is None else {"backoff": cfg.event_backoff}
         self.bus = LocalEventBus.from_catalog(
-            invoke, rules=rules, name=cfg.env.get("EVENT_BUS_NAME", "chatflow"), region="us-east-1"
+            self.async_lambda,
+            rules=rules,
+            name=cfg.env.get("EVENT_BUS_NAME", "chatflow"),
+            region=self.region,
+            name_prefix=prefix,
+            queues=queues,
+            **extra,
         )
         self.bus.start()
         # Catalog schedules (the outbox sweep) fire as EventBridge schedule rules do.
-        self.bus.start_schedules([s for s in catalog.SCHEDULES if s.function in names])
-        runner, port = await start_site(EventBridgeApi(self.bus).app(), cfg.host, cfg.events_port)
+        self.bus.start_schedules(schedules)
+        endpoint, app = events_endpoint(self.bus, self.sigv4)
+
+        def runtime() -> LambdaRuntime:
+            # Created after this endpoint: the functions' environment needs its URL first.
+            assert self.runtime is not None
+            return self.runtime
+
+        lambda_api = LambdaApi(
+            runtime,
+            self.async_lambda,
+            failure_queue_arn=lambda fn: queues.arn(q) if (q := async_lambda.failure_queue(fn)) else None,
+            region=self.region,
+            account=LOCAL_ACCOUNT,
+        )
+        lambda_api.add_routes(app)
+        endpoint.rest_prefixes.extend((p, "lambda") for p in PREFIXES)
+        runner, port = await start_site(app, cfg.host, cfg.events_port)
         self._runners.append(runner)
-        return f"http://{cfg.host}:{port}"
+        url = f"http://{cfg.host}:{port}"
+        queues.endpoint_url = url
+        return url
 
     async def stop(self) -> None:
         if self.ws is not None:
@@ -157,6 +243,8 @@ class LocalGateway:
         self._runners.clear()
         if self.bus is not None:
             await asyncio.to_thread(self.bus.close)
+        if self.async_lambda is not None:
+            await asyncio.to_thread(self.async_lambda.close)
         if self.runtime is not None:
             await self.runtime.close()
 
@@ -170,6 +258,7 @@ class LocalGateway:
             "http": self.http_url,
             "connections": self.management_endpoint,
             "eventbridge": self.events_url,
+            "aws": self.events_url,
             "web": self.web_url or "",
         }
 

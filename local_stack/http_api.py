@@ -169,6 +169,7 @@ class HttpApi:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return _status_body(413, "Request Entity Too Large", cors)
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
         facts = ev.HttpRequestFacts(
             method=method,
             raw_path=raw_path,
@@ -176,6 +177,9 @@ class HttpApi:
             headers=list(request.headers.items()),
             body=body,
             source_ip=request.remote or "127.0.0.1",
+            port=int(sockname[1]) if sockname else 80,
+            proto=request.scheme,
+            trace_id=ev.trace_header(request.headers.get("X-Amzn-Trace-Id")),
         )
         api = ev.HttpApi(self.api_id, self.domain_name)
         authorizer_context: dict[str, Any] | None = None

@@ -8,7 +8,10 @@ killed and the next invoke cold-starts a new one, as Lambda resets its sandbox).
 * Cold start: a worker imports its handler by file path once (``functions/<name>/handler.py`` with
   the code directory on ``sys.path``), then serves invokes one at a time.
 * Concurrency: a function scales out to ``max_concurrency`` workers (capped by the catalog's
-  ``reserved_concurrency``); more concurrent invokes wait for a free worker.
+  ``reserved_concurrency``); more concurrent invokes wait for a free worker. Reserved concurrency
+  is also a limit, as in Lambda: an invoke arriving while ``reserved_concurrency`` invokes are in
+  flight (waiting for a worker counts: Lambda would be running them) is throttled at once with
+  :class:`Throttled` (``TooManyRequestsException``), without reaching the function.
 * Timeout: ``Function.timeout_s``; the worker is killed, the invoke fails with
   "Task timed out after N seconds" (logged), and the caller sees an error.
 * Errors: a raising handler is logged with its traceback and reported as a function error;
@@ -44,11 +47,25 @@ _NEED_ONLY_ENV: dict[str, Need] = {"JWT_PRIVATE_KEY": Need.JWT_SIGN}
 class FunctionError(Exception):
     """The function failed (raised, timed out, crashed); API Gateway answers 500."""
 
-    def __init__(self, function: str, error_type: str, message: str) -> None:
+    def __init__(
+        self, function: str, error_type: str, message: str, stack_trace: list[str] | None = None
+    ) -> None:
         super().__init__(f"{function}: {error_type}: {message}")
         self.function = function
         self.error_type = error_type
         self.message = message
+        self.stack_trace = stack_trace or []
+
+
+class Throttled(FunctionError):
+    """Lambda refused the invoke: the function's reserved concurrency is in use (HTTP 429
+    ``TooManyRequestsException``, Reason ``ReservedFunctionConcurrentInvocationLimitExceeded``).
+    API Gateway answers its 500 for it, as for any failed integration."""
+
+    reason = "ReservedFunctionConcurrentInvocationLimitExceeded"
+
+    def __init__(self, function: str) -> None:
+        super().__init__(function, "TooManyRequestsException", "Rate Exceeded.")
 
 
 @dataclass
@@ -57,6 +74,8 @@ class InvocationStats:
     cold_starts: int = 0
     errors: int = 0
     timeouts: int = 0
+    #: Invokes refused because the reserved concurrency was in use.
+    throttles: int = 0
     init_ms: list[float] = field(default_factory=list)
     #: Wall time of invokes as the gateway sees them (queueing for a worker excluded, IPC included).
     duration_ms_total: float = 0.0
@@ -192,7 +211,11 @@ class FunctionPool:
         self.fn = fn
         self.code_dir = code_dir or fn.code_dir
         self.env = env
-        self.max_concurrency = max(1, min(max_concurrency, fn.reserved_concurrency or max_concurrency))
+        reserved = fn.reserved_concurrency
+        self.max_concurrency = max(
+            1, min(max_concurrency, reserved if reserved is not None else max_concurrency)
+        )
+        self.in_flight = 0
         self.stats = InvocationStats()
         self._idle: list[_Worker] = []
         self._all: set[_Worker] = set()
@@ -201,7 +224,19 @@ class FunctionPool:
         self._closed = False
 
     async def invoke(self, event: Any, *, timeout_s: float | None = None) -> Any:
-        """Invoke once; returns the handler's result or raises :class:`FunctionError`."""
+        """Invoke once; returns the handler's result or raises :class:`FunctionError`
+        (:class:`Throttled` when the reserved concurrency is in use)."""
+        reserved = self.fn.reserved_concurrency
+        if reserved is not None and self.in_flight >= reserved:
+            self.stats.throttles += 1
+            raise Throttled(self.fn.name)
+        self.in_flight += 1
+        try:
+            return await self._invoke(event, timeout_s)
+        finally:
+            self.in_flight -= 1
+
+    async def _invoke(self, event: Any, timeout_s: float | None) -> Any:
         timeout = float(timeout_s if timeout_s is not None else self.fn.timeout_s)
         request_id = str(uuid.uuid4())
         queued = time.perf_counter()
@@ -261,7 +296,10 @@ class FunctionPool:
             if not answer.get("ok"):
                 self.stats.errors += 1
                 raise FunctionError(
-                    self.fn.name, str(answer.get("errorType")), str(answer.get("errorMessage"))
+                    self.fn.name,
+                    str(answer.get("errorType")),
+                    str(answer.get("errorMessage")),
+                    [str(line) for line in answer.get("stackTrace") or []],
                 )
             return answer.get("result")
 
@@ -316,6 +354,9 @@ class LambdaRuntime:
 
     def pool(self, name: str) -> FunctionPool:
         return self.pools[name]
+
+    def has(self, name: str) -> bool:
+        return name in self.pools
 
     async def invoke(self, name: str, event: Any) -> Any:
         return await self.pools[name].invoke(event)

@@ -224,6 +224,10 @@ class WebSocketApi:
             user_agent=request.headers.get("User-Agent", ""),
             headers=list(request.headers.raw_items()),
             query=parse_qsl(parts.query, keep_blank_values=True),
+            # ws:// locally (API Gateway: wss on 443); what the client really used goes in.
+            port=self.port,
+            proto="http",
+            trace_id=ev.trace_header(request.headers.get("X-Amzn-Trace-Id")),
         )
         if self.connect_authorizer is not None:
             headers, _ = ev.single_and_multi(facts.headers)

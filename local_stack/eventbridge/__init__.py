@@ -1,5 +1,6 @@
-"""Local EventBridge: pattern matching, an in-process bus fed by infra/catalog.py, and a
-boto3-compatible HTTP endpoint. See docs/local-stack-eventbridge.md.
+"""Local EventBridge: pattern matching, an in-process bus fed by infra/catalog.py (and PutRule /
+PutTargets), target delivery with retry policies and SQS dead-letter queues, and a boto3-compatible
+HTTP endpoint. See docs/local-stack-eventbridge.md.
 
     bus = LocalEventBus.from_catalog(invoke=lambda function_name, event: ...)
     with running_eventbridge_api(bus) as api:      # starts/stops the bus's delivery threads
@@ -7,7 +8,6 @@ boto3-compatible HTTP endpoint. See docs/local-stack-eventbridge.md.
 """
 
 from local_stack.eventbridge.bus import (
-    Backoff,
     DeadLetter,
     EventBusError,
     Invoker,
@@ -15,8 +15,6 @@ from local_stack.eventbridge.bus import (
     PutEventsFaults,
     Replay,
     Rule,
-    Target,
-    TargetRetryPolicy,
     running_bus,
 )
 from local_stack.eventbridge.http_api import (
@@ -25,6 +23,8 @@ from local_stack.eventbridge.http_api import (
     running_eventbridge_api,
 )
 from local_stack.eventbridge.patterns import CompiledPattern, InvalidEventPattern, compile_pattern, matches
+from local_stack.eventbridge.targets import Target, TargetRetryPolicy
+from local_stack.scheduler import Backoff
 
 __all__ = [
     "Backoff",

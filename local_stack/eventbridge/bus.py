@@ -1,46 +1,62 @@
-"""An in-process EventBridge event bus: rules from infra/catalog.py, asynchronous delivery to
-target functions with each target's retry policy, a dead-letter store, an archive and replays.
+"""An in-process EventBridge event bus: the catalog's rules (and any PutRule/PutTargets), target
+delivery with each target's retry policy and dead-letter queue, an archive and replays.
 
-What it mirrors from EventBridge (docs: "Sending and receiving events", "Event retry policy and
-using dead-letter queues", "Archiving and replaying events"):
+What it mirrors from EventBridge (user guide: "Event retry policy and using dead-letter queues",
+"Archiving and replaying events", "API destinations"; Lambda guide: "Asynchronous invocation"):
 
 * PutEvents validation and the event envelope (version, id, detail-type, source, account, time,
   region, resources, detail). Ingestion returns at once; delivery happens on worker threads.
-* Every rule whose pattern matches gets the event; every target of the rule is delivered to
-  independently (one failing target does not hold back another).
+* Every enabled rule whose pattern matches gets the event; every target of the rule is delivered
+  to independently (one failing target does not hold back another), with its Input, InputPath
+  or InputTransformer applied.
+* Delivery by target kind (local_stack.eventbridge.targets): a Lambda target hands the event to
+  Lambda's asynchronous queue (``invoke``; local_stack.lambda_async) -- a function that raises is
+  Lambda's business from then on (its EventInvokeConfig retries, its on-failure queue), NOT this
+  rule's; an SQS target sends to a local queue; an API destination calls an HTTP endpoint.
 * A failed delivery is retried with exponential backoff and full jitter until the target's
-  ``MaximumRetryAttempts`` (catalog ``RetryPolicy.max_attempts``) retries are used up or the event
-  is older than ``MaximumEventAgeInSeconds``; then it goes to the target's dead-letter store with
-  the error, as the DLQ message attributes ERROR_CODE / ERROR_MESSAGE / RULE_ARN / TARGET_ARN do.
+  ``MaximumRetryAttempts`` retries are used up or the event is older than
+  ``MaximumEventAgeInSeconds``; a missing resource (``NO_RESOURCE``) or a non-retriable answer
+  goes to the DLQ at once. The DLQ is a local SQS queue (the catalog's ``target_dlq_name``): the
+  message is the event, with the attributes RULE_ARN, TARGET_ARN, ERROR_CODE, ERROR_MESSAGE,
+  EXHAUSTED_RETRY_CONDITION and RETRY_ATTEMPTS. Without a DLQ the event is dropped (logged).
   The backoff is compressed locally (``Backoff``) so tests do not wait minutes.
 * An archive keeps every event put on the bus (not replayed ones); a replay re-sends the events
   archived in a time window to all rules or the chosen ones, each with ``"replay-name"`` added.
+* Schedules (the catalog's ``SCHEDULES``) send a "Scheduled Event" through the same target
+  delivery; like AWS schedule rules they live on the default bus, so ListRules here omits them.
 
-Differences, on purpose: a target here is a callable (the local gateway invokes the handler like
-Lambda does). In AWS a Lambda target is invoked asynchronously and a handler error is retried by
-Lambda's own async-invoke policy; locally a handler exception counts as a failed delivery under the
-rule's retry policy, which is the stricter of the two and keeps one policy to reason about.
+Direct callables: ``invoke`` may be any ``(function, event)`` callable; tests pass recorders, and
+then a raising call is a failed delivery (stage 1), which is what the rule's policy covers.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import heapq
-import itertools
+import functools
 import json
 import logging
 import random
+import re
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from local_stack.aws_errors import AwsError
+from local_stack.eventbridge.api_destinations import ApiDestinations
 from local_stack.eventbridge.patterns import CompiledPattern, compile_pattern
+from local_stack.eventbridge.targets import (
+    DeliveryError,
+    Target,
+    TargetRetryPolicy,
+    target_input,
+)
+from local_stack.scheduler import Backoff, DelayedExecutor
+from local_stack.sqs import LocalQueues
 
 log = logging.getLogger("local_stack.eventbridge")
 
@@ -48,24 +64,19 @@ log = logging.getLogger("local_stack.eventbridge")
 MAX_ENTRIES = 10
 MAX_REQUEST_BYTES = 256 * 1024
 LOCAL_ACCOUNT = "000000000000"
+#: EventBridge's quota of targets per rule.
+MAX_TARGETS_PER_RULE = 5
+_RULE_NAME = re.compile(r"[\.\-_A-Za-z0-9]{1,64}")
 
-#: ``invoke(function_name, event)``: runs the target; raising means the delivery failed.
+#: ``invoke(function_name, event)``: hands the event to the function; raising means the delivery
+#: failed (an :class:`AwsError` with code ResourceNotFoundException: the function does not exist).
 Invoker = Callable[[str, dict[str, Any]], object]
+#: ``(rule name, function name) -> DLQ queue name`` for the catalog's targets.
+DlqNamer = Callable[[str, str], str]
 
 
-class EventBusError(Exception):
+class EventBusError(AwsError):
     """A request-level error, rendered as an AWS JSON error (``__type``) over HTTP."""
-
-    status = 400
-    code = "ValidationException"
-
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if code is not None:
-            self.code = code
-        if status is not None:
-            self.status = status
 
 
 class ResourceNotFound(EventBusError):
@@ -83,43 +94,7 @@ class EventBusUnavailable(EventBusError):
     code = "InternalException"
 
 
-# --- configuration -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TargetRetryPolicy:
-    """EventBridge's per-target RetryPolicy."""
-
-    maximum_retry_attempts: int = 185
-    maximum_event_age_s: float = 86400.0
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Delay before retry ``n`` (1-based): ``min(cap, base * factor**(n-1))``, full jitter.
-
-    EventBridge backs off over minutes to hours; the local defaults are compressed so a failing
-    target goes to the DLQ in seconds, and tests pass ``Backoff(base_s=0.001)``.
-    """
-
-    base_s: float = 0.2
-    factor: float = 2.0
-    cap_s: float = 5.0
-    jitter: bool = True
-
-    def delay(self, retry: int, rng: random.Random) -> float:
-        ceiling = min(self.cap_s, self.base_s * self.factor ** max(retry - 1, 0))
-        return rng.uniform(0, ceiling) if self.jitter else ceiling
-
-
-@dataclass(frozen=True)
-class Target:
-    id: str
-    #: Function name the invoker runs.
-    function: str
-    arn: str
-    retry: TargetRetryPolicy
-    dead_letter_arn: str
+# --- rules --------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -127,9 +102,11 @@ class Rule:
     name: str
     arn: str
     pattern: CompiledPattern
-    targets: tuple[Target, ...]
+    targets: tuple[Target, ...] = ()
     description: str = ""
     enabled: bool = True
+    #: "catalog" for the declaration's rules (present at start), None for PutRule's.
+    managed_by: str | None = None
 
     def describe(self, bus_name: str) -> dict[str, Any]:
         return {
@@ -144,9 +121,10 @@ class Rule:
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """An event whose delivery to one target failed for good (what the DLQ would hold)."""
+    """A dead-lettered event as its DLQ message holds it (body + EventBridge's attributes)."""
 
     id: str
+    queue: str
     rule: str
     rule_arn: str
     target_id: str
@@ -154,6 +132,7 @@ class DeadLetter:
     event: dict[str, Any]
     error_code: str
     error_message: str
+    condition: str
     attempts: int
     failed_at: float
 
@@ -309,22 +288,20 @@ def _parse_time(value: object) -> float | None:
 # --- the bus --------------------------------------------------------------------------------------
 
 
-@dataclass(order=True)
+@dataclass
 class _Delivery:
-    due: float
-    seq: int
-    rule: Rule = field(compare=False)
-    target: Target = field(compare=False)
-    event: dict[str, Any] = field(compare=False)
-    ingested_at: float = field(compare=False)
-    attempts: int = field(compare=False, default=0)
+    rule: Rule
+    target: Target
+    event: dict[str, Any]
+    ingested_at: float
+    attempts: int = 0
 
 
 class LocalEventBus:
     """One event bus with rules, targets, DLQs and an archive. Thread-safe.
 
     Use as a context manager (or :meth:`start`/:meth:`close`): delivery runs on a scheduler thread
-    plus a small pool of invoker threads.
+    plus a small pool of delivery threads (local_stack.scheduler).
     """
 
     def __init__(
@@ -334,6 +311,7 @@ class LocalEventBus:
         region: str = "us-east-1",
         account: str = LOCAL_ACCOUNT,
         invoke: Invoker | None = None,
+        queues: LocalQueues | None = None,
         backoff: Backoff | None = None,
         workers: int = 4,
         archive_name: str | None = None,
@@ -344,28 +322,26 @@ class LocalEventBus:
         self.region = region
         self.account = account
         self.invoke = invoke
+        #: Where DLQs and queue targets live (shared with the Lambda service in the gateway).
+        self.queues = queues or LocalQueues(region=region, account=account, clock=clock)
+        self.api_destinations = ApiDestinations(region, account)
         self.backoff = backoff or Backoff()
         self.clock = clock
         self.faults = PutEventsFaults()
         self.archive_name = archive_name or f"{name}-archive"
         self._rng = random.Random(seed)  # noqa: S311 - jitter, not security
         self._rules: dict[str, Rule] = {}
+        #: Schedule rules (the default bus in AWS): delivered like rules, not listed.
+        self._schedule_rules: dict[str, Rule] = {}
         self._lock = threading.Lock()
-        self._wakeup = threading.Condition(self._lock)
-        self._idle = threading.Condition(self._lock)
-        self._heap: list[_Delivery] = []
-        self._running = 0
-        self._seq = itertools.count()
-        self._dead: dict[str, DeadLetter] = {}
+        self._executor = DelayedExecutor("eventbridge-target", workers=workers, clock=clock)
         self._archive: list[ArchivedEvent] = []
         self._replays: dict[str, Replay] = {}
         self._delivered: list[tuple[str, str, str]] = []  # (rule, target id, event id)
-        self._workers = workers
-        self._pool: ThreadPoolExecutor | None = None
-        self._scheduler: threading.Thread | None = None
-        self._closed = False
         self._stop_schedules = threading.Event()
         self._schedule_threads: list[threading.Thread] = []
+        #: Names the DLQ of a catalog Lambda target (from_catalog sets the catalog's naming).
+        self.dlq_namer: DlqNamer = lambda rule, function: f"{rule}-{function}-dlq"
 
     # --- construction -----------------------------------------------------------------------
 
@@ -377,26 +353,35 @@ class LocalEventBus:
         rules: Iterable[Any] | None = None,
         name: str | None = None,
         region: str | None = None,
+        name_prefix: str | None = None,
         **kwargs: Any,
     ) -> LocalEventBus:
-        """A bus with the rules of ``infra.catalog.EVENT_RULES`` (or ``rules``), each target a function
-        run through ``invoke(function_name, event)``."""
+        """A bus with the rules of ``infra.catalog.EVENT_RULES`` (or ``rules``): each target a
+        Lambda function handed to ``invoke(function_name, event)``, with the rule's retry policy
+        and a DLQ queue named as in the cloud (``catalog.target_dlq_name(name_prefix, ...)``)."""
         from infra import catalog
 
-        if name is None or region is None:
+        if name is None or region is None or name_prefix is None:
             from chatflow.settings import get_settings
 
             settings = get_settings()
             name = name or settings.event_bus_name
             region = region or settings.aws_region
+            name_prefix = name_prefix or catalog.name_prefix(settings.env)
         bus = cls(name=name, region=region, invoke=invoke, **kwargs)
+        bus.dlq_namer = lambda rule, function: catalog.target_dlq_name(name_prefix, rule, function)
         for rule in catalog.EVENT_RULES if rules is None else rules:
-            bus.put_rule(
+            bus.put_rule(rule.name, rule.pattern, description=rule.description, managed_by="catalog")
+            bus.put_targets(
                 rule.name,
-                rule.pattern,
-                targets=rule.targets,
-                retry=TargetRetryPolicy(rule.retry.max_attempts, float(rule.retry.max_event_age_s)),
-                description=rule.description,
+                [
+                    bus.lambda_target(
+                        rule.name,
+                        fn,
+                        TargetRetryPolicy(rule.retry.max_attempts, float(rule.retry.max_event_age_s)),
+                    )
+                    for fn in rule.targets
+                ],
             )
         return bus
 
@@ -411,40 +396,92 @@ class LocalEventBus:
     def rule_arn(self, rule: str) -> str:
         return f"arn:aws:events:{self.region}:{self.account}:rule/{self.name}/{rule}"
 
+    def default_bus_rule_arn(self, rule: str) -> str:
+        """Rules on the default bus (schedules) have no bus segment in their ARN."""
+        return f"arn:aws:events:{self.region}:{self.account}:rule/{rule}"
+
     def function_arn(self, function: str) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account}:function:{function}"
+
+    def lambda_target(self, rule: str, function: str, retry: TargetRetryPolicy) -> Target:
+        """A catalog target: the function, the retry policy and its DLQ (created here)."""
+        dlq = self.dlq_namer(rule, function)
+        self.queues.create(dlq)
+        return Target(
+            id=function, arn=self.function_arn(function), retry=retry, dead_letter_arn=self.queues.arn(dlq)
+        )
+
+    # --- rules and targets (PutRule, PutTargets, RemoveTargets, DeleteRule) ---------------------
 
     def put_rule(
         self,
         name: str,
         pattern: Mapping[str, object] | str,
         *,
-        targets: Sequence[str],
-        retry: TargetRetryPolicy | None = None,
         description: str = "",
+        enabled: bool = True,
+        managed_by: str | None = None,
+        targets: Sequence[str] | None = None,
+        retry: TargetRetryPolicy | None = None,
     ) -> Rule:
-        """Create or replace a rule; raises InvalidEventPattern for a bad pattern."""
-        retry = retry or TargetRetryPolicy()
+        """Create or update a rule (its targets stay); raises InvalidEventPattern for a bad pattern.
+        ``targets``: function names to target (each with ``retry`` and a DLQ), replacing the rule's."""
+        if not _RULE_NAME.fullmatch(name):
+            raise EventBusError(
+                f"1 validation error detected: Value '{name}' at 'name' failed to satisfy constraint: "
+                "Member must satisfy regular expression pattern: [\\.\\-_A-Za-z0-9]+"
+            )
         compiled = compile_pattern(pattern)
-        rule = Rule(
-            name=name,
-            arn=self.rule_arn(name),
-            pattern=compiled,
-            description=description,
-            targets=tuple(
-                Target(
-                    id=fn,
-                    function=fn,
-                    arn=self.function_arn(fn),
-                    retry=retry,
-                    dead_letter_arn=f"arn:aws:sqs:{self.region}:{self.account}:{name}-{fn}-dlq",
-                )
-                for fn in targets
-            ),
-        )
         with self._lock:
+            existing = self._rules.get(name)
+            rule = Rule(
+                name=name,
+                arn=self.rule_arn(name),
+                pattern=compiled,
+                targets=existing.targets if existing else (),
+                description=description,
+                enabled=enabled,
+                managed_by=managed_by if existing is None else existing.managed_by,
+            )
             self._rules[name] = rule
+        if targets is not None:
+            policy = retry or TargetRetryPolicy()
+            with self._lock:
+                rule.targets = ()
+            self.put_targets(name, [self.lambda_target(name, fn, policy) for fn in targets])
         return rule
+
+    def put_targets(self, rule_name: str, targets: Sequence[Target]) -> None:
+        """Add or replace (by Id) targets of a rule."""
+        with self._lock:
+            rule = self._rule_locked(rule_name)
+            merged = {t.id: t for t in rule.targets}
+            merged.update({t.id: t for t in targets})
+            if len(merged) > MAX_TARGETS_PER_RULE:
+                raise EventBusError(
+                    "The requested resource exceeds the maximum number allowed: "
+                    f"{MAX_TARGETS_PER_RULE} targets per rule.",
+                    code="LimitExceededException",
+                )
+            rule.targets = tuple(merged.values())
+
+    def remove_targets(self, rule_name: str, ids: Sequence[str]) -> None:
+        with self._lock:
+            rule = self._rule_locked(rule_name)
+            rule.targets = tuple(t for t in rule.targets if t.id not in set(ids))
+
+    def delete_rule(self, name: str) -> None:
+        with self._lock:
+            rule = self._rules.get(name)
+            if rule is None:
+                return  # DeleteRule of a missing rule succeeds, as in EventBridge
+            if rule.targets:
+                raise EventBusError("Rule can't be deleted since it has targets.")
+            del self._rules[name]
+
+    def set_rule_state(self, name: str, enabled: bool) -> None:
+        with self._lock:
+            self._rule_locked(name).enabled = enabled
 
     def rules(self) -> list[Rule]:
         with self._lock:
@@ -452,36 +489,28 @@ class LocalEventBus:
 
     def rule(self, name: str) -> Rule:
         with self._lock:
-            try:
-                return self._rules[name]
-            except KeyError:
-                raise ResourceNotFound(f"Rule {name} does not exist on EventBus {self.name}.") from None
+            return self._rule_locked(name)
+
+    def schedule_rules(self) -> list[Rule]:
+        """The schedules' rules (the default bus's in AWS; not listed by ListRules here)."""
+        with self._lock:
+            return list(self._schedule_rules.values())
+
+    def _rule_locked(self, name: str) -> Rule:
+        try:
+            return self._rules[name]
+        except KeyError:
+            raise ResourceNotFound(f"Rule {name} does not exist on EventBus {self.name}.") from None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> LocalEventBus:
-        with self._lock:
-            if self._scheduler is not None:
-                return self
-            self._closed = False
-            self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="eventbridge-target")
-            self._scheduler = threading.Thread(
-                target=self._schedule_loop, name="eventbridge-scheduler", daemon=True
-            )
-            self._scheduler.start()
+        self._executor.start()
         return self
 
     def close(self, timeout: float = 10.0) -> None:
         self._stop_schedules.set()
-        with self._lock:
-            self._closed = True
-            self._wakeup.notify_all()
-            scheduler, pool = self._scheduler, self._pool
-            self._scheduler = self._pool = None
-        if scheduler is not None:
-            scheduler.join(timeout)
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        self._executor.close(timeout)
         for thread in self._schedule_threads:
             thread.join(timeout)
 
@@ -493,19 +522,22 @@ class LocalEventBus:
 
     def tick(self) -> None:
         """Wake the scheduler now (tests with an injected clock call it after moving time on)."""
-        with self._lock:
-            self._wakeup.notify_all()
+        self._executor.tick()
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
-        """Block until no delivery is pending or running (retries included). True if idle."""
+        """Block until no delivery is pending or running (retries included) -- and, when the
+        invoker is Lambda's asynchronous queue, until the functions ran too. True if idle."""
         deadline = time.monotonic() + timeout
-        with self._lock:
-            while self._heap or self._running:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._idle.wait(remaining)
-            return True
+        downstream = getattr(self.invoke, "wait_idle", None)
+        while True:
+            if not self._executor.wait_idle(max(0.0, deadline - time.monotonic())):
+                return False
+            if downstream is None:
+                return True
+            if not downstream(max(0.0, deadline - time.monotonic())):
+                return False
+            if not self._executor.busy:  # nothing new arrived meanwhile (a retry, a re-put)
+                return True
 
     # --- ingestion ----------------------------------------------------------------------------
 
@@ -636,108 +668,121 @@ class LocalEventBus:
 
     def _route(self, event: dict[str, Any], rules: Iterable[Rule], ingested_at: float) -> int:
         count = 0
-        with self._lock:
-            for rule in rules:
-                if not rule.enabled or not rule.pattern.matches(event):
-                    continue
-                for target in rule.targets:
-                    heapq.heappush(
-                        self._heap,
-                        _Delivery(
-                            ingested_at, next(self._seq), rule, target, copy.deepcopy(event), ingested_at
-                        ),
-                    )
-                    count += 1
-            if count:
-                self._wakeup.notify_all()
+        for rule in rules:
+            if not rule.enabled or not rule.pattern.matches(event):
+                continue
+            for target in rule.targets:
+                delivery = _Delivery(rule, target, copy.deepcopy(event), ingested_at)
+                self._executor.submit(ingested_at, functools.partial(self._attempt, delivery))
+                count += 1
         return count
 
     # --- delivery -----------------------------------------------------------------------------
 
-    def _schedule_loop(self) -> None:
-        while True:
-            with self._lock:
-                while not self._closed:
-                    if self._heap:
-                        wait = self._heap[0].due - self.clock()
-                        if wait <= 0:
-                            break
-                        self._wakeup.wait(min(wait, 0.5))
-                    else:
-                        self._wakeup.wait(0.5)
-                if self._closed:
-                    return
-                delivery = heapq.heappop(self._heap)
-                self._running += 1
-                pool = self._pool
-            assert pool is not None
+    def _deliver(self, delivery: _Delivery) -> None:
+        """One delivery attempt; raises DeliveryError."""
+        target = delivery.target
+        try:
+            payload = target_input(target, delivery.event, delivery.rule.name, delivery.rule.arn)
+        except AwsError as exc:
+            raise DeliveryError("INVALID_PARAMETER", exc.message, retriable=False) from None
+        kind = target.kind
+        if kind == "lambda":
+            if self.invoke is None:
+                raise DeliveryError("NO_RESOURCE", f"no Lambda service for {target.arn}", retriable=False)
             try:
-                pool.submit(self._attempt, delivery)
-            except RuntimeError:  # pool shut down while closing
-                with self._lock:
-                    self._running -= 1
-                    self._idle.notify_all()
-                return
+                self.invoke(str(target.function), payload)
+            except AwsError as exc:
+                missing = exc.code == "ResourceNotFoundException"
+                code = (
+                    "NO_RESOURCE" if missing else ("THROTTLING" if exc.status == 429 else "SDK_CLIENT_ERROR")
+                )
+                raise DeliveryError(code, exc.message, retriable=not missing) from None
+            except Exception as exc:  # a direct invoker (tests): any failure is a failed delivery
+                raise DeliveryError("SDK_CLIENT_ERROR", str(exc) or type(exc).__name__) from None
+        elif kind == "sqs":
+            if not self.queues.exists(target.resource_name):
+                raise DeliveryError("NO_RESOURCE", f"Queue {target.arn} does not exist.", retriable=False)
+            body = payload if isinstance(payload, str) else json.dumps(payload)
+            self.queues.send(target.resource_name, body)
+        elif kind == "api-destination":
+            self.api_destinations.deliver(target, payload)
+        else:
+            raise DeliveryError(
+                "NO_RESOURCE", f"Target {target.arn} is not emulated locally.", retriable=False
+            )
 
     def _attempt(self, delivery: _Delivery) -> None:
         delivery.attempts += 1
-        error: tuple[str, str] | None = None
-        if self.invoke is None:
-            error = ("NoInvoker", f"no invoker configured for function {delivery.target.function}")
-        else:
-            try:
-                self.invoke(delivery.target.function, copy.deepcopy(delivery.event))
-            except Exception as exc:  # a target failing is data here, not a crash
-                error = (type(exc).__name__, str(exc) or type(exc).__name__)
-                log.warning(
-                    "eventbridge: %s -> %s attempt %d failed: %s",
-                    delivery.rule.name,
-                    delivery.target.id,
-                    delivery.attempts,
-                    error[1],
-                )
+        try:
+            self._deliver(delivery)
+        except DeliveryError as exc:
+            log.warning(
+                "eventbridge: %s -> %s attempt %d failed: %s %s",
+                delivery.rule.name,
+                delivery.target.id,
+                delivery.attempts,
+                exc.code,
+                exc.message,
+            )
+            self._after_failure(delivery, exc)
+            return
         with self._lock:
-            self._running -= 1
-            if error is None:
-                self._delivered.append((delivery.rule.name, delivery.target.id, delivery.event["id"]))
-            else:
-                self._after_failure(delivery, error)
-            if not self._heap and not self._running:
-                self._idle.notify_all()
+            self._delivered.append((delivery.rule.name, delivery.target.id, delivery.event["id"]))
 
-    def _after_failure(self, delivery: _Delivery, error: tuple[str, str]) -> None:
-        """Schedule the next retry or dead-letter the event (caller holds the lock)."""
+    def _after_failure(self, delivery: _Delivery, error: DeliveryError) -> None:
+        """Schedule the next retry or dead-letter the event."""
         retry = delivery.target.retry
         retries_used = delivery.attempts - 1
         now = self.clock()
         delay = self.backoff.delay(retries_used + 1, self._rng)
-        too_old = now + delay - delivery.ingested_at > retry.maximum_event_age_s
-        if retries_used >= retry.maximum_retry_attempts or too_old:
-            letter = DeadLetter(
-                id=str(uuid.uuid4()),
-                rule=delivery.rule.name,
-                rule_arn=delivery.rule.arn,
-                target_id=delivery.target.id,
-                target_arn=delivery.target.arn,
-                event=delivery.event,
-                error_code=error[0],
-                error_message=error[1],
-                attempts=delivery.attempts,
-                failed_at=now,
-            )
-            self._dead[letter.id] = letter
+        if error.retriable and retries_used < retry.maximum_retry_attempts:
+            if now + delay - delivery.ingested_at <= retry.maximum_event_age_s:
+                self._executor.submit(now + delay, functools.partial(self._attempt, delivery))
+                return
+            condition = "MaximumEventAgeExhausted"
+        elif error.retriable:
+            condition = "MaximumRetryAttemptsExhausted"
+        else:
+            condition = ""  # not retried at all (a missing resource, a 4xx): no retry was exhausted
+        self._dead_letter(delivery, error, condition, retries_used)
+
+    def _dead_letter(self, delivery: _Delivery, error: DeliveryError, condition: str, retries: int) -> None:
+        target = delivery.target
+        queue = target.dead_letter_arn
+        if queue is None or not self.queues.exists(queue):
             log.error(
-                "eventbridge: %s -> %s dead-lettered after %d attempt(s): %s",
+                "eventbridge: %s -> %s dropped event %s (%s, %s; no dead-letter queue)",
                 delivery.rule.name,
-                delivery.target.id,
-                delivery.attempts,
-                error[1],
+                target.id,
+                delivery.event["id"],
+                error.code,
+                condition,
             )
             return
-        delivery.due = now + delay
-        delivery.seq = next(self._seq)
-        heapq.heappush(self._heap, delivery)
-        self._wakeup.notify_all()
+
+        def attr(value: object) -> dict[str, str]:
+            return {"DataType": "String", "StringValue": str(value)}
+
+        attributes = {
+            "RULE_ARN": attr(delivery.rule.arn),
+            "TARGET_ARN": attr(target.arn),
+            "ERROR_CODE": attr(error.code),
+            "ERROR_MESSAGE": attr(error.message[:1024]),
+            "RETRY_ATTEMPTS": attr(retries),
+        }
+        if condition:
+            attributes["EXHAUSTED_RETRY_CONDITION"] = attr(condition)
+        self.queues.send(queue, json.dumps(delivery.event), attributes)
+        log.error(
+            "eventbridge: %s -> %s dead-lettered event %s after %d attempt(s): %s %s",
+            delivery.rule.name,
+            target.id,
+            delivery.event["id"],
+            delivery.attempts,
+            error.code,
+            error.message,
+        )
 
     def delivered(self) -> list[tuple[str, str, str]]:
         """(rule, target id, event id) of every successful delivery, in order."""
@@ -747,31 +792,44 @@ class LocalEventBus:
     # --- dead letters ---------------------------------------------------------------------------
 
     def dead_letters(self, target: str | None = None) -> list[DeadLetter]:
-        with self._lock:
-            letters = sorted(self._dead.values(), key=lambda d: d.failed_at)
-        return [d for d in letters if target is None or d.target_id == target]
-
-    def redrive(self, target: str | None = None, ids: Iterable[str] | None = None) -> int:
-        """Send dead letters back to their target with a fresh retry budget; returns how many."""
-        wanted = set(ids) if ids is not None else None
-        now = self.clock()
-        count = 0
-        with self._lock:
-            for letter in sorted(self._dead.values(), key=lambda d: d.failed_at):
-                if target is not None and letter.target_id != target:
+        """What the DLQs of the rules' targets (and schedules') hold, oldest first, without
+        receiving it; only target ``target`` (an Id) when given. Redrive them with the same tools
+        as in the cloud (``chatflow_dev.events redrive --queue-url``)."""
+        rules = [*self.rules(), *self.schedule_rules()]
+        letters: list[DeadLetter] = []
+        seen: set[str] = set()
+        for rule in rules:
+            for tgt in rule.targets:
+                if (target is not None and tgt.id != target) or not tgt.dead_letter_arn:
                     continue
-                if wanted is not None and letter.id not in wanted:
+                if not self.queues.exists(tgt.dead_letter_arn):
                     continue
-                rule = self._rules.get(letter.rule)
-                tgt = next((t for t in rule.targets if t.id == letter.target_id), None) if rule else None
-                if rule is None or tgt is None:
-                    continue  # the rule or target is gone: keep the letter
-                del self._dead[letter.id]
-                heapq.heappush(self._heap, _Delivery(now, next(self._seq), rule, tgt, letter.event, now))
-                count += 1
-            if count:
-                self._wakeup.notify_all()
-        return count
+                for message in self.queues.peek(tgt.dead_letter_arn):
+                    attrs = {k: str(v.get("StringValue", "")) for k, v in message.attributes.items()}
+                    if (
+                        message.message_id in seen
+                        or attrs.get("RULE_ARN") != rule.arn
+                        or attrs.get("TARGET_ARN") != tgt.arn
+                    ):
+                        continue
+                    seen.add(message.message_id)
+                    letters.append(
+                        DeadLetter(
+                            id=message.message_id,
+                            queue=self.queues.get(tgt.dead_letter_arn).name,
+                            rule=rule.name,
+                            rule_arn=rule.arn,
+                            target_id=tgt.id,
+                            target_arn=tgt.arn,
+                            event=json.loads(message.body),
+                            error_code=attrs.get("ERROR_CODE", ""),
+                            error_message=attrs.get("ERROR_MESSAGE", ""),
+                            condition=attrs.get("EXHAUSTED_RETRY_CONDITION", ""),
+                            attempts=int(attrs.get("RETRY_ATTEMPTS", "0")) + 1,
+                            failed_at=message.sent_at,
+                        )
+                    )
+        return sorted(letters, key=lambda d: d.failed_at)
 
     # --- archive and replay ---------------------------------------------------------------------
 
@@ -897,31 +955,43 @@ class LocalEventBus:
     def start_schedules(
         self, schedules: Iterable[Any] | None = None, *, seconds_per_minute: float = 60.0
     ) -> None:
-        """Invoke each catalog ``Schedule``'s function every ``rate_minutes`` with a "Scheduled
-        Event" (as an EventBridge schedule rule does); ``seconds_per_minute`` compresses time."""
+        """Send each catalog ``Schedule``'s function a "Scheduled Event" every ``rate_minutes`` (as
+        an EventBridge schedule rule does: through the target's retry policy and DLQ, the catalog's
+        ``Schedule.retry``); ``seconds_per_minute`` compresses time."""
         if schedules is None:
             from infra import catalog
 
             schedules = catalog.SCHEDULES
         for schedule in schedules:
+            rule = Rule(
+                name=schedule.name,
+                arn=self.default_bus_rule_arn(schedule.name),
+                pattern=compile_pattern({"source": ["aws.events"]}),
+                targets=(
+                    self.lambda_target(
+                        schedule.name,
+                        schedule.function,
+                        TargetRetryPolicy(schedule.retry.max_attempts, float(schedule.retry.max_event_age_s)),
+                    ),
+                ),
+                description=f"Every {schedule.rate_minutes} min: {schedule.function}",
+                managed_by="catalog",
+            )
+            with self._lock:
+                self._schedule_rules[schedule.name] = rule
             thread = threading.Thread(
                 target=self._schedule_runner,
-                args=(schedule.name, schedule.function, schedule.rate_minutes * seconds_per_minute),
+                args=(rule, schedule.rate_minutes * seconds_per_minute),
                 name=f"schedule-{schedule.name}",
                 daemon=True,
             )
             self._schedule_threads.append(thread)
             thread.start()
 
-    def _schedule_runner(self, name: str, function: str, interval_s: float) -> None:
+    def _schedule_runner(self, rule: Rule, interval_s: float) -> None:
         while not self._stop_schedules.wait(interval_s):
-            event = self.envelope("aws.events", "Scheduled Event", {}, resources=[self.rule_arn(name)])
-            if self.invoke is None:
-                continue
-            try:
-                self.invoke(function, event)
-            except Exception:  # the next tick tries again, as a schedule does
-                log.exception("eventbridge: schedule %s -> %s failed", name, function)
+            event = self.envelope("aws.events", "Scheduled Event", {}, resources=[rule.arn])
+            self._route(event, [rule], self.clock())
 
 
 @contextlib.contextmanager

@@ -1,13 +1,18 @@
-"""The EventBridge API served locally over HTTP (AWS JSON 1.1), for the boto3 ``events`` client.
+"""The EventBridge API served locally (AWS JSON 1.1), for the boto3 ``events`` client.
 
 botocore POSTs to ``/`` with ``X-Amz-Target: AWSEvents.<Operation>`` and a JSON body; errors are
 ``{"__type": "<Code>", "message": "..."}`` with a 4xx/5xx status, which botocore turns into
-``ClientError`` (``e.response["Error"]["Code"]``). Requests are not SigV4-verified.
+``ClientError`` (``e.response["Error"]["Code"]``). Requests are SigV4-verified (service
+``events``) by the endpoint (local_stack.aws_endpoint) unless verification is off.
 
-Operations: PutEvents (per-entry partial failures), TestEventPattern, ListRules, DescribeRule,
-ListTargetsByRule, DescribeEventBus, ListArchives, DescribeArchive, StartReplay, DescribeReplay,
-ListReplays. Local-only inspection (not AWS): ``GET /_local/dead-letters[?target=fn]``,
-``POST /_local/redrive[?target=fn]``, ``GET /_local/archive``.
+Operations: PutEvents (per-entry partial failures), TestEventPattern (the event must carry id,
+account, source, time, region, resources and detail-type, as AWS requires), PutRule, DescribeRule,
+ListRules, EnableRule, DisableRule, DeleteRule, PutTargets, ListTargetsByRule, RemoveTargets,
+CreateConnection, DescribeConnection, ListConnections, DeleteConnection, CreateApiDestination,
+DescribeApiDestination, ListApiDestinations, DeleteApiDestination, DescribeEventBus, ListArchives,
+DescribeArchive, StartReplay, DescribeReplay, ListReplays. The same endpoint serves SQS (the DLQs,
+local_stack.sqs). Local inspection (not AWS): ``GET /_local/dead-letters[?target=id]``,
+``GET /_local/archive``.
 
     with running_eventbridge_api(LocalEventBus.from_catalog(invoke)) as api:
         boto3.client("events", endpoint_url=api.endpoint_url).put_events(Entries=[...])
@@ -20,35 +25,33 @@ import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
+from local_stack.aws_endpoint import AwsEndpoint
+from local_stack.aws_errors import AwsError
 from local_stack.background import BackgroundLoop
 from local_stack.eventbridge.bus import EventBusError, LocalEventBus, Replay, ResourceNotFound
 from local_stack.eventbridge.patterns import InvalidEventPattern, compile_pattern
-
-_CONTENT_TYPE = "application/x-amz-json-1.1"
-_TARGET_PREFIX = "AWSEvents."
-#: Above the 256 KB PutEvents limit so the bus, not aiohttp, answers oversize requests properly.
-_MAX_BODY = 2 * 1024 * 1024
+from local_stack.eventbridge.targets import parse_targets
+from local_stack.sigv4 import SigV4Config
+from local_stack.sqs import SqsApi
 
 Operation = Callable[[dict[str, Any]], dict[str, Any]]
 
-
-def _json(status: int, body: dict[str, Any]) -> web.Response:
-    return web.Response(status=status, body=json.dumps(body).encode(), content_type=_CONTENT_TYPE)
-
-
-def _error(status: int, code: str, message: str) -> web.Response:
-    return _json(status, {"__type": code, "message": message})
+#: TestEventPattern: "the following fields are mandatory: id, account, source, time, region,
+#: resources, detail-type" (EventBridge API reference, TestEventPattern, Event).
+TEST_EVENT_REQUIRED = ("id", "account", "source", "time", "region", "resources", "detail-type")
 
 
 def _required_str(params: dict[str, Any], name: str) -> str:
     value = params.get(name)
     if not isinstance(value, str) or not value:
         raise EventBusError(
-            f"1 validation error detected: Value null at '{name}' failed to satisfy constraint"
+            f"1 validation error detected: Value null at '{name[0].lower() + name[1:]}' failed to satisfy "
+            "constraint: Member must not be null"
         )
     return value
 
@@ -60,18 +63,57 @@ def _timestamp(params: dict[str, Any], name: str) -> float:
     raise EventBusError(f"Parameter {name} is not valid. Reason: expected a timestamp")
 
 
+def _invalid_test_event() -> EventBusError:
+    return EventBusError("Parameter Event is not valid.")
+
+
+def validate_test_event(raw: str) -> dict[str, Any]:
+    """TestEventPattern's Event: a JSON object with AWS's mandatory envelope fields."""
+    try:
+        event = json.loads(raw)
+    except json.JSONDecodeError:
+        raise _invalid_test_event() from None
+    if not isinstance(event, dict) or any(key not in event for key in TEST_EVENT_REQUIRED):
+        raise _invalid_test_event()
+    strings = ("id", "account", "source", "time", "region", "detail-type")
+    if not all(isinstance(event[k], str) for k in strings) or not isinstance(event["resources"], list):
+        raise _invalid_test_event()
+    try:
+        datetime.fromisoformat(event["time"].replace("Z", "+00:00"))
+    except ValueError:
+        raise _invalid_test_event() from None
+    return event
+
+
 class EventBridgeApi:
-    """The aiohttp application for one :class:`LocalEventBus`."""
+    """EventBridge operations over one :class:`LocalEventBus` (a JsonService of the endpoint)."""
+
+    target_prefix = "AWSEvents."
+    signing_name = "events"
+    content_type = "application/x-amz-json-1.1"
 
     def __init__(self, bus: LocalEventBus) -> None:
         self.bus = bus
-        self.requests = 0
         self._operations: dict[str, Operation] = {
             "PutEvents": self._put_events,
             "TestEventPattern": self._test_event_pattern,
-            "ListRules": self._list_rules,
+            "PutRule": self._put_rule,
             "DescribeRule": self._describe_rule,
+            "ListRules": self._list_rules,
+            "EnableRule": self._enable_rule,
+            "DisableRule": self._disable_rule,
+            "DeleteRule": self._delete_rule,
+            "PutTargets": self._put_targets,
             "ListTargetsByRule": self._list_targets_by_rule,
+            "RemoveTargets": self._remove_targets,
+            "CreateConnection": self._create_connection,
+            "DescribeConnection": self._describe_connection,
+            "ListConnections": self._list_connections,
+            "DeleteConnection": self._delete_connection,
+            "CreateApiDestination": self._create_api_destination,
+            "DescribeApiDestination": self._describe_api_destination,
+            "ListApiDestinations": self._list_api_destinations,
+            "DeleteApiDestination": self._delete_api_destination,
             "DescribeEventBus": self._describe_event_bus,
             "ListArchives": self._list_archives,
             "DescribeArchive": self._describe_archive,
@@ -80,42 +122,24 @@ class EventBridgeApi:
             "ListReplays": self._list_replays,
         }
 
-    def app(self) -> web.Application:
-        app = web.Application(client_max_size=_MAX_BODY)
-        self.add_routes(app)
-        return app
+    def operation(self, name: str) -> Operation | None:
+        found = self._operations.get(name)
+        if found is None:
+            return None
 
-    def add_routes(self, app: web.Application, prefix: str = "") -> None:
-        """Mount on an existing application (``prefix`` e.g. "/events" when sharing a server)."""
-        app.router.add_post(prefix + "/", self._dispatch)
-        if prefix:
-            app.router.add_post(prefix, self._dispatch)
-        app.router.add_get(prefix + "/_local/dead-letters", self._dead_letters)
-        app.router.add_post(prefix + "/_local/redrive", self._redrive)
-        app.router.add_get(prefix + "/_local/archive", self._archive)
+        def run(params: dict[str, Any]) -> dict[str, Any]:
+            try:
+                return found(params)
+            except InvalidEventPattern as exc:
+                raise AwsError(str(exc), code="InvalidEventPatternException") from None
 
-    async def _dispatch(self, request: web.Request) -> web.Response:
-        self.requests += 1
-        target = request.headers.get("X-Amz-Target", "")
-        if not target.startswith(_TARGET_PREFIX):
-            return _error(400, "UnknownOperationException", "Missing or unknown X-Amz-Target header")
-        operation = self._operations.get(target[len(_TARGET_PREFIX) :])
-        if operation is None:
-            return _error(400, "UnknownOperationException", f"Operation {target} is not supported locally")
-        try:
-            params = json.loads(await request.read() or b"{}")
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return _error(400, "SerializationException", "Request body is not valid JSON")
-        if not isinstance(params, dict):
-            return _error(400, "SerializationException", "Request body must be a JSON object")
-        try:
-            return _json(200, operation(params))
-        except InvalidEventPattern as exc:
-            return _error(400, "InvalidEventPatternException", str(exc))
-        except EventBusError as exc:
-            return _error(exc.status, exc.code, exc.message)
+        return run
 
-    # --- operations ------------------------------------------------------------------------------
+    def add_local_routes(self, app: web.Application) -> None:
+        app.router.add_get("/_local/dead-letters", self._dead_letters)
+        app.router.add_get("/_local/archive", self._archive)
+
+    # --- events ----------------------------------------------------------------------------------
 
     def _put_events(self, params: dict[str, Any]) -> dict[str, Any]:
         entries = params.get("Entries")
@@ -127,58 +151,141 @@ class EventBridgeApi:
 
     def _test_event_pattern(self, params: dict[str, Any]) -> dict[str, Any]:
         pattern = compile_pattern(_required_str(params, "EventPattern"))
-        try:
-            event = json.loads(_required_str(params, "Event"))
-        except json.JSONDecodeError:
-            raise EventBusError("Parameter Event is not valid. Reason: not valid JSON") from None
-        if not isinstance(event, dict):
-            raise EventBusError("Parameter Event is not valid. Reason: must be a JSON object")
+        event = validate_test_event(_required_str(params, "Event"))
         return {"Result": pattern.matches(event)}
 
-    def _check_bus(self, params: dict[str, Any]) -> None:
-        name = params.get("EventBusName")
+    def _check_bus(self, params: dict[str, Any], key: str = "EventBusName") -> None:
+        name = params.get(key)
         if name not in (None, "", self.bus.name, self.bus.arn):
             raise ResourceNotFound(f"Event bus {name} does not exist.")
 
-    def _list_rules(self, params: dict[str, Any]) -> dict[str, Any]:
+    # --- rules and targets -----------------------------------------------------------------------
+
+    def _put_rule(self, params: dict[str, Any]) -> dict[str, Any]:
         self._check_bus(params)
-        prefix = params.get("NamePrefix") or ""
-        rules = sorted((r for r in self.bus.rules() if r.name.startswith(prefix)), key=lambda r: r.name)
-        limit = params.get("Limit")
-        start = int(params.get("NextToken") or 0)
-        end = len(rules) if not isinstance(limit, int) or limit <= 0 else start + limit
-        out: dict[str, Any] = {"Rules": [r.describe(self.bus.name) for r in rules[start:end]]}
-        if end < len(rules):
-            out["NextToken"] = str(end)
-        return out
+        name = _required_str(params, "Name")
+        if params.get("ScheduleExpression"):
+            raise EventBusError("ScheduleExpression is supported only on the default event bus.")
+        pattern = params.get("EventPattern")
+        if not isinstance(pattern, str) or not pattern:
+            raise EventBusError("Parameter(s) EventPattern or ScheduleExpression must be specified.")
+        state = params.get("State", "ENABLED")
+        if state not in ("ENABLED", "DISABLED"):
+            raise EventBusError(f"Parameter State is not valid. Reason: {state} is not ENABLED or DISABLED.")
+        rule = self.bus.put_rule(
+            name, pattern, description=str(params.get("Description") or ""), enabled=state == "ENABLED"
+        )
+        return {"RuleArn": rule.arn}
 
     def _describe_rule(self, params: dict[str, Any]) -> dict[str, Any]:
         self._check_bus(params)
         rule = self.bus.rule(_required_str(params, "Name"))
         return rule.describe(self.bus.name) | {"CreatedBy": self.bus.account}
 
+    def _list_rules(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._check_bus(params)
+        prefix = params.get("NamePrefix") or ""
+        rules = sorted((r for r in self.bus.rules() if r.name.startswith(prefix)), key=lambda r: r.name)
+        return self._page(params, "Rules", [r.describe(self.bus.name) for r in rules])
+
+    @staticmethod
+    def _page(params: dict[str, Any], key: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+        limit = params.get("Limit")
+        start = int(params.get("NextToken") or 0)
+        end = len(items) if not isinstance(limit, int) or limit <= 0 else start + limit
+        out: dict[str, Any] = {key: items[start:end]}
+        if end < len(items):
+            out["NextToken"] = str(end)
+        return out
+
+    def _enable_rule(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._check_bus(params)
+        self.bus.set_rule_state(_required_str(params, "Name"), True)
+        return {}
+
+    def _disable_rule(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._check_bus(params)
+        self.bus.set_rule_state(_required_str(params, "Name"), False)
+        return {}
+
+    def _delete_rule(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._check_bus(params)
+        self.bus.delete_rule(_required_str(params, "Name"))
+        return {}
+
+    def _put_targets(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._check_bus(params)
+        rule = _required_str(params, "Rule")
+        self.bus.rule(rule)  # ResourceNotFoundException before validating the targets, as AWS
+        self.bus.put_targets(rule, parse_targets(params.get("Targets")))
+        return {"FailedEntryCount": 0, "FailedEntries": []}
+
     def _list_targets_by_rule(self, params: dict[str, Any]) -> dict[str, Any]:
         self._check_bus(params)
         rule = self.bus.rule(_required_str(params, "Rule"))
+        return self._page(params, "Targets", [t.describe() for t in rule.targets])
+
+    def _remove_targets(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._check_bus(params)
+        ids = params.get("Ids")
+        if not isinstance(ids, list) or not ids:
+            raise EventBusError(
+                "1 validation error detected: Value null at 'ids' failed to satisfy constraint"
+            )
+        self.bus.remove_targets(_required_str(params, "Rule"), [str(i) for i in ids])
+        return {"FailedEntryCount": 0, "FailedEntries": []}
+
+    # --- API destinations -------------------------------------------------------------------------
+
+    def _create_connection(self, params: dict[str, Any]) -> dict[str, Any]:
+        connection = self.bus.api_destinations.create_connection(params, self.bus.clock())
+        described = connection.describe()
         return {
-            "Targets": [
-                {
-                    "Id": t.id,
-                    "Arn": t.arn,
-                    "RetryPolicy": {
-                        "MaximumRetryAttempts": t.retry.maximum_retry_attempts,
-                        "MaximumEventAgeInSeconds": int(t.retry.maximum_event_age_s),
-                    },
-                    "DeadLetterConfig": {"Arn": t.dead_letter_arn},
-                }
-                for t in rule.targets
-            ]
+            k: described[k] for k in ("ConnectionArn", "ConnectionState", "CreationTime", "LastModifiedTime")
         }
 
+    def _describe_connection(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self.bus.api_destinations.connection(_required_str(params, "Name")).describe()
+
+    def _list_connections(self, params: dict[str, Any]) -> dict[str, Any]:
+        prefix = params.get("NamePrefix") or ""
+        items = [
+            c.describe() for c in self.bus.api_destinations.connections.values() if c.name.startswith(prefix)
+        ]
+        return self._page(params, "Connections", items)
+
+    def _delete_connection(self, params: dict[str, Any]) -> dict[str, Any]:
+        connection = self.bus.api_destinations.delete_connection(_required_str(params, "Name"))
+        return {"ConnectionArn": connection.arn, "ConnectionState": "DELETING"}
+
+    def _create_api_destination(self, params: dict[str, Any]) -> dict[str, Any]:
+        destination = self.bus.api_destinations.create_destination(params, self.bus.clock())
+        described = destination.describe()
+        return {
+            k: described[k]
+            for k in ("ApiDestinationArn", "ApiDestinationState", "CreationTime", "LastModifiedTime")
+        }
+
+    def _describe_api_destination(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self.bus.api_destinations.destination(_required_str(params, "Name")).describe()
+
+    def _list_api_destinations(self, params: dict[str, Any]) -> dict[str, Any]:
+        prefix = params.get("NamePrefix") or ""
+        items = [
+            d.describe() for d in self.bus.api_destinations.destinations.values() if d.name.startswith(prefix)
+        ]
+        return self._page(params, "ApiDestinations", items)
+
+    def _delete_api_destination(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = _required_str(params, "Name")
+        self.bus.api_destinations.destination(name)
+        del self.bus.api_destinations.destinations[name]
+        return {}
+
+    # --- bus, archive, replay --------------------------------------------------------------------
+
     def _describe_event_bus(self, params: dict[str, Any]) -> dict[str, Any]:
-        name = params.get("Name")
-        if name not in (None, "", self.bus.name, self.bus.arn):
-            raise ResourceNotFound(f"Event bus {name} does not exist.")
+        self._check_bus(params, "Name")
         return {"Name": self.bus.name, "Arn": self.bus.arn}
 
     def _list_archives(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -235,45 +342,57 @@ class EventBridgeApi:
         letters = self.bus.dead_letters(request.query.get("target"))
         return web.json_response({"DeadLetters": [dataclasses.asdict(d) for d in letters]})
 
-    async def _redrive(self, request: web.Request) -> web.Response:
-        return web.json_response({"Redriven": self.bus.redrive(request.query.get("target"))})
-
     async def _archive(self, request: web.Request) -> web.Response:
         return web.json_response({"Events": self.bus.archived()})
 
 
+def events_endpoint(bus: LocalEventBus, sigv4: SigV4Config | None) -> tuple[AwsEndpoint, web.Application]:
+    """The endpoint serving ``bus`` (EventBridge) and its queues (SQS), plus the local routes."""
+    events = EventBridgeApi(bus)
+    endpoint = AwsEndpoint([events, SqsApi(bus.queues)], sigv4=sigv4)
+    app = endpoint.app()
+    events.add_local_routes(app)
+    return endpoint, app
+
+
 @dataclass
 class RunningEventBridgeApi:
-    api: EventBridgeApi
+    #: The endpoint (``requests`` counts the AWS API calls it served).
+    api: AwsEndpoint
+    bus: LocalEventBus
     host: str
     port: int
 
     @property
-    def bus(self) -> LocalEventBus:
-        return self.api.bus
-
-    @property
     def endpoint_url(self) -> str:
-        """boto3 ``endpoint_url`` / ``EVENTS_ENDPOINT_URL``."""
+        """boto3 ``endpoint_url`` / ``EVENTS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL`` (events + sqs)."""
         return f"http://{self.host}:{self.port}"
 
 
 @contextlib.contextmanager
 def running_eventbridge_api(
-    bus: LocalEventBus, *, host: str = "127.0.0.1", port: int = 0, start_bus: bool = True
+    bus: LocalEventBus,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    start_bus: bool = True,
+    sigv4: SigV4Config | None = SigV4Config(),  # noqa: B008 - frozen, shared safely
 ) -> Iterator[RunningEventBridgeApi]:
-    """Serve ``bus`` over HTTP in a background thread (port 0 = ephemeral); starts and closes the
-    bus's delivery threads too unless ``start_bus`` is False."""
+    """Serve ``bus`` (and its SQS queues) over HTTP in a background thread (port 0 = ephemeral);
+    starts and closes the bus's delivery threads too unless ``start_bus`` is False. Requests must
+    be SigV4-signed with ``sigv4``'s keys (default ``testing``/``testing``, us-east-1); None
+    accepts unsigned requests."""
     from local_stack.connections import start_site
 
-    api = EventBridgeApi(bus)
+    endpoint, app = events_endpoint(bus, sigv4)
     if start_bus:
         bus.start()
     loop = BackgroundLoop("eventbridge-api")
     try:
-        runner, bound = loop.run(start_site(api.app(), host, port))
+        runner, bound = loop.run(start_site(app, host, port))
+        bus.queues.endpoint_url = f"http://{host}:{bound}"
         try:
-            yield RunningEventBridgeApi(api, host, bound)
+            yield RunningEventBridgeApi(endpoint, bus, host, bound)
         finally:
             loop.run(runner.cleanup())
     finally:

@@ -273,8 +273,8 @@ async def _assert_gone(target: Target, connection_id: str) -> None:
         "apigatewaymanagementapi",
         endpoint_url=target.gateway.management_endpoint,
         region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
+        aws_access_key_id="testing",  # the local key pair the gateway verifies
+        aws_secret_access_key="testing",
     )
     with pytest.raises(client.exceptions.GoneException):
         await asyncio.to_thread(client.get_connection, ConnectionId=connection_id)

@@ -208,3 +208,73 @@ def test_function_settings_agree(
         if pool.fn.reserved_concurrency is not None:
             assert cloud["ReservedConcurrentExecutions"] == pool.fn.reserved_concurrency
             assert pool.max_concurrency <= pool.fn.reserved_concurrency
+
+
+# --- asynchronous delivery: the two stages and their queues ---------------------------------------
+
+
+def _queue_name(template: dict[str, Any], ref: Any) -> str:
+    """The QueueName of the queue an ``Fn::GetAtt [id, Arn]`` points at (in ``template``)."""
+    logical_id = ref["Fn::GetAtt"][0]
+    return str(template["Resources"][logical_id]["Properties"]["QueueName"])
+
+
+def test_async_invoke_configs_and_on_failure_queues_agree(
+    cdk_app: Any, template_json: dict[str, dict[str, Any]], resolver: Resolver
+) -> None:
+    """Lambda's second stage: the CDK EventInvokeConfig and the local AsyncLambda read the same
+    catalog AsyncInvoke, and the on-failure queue has the catalog's name in both."""
+    from infra import catalog
+
+    prefix = cdk_app.config.lower_prefix
+    functions = template_json["Functions"]
+    configs = _resources(functions, "AWS::Lambda::EventInvokeConfig")
+    declared = {fn.name: fn for fn in catalog.FUNCTIONS if fn.async_invoke is not None}
+    seen: set[str] = set()
+    for props in configs.values():
+        ref = props["FunctionName"]["Ref"]
+        name = resolver.by_logical_id[ref]
+        fn = declared[name]
+        assert fn.async_invoke is not None
+        seen.add(name)
+        assert props["MaximumRetryAttempts"] == fn.async_invoke.max_retry_attempts
+        assert props["MaximumEventAgeInSeconds"] == fn.async_invoke.max_event_age_s
+        queue = _queue_name(functions, props["DestinationConfig"]["OnFailure"]["Destination"])
+        assert queue == catalog.async_failure_queue_name(prefix, name)
+    assert seen == set(declared)
+
+
+def test_rule_targets_retry_policies_and_dlq_names_agree_with_the_local_bus(
+    cdk_app: Any, template_json: dict[str, dict[str, Any]]
+) -> None:
+    """EventBridge's first stage: each target's RetryPolicy and DLQ name, in the template and on the
+    local bus built from the same catalog (with the same name prefix)."""
+    from infra import catalog
+    from local_stack.eventbridge import LocalEventBus
+
+    prefix = cdk_app.config.lower_prefix
+    events = template_json["Events"]
+    cloud: dict[str, tuple[int, int]] = {}
+    for props in _resources(events, "AWS::Events::Rule").values():
+        for target in props["Targets"]:
+            retry = target["RetryPolicy"]
+            queue = _queue_name(events, target["DeadLetterConfig"]["Arn"])
+            cloud[queue] = (retry["MaximumRetryAttempts"], retry["MaximumEventAgeInSeconds"])
+    bus = LocalEventBus.from_catalog(None, name="chatflow", region="us-east-1", name_prefix=prefix)
+    bus.start_schedules(catalog.SCHEDULES, seconds_per_minute=3600.0)  # registers them; never fires here
+    try:
+        local = {
+            target.dead_letter_arn.rsplit(":", 1)[1]: (
+                target.retry.maximum_retry_attempts,
+                int(target.retry.maximum_event_age_s),
+            )
+            for rule in [*bus.rules(), *bus.schedule_rules()]
+            for target in rule.targets
+            if target.dead_letter_arn
+        }
+    finally:
+        bus.close(timeout=1)
+    assert cloud == local
+    expected = {catalog.target_dlq_name(prefix, r.name, t) for r in catalog.EVENT_RULES for t in r.targets}
+    expected |= {catalog.target_dlq_name(prefix, s.name, s.function) for s in catalog.SCHEDULES}
+    assert set(local) == expected

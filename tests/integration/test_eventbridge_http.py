@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from botocore.exceptions import ClientError
 from infra.catalog import EVENT_RULES, EVENT_SOURCE, RetryPolicy
 from local_stack.eventbridge import Backoff, LocalEventBus, RunningEventBridgeApi, running_eventbridge_api
 from tests.support.events import TargetRecorder as Recorder
+from tests.support.events import events_client, sqs_client
 
 if TYPE_CHECKING:
     from mypy_boto3_events.client import EventBridgeClient
@@ -42,7 +44,7 @@ def client(api: RunningEventBridgeApi) -> EventBridgeClient:
         endpoint_url=api.endpoint_url,
         region_name="us-east-1",
         aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # the local endpoint does not check
+        aws_secret_access_key="testing",  # the local key pair: the endpoint verifies SigV4
         config=Config(retries={"mode": "standard", "max_attempts": 2}),
     )
 
@@ -190,9 +192,12 @@ def test_unknown_operation_is_a_clear_error(client: EventBridgeClient) -> None:
     assert excinfo.value.response["Error"]["Code"] == "UnknownOperationException"
 
 
-def test_local_dead_letter_endpoints_list_and_redrive() -> None:
-    """``/_local/dead-letters`` and ``/_local/redrive`` (used by chatflow_dev.events redrive --local)."""
+def test_dead_letters_are_listed_and_redriven_from_their_sqs_queue() -> None:
+    """The DLQ is an SQS queue on the same endpoint: ``/_local/dead-letters`` lists it, and the
+    cloud's redrive (``chatflow_dev.events.redrive_sqs`` with a boto3 sqs client) empties it."""
     import urllib.request
+
+    from chatflow_dev import events as tools
 
     attempts: dict[str, int] = {}
 
@@ -210,19 +215,18 @@ def test_local_dead_letter_endpoints_list_and_redrive() -> None:
         retry=RetryPolicy(max_attempts=1),
     )
     bus = LocalEventBus.from_catalog(
-        flaky, rules=[rule], name="chatflow", region="us-east-1", backoff=Backoff(base_s=0.001)
+        flaky,
+        rules=[rule],
+        name="chatflow",
+        region="us-east-1",
+        name_prefix="chatflow-test",
+        backoff=Backoff(base_s=0.001),
     )
     with running_eventbridge_api(bus) as api:
-        local = boto3.client(
-            "events",
-            endpoint_url=api.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        event_id = local.put_events(Entries=[{"Source": EVENT_SOURCE, "DetailType": "x", "Detail": "{}"}])[
-            "Entries"
-        ][0]["EventId"]
+        local = events_client(api.endpoint_url)
+        sqs = sqs_client(api.endpoint_url)
+        event = {"Source": EVENT_SOURCE, "DetailType": "member.left", "Detail": json.dumps(_member_left())}
+        event_id = local.put_events(Entries=[event])["Entries"][0]["EventId"]
         assert bus.wait_idle()
         with urllib.request.urlopen(f"{api.endpoint_url}/_local/dead-letters?target=notifications") as resp:
             letters = json.loads(resp.read())["DeadLetters"]
@@ -230,12 +234,27 @@ def test_local_dead_letter_endpoints_list_and_redrive() -> None:
             ("notifications", event_id, 2)
         ]
         assert letters[0]["error_message"] == "notifications store is down"
+        queue_url = sqs.get_queue_url(QueueName="chatflow-test-notify-notifications-dlq")["QueueUrl"]
+        assert queue_url == f"{api.endpoint_url}/000000000000/chatflow-test-notify-notifications-dlq"
+        described = local.list_targets_by_rule(Rule="notify", EventBusName="chatflow")["Targets"][0]
+        assert (
+            described["DeadLetterConfig"]["Arn"]
+            == sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+        )
 
         healed.set()
-        req = urllib.request.Request(f"{api.endpoint_url}/_local/redrive?target=notifications", method="POST")
-        with urllib.request.urlopen(req) as resp:
-            assert json.loads(resp.read()) == {"Redriven": 1}
+        result = tools.redrive_sqs(sqs, local, queue_url, bus_name="chatflow", wait_s=0)
+        assert (result.received, result.redriven, result.invalid, result.failed) == (1, 1, 0, 0)
         assert bus.wait_idle()
         assert bus.dead_letters() == []
         assert attempts["notifications"] == 3
-        assert bus.delivered() == [("notify", "notifications", event_id)]
+        # The redriven copy is a new event (PutEvents again) with the same detail.
+        assert [d[:2] for d in bus.delivered()] == [("notify", "notifications")]
+
+
+def _member_left() -> dict[str, Any]:
+    from chatflow.events.schemas import MemberLeft
+
+    return MemberLeft(room_id=uuid.uuid4(), user_id=uuid.uuid4()).detail()

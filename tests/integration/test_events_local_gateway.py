@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -19,6 +18,7 @@ from websockets.asyncio.client import connect
 
 from chatflow.domain.identity import Identity
 from local_stack.gateway import GatewayConfig, RunningGateway, running_gateway
+from tests.support.gateway_log import eventually
 from tests.support.rooms import access_token, insert_user
 
 DB = psycopg.Connection[dict[str, Any]]
@@ -46,16 +46,6 @@ def _http(gw: RunningGateway, method: str, path: str, who: Identity, body: Any =
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"null")
-
-
-def _eventually(check: Callable[[], Any], timeout: float = 60) -> Any:
-    """Poll until ``check`` returns something truthy (delivery is asynchronous)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.1)
 
 
 def test_message_over_websocket_notifies_the_offline_member_and_is_counted(
@@ -91,7 +81,7 @@ def test_message_over_websocket_notifies_the_offline_member_and_is_counted(
         _, body = _http(gateway, "GET", "/notifications", reader)
         return [r for r in body["rooms"] if r["roomId"] == room_id]
 
-    rooms = _eventually(unread)
+    rooms = eventually(unread, timeout=60)
     assert [(r["unreadMessages"], r["unreadMentions"]) for r in rooms] == [(1, 1)]
     _, body = _http(gateway, "GET", "/notifications", reader)
     assert [(i["kind"], i["actorHandle"]) for i in body["items"]] == [("mention", owner.handle)]
@@ -101,5 +91,56 @@ def test_message_over_websocket_notifies_the_offline_member_and_is_counted(
         today = report["daily"][-1]
         return today if today["messagesCreated"] >= 1 and today["connectionsOpened"] >= 1 else None
 
-    assert _eventually(counted)
+    assert eventually(counted, timeout=60)
     assert _http(gateway, "GET", "/admin/analytics", owner)[0] == 403
+
+
+def test_the_catalogs_rules_and_queues_are_there_at_start_as_in_the_cloud(gateway: RunningGateway) -> None:
+    """ListRules / ListTargetsByRule / GetFunctionEventInvokeConfig on the running stack answer what
+    the CDK app deploys from infra/catalog.py: same rules, patterns, target retry policies, DLQ and
+    on-failure queue names (``catalog.target_dlq_name`` / ``async_failure_queue_name``)."""
+    import boto3
+
+    from infra import catalog
+
+    endpoint = gateway.gateway.events_url
+
+    def client(service: str) -> Any:
+        make: Any = boto3.client
+        return make(
+            service,
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    events, lambda_client, sqs = client("events"), client("lambda"), client("sqs")
+    prefix = catalog.name_prefix("test")  # chatflow_env's ENV
+    rules = {r["Name"]: r for r in events.list_rules(EventBusName="chatflow")["Rules"]}
+    assert set(rules) == {r.name for r in catalog.EVENT_RULES}
+    queues = set(sqs.list_queues(QueueNamePrefix=prefix).get("QueueUrls", []))
+    for declared in catalog.EVENT_RULES:
+        assert json.loads(rules[declared.name]["EventPattern"]) == declared.pattern
+        targets = events.list_targets_by_rule(Rule=declared.name, EventBusName="chatflow")["Targets"]
+        assert [t["Arn"].rsplit(":", 1)[1] for t in targets] == list(declared.targets)
+        for target in targets:
+            function = target["Arn"].rsplit(":", 1)[1]
+            assert target["RetryPolicy"] == {
+                "MaximumRetryAttempts": declared.retry.max_attempts,
+                "MaximumEventAgeInSeconds": declared.retry.max_event_age_s,
+            }
+            dlq = catalog.target_dlq_name(prefix, declared.name, function)
+            assert target["DeadLetterConfig"]["Arn"] == f"arn:aws:sqs:us-east-1:000000000000:{dlq}"
+            assert f"{endpoint}/000000000000/{dlq}" in queues
+    for fn in catalog.FUNCTIONS:
+        if fn.async_invoke is None:
+            continue
+        config = lambda_client.get_function_event_invoke_config(FunctionName=fn.name)
+        failures = catalog.async_failure_queue_name(prefix, fn.name)
+        assert config["MaximumRetryAttempts"] == fn.async_invoke.max_retry_attempts
+        assert config["MaximumEventAgeInSeconds"] == fn.async_invoke.max_event_age_s
+        assert config["DestinationConfig"]["OnFailure"]["Destination"].endswith(f":{failures}")
+        assert f"{endpoint}/000000000000/{failures}" in queues
+    relay = lambda_client.get_function_concurrency(FunctionName="outbox_relay")
+    assert relay["ReservedConcurrentExecutions"] == catalog.function("outbox_relay").reserved_concurrency

@@ -1,7 +1,7 @@
 """The event pipeline end to end, locally: outbox -> relay -> EventBridge emulator (rules from
 infra/catalog.py, retry policy, dead letters, archive, replay) -> the notifications and analytics
 functions invoked as Lambda does -> Postgres. Real Postgres and Redis; the SNS client and the SQS
-client of the redrive test are recording stand-ins (neither service can run here).
+is a recording stand-in (SNS cannot run here); the dead-letter queues are the local stack's SQS.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from chatflow.adapters.sns_delivery import SnsNotificationChannel
 from chatflow.container import Container
 from chatflow.events.schemas import DomainEvent, MemberLeft, MessageCreated, UserOnline
 from chatflow_dev import events as tools
-from infra.catalog import EVENT_RULES
+from infra.catalog import async_failure_queue_name, function
 from local_stack.eventbridge.http_api import RunningEventBridgeApi
 from tests.support.apigw import lambda_context
-from tests.support.events import emulator, events_client, insert_room, insert_user
+from tests.support.events import NAME_PREFIX, emulator, events_client, insert_room, insert_user, sqs_client
 from tests.support.lambdas import load_handler_module, reset_handlers
 
 DB = psycopg.Connection[dict[str, Any]]
@@ -158,38 +158,45 @@ def test_events_are_routed_by_the_catalog_patterns(
     assert api.bus.dead_letters() == []
 
 
-def test_dead_letter_after_retries_run_out_then_redrive_delivers_once(
+def test_a_failing_consumer_is_retried_by_lambda_then_redriven_from_its_on_failure_queue(
     db: DB, api: RunningEventBridgeApi, relay: OutboxRelay, sns: RecordingSns
 ) -> None:
+    """As in AWS: EventBridge's delivery (the hand-off to Lambda) succeeds; the function's own
+    async config retries it (catalog AsyncInvoke: 2 retries) and then records it in the
+    function's on-failure queue -- not the rule's DLQ, which stays empty."""
     sender, peer = insert_user(db), insert_user(db)
     room = insert_room(db, sender, [peer], kind="dm")
     message = _message(room, sender, 1, "are you there?")
     sns.failing = True
     _commit_and_relay(relay, api, [message])
 
-    letters = [
-        d
-        for d in api.bus.dead_letters("notifications")
-        if d.event["detail"]["event_id"] == str(message.event_id)
-    ]
-    assert len(letters) == 1
-    max_attempts = next(r.retry.max_attempts for r in EVENT_RULES if "notifications" in r.targets)
-    assert letters[0].attempts == max_attempts + 1  # the first try plus every retry
-    assert "not delivered" in letters[0].error_message
+    assert api.bus.dead_letters() == []  # delivery to Lambda worked: nothing for the rule's DLQ
+    assert ("notify-on-message-and-join", "notifications") in _deliveries(api, message)
+    queue = async_failure_queue_name(NAME_PREFIX, "notifications")
+    records = [json.loads(m.body) for m in api.bus.queues.peek(queue)]
+    (record,) = [r for r in records if r["requestPayload"]["detail"]["event_id"] == str(message.event_id)]
+    retries = function("notifications").async_invoke
+    assert retries is not None
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == retries.max_retry_attempts + 1
+    assert "not delivered" in record["responsePayload"]["errorMessage"]
     # The other target of the same event was not held back, and the effect happened once.
     assert ("analytics-all-chat-events", "analytics") in _deliveries(api, message)
     assert _unread(db, room, peer) == 1
     assert sns.published == []
 
     sns.failing = False
-    redriven = tools.redrive_local(api.endpoint_url, "notifications")
-    assert redriven["Redriven"] >= 1
+    sqs = sqs_client(api.endpoint_url)
+    result = tools.redrive_sqs(
+        sqs,
+        events_client(api.endpoint_url),
+        sqs.get_queue_url(QueueName=queue)["QueueUrl"],
+        bus_name="chatflow",
+        wait_s=0,
+    )
+    assert (result.redriven, result.invalid, result.failed) == (len(records), 0, 0)
     assert api.bus.wait_idle(30)
-    assert [
-        d
-        for d in api.bus.dead_letters("notifications")
-        if d.event["detail"]["event_id"] == str(message.event_id)
-    ] == []
+    assert api.bus.queues.peek(queue) == []
     assert len([p for p in sns.published if str(peer) in json.dumps(p)]) == 1
     assert _unread(db, room, peer) == 1  # redrive did not count again
 
@@ -221,30 +228,6 @@ def test_archive_replay_does_not_double_apply(db: DB, api: RunningEventBridgeApi
     assert _room_messages(db, room) == 3
 
 
-class RecordingSqs:
-    """Stand-in for the boto3 SQS client of a target's DLQ (SQS cannot run here)."""
-
-    def __init__(self, bodies: list[str]) -> None:
-        self.messages = {f"m{i}": body for i, body in enumerate(bodies)}
-        self.deleted: list[str] = []
-        self._served = False
-
-    def receive_message(self, **_: Any) -> dict[str, Any]:
-        if self._served:
-            return {}
-        self._served = True
-        return {
-            "Messages": [
-                {"MessageId": mid, "ReceiptHandle": f"rh-{mid}", "Body": body}
-                for mid, body in self.messages.items()
-            ]
-        }
-
-    def delete_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:
-        self.deleted += [e["ReceiptHandle"] for e in Entries]
-        return {"Successful": [{"Id": e["Id"]} for e in Entries]}
-
-
 def test_sqs_dead_letters_are_put_back_on_the_bus_and_only_then_deleted(
     db: DB, api: RunningEventBridgeApi
 ) -> None:
@@ -272,13 +255,11 @@ def test_sqs_dead_letters_are_put_back_on_the_bus_and_only_then_deleted(
         "requestPayload": {**dead, "detail": left.detail(), "detail-type": "member.left"},
         "responsePayload": {"errorMessage": "boom"},
     }
-    sqs = RecordingSqs([json.dumps(dead), garbage, json.dumps(lambda_failure)])
-    result = tools.redrive_sqs(
-        cast(Any, sqs),
-        events_client(api.endpoint_url),
-        "https://sqs.us-east-1.amazonaws.com/000000000000/notify-dlq",
-        bus_name="chatflow",
-    )
+    sqs = sqs_client(api.endpoint_url)
+    queue_url = sqs.create_queue(QueueName=f"notify-dlq-{uuid.uuid4().hex[:6]}")["QueueUrl"]
+    for body in (json.dumps(dead), garbage, json.dumps(lambda_failure)):
+        sqs.send_message(QueueUrl=queue_url, MessageBody=body)
+    result = tools.redrive_sqs(sqs, events_client(api.endpoint_url), queue_url, bus_name="chatflow", wait_s=0)
     assert result.to_dict() | {"errors": []} == {
         "received": 3,
         "redriven": 2,
@@ -286,7 +267,8 @@ def test_sqs_dead_letters_are_put_back_on_the_bus_and_only_then_deleted(
         "failed": 0,
         "errors": [],
     }
-    assert sqs.deleted == ["rh-m0", "rh-m2"]  # the invalid one stays in the DLQ for a human
+    # The invalid one stays in the DLQ for a human (received, so invisible for a while).
+    assert [m.body for m in api.bus.queues.peek(queue_url)] == [garbage]
     assert api.bus.wait_idle(30)
     assert _unread(db, room, reader) == 1
     assert str(left.event_id) in {e["detail"]["event_id"] for e in api.bus.archived()}

@@ -1,9 +1,9 @@
 """The asynchronous fan-out path: sendMessage in a room above the threshold enqueues jobs on SQS;
 the ``fanout`` function (an SQS consumer) delivers them.
 
-SQS is moto's in-process mock (a FAKE: no SQS can run on this machine); everything else is real:
-Postgres, Redis, and the @connections / PutEvents endpoints on loopback (moto passes those
-requests through).
+SQS is the local stack's (local_stack.sqs, the SQS JSON API over HTTP on loopback, reached
+through ``AWS_ENDPOINT_URL`` as the adapter's boto3 client would reach LocalStack); everything else
+is real too: Postgres, Redis, and the @connections / PutEvents endpoints on loopback.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from uuid import UUID, uuid4
 import boto3
 import psycopg
 import pytest
-from moto import mock_aws
 
 from chatflow.adapters.sqs_fanout import CHUNK_MEMBERS, FanoutJob, SqsFanoutQueue, chunk_jobs
 from chatflow.domain.identity import Identity
@@ -36,11 +35,23 @@ REGION = "us-east-1"
 
 
 @pytest.fixture
-def sqs_queue() -> Iterator[tuple[SQSClient, str]]:
-    with mock_aws(config={"core": {"passthrough": {"urls": [r"http://127\.0\.0\.1:\d+/.*"]}}}):
-        client = boto3.client("sqs", region_name=REGION)
+def sqs_queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[SQSClient, str]]:
+    from local_stack.eventbridge import LocalEventBus, running_eventbridge_api
+    from tests.support.settings import reset_settings_cache
+
+    with running_eventbridge_api(LocalEventBus(name="aws")) as aws:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", aws.endpoint_url)
+        reset_settings_cache()
+        client = boto3.client(
+            "sqs",
+            region_name=REGION,
+            endpoint_url=aws.endpoint_url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
         url = client.create_queue(QueueName=f"fanout-{uuid4().hex[:6]}")["QueueUrl"]
         yield client, url
+    reset_settings_cache()
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from websockets.asyncio.client import connect
 
 from local_stack.gateway import GatewayConfig, RunningGateway, running_gateway
 from tests.support.gateway_catalog import build_test_catalog
+from tests.support.gateway_log import eventually
 
 
 class Recorder:
@@ -264,10 +265,14 @@ def test_a_worker_that_died_while_idle_is_replaced_and_the_request_succeeds(gate
     assert runtime is not None
     (first,) = _ws_ask(gateway, [{"action": "sign"}])
     pool = runtime.pool("signer")
-    idle_pids = [worker.proc.pid for worker in list(pool._idle)]
+    idle = list(pool._idle)
+    idle_pids = [worker.proc.pid for worker in idle]
     assert first["pid"] in idle_pids
     for pid in idle_pids:
         os.kill(pid, signal.SIGKILL)
+    # os.kill only sends the signal: wait until the workers are really gone (reaped), else the
+    # next request could reach one in its last instant -- a death mid-invoke, another test's case.
+    assert eventually(lambda: all(worker.proc.returncode is not None for worker in idle), timeout=10)
     (again,) = _ws_ask(gateway, [{"action": "sign"}])
     assert again.get("functionName") == "signer", again
     assert again["pid"] not in idle_pids

@@ -9,7 +9,6 @@ import json
 import os
 import socket
 import struct
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -29,30 +28,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from local_stack.gateway import GatewayConfig, RunningGateway, running_gateway
 from local_stack.websocket_api import WsLimits
 from tests.support.gateway_catalog import build_test_catalog
-
-
-class EventLog:
-    def __init__(self) -> None:
-        self._lock = threading.Condition()
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    def __call__(self, route_key: str, event: dict[str, Any]) -> None:
-        with self._lock:
-            self.events.append((route_key, event))
-            self._lock.notify_all()
-
-    def wait_for(self, route_key: str, connection_id: str, timeout: float = 10) -> dict[str, Any]:
-        def find() -> dict[str, Any] | None:
-            for key, event in self.events:
-                if key == route_key and event["requestContext"].get("connectionId") == connection_id:
-                    return event
-            return None
-
-        with self._lock:
-            self._lock.wait_for(lambda: find() is not None, timeout)
-            found = find()
-        assert found is not None, f"no {route_key} event for {connection_id}"
-        return found
+from tests.support.gateway_log import EventLog
 
 
 @pytest.fixture(scope="module")
@@ -199,9 +175,9 @@ def test_events_parse_with_powertools_models(gateway: RunningGateway, events: Ev
             return cid
 
     cid = run(scenario())
-    connect_event = events.wait_for("$connect", cid)
-    message_event = events.wait_for("echo", cid)
-    disconnect_event = events.wait_for("$disconnect", cid)
+    connect_event = events.of_connection("$connect", cid)
+    message_event = events.of_connection("echo", cid)
+    disconnect_event = events.of_connection("$disconnect", cid)
     parsed_connect = APIGatewayWebSocketConnectEventModel.model_validate(connect_event)
     parsed_message = APIGatewayWebSocketMessageEventModel.model_validate(message_event)
     parsed_disconnect = APIGatewayWebSocketDisconnectEventModel.model_validate(disconnect_event)
@@ -225,7 +201,7 @@ def test_vanished_client_disconnects_with_1006(gateway: RunningGateway, events: 
         return cid
 
     cid = run(scenario())
-    assert events.wait_for("$disconnect", cid)["requestContext"]["disconnectStatusCode"] == 1006
+    assert events.of_connection("$disconnect", cid)["requestContext"]["disconnectStatusCode"] == 1006
 
 
 def test_subprotocol_only_when_connect_returns_it(gateway: RunningGateway) -> None:
@@ -303,11 +279,11 @@ def test_idle_and_lifetime_limits_close_with_1001() -> None:
     with running_gateway(config) as gw:
         cid, code = run(idle(gw))
         assert code == 1001
-        assert log.wait_for("$disconnect", cid)["requestContext"]["disconnectStatusCode"] == 1001
+        assert log.of_connection("$disconnect", cid)["requestContext"]["disconnectStatusCode"] == 1001
         cid, code, answers = run(busy(gw))
         assert code == 1001
         assert answers > 3  # it outlived several idle periods before the lifetime ended it
-        assert log.wait_for("$disconnect", cid)["requestContext"]["disconnectReason"] == "Going away"
+        assert log.of_connection("$disconnect", cid)["requestContext"]["disconnectReason"] == "Going away"
 
 
 def test_handshake_timeout_covers_api_gateways_integration_timeouts_and_is_enforced() -> None:
@@ -331,6 +307,10 @@ def test_handshake_timeout_covers_api_gateways_integration_timeouts_and_is_enfor
                 pass
 
     with running_gateway(config) as gw:
+        # Warm workers first: under load a cold worker alone can take longer than the 0.5 s
+        # limit, and the handshake would be dropped before $connect is ever invoked.
+        assert gw.gateway.runtime is not None
+        gw.run(gw.gateway.runtime.warm(["authz", "connect"]))
         run(too_slow(gw))
         _connect_event_with_token(log, token)
         ws_api, runtime = gw.gateway.ws, gw.gateway.runtime
@@ -347,8 +327,8 @@ def _mgmt(gateway: RunningGateway) -> Any:
         "apigatewaymanagementapi",
         endpoint_url=gateway.management_endpoint,
         region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
+        aws_access_key_id="testing",  # the gateway's key pair (GatewayConfig.key_pair)
+        aws_secret_access_key="testing",
         config=Config(retries={"max_attempts": 1}),
     )
 
@@ -431,7 +411,7 @@ def test_client_gone_mid_handshake_still_gets_disconnect_and_leaves_nothing_behi
         cid = _connect_event_with_token(events, token)["requestContext"]["connectionId"]
         # Hang up (RST) while $connect still runs.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    assert events.wait_for("$disconnect", cid)["requestContext"]["disconnectStatusCode"] == 1006
+    assert events.of_connection("$disconnect", cid)["requestContext"]["disconnectStatusCode"] == 1006
     ws_api = gateway.gateway.ws
     assert ws_api is not None
     assert cid not in ws_api.live

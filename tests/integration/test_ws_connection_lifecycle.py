@@ -16,8 +16,9 @@ import pytest
 from chatflow.domain.identity import Identity
 from chatflow.domain.rooms import RoomService
 from chatflow.settings import get_settings
+from local_stack.connections import new_connection_id
 from tests.support.rooms import insert_user, set_status
-from tests.support.ws_events import message_event, new_connection_id
+from tests.support.ws_events import message_event
 from tests.support.ws_harness import WsHarness
 
 DB = psycopg.Connection[dict[str, Any]]

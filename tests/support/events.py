@@ -14,14 +14,16 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import boto3
 import psycopg
-from botocore.config import Config
 
 from chatflow.events.schemas import DomainEvent
+from infra import catalog
 from local_stack.eventbridge import Backoff, LocalEventBus, running_eventbridge_api
 from local_stack.eventbridge.http_api import RunningEventBridgeApi
+from local_stack.lambda_async import AsyncLambda, AsyncTiming
+from local_stack.sqs import LocalQueues
 from tests.support import rooms
+from tests.support.aws import local_client
 
 FAST = Backoff(base_s=0.001, cap_s=0.005)
 
@@ -30,16 +32,12 @@ if TYPE_CHECKING:
 
 
 def events_client(endpoint_url: str) -> Any:
-    return boto3.client(
-        "events",
-        region_name="us-east-1",
-        endpoint_url=endpoint_url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(
-            retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=2, read_timeout=5
-        ),
-    )
+    return local_client("events", endpoint_url)
+
+
+def sqs_client(endpoint_url: str) -> Any:
+    """A boto3 SQS client for the local endpoint (the emulator serves SQS beside EventBridge)."""
+    return local_client("sqs", endpoint_url)
 
 
 class TargetRecorder:
@@ -79,19 +77,46 @@ def flush_relay_replaced(container: Container, relay: Any) -> Iterator[None]:
         outbox.enabled = was
 
 
+#: Lambda's async-invocation waits compressed 600x (1 min -> 0.1 s, 1 h maximum age -> 6 s).
+FAST_LAMBDA = AsyncTiming(scale=1 / 600)
+NAME_PREFIX = "chatflow-test"
+
+
 @contextmanager
 def emulator(
-    invoke: Callable[[str, dict[str, Any]], Any] | None = None, *, rules: Any = None
+    invoke: Callable[[str, dict[str, Any]], Any] | None = None,
+    *,
+    rules: Any = None,
+    timing: AsyncTiming = FAST_LAMBDA,
 ) -> Iterator[RunningEventBridgeApi]:
-    """The catalog's rules on a local bus served over HTTP; ``invoke(function, event)`` runs targets.
+    """The catalog's rules on a local bus served over HTTP (EventBridge + its SQS queues);
+    ``invoke(function, event)`` runs a target function in-process, behind Lambda's asynchronous
+    queue as in AWS (a raising function is retried per its catalog ``AsyncInvoke``, then recorded
+    in its on-failure queue ``catalog.async_failure_queue_name(NAME_PREFIX, fn)``).
 
     Without ``invoke`` the bus has no rules (``rules=()``): events are only archived.
     """
+    queues = LocalQueues()
+    async_lambda: AsyncLambda | None = None
+    if invoke is not None:
+        async_lambda = AsyncLambda.for_functions(
+            invoke, catalog.FUNCTIONS, queues=queues, name_prefix=NAME_PREFIX, timing=timing
+        ).start()
     bus = LocalEventBus.from_catalog(
-        invoke, rules=rules if rules is not None else (None if invoke else ()), backoff=FAST
+        async_lambda,
+        rules=rules if rules is not None else (None if invoke else ()),
+        name="chatflow",
+        region="us-east-1",
+        name_prefix=NAME_PREFIX,
+        queues=queues,
+        backoff=FAST,
     )
-    with running_eventbridge_api(bus) as api:
-        yield api
+    try:
+        with running_eventbridge_api(bus) as api:
+            yield api
+    finally:
+        if async_lambda is not None:
+            async_lambda.close()
 
 
 def archived_event_ids(api: RunningEventBridgeApi) -> list[str]:

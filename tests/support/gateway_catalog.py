@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from infra.catalog import Authorizer, Function, HttpRoute, Need, WsRoute
+from infra.catalog import AsyncInvoke, Authorizer, Function, HttpRoute, Need, WsRoute
 from local_stack.catalog_view import GatewayCatalog
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent / "gateway_functions"
@@ -35,6 +35,30 @@ def build_test_catalog() -> GatewayCatalog:
             "notify", "handler.handler", "posts via @connections", needs=frozenset({Need.MANAGE_CONNECTIONS})
         ),
         Function("http", "handler.handler", "HTTP integration"),
+        # Asynchronous targets of the fidelity tests (EventBridge rules made with PutRule/PutTargets).
+        Function(
+            "worker",
+            "handler.handler",
+            "logs invocations; fails or sleeps on demand",
+            timeout_s=5,
+            async_invoke=AsyncInvoke(max_retry_attempts=2, max_event_age_s=3600),
+        ),
+        Function(
+            "single",
+            "handler.handler",
+            "worker's code with a reserved concurrency of 1 (throttling)",
+            timeout_s=10,
+            reserved_concurrency=1,
+            async_invoke=AsyncInvoke(max_retry_attempts=0, max_event_age_s=3600),
+        ),
+        Function(
+            "brief",
+            "handler.handler",
+            "worker's code, reserved concurrency 1, events that age out fast (60 s: 0.1 s locally)",
+            timeout_s=10,
+            reserved_concurrency=1,
+            async_invoke=AsyncInvoke(max_retry_attempts=0, max_event_age_s=60),
+        ),
     )
     return GatewayCatalog(
         functions=functions,
@@ -61,6 +85,7 @@ def build_test_catalog() -> GatewayCatalog:
             HttpRoute("GET", "/boom", "http"),
             HttpRoute("GET", "/binary", "http"),
             HttpRoute("GET", "/plain", "http"),
+            HttpRoute("POST", "/single", "single"),
         ),
         functions_dir=FUNCTIONS_DIR,
     )

@@ -9,8 +9,6 @@ it (plus ``principalId``) on every event of the connection.
 from __future__ import annotations
 
 import json
-import secrets
-import string
 from typing import Any
 
 from chatflow.domain.identity import Identity
@@ -22,16 +20,12 @@ from local_stack.apigw_events import (
     ws_disconnect_event,
     ws_message_event,
 )
+from local_stack.connections import new_connection_id
 
 API_ID = "abc123defg"
 STAGE = "local"
 DOMAIN = f"{API_ID}.execute-api.us-east-1.amazonaws.com"
 API = WsApi(api_id=API_ID, stage=STAGE, domain_name=DOMAIN)
-
-
-def new_connection_id() -> str:
-    alphabet = string.ascii_letters + string.digits
-    return "".join(secrets.choice(alphabet) for _ in range(15)) + "="
 
 
 def authorizer_context(identity: Identity) -> dict[str, Any]:

@@ -15,13 +15,18 @@ import pytest
 
 from chatflow.container import Container
 from chatflow.domain.identity import Identity
-from local_stack.connections import RecordingBackend, RunningManagementApi, running_management_api
+from local_stack.connections import (
+    RecordingBackend,
+    RunningManagementApi,
+    new_connection_id,
+    running_management_api,
+)
 from local_stack.eventbridge import Backoff, LocalEventBus, RunningEventBridgeApi, running_eventbridge_api
 from tests.support.apigw import lambda_context
 from tests.support.events import TargetRecorder
 from tests.support.lambdas import load_handler, reset_handlers
 from tests.support.rooms import chat_container
-from tests.support.ws_events import connect_event, disconnect_event, message_event, new_connection_id
+from tests.support.ws_events import connect_event, disconnect_event, message_event
 
 
 class EventRecorder(TargetRecorder):

@@ -160,7 +160,8 @@ def test_failing_target_is_retried_then_succeeds(bus: LocalEventBus, recorder: R
     assert len(ids) == 1  # a retry re-sends the same event
 
 
-def test_exhausted_retries_go_to_the_targets_dead_letters_and_redrive(recorder: Recorder) -> None:
+def test_exhausted_retries_go_to_the_targets_dead_letter_queue(recorder: Recorder) -> None:
+    """Here the invoker (the hand-off to Lambda) fails: that IS what the rule's policy covers."""
     rules = [
         type(EVENT_RULES[0])(
             "notify",
@@ -170,7 +171,9 @@ def test_exhausted_retries_go_to_the_targets_dead_letters_and_redrive(recorder: 
             retry=RetryPolicy(max_attempts=2),
         )
     ]
-    with LocalEventBus.from_catalog(recorder, rules=rules, name="b", region="us-east-1", backoff=FAST) as bus:
+    with LocalEventBus.from_catalog(
+        recorder, rules=rules, name="b", region="us-east-1", name_prefix="chatflow-test", backoff=FAST
+    ) as bus:
         recorder.failing["notifications"] = -1
         event_id = bus.put_event(source=EVENT_SOURCE, detail_type="message.created", detail={"a": 1})
         assert bus.wait_idle()
@@ -179,16 +182,24 @@ def test_exhausted_retries_go_to_the_targets_dead_letters_and_redrive(recorder: 
         (letter,) = bus.dead_letters("notifications")
         assert letter.event["id"] == event_id
         assert letter.attempts == 3
-        assert letter.error_code == "RuntimeError"
+        assert letter.error_code == "SDK_CLIENT_ERROR"
         assert letter.error_message == "notifications is down"
+        assert letter.condition == "MaximumRetryAttemptsExhausted"
         assert letter.rule_arn.endswith(":rule/b/notify")
+        # The DLQ is an SQS queue named as the CDK app names it (infra.catalog.target_dlq_name),
+        # the message is the event, the attributes are EventBridge's.
+        assert letter.queue == "chatflow-test-notify-notifications-dlq"
+        (message,) = bus.queues.peek(letter.queue)
+        assert json.loads(message.body)["id"] == event_id
+        assert {k: v["StringValue"] for k, v in message.attributes.items()} == {
+            "RULE_ARN": "arn:aws:events:us-east-1:000000000000:rule/b/notify",
+            "TARGET_ARN": "arn:aws:lambda:us-east-1:000000000000:function:notifications",
+            "ERROR_CODE": "SDK_CLIENT_ERROR",
+            "ERROR_MESSAGE": "notifications is down",
+            "EXHAUSTED_RETRY_CONDITION": "MaximumRetryAttemptsExhausted",
+            "RETRY_ATTEMPTS": "2",
+        }
         assert bus.dead_letters("analytics") == []
-
-        recorder.failing["notifications"] = 0
-        assert bus.redrive("notifications") == 1
-        assert bus.wait_idle()
-        assert bus.dead_letters() == []
-        assert recorder.events_for("notifications")[-1]["id"] == event_id
 
 
 def test_max_event_age_dead_letters_before_retries_run_out(recorder: Recorder) -> None:
@@ -287,4 +298,5 @@ def test_schedules_invoke_their_function_with_a_scheduled_event(recorder: Record
     event = recorder.events_for(SCHEDULES[0].function)[0]
     assert event["source"] == "aws.events"
     assert event["detail-type"] == "Scheduled Event"
-    assert event["resources"] == [bus.rule_arn(SCHEDULES[0].name)]
+    # Schedule rules live on the default bus: no bus name in their ARN.
+    assert event["resources"] == [f"arn:aws:events:us-east-1:000000000000:rule/{SCHEDULES[0].name}"]

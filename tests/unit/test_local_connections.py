@@ -20,6 +20,7 @@ from local_stack.connections import (
     new_connection_id,
     running_management_api,
 )
+from tests.support.aws import signed_request
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +113,8 @@ def test_payload_over_128_kb_is_413(api: RunningManagementApi) -> None:
 
 
 def test_gone_body_is_json_with_the_error_type_header(api: RunningManagementApi) -> None:
-    request = urllib.request.Request(f"{api.endpoint_url}/@connections/unknown%3D", data=b"x", method="POST")
+    url = f"{api.endpoint_url}/@connections/unknown%3D"
+    request = signed_request("POST", url, service="execute-api", body=b"x")
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=5)
     assert caught.value.code == 410

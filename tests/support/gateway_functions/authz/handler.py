@@ -1,7 +1,10 @@
-"""Test authorizer: the token names the outcome (allow-<user>, deny, unauth, boom, nested)."""
+"""Test authorizer: the token names the outcome (allow-<user>, deny, unauth, boom, nested).
+With ``INVOCATION_LOG`` set, every event it gets is logged there (the fidelity tests read it)."""
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any
 
 
@@ -17,6 +20,11 @@ def _policy(effect: str, resource: str, user: str, context: dict[str, Any]) -> d
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if log_path := os.environ.get("INVOCATION_LOG"):
+        with open(log_path, "a", encoding="utf-8") as log:
+            log.write(
+                json.dumps({"function": context.function_name, "eventId": None, "payload": event}) + "\n"
+            )
     if event.get("version") == "2.0":  # HTTP API, simple response
         token = (event.get("identitySource") or [""])[0].removeprefix("Bearer ")
     else:
