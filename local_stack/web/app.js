@@ -12,15 +12,16 @@ import { checkLogin, checkRegistration, describeError } from "./errors.js";
 const HISTORY_PAGE = 30;
 const SESSION_KEY = "chatflow.session";
 const GROUP_WINDOW_MS = 5 * 60_000; // consecutive messages of one sender within this share a header
+const PRESENCE_REFRESH_MS = 10_000;
 const NARROW = window.matchMedia("(max-width: 759px)");
 
 const $ = (id) => document.getElementById(id);
 const el = Object.fromEntries(
   [
     "conn-status", "me", "logout", "auth-view", "auth-form", "auth-handle", "auth-password", "auth-error",
-    "auth-handle-error", "auth-password-error", "server-settings", "server-host", "server-form", "server-note",
+    "auth-handle-error", "auth-password-error", "server-host", "server-form", "server-note",
     "server-http", "server-ws", "server-reset", "server-error", "chat-view", "room-list", "no-rooms", "dm-list",
-    "dm-form", "dm-handle", "create-room-form", "new-room-name", "public-room-list", "no-public-rooms",
+    "dm-form", "dm-handle", "create-room-form", "new-room-name", "new-room-private", "public-room-list", "no-public-rooms",
     "join-room-form", "join-room-id", "sidebar-error", "back-btn", "back-unread", "room-title", "room-subtitle",
     "presence-note", "invite-panel", "invite-link-row", "invite-link", "copy-invite", "add-member-form",
     "add-member-handle", "invite-status", "members-btn", "online-count", "members-panel", "members-summary",
@@ -37,7 +38,7 @@ const state = {
   currentRoomId: null,
   joinedRoomId: null, // the room whose live stream (typing) this page subscribed to
   historyLoaded: new Set(),
-  loadingHistory: false,
+  loadingHistory: new Set(), // rooms with a history page in flight
   failed: new Map(), // clientMessageId -> refused send (kept on screen: retry or discard)
   handles: new Map(), // userId -> handle
   members: new Map(), // roomId -> Map(userId -> handle): who the page knows is in the room
@@ -54,6 +55,8 @@ const state = {
   markReadTimer: null,
   markReadRoom: null, // the room a scheduled read mark is for
   presenceTimer: null,
+  presenceRefreshedAt: 0,
+  roomsReload: null, // a loadRooms() in flight for rooms that showed up
 };
 
 // --- small helpers -----------------------------------------------------------------------------
@@ -254,7 +257,7 @@ function newClient() {
   chat.on("roomPresence", ({ roomId, online, more }) => {
     state.snapshots = "yes";
     state.snapshotSeen.add(roomId);
-    for (const p of online) learnMember(roomId, p.userId, p.handle);
+    for (const p of online) learnMember(roomId, p.userId, p.handle, { fromSnapshot: true });
     // A complete snapshot also says who is NOT online (an offline frame missed while this page
     // was disconnected); pages of a paged one add up until the last.
     const ids = state.partialSnapshots.get(roomId) || new Set();
@@ -390,7 +393,7 @@ function rememberRoom(room) {
   }
 }
 
-function learnMember(roomId, userId, handle) {
+function learnMember(roomId, userId, handle, { fromSnapshot = false } = {}) {
   if (!roomId || !userId) return;
   if (handle) state.handles.set(userId, handle);
   if (!state.members.has(roomId)) state.members.set(roomId, new Map());
@@ -404,7 +407,7 @@ function learnMember(roomId, userId, handle) {
   }
   if (isNew && roomId === state.currentRoomId && userId !== me()?.id) {
     renderPresence();
-    schedulePresenceRefresh(); // someone the snapshot did not list: are they online?
+    if (!fromSnapshot) schedulePresenceRefresh(); // someone the snapshot did not list: online?
   }
 }
 
@@ -412,6 +415,14 @@ async function loadRooms() {
   for (const room of await state.chat.loadRooms()) rememberRoom(room);
   renderRoomLists();
   await loadPublicRooms();
+}
+
+/** loadRooms once for a burst of messages from rooms the page does not know yet. */
+function reloadRooms() {
+  state.roomsReload ??= loadRooms()
+    .catch(() => {})
+    .finally(() => (state.roomsReload = null));
+  return state.roomsReload;
 }
 
 async function loadPublicRooms() {
@@ -430,7 +441,8 @@ function unreadOf(roomId) {
 function roomButton(room) {
   const unread = room.id === state.currentRoomId ? 0 : unreadOf(room.id);
   const current = room.id === state.currentRoomId;
-  const label = make("span", { class: "room-name", text: (room.kind === "dm" ? "" : "# ") + roomName(room) });
+  const mark = { dm: "", private: "🔒 ", public: "# " }[room.kind] ?? "# ";
+  const label = make("span", { class: "room-name", text: mark + roomName(room) });
   const button = make(
     "button",
     {
@@ -510,8 +522,9 @@ async function onCreateRoom(event) {
   show(el.sidebarError, "");
   if (!name) return showError(el.sidebarError, "Give the room a name.");
   try {
-    const room = await state.chat.api.createRoom(name);
+    const room = await state.chat.api.createRoom(name, { kind: el.newRoomPrivate.checked ? "private" : "public" });
     el.newRoomName.value = "";
+    el.newRoomPrivate.checked = false;
     rememberRoom(room);
     renderRoomLists();
     openRoom(room.id);
@@ -667,7 +680,10 @@ function subscribeCurrentRoom() {
       // Servers that answer joinRoom without a snapshot may still have the presence action.
       if (!state.snapshotSeen.has(roomId) && state.snapshots !== "no") refreshPresence(roomId);
     })
-    .catch((err) => showError(el.chatError, err));
+    .catch((err) => {
+      if (state.joinedRoomId === roomId) state.joinedRoomId = null; // the next (re)connect tries again
+      showError(el.chatError, err);
+    });
 }
 
 /** The people panel: a column on wide screens, a drop-down under the "People" button below. */
@@ -709,11 +725,11 @@ async function onAddMember(event) {
 // --- history ---------------------------------------------------------------------------------------
 
 async function loadHistory(roomId) {
-  if (state.loadingHistory || !state.chat) return;
+  if (state.loadingHistory.has(roomId) || !state.chat) return;
   const initial = !state.historyLoaded.has(roomId);
   if (!initial && !state.chat.room(roomId).hasMoreHistory) return;
-  state.loadingHistory = true;
-  el.historyStatus.textContent = "Loading…";
+  state.loadingHistory.add(roomId);
+  if (roomId === state.currentRoomId) el.historyStatus.textContent = "Loading…";
   try {
     await state.chat.loadHistory(roomId, { limit: HISTORY_PAGE });
     state.historyLoaded.add(roomId);
@@ -724,7 +740,7 @@ async function loadHistory(roomId) {
   } catch (err) {
     showError(el.chatError, err);
   } finally {
-    state.loadingHistory = false;
+    state.loadingHistory.delete(roomId);
     updateHistoryStatus();
   }
   // A short first page may not fill the pane: no scrollbar means no scroll event, so keep going.
@@ -759,7 +775,7 @@ function onMessage({ message, own, source }) {
   } else if (state.rooms.has(message.roomId)) {
     renderRoomLists();
   } else {
-    loadRooms().catch(() => {}); // added to a room (or a new direct message) by someone else
+    reloadRooms(); // added to a room (or a new direct message) by someone else
   }
 }
 
@@ -779,11 +795,14 @@ function timelineItems() {
   const items = [];
   const newFrom = state.newFrom.get(roomId);
   let prev = null;
+  let lastDay = null;
   let newShown = false;
   const push = (msg, kind, extra = {}) => {
     const at = parseTime(msg.createdAt) || new Date();
-    if (!prev || prev.at.toDateString() !== at.toDateString()) {
-      items.push({ key: `d:${at.toDateString()}`, sig: dayLabel(at), divider: dayLabel(at) });
+    const day = at.toDateString();
+    if (day !== lastDay) {
+      items.push({ key: `d:${day}`, sig: dayLabel(at), divider: dayLabel(at) });
+      lastDay = day;
       prev = null;
     }
     if (kind === "stored" && newFrom !== undefined && !newShown && msg.seq > newFrom && msg.senderId !== user.id) {
@@ -1055,10 +1074,16 @@ function renderTyping() {
 
 // --- people (presence) ----------------------------------------------------------------------------------------------
 
+/** A fresh snapshot of the open room soon: at most one per PRESENCE_REFRESH_MS (a busy user's
+ *  co-members elsewhere come and go all day; each would otherwise cost a request). */
 function schedulePresenceRefresh() {
-  if (state.snapshots !== "yes") return;
-  clearTimeout(state.presenceTimer);
-  state.presenceTimer = setTimeout(() => state.currentRoomId && refreshPresence(state.currentRoomId), 400);
+  if (state.snapshots !== "yes" || state.presenceTimer) return;
+  const wait = Math.max(400, state.presenceRefreshedAt + PRESENCE_REFRESH_MS - Date.now());
+  state.presenceTimer = setTimeout(() => {
+    state.presenceTimer = null;
+    state.presenceRefreshedAt = Date.now();
+    if (state.currentRoomId) refreshPresence(state.currentRoomId);
+  }, wait);
 }
 
 /** Ask the server who is online in the room (the `presence` action); remember if it cannot. */
@@ -1166,6 +1191,18 @@ function wireEvents() {
     if (event.key !== "Escape" || !el.membersPanel.classList.contains("open") || el.confirmDelete.open) return;
     closePopovers();
     el.membersBtn.focus();
+  });
+  // The skip link moves focus without touching the URL (its fragment would replace #room=).
+  document.querySelector(".skip-link").addEventListener("click", (event) => {
+    event.preventDefault();
+    (el.messageInput.disabled ? el.roomList.querySelector("button") || el.dmHandle : el.messageInput).focus();
+  });
+  // An invite link opened in a tab that is already signed in.
+  window.addEventListener("hashchange", () => {
+    const wanted = new URLSearchParams(location.hash.slice(1)).get("room");
+    if (!state.chat || !wanted || wanted === state.currentRoomId) return;
+    if (state.rooms.has(wanted)) openRoom(wanted);
+    else joinRoom(wanted).catch((err) => showError(el.sidebarError, err));
   });
   window.addEventListener("online", () => {
     if (state.chat && state.chat.state === "idle") state.chat.connect().catch(() => {});

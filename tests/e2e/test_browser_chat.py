@@ -680,6 +680,22 @@ def test_direct_messages_and_unread_counts(new_page: Callable[[str, str], ChatPa
         alice.find("dm-btn").click()
         alice.wait_text("sidebar-error", sentence)
 
+    # A private room: alice adds bob by handle; he finds it in his list once she writes in it.
+    alice.fill("new-room-name", f"secret {tag}")
+    alice.find("new-room-private").click()
+    alice.find("create-room-btn").click()
+    alice.wait(lambda d: alice.title() == f"secret {tag}", "private room open")
+    secret = alice.room_id()
+    assert "Private room" in alice.find("room-subtitle").text
+    alice.css("#invite-panel summary").click()
+    assert not alice.find("invite-link").is_displayed(), "a private room has no invite link"
+    alice.fill("add-member-handle", bob_handle)
+    alice.find("add-member-btn").click()
+    alice.wait_text("invite-status", f"{bob_handle} was added.")
+    alice.send("just us")
+    bob.wait(lambda d: bob.badge(secret) == "1", "the private room appears for bob, unread")
+    assert bob.texts(f'.room-link[data-room-id="{secret}"] .room-name') == [f"🔒 secret {tag}"]
+
 
 def test_rapid_sends_keep_the_order_typed_for_sender_and_recipient(
     new_page: Callable[[str, str], ChatPage],
