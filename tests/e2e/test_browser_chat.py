@@ -55,6 +55,21 @@ for (const e of document.querySelectorAll('body *')) {
 return {scrollWidth: root.scrollWidth, clientWidth: root.clientWidth, overflowing: out.slice(0, 10)};
 """
 
+# Form controls and buttons without an accessible name (a <label>, aria-label/labelledby, or a
+# button's text).
+UNLABELLED_JS = """
+const out = [];
+for (const e of document.querySelectorAll('input, textarea, select, button')) {
+  if (e.type === 'hidden') continue;
+  const byLabel = [...(e.labels || [])].map(l => l.textContent).join(' ').trim();
+  const byRef = (e.getAttribute('aria-labelledby') || '').split(/\\s+/)
+    .map(id => document.getElementById(id)?.textContent || '').join(' ').trim();
+  const own = e.getAttribute('aria-label') || (e.tagName === 'BUTTON' ? e.textContent.trim() : '');
+  if (!byLabel && !byRef && !own) out.push(e.id || e.outerHTML.slice(0, 80));
+}
+return out;
+"""
+
 
 def _browser_available() -> str | None:
     """None when Chromium and its driver are usable, else why not."""
@@ -224,6 +239,9 @@ class ChatPage:
             f"{self.name} ({where}) scrolls sideways: {found}"
         )
         assert found["overflowing"] == [], f"{self.name} ({where}): wider than the viewport: {found}"
+
+    def assert_labelled(self) -> None:
+        assert self.js(UNLABELLED_JS) == [], f"{self.name}: controls without an accessible name"
 
     # --- signing in ------------------------------------------------------------------------
 
@@ -562,6 +580,8 @@ def test_desktop_and_phone_users_chat(new_page: Callable[[str, str], ChatPage], 
     alice.screenshot("room")
     bob.screenshot("room")
     bob.assert_fits_width("room")
+    for page in (alice, bob):
+        page.assert_labelled()
 
     # Presence in the people list: bob signs out (his only socket closes) and back in, alice's
     # connection drops for a moment; each sees the other go and come back.
@@ -808,6 +828,7 @@ def test_sign_in_mistakes_read_as_sentences(new_page: Callable[[str, str], ChatP
     page = new_page("carol", "narrow")
     page.open()
     page.assert_fits_width("sign-in")
+    page.assert_labelled()
 
     # The form's own checks, next to each field.
     page.fill("auth-handle", "c")
