@@ -44,7 +44,8 @@ const state = {
   members: new Map(), // roomId -> Map(userId -> handle): who the page knows is in the room
   snapshots: "unknown", // does the server offer presence snapshots? "unknown" | "yes" | "no"
   snapshotSeen: new Set(), // rooms whose snapshot arrived at least once
-  snapshot: new Map(), // roomId -> {ids, stamp}: the last complete snapshot (who was online)
+  snapshot: new Map(), // roomId -> {ids, asked}: the last complete snapshot (who was online)
+  snapshotAsked: new Map(), // roomId -> the stamp when its snapshot was last asked for
   partialSnapshots: new Map(), // roomId -> ids of a paged snapshot's pages so far
   presenceFetching: new Set(), // rooms with a `presence` request in flight
   presenceStamp: new Map(), // userId -> stamp of the last presence change applied
@@ -94,14 +95,24 @@ function handleOf(userId) {
   return state.handles.get(userId) || "someone";
 }
 
-/** Online as far as the page knows; in a room, a complete snapshot newer than the user's last
- *  presence change that does not list them means they left while this page was not listening. */
+/**
+ * Online as far as the page knows: the client's presence (frames and snapshot entries, by
+ * version). A snapshot lists who is online when the server reads it, which is after it was asked
+ * for; so a member missing from a complete snapshot whose last presence change reached the page
+ * BEFORE the page asked is offline (their `offline` frame was missed, e.g. while this page was
+ * disconnected). A change that arrived after asking may be newer than the snapshot and stands:
+ * docs/protocol.md's merge rule for everything else.
+ */
 function isOnline(userId, roomId = null) {
   const user = me();
   if (user && userId === user.id) return state.chat.state === "connected";
   if (state.chat?.presenceOf(userId)?.status !== "online") return false;
   const snap = roomId && state.snapshot.get(roomId);
-  return !snap || snap.ids.has(userId) || (state.presenceStamp.get(userId) || 0) > snap.stamp;
+  return !snap || snap.ids.has(userId) || (state.presenceStamp.get(userId) || 0) > snap.asked;
+}
+
+function askingForSnapshot(roomId) {
+  state.snapshotAsked.set(roomId, state.stamp);
 }
 
 function roomName(room) {
@@ -221,7 +232,11 @@ function newClient() {
     else sessionStorage.removeItem(SESSION_KEY);
   });
   chat.on("state", ({ state: s }) => setConn(s));
-  chat.on("connected", () => subscribeCurrentRoom()); // after a reconnect the client re-joins by itself
+  chat.on("connected", () => {
+    // After a reconnect the client re-joins the room by itself, right after this event.
+    if (state.joinedRoomId) askingForSnapshot(state.joinedRoomId);
+    subscribeCurrentRoom();
+  });
   chat.on("message", onMessage);
   chat.on("messageEdited", onMessageChanged);
   chat.on("messageDeleted", onMessageChanged);
@@ -267,7 +282,8 @@ function newClient() {
       if (roomId === state.currentRoomId && !state.presenceFetching.has(roomId)) refreshPresence(roomId);
     } else {
       state.partialSnapshots.delete(roomId);
-      state.snapshot.set(roomId, { ids, stamp: ++state.stamp });
+      // Unasked for (no record): it lists who is online, and asserts nobody offline.
+      state.snapshot.set(roomId, { ids, asked: state.snapshotAsked.get(roomId) ?? -1 });
     }
     renderPresence();
     renderRoomLists();
@@ -348,7 +364,7 @@ function signOut(message) {
     if (!message) chat.api.logout().catch(() => {});
   }
   sessionStorage.removeItem(SESSION_KEY);
-  for (const collection of [state.rooms, state.failed, state.members, state.snapshotSeen, state.snapshot, state.partialSnapshots, state.presenceStamp, state.newFrom, state.rendered, state.historyLoaded]) collection.clear();
+  for (const collection of [state.rooms, state.failed, state.members, state.snapshotSeen, state.snapshot, state.snapshotAsked, state.partialSnapshots, state.presenceStamp, state.newFrom, state.rendered, state.historyLoaded]) collection.clear();
   Object.assign(state, { currentRoomId: null, joinedRoomId: null, editing: null, snapshots: "unknown" });
   el.messageList.replaceChildren();
   el.chatView.hidden = true;
@@ -674,6 +690,7 @@ function subscribeCurrentRoom() {
   if (state.joinedRoomId === roomId) return;
   if (state.joinedRoomId) chat.leave(state.joinedRoomId).catch(() => {});
   state.joinedRoomId = roomId;
+  askingForSnapshot(roomId);
   chat
     .join(roomId)
     .then(() => {
@@ -1091,6 +1108,7 @@ async function refreshPresence(roomId) {
   if (!state.chat || state.chat.state !== "connected" || state.presenceFetching.has(roomId)) return;
   state.presenceFetching.add(roomId);
   state.partialSnapshots.delete(roomId);
+  askingForSnapshot(roomId);
   try {
     await state.chat.presence(roomId); // each page arrives as a roomPresence event
   } catch (err) {
