@@ -438,10 +438,12 @@ def new_page(
         return page
 
     yield make
+    # The final state too (what a failed wait left on screen): every page before any browser
+    # quits, or the others would show that user gone offline.
     for page in pages:
-        # The final state too: it is what a failed wait left on screen.
         with contextlib.suppress(Exception):
             page.screenshot("final")
+    for page in pages:
         with contextlib.suppress(Exception):
             page.driver.quit()
 
