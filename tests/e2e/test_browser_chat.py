@@ -878,3 +878,37 @@ def test_sign_in_mistakes_read_as_sentences(new_page: Callable[[str, str], ChatP
     assert not page.find("chat-view").is_displayed()
     shown = page.find("auth-error").text + page.find("auth-handle-error").text
     assert not any(word in shown for word in DEVELOPER_WORDING), shown
+
+
+def test_the_page_can_be_pointed_at_another_stack(new_page: Callable[[str, str], ChatPage]) -> None:
+    """Endpoints (docs/web-chat.md): ``?http=&ws=`` and the sign-in screen's "Server" (saved per
+    browser) where the host's config.json allows it; an unreachable server reads as a sentence."""
+    page = new_page("dave", "narrow")
+    page.open()
+    http_url, _ = _api_urls(page)
+    default_host = http_url.split("//", 1)[1].rstrip("/")
+    assert page.find("server-host").get_attribute("textContent") == default_host
+    nowhere = "http://127.0.0.1:9"  # the discard port: nothing listens there
+
+    page.open(f"{page.url}?http={nowhere}&ws=ws://127.0.0.1:9")
+    assert page.find("server-host").get_attribute("textContent") == "127.0.0.1:9"
+
+    page.open()
+    page.css("#server-settings summary").click()
+    page.fill("server-http", "not a url")
+    page.find("server-save").click()
+    page.wait_text("server-error", "Enter the HTTP API's address")
+    page.fill("server-http", nowhere)
+    page.fill("server-ws", "ws://127.0.0.1:9")
+    page.find("server-save").click()
+    page.wait(lambda d: page.find("server-host").get_attribute("textContent") == "127.0.0.1:9", "saved")
+    page.fill("auth-handle", "dave")
+    page.fill("auth-password", PASSWORD)
+    page.find("login-btn").click()
+    page.wait_text("auth-error", "Can't reach the chat server.")
+    page.assert_fits_width("server settings")
+    page.screenshot("server")
+
+    page.css("#server-settings summary").click()
+    page.find("server-reset").click()
+    page.wait(lambda d: page.find("server-host").get_attribute("textContent") == default_host, "reset")
