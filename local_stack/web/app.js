@@ -71,6 +71,13 @@ function showError(target, err) {
   show(target, typeof err === "string" ? err : describeError(err).message);
 }
 
+/** Empty a form field after its request succeeded, unless the user typed something new meanwhile. */
+function clearIfUnchanged(input, submitted) {
+  if (input.value !== submitted) return false;
+  input.value = "";
+  return true;
+}
+
 function make(tag, props = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(props)) {
@@ -534,13 +541,13 @@ function renderPublicRooms(rooms) {
 
 async function onCreateRoom(event) {
   event.preventDefault();
-  const name = el.newRoomName.value.trim();
+  const typed = el.newRoomName.value;
+  const name = typed.trim();
   show(el.sidebarError, "");
   if (!name) return showError(el.sidebarError, "Give the room a name.");
   try {
     const room = await state.chat.api.createRoom(name, { kind: el.newRoomPrivate.checked ? "private" : "public" });
-    el.newRoomName.value = "";
-    el.newRoomPrivate.checked = false;
+    if (clearIfUnchanged(el.newRoomName, typed)) el.newRoomPrivate.checked = false;
     rememberRoom(room);
     renderRoomLists();
     openRoom(room.id);
@@ -571,11 +578,12 @@ function roomIdFrom(text) {
 async function onJoinSubmit(event) {
   event.preventDefault();
   show(el.sidebarError, "");
-  const id = roomIdFrom(el.joinRoomId.value);
+  const typed = el.joinRoomId.value;
+  const id = roomIdFrom(typed);
   if (!id) return showError(el.sidebarError, "That doesn't look like an invite link. Paste the whole link you were sent.");
   try {
     await joinRoom(id);
-    el.joinRoomId.value = "";
+    clearIfUnchanged(el.joinRoomId, typed);
   } catch (err) {
     showError(el.sidebarError, err);
   }
@@ -591,11 +599,12 @@ async function openDm(target) {
 async function onDmSubmit(event) {
   event.preventDefault();
   show(el.sidebarError, "");
-  const handle = el.dmHandle.value.trim().replace(/^@/, "");
+  const typed = el.dmHandle.value;
+  const handle = typed.trim().replace(/^@/, "");
   if (!handle) return showError(el.sidebarError, "Enter the handle of the person to message.");
   try {
     await openDm({ handle });
-    el.dmHandle.value = "";
+    clearIfUnchanged(el.dmHandle, typed);
   } catch (err) {
     showError(el.sidebarError, err);
   }
@@ -727,12 +736,13 @@ async function onCopyInvite() {
 
 async function onAddMember(event) {
   event.preventDefault();
-  const handle = el.addMemberHandle.value.trim().replace(/^@/, "");
+  const typed = el.addMemberHandle.value;
+  const handle = typed.trim().replace(/^@/, "");
   if (!handle) return show(el.inviteStatus, "Enter the handle of the person to add.");
   try {
     const added = await state.chat.api.addMember(state.currentRoomId, { handle });
     learnMember(state.currentRoomId, added.userId, added.handle);
-    el.addMemberHandle.value = "";
+    clearIfUnchanged(el.addMemberHandle, typed);
     show(el.inviteStatus, `${added.handle} was added.`);
   } catch (err) {
     show(el.inviteStatus, describeError(err).message);

@@ -482,6 +482,28 @@ def _users(tag: str) -> tuple[str, str]:
     return f"alice_{tag}", f"bob_{tag}"
 
 
+def _signed_up(new_page: Callable[[str, str], ChatPage], name: str, viewport: str, handle: str) -> ChatPage:
+    page = new_page(name, viewport)
+    page.open()
+    page.register(handle)
+    return page
+
+
+def _two_in_a_room(
+    new_page: Callable[[str, str], ChatPage], room: str, alice_viewport: str, bob_viewport: str
+) -> tuple[ChatPage, ChatPage, str]:
+    """Alice signs up and creates ``room``; Bob opens her invite link, signs up and lands in it."""
+    alice_handle, bob_handle = _users(room.rsplit(" ", 1)[-1])
+    alice = _signed_up(new_page, "alice", alice_viewport, alice_handle)
+    room_id = alice.create_room(room)
+    link = alice.invite_link()
+    bob = new_page("bob", bob_viewport)
+    bob.open(link)
+    bob.register(bob_handle)
+    bob.wait(lambda d: bob.room_id() == room_id, "bob in the room through the invite link")
+    return alice, bob, room_id
+
+
 def test_desktop_and_phone_users_chat(new_page: Callable[[str, str], ChatPage], local_gateway: Any) -> None:
     """Alice on a desktop, Bob on a phone: invite link, history, typing, live messages both ways,
     edit and delete (mouse and keyboard), presence, reconnect + resume, reload."""
@@ -489,9 +511,7 @@ def test_desktop_and_phone_users_chat(new_page: Callable[[str, str], ChatPage], 
     alice_handle, bob_handle = _users(tag)
     room_name = f"lobby {tag}"
 
-    alice = new_page("alice", "desktop")
-    alice.open()
-    alice.register(alice_handle)
+    alice = _signed_up(new_page, "alice", "desktop", alice_handle)
     room_id = alice.create_room(room_name)
     header = alice.find("room-title").text + alice.find("room-subtitle").text
     assert not UUID.search(header), f"the room header shows an id: {header!r}"
@@ -631,15 +651,11 @@ def test_direct_messages_and_unread_counts(new_page: Callable[[str, str], ChatPa
     (they are the server's) and clear once read."""
     tag = secrets.token_hex(3)
     alice_handle, bob_handle = _users(tag)
-    alice = new_page("alice", "desktop")
-    alice.open()
-    alice.register(alice_handle)
+    alice = _signed_up(new_page, "alice", "desktop", alice_handle)
     lobby = alice.create_room(f"news {tag}")
     alice.send("welcome")
 
-    bob = new_page("bob", "narrow")
-    bob.open()
-    bob.register(bob_handle)
+    bob = _signed_up(new_page, "bob", "narrow", bob_handle)
     # A public room to join, listed by name.
     bob.wait(lambda d: f"# news {tag}" in bob.texts("#public-room-list .room-name"), "public room listed")
     bob.click(f'#public-room-list li[data-room-id="{lobby}"] button', "join clicked")
@@ -690,10 +706,11 @@ def test_direct_messages_and_unread_counts(new_page: Callable[[str, str], ChatPa
     assert bob.badge(lobby) == ""
 
     # Opening a DM by handle finds the existing one; mistakes read as sentences.
-    alice.to_list()
+    alice.open_room(lobby)
     alice.fill("dm-handle", bob_handle)
     alice.find("dm-btn").click()
     alice.wait(lambda d: alice.room_id() == dm, "the same DM")
+    alice.wait(lambda d: not alice.find("dm-handle").get_attribute("value"), "the field emptied")
     for handle, sentence in (
         (f"nobody_{tag}", "There's nobody with that handle."),
         (alice_handle, "That's you!"),
@@ -725,17 +742,7 @@ def test_rapid_sends_keep_the_order_typed_for_sender_and_recipient(
     """Issue 9: the server processes one connection's frames concurrently, so the page must not
     have two sends in flight in one room. Ten messages submitted back to back on a phone (one
     script, faster than anyone types) are stored, and shown on both pages, in the order typed."""
-    tag = secrets.token_hex(3)
-    alice_handle, bob_handle = _users(tag)
-    alice = new_page("alice", "narrow")
-    alice.open()
-    alice.register(alice_handle)
-    room_id = alice.create_room(f"rapid {tag}")
-    link = alice.invite_link()
-    bob = new_page("bob", "desktop")
-    bob.open(link)
-    bob.register(bob_handle)
-    bob.wait(lambda d: bob.room_id() == room_id, "bob in the room")
+    alice, bob, _ = _two_in_a_room(new_page, f"rapid {secrets.token_hex(3)}", "narrow", "desktop")
 
     typed = [f"quick {i}" for i in range(10)]
     alice.js(
@@ -778,16 +785,7 @@ def test_people_already_online_show_when_a_room_opens(new_page: Callable[[str, s
     Bob opens a room and sees Alice online although she has said nothing and changed nothing."""
     tag = secrets.token_hex(3)
     alice_handle, bob_handle = _users(tag)
-    alice = new_page("alice", "desktop")
-    alice.open()
-    alice.register(alice_handle)
-    alice.create_room(f"quiet {tag}")
-    link = alice.invite_link()
-
-    bob = new_page("bob", "narrow")
-    bob.open(link)
-    bob.register(bob_handle)
-    bob.wait(lambda d: bob.title() == f"quiet {tag}", "bob in the room")
+    alice, bob, _ = _two_in_a_room(new_page, f"quiet {tag}", "desktop", "narrow")
 
     def answered(_: Any) -> str | None:
         support: str = bob.js("return window.chatflowTest.presenceSnapshots()")
