@@ -770,9 +770,16 @@ def test_rapid_sends_keep_the_order_typed_for_sender_and_recipient(
         shown = stored(page)
         assert [body for _, body in shown] == typed
         assert [seq for seq, _ in shown] == sorted(seq for seq, _ in shown)
+    for page in (alice, bob):
+        page.wait_text("history-status", "Beginning of the conversation")
     alice.assert_fits_width("ten messages")
     alice.screenshot("rapid")
     bob.screenshot("rapid")
+    # Dark mode follows the system.
+    bob.driver.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}
+    )
+    bob.screenshot("rapid-dark")
     # The phone (420 px) and a tablet: still nothing cut off at the side.
     for width, height in ((420, 860), (768, 1024)):
         alice.resize(width, height, mobile=True)
