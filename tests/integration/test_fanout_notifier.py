@@ -1,10 +1,13 @@
-"""ApiGatewayNotifier against the local @connections server (real HTTP, real boto3 client)."""
+"""ApiGatewayNotifier against the local @connections server (real HTTP, SigV4 verified by the
+server) and against loopback HTTP servers that misbehave the ways a keep-alive peer can."""
 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -164,3 +167,162 @@ def test_fan_out_is_concurrent_but_bounded_by_the_worker_count(chatflow_env: dic
             notifier.close()
     assert len(report.delivered) == 40
     assert 1 < backend.peak <= 4  # not one after another, never more than the pool
+
+
+# --- the lean client's semantics (chatflow.adapters.apigw_http) -----------------------------------
+
+
+class ThrottlingBackend(RecordingBackend):
+    """Answers 429 TooManyRequests (API Gateway's throttle) to the first ``throttled`` posts."""
+
+    def __init__(self, throttled: int) -> None:
+        super().__init__()
+        self.throttled = throttled
+        self.attempts = 0
+
+    async def post(self, connection_id: str, data: bytes) -> None:
+        from aiohttp import web
+
+        self.attempts += 1
+        if self.throttled:
+            self.throttled -= 1
+            raise web.HTTPTooManyRequests(headers={"x-amzn-ErrorType": "LimitExceededException"})
+        await super().post(connection_id, data)
+
+
+def test_throttled_posts_are_retried_then_delivered_once(chatflow_env: dict[str, str]) -> None:
+    backend = ThrottlingBackend(throttled=2)
+    with running_management_api(backend) as running:
+        notifier = ApiGatewayNotifier(
+            get_settings(), endpoint_url=running.endpoint_url, max_workers=2, backoff_base_s=0.001
+        )
+        try:
+            target = _target(backend.register())
+            report = notifier.send([target], b"{}")
+        finally:
+            notifier.close()
+    assert report.delivered == [target]
+    assert backend.attempts == 3
+    assert backend.posted(target.connection_id) == [b"{}"]
+
+
+def test_rotated_credentials_are_used_at_once(
+    chatflow_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The endpoint knows only the NEW key pair; the notifier was built (and used) with the old
+    one in the environment, as a Lambda environment before Lambda rotated its credentials."""
+    from local_stack.sigv4 import SigV4Config
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDOLD")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "old-secret")
+    backend = RecordingBackend()
+    with running_management_api(
+        backend, sigv4=SigV4Config.single("AKIDNEW", "new-secret", "us-east-1")
+    ) as api:
+        notifier = ApiGatewayNotifier(get_settings(), endpoint_url=api.endpoint_url, max_workers=2)
+        try:
+            target = _target(backend.register())
+            refused = notifier.send([target], b"1")  # 403 UnrecognizedClient: not retried
+            monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDNEW")
+            monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "new-secret")
+            accepted = notifier.send([target], b"2")
+        finally:
+            notifier.close()
+    assert refused.failed == [target]
+    assert accepted.delivered == [target]
+    assert backend.posted(target.connection_id) == [b"2"]
+
+
+class _OneShotHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 server side that closes every connection after its first answer WITHOUT saying so
+    (as a keep-alive connection idle-closed by the server), or never answers (``answer`` False)."""
+
+    protocol_version = "HTTP/1.1"
+    received: list[bytes]
+    answer = True
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        type(self).received.append(body)
+        if type(self).answer:
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def one_shot_server() -> Iterator[tuple[str, type[_OneShotHandler]]]:
+    handler = type("Handler", (_OneShotHandler,), {"received": [], "answer": True})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/local", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_keep_alive_connection_closed_while_idle_is_replaced_without_a_duplicate(
+    chatflow_env: dict[str, str], one_shot_server: tuple[str, type[_OneShotHandler]]
+) -> None:
+    endpoint, handler = one_shot_server
+    notifier = ApiGatewayNotifier(
+        get_settings(), endpoint_url=endpoint, max_workers=1, metric=lambda n, c: None
+    )
+    try:
+        first = notifier.send([_target("c1")], b"one")
+        time.sleep(0.05)  # the server has closed the pooled connection by now
+        second = notifier.send([_target("c2")], b"two")
+    finally:
+        notifier.close()
+    assert len(first.delivered) == 1
+    assert len(second.delivered) == 1
+    assert handler.received == [b"one", b"two"]  # each exactly once
+
+
+def test_a_request_that_got_no_answer_is_not_sent_again(
+    chatflow_env: dict[str, str], one_shot_server: tuple[str, type[_OneShotHandler]]
+) -> None:
+    """The server read the request and vanished: it may have delivered it, so no retry."""
+    endpoint, handler = one_shot_server
+    handler.answer = False
+    metrics: list[tuple[str, int]] = []
+    notifier = ApiGatewayNotifier(
+        get_settings(),
+        endpoint_url=endpoint,
+        max_workers=1,
+        backoff_base_s=0.001,
+        metric=lambda n, c: metrics.append((n, c)),
+    )
+    try:
+        report = notifier.send([_target("c1")], b"once")
+    finally:
+        notifier.close()
+    assert len(report.failed) == 1
+    assert handler.received == [b"once"]
+    assert ("FanoutFailed", 1) in metrics
+
+
+def test_an_unreachable_endpoint_is_retried_then_reported_failed(chatflow_env: dict[str, str]) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    notifier = ApiGatewayNotifier(
+        get_settings(),
+        endpoint_url=f"http://127.0.0.1:{port}/local",
+        max_workers=1,
+        backoff_base_s=0.001,
+        metric=lambda n, c: None,
+    )
+    try:
+        report = notifier.send([_target("c1"), _target("c2")], b"x")
+    finally:
+        notifier.close()
+    assert len(report.failed) == 2

@@ -17,7 +17,7 @@ properties explicit here:
   (:class:`~chatflow.adapters.redis_cache.CachedRoomDirectory`) and reaches ROOMS' service (its
   pydantic event schemas, psycopg) only on a cache miss.
 * the EventBridge publisher loads the event schemas (pydantic) and botocore on its first publish.
-* :meth:`Container.prime` builds object graphs and botocore client OBJECTS at init without any
+* :meth:`Container.prime` builds object graphs and client OBJECTS at init without any
   network I/O, so SnapStart snapshots them and nothing needs re-opening after a restore
   (chatflow.snapstart closes the pools and the Redis client before the snapshot).
 
@@ -391,7 +391,8 @@ class Container:
     # --- lifecycle -------------------------------------------------------------------------------
 
     def prime(self, *, chat: bool = True) -> None:
-        """Init-phase warm-up: the realtime service with its botocore client OBJECT and (``chat``)
+        """Init-phase warm-up: the realtime service with its @connections client OBJECT (and its
+        TLS context) and (``chat``)
         the rooms, messages and users services -- imports and object graphs only, no network I/O
         (pools and sockets open on first use), so nothing needs re-opening after a SnapStart
         restore. Failures are left to the first invocation to report."""
@@ -405,13 +406,15 @@ class Container:
             logger.warning("prime failed; the first invocation will retry", exc_info=True)
 
     def close_connections(self) -> None:
-        """Close the pools and the Redis client if they were opened (they reopen on next use):
-        SnapStart's before-snapshot hook, and tests."""
+        """Close the pools, the Redis client and the @connections keep-alive connections if they
+        were opened (they reopen on next use): SnapStart's before-snapshot hook, and tests."""
         built = self._instances
         if "postgres" in built:
             self.postgres.close()
         if "redis" in built:
             self.redis.close()
+        if "notifier" in built:
+            self.notifier.close_idle()
 
     def close(self) -> None:
         """Everything this container opened: connections and the notifier's thread pool."""

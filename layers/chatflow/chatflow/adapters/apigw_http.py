@@ -1,0 +1,310 @@
+"""A lean HTTP client for the API Gateway Management API (``@connections``): the fan-out path.
+
+botocore spends ~0.8 ms of CPU per ``post_to_connection`` (request serialization through the
+service model, its event hooks, a fresh SigV4 signing key per request, urllib3); fan-out CPU is
+most of a chat backend's Lambda bill. This client does only what a PostToConnection needs:
+
+* **SigV4** for service ``execute-api`` (:class:`SigV4Signer`): the canonical request of a
+  body-only POST/DELETE, the signing key derived once per (secret, day, region, service) and
+  cached -- 1 HMAC per request instead of 5. ``tests/unit/test_apigw_http.py`` checks every
+  signature against botocore's ``SigV4Auth`` for the same request and instant.
+* **Credentials re-read per request** (:func:`lambda_credentials`): the
+  ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN`` environment variables
+  Lambda sets (and replaces when it rotates them), else botocore's credential chain --
+  SnapStart functions get container credentials (``AWS_CONTAINER_CREDENTIALS_FULL_URI``), which
+  botocore refreshes before they expire. A new secret simply selects a new signing key.
+* **Keep-alive connections in a pool** (:class:`ConnectionsClient`): one ``http.client``
+  connection per fan-out worker, reused across posts and invocations. A reused connection the
+  server closed while idle fails before any response byte arrives; that request is sent again
+  once on a fresh connection (the server never processed it). Anything else (a timeout after the
+  request went out, a reset mid-response) is NOT re-sent here: the caller decides, and the
+  notifier counts it as failed rather than risk a second delivery.
+
+It speaks HTTP/1.1 to ``https://{api}.execute-api.{region}.amazonaws.com/{stage}`` (TLS, the
+system's CA bundle) or to the local stack's ``http://127.0.0.1:8002/{stage}``, which verifies
+SigV4 like AWS (local_stack/sigv4.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.client
+import os
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+SERVICE = "execute-api"
+_ALGORITHM = "AWS4-HMAC-SHA256"
+_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class AwsCredentials:
+    access_key: str
+    secret_key: str
+    token: str | None = None
+
+
+CredentialSource = Callable[[], AwsCredentials]
+
+
+def lambda_credentials() -> CredentialSource:
+    """The credentials of this execution environment, resolved on EVERY call (a few dict reads).
+
+    Lambda puts the execution role's credentials in the environment and replaces them when it
+    rotates them; SnapStart functions get container credentials instead (no key in the
+    environment), for which botocore's chain is used (it refreshes them before expiry). botocore
+    is imported only in that second case.
+    """
+    environ = os.environ
+    chain: Any = None
+    lock = threading.Lock()
+
+    def resolve() -> AwsCredentials:
+        nonlocal chain
+        key, secret = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
+        if key and secret:
+            return AwsCredentials(key, secret, environ.get("AWS_SESSION_TOKEN") or None)
+        if chain is None:
+            with lock:
+                if chain is None:
+                    import botocore.session
+
+                    chain = botocore.session.get_session().get_credentials()
+                    if chain is None:
+                        raise RuntimeError("no AWS credentials for the @connections API")
+        frozen = chain.get_frozen_credentials()  # refreshes expiring (container) credentials
+        return AwsCredentials(frozen.access_key, frozen.secret_key, frozen.token or None)
+
+    return resolve
+
+
+# --- SigV4 --------------------------------------------------------------------------------------
+
+
+def _hmac(key: bytes, message: str) -> bytes:
+    return hmac.new(key, message.encode(), hashlib.sha256).digest()
+
+
+class SigV4Signer:
+    """AWS Signature Version 4 (header form) for body-carrying requests without a query string.
+
+    Signs ``host``, ``x-amz-date`` and, with temporary credentials, ``x-amz-security-token`` --
+    the headers botocore signs for a PostToConnection.
+    """
+
+    def __init__(self, region: str, credentials: CredentialSource, service: str = SERVICE) -> None:
+        self.region = region
+        self.service = service
+        self._credentials = credentials
+        # (secret, day) -> signing key: a rotated secret or a new day derives a new one.
+        self._key: tuple[str, str, bytes] | None = None
+
+    def signing_key(self, secret: str, day: str) -> bytes:
+        cached = self._key
+        if cached is not None and cached[0] == secret and cached[1] == day:
+            return cached[2]
+        key = _hmac(f"AWS4{secret}".encode(), day)
+        for part in (self.region, self.service, "aws4_request"):
+            key = _hmac(key, part)
+        self._key = (secret, day, key)  # one tuple assignment: safe to share between threads
+        return key
+
+    def headers(
+        self, method: str, host: str, path: str, body: bytes, now: float | None = None
+    ) -> dict[str, str]:
+        """The headers to send: Host, X-Amz-Date, X-Amz-Security-Token?, Authorization.
+
+        ``path`` is the request path as sent (already percent-encoded); the canonical path
+        encodes it once more, as every AWS service but S3 expects.
+        """
+        creds = self._credentials()
+        amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
+        day = amz_date[:8]
+        payload = hashlib.sha256(body).hexdigest() if body else _EMPTY_SHA256
+        if creds.token:
+            canonical_headers = f"host:{host}\nx-amz-date:{amz_date}\nx-amz-security-token:{creds.token}\n"
+            signed = "host;x-amz-date;x-amz-security-token"
+        else:
+            canonical_headers = f"host:{host}\nx-amz-date:{amz_date}\n"
+            signed = "host;x-amz-date"
+        canonical = f"{method}\n{quote(path, safe='/~')}\n\n{canonical_headers}\n{signed}\n{payload}"
+        scope = f"{day}/{self.region}/{self.service}/aws4_request"
+        to_sign = f"{_ALGORITHM}\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+        signature = hmac.new(
+            self.signing_key(creds.secret_key, day), to_sign.encode(), hashlib.sha256
+        ).hexdigest()
+        headers = {
+            "Host": host,
+            "X-Amz-Date": amz_date,
+            "Authorization": f"{_ALGORITHM} Credential={creds.access_key}/{scope}, "
+            f"SignedHeaders={signed}, Signature={signature}",
+        }
+        if creds.token:
+            headers["X-Amz-Security-Token"] = creds.token
+        return headers
+
+
+# --- HTTP -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the endpoint answered: status, AWS's error type (``x-amzn-ErrorType``) and body."""
+
+    status: int
+    error_type: str = ""
+    body: bytes = b""
+
+
+class StaleConnection(Exception):
+    """Internal: a reused keep-alive connection was closed by the server before answering."""
+
+
+class NotSent(OSError):
+    """No connection could be opened: the request never left, sending it again is safe."""
+
+
+class NoAnswer(OSError):
+    """The request went out but no (complete) answer came back (timeout, reset): it MAY have been
+    processed, so sending it again could deliver it twice."""
+
+
+#: Errors of a REUSED connection that mean "closed while idle": nothing reached the server's
+#: application, so sending the request again cannot deliver it twice.
+_IDLE_CLOSED = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
+
+
+class ConnectionsClient:
+    """POST / DELETE ``@connections/{id}`` over pooled keep-alive HTTP/1.1 connections.
+
+    Thread-safe: each request borrows an idle connection from the pool (LIFO, so the warmest one)
+    or opens one; at most ``pool_size`` idle connections are kept.
+    """
+
+    def __init__(
+        self,
+        endpoint_url: str,
+        *,
+        region: str,
+        credentials: CredentialSource | None = None,
+        pool_size: int = 32,
+        connect_timeout_s: float = 2.0,
+        read_timeout_s: float = 5.0,
+    ) -> None:
+        parts = urlsplit(endpoint_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) endpoint URL: {endpoint_url!r}")
+        self.endpoint_url = endpoint_url
+        self._https = parts.scheme == "https"
+        self._hostname = parts.hostname
+        self._port = parts.port or (443 if self._https else 80)
+        self._host = parts.netloc.rpartition("@")[2]  # the Host header botocore sends
+        self._base_path = parts.path.rstrip("/")
+        self._signer = SigV4Signer(region, credentials or lambda_credentials())
+        self._pool_size = max(1, pool_size)
+        self._connect_timeout_s = connect_timeout_s
+        self._read_timeout_s = read_timeout_s
+        self._idle: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+        # The CA bundle is loaded here (tens of ms), at init: in a SnapStart snapshot it is free.
+        self._tls = ssl.create_default_context() if self._https else None
+
+    @property
+    def signer(self) -> SigV4Signer:
+        return self._signer
+
+    def path_of(self, connection_id: str) -> str:
+        return f"{self._base_path}/@connections/{quote(connection_id, safe='')}"
+
+    def post(self, connection_id: str, data: bytes) -> Answer:
+        return self.request("POST", self.path_of(connection_id), data)
+
+    def delete(self, connection_id: str) -> Answer:
+        return self.request("DELETE", self.path_of(connection_id), b"")
+
+    def request(self, method: str, path: str, body: bytes) -> Answer:
+        """One request and its answer; :class:`NotSent` or :class:`NoAnswer` when none came back."""
+        for _ in range(2):  # the second time only after a stale keep-alive connection
+            conn, reused = self._borrow()
+            try:
+                answer = self._exchange(conn, method, path, body, reused)
+            except StaleConnection:
+                conn.close()
+                continue
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                raise NoAnswer(f"{method} {path}: {exc!r}") from exc
+            except BaseException:
+                conn.close()
+                raise
+            self._give_back(conn)
+            return answer
+        raise NoAnswer(f"{method} {path}: the endpoint closed two connections without answering")
+
+    def _exchange(
+        self, conn: http.client.HTTPConnection, method: str, path: str, body: bytes, reused: bool
+    ) -> Answer:
+        headers = self._signer.headers(method, self._host, path, body)
+        headers["Content-Length"] = str(len(body))
+        try:
+            conn.request(method, path, body, headers)
+            response = conn.getresponse()
+        except _IDLE_CLOSED:
+            if reused:
+                raise StaleConnection from None
+            raise
+        payload = response.read()
+        if response.will_close:
+            conn.close()  # the server said so: the pool must not hand it out again
+        # "GoneException" or "GoneException:http://internal/" (the type, then where it is defined)
+        error_type = (response.getheader("x-amzn-ErrorType") or "").partition(":")[0]
+        return Answer(response.status, error_type, payload)
+
+    def _borrow(self) -> tuple[http.client.HTTPConnection, bool]:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop(), True
+        try:
+            return self._open(), False
+        except OSError as exc:  # refused, unreachable, DNS, TLS handshake, connect timeout
+            raise NotSent(f"connecting to {self._hostname}:{self._port}: {exc!r}") from exc
+
+    def _open(self) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection
+        if self._tls is not None:
+            conn = http.client.HTTPSConnection(
+                self._hostname, self._port, timeout=self._connect_timeout_s, context=self._tls
+            )
+        else:
+            conn = http.client.HTTPConnection(self._hostname, self._port, timeout=self._connect_timeout_s)
+        conn.connect()
+        sock = conn.sock
+        if sock is not None:
+            sock.settimeout(self._read_timeout_s)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        return conn
+
+    def _give_back(self, conn: http.client.HTTPConnection) -> None:
+        if conn.sock is None:  # closed (will_close)
+            return
+        with self._lock:
+            if len(self._idle) < self._pool_size:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        """Close the idle connections (SnapStart's before-snapshot hook, tests)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
