@@ -104,6 +104,9 @@ def chatflow_env(
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
+        # scrypt N=2^12 instead of 2^17: every registration and login of the run stays fast
+        # (test_auth_rehash.py proves the upgrade to a higher cost at sign-in).
+        "PASSWORD_SCRYPT_LOG2_N": "12",
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

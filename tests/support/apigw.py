@@ -106,6 +106,7 @@ def http_event(
     authorizer_context: Mapping[str, Any] | None = None,
     route_key: str | None = None,
     base64_body: bool = False,
+    source_ip: str = SOURCE_IP,
 ) -> dict[str, Any]:
     """An API Gateway HTTP API (payload 2.0) event for ``method path``.
 
@@ -118,7 +119,7 @@ def http_event(
         "accept": "application/json",
         "host": f"{HTTP_API_ID}.execute-api.{REGION}.amazonaws.com",
         "user-agent": USER_AGENT,
-        "x-forwarded-for": SOURCE_IP,
+        "x-forwarded-for": source_ip,
         "x-forwarded-port": "443",
         "x-forwarded-proto": "https",
     }
@@ -165,7 +166,7 @@ def http_event(
                 "method": method,
                 "path": path,
                 "protocol": "HTTP/1.1",
-                "sourceIp": SOURCE_IP,
+                "sourceIp": source_ip,
                 "userAgent": USER_AGENT,
             },
             "requestId": base64.b32encode(uuid.uuid4().bytes)[:16].decode(),
@@ -334,12 +335,15 @@ class HttpApiClient:
         body: str | bytes | None = None,
         headers: Mapping[str, str] | None = None,
         query: Mapping[str, str] | None = None,
+        source_ip: str = SOURCE_IP,
     ) -> HttpResponse:
         route = catalog_route(method, path)
         if route is None:
             # HTTP APIs route unknown requests to $default when one exists; ours has none.
             return HttpResponse(404, {"content-type": "application/json"}, '{"message":"Not Found"}')
-        event = http_event(method, path, json=json, body=body, headers=headers, query=query, token=token)
+        event = http_event(
+            method, path, json=json, body=body, headers=headers, query=query, token=token, source_ip=source_ip
+        )
         if route.authorizer is not None:
             authorizer = next(a for a in AUTHORIZERS if a.name == route.authorizer)
             auth_event = http_authorizer_event(event, authorizer.identity_sources)

@@ -259,9 +259,15 @@ class Container:
     @provider
     def login_throttle(self) -> LoginThrottle:
         from chatflow.adapters.redis_user_status import RedisLoginThrottle
+        from chatflow.domain.user_models import LoginBackoff
 
         s = self.settings
-        return RedisLoginThrottle(self.redis, s.login_max_failures, s.login_failure_window_s)
+        return RedisLoginThrottle(
+            self.redis,
+            pair=LoginBackoff(s.login_free_failures, s.login_backoff_base_s, s.login_backoff_max_s),
+            per_ip=LoginBackoff(s.login_ip_free_failures, s.login_backoff_base_s, s.login_backoff_max_s),
+            window_s=s.login_failure_window_s,
+        )
 
     @provider
     def session_terminator(self) -> SessionTerminator:
@@ -271,6 +277,7 @@ class Container:
 
     @provider
     def users(self) -> UserService:
+        from chatflow.domain.passwords import ScryptParams
         from chatflow.domain.users import UserService
 
         s = self.settings
@@ -284,6 +291,9 @@ class Container:
             # Resolved at call time: the outbox flusher (and psycopg) is built on the first ban only.
             after_commit=lambda: self.outbox.flush(),  # noqa: PLW0108
             login_throttle=self.login_throttle,
+            password_params=ScryptParams.from_log2(
+                s.password_scrypt_log2_n, s.password_scrypt_r, s.password_scrypt_p
+            ),
         )
 
     # --- realtime ---------------------------------------------------------------------------------

@@ -72,9 +72,20 @@ class Settings:
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 30 * 24 * 3600
     jwt_leeway_s: int = 10
-    #: Failed sign-ins per handle within the window before login answers 429 (brute force).
-    login_max_failures: int = 10
+    #: Sign-in throttle (docs/auth.md "Brute force"): failures are counted per (handle, source
+    #: IP) and per source IP across handles; past the free ones each failure doubles the wait
+    #: before the next attempt (429 + Retry-After), from LOGIN_BACKOFF_BASE_S up to
+    #: LOGIN_BACKOFF_MAX_S. Counts are forgotten LOGIN_FAILURE_WINDOW_S after the last failure.
+    login_free_failures: int = 5
+    login_ip_free_failures: int = 50
+    login_backoff_base_s: int = 1
+    login_backoff_max_s: int = 900
     login_failure_window_s: int = 900
+    #: scrypt cost of new password hashes (OWASP: N=2^17, r=8, p=1 -> 128 MiB per hash); older
+    #: hashes are upgraded at the next successful sign-in. Tests lower N for speed.
+    password_scrypt_log2_n: int = 17
+    password_scrypt_r: int = 8
+    password_scrypt_p: int = 1
     #: Optional external OIDC issuer (e.g. Cognito): tokens verified through its JWKS.
     oidc_issuer: str | None = None
     oidc_audience: str | None = None

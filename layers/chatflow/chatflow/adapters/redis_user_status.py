@@ -7,10 +7,11 @@ ban can never overwrite the ban's value. The TTL only bounds memory: correctness
 
 from __future__ import annotations
 
+import math
 from uuid import UUID
 
 from chatflow.adapters.redis_client import RedisConnection
-from chatflow.domain.user_models import UserStatus
+from chatflow.domain.user_models import LoginBackoff, UserStatus
 
 TTL_S = 3600
 _STATUSES = frozenset({"active", "banned", "deleted"})
@@ -56,29 +57,63 @@ class RedisUserStatusCache:
 
 
 class RedisLoginThrottle:
-    """Fixed window of failed sign-ins per handle: ``<prefix>login:fail:<handle>`` (INCR + EXPIRE)."""
+    """Failed sign-ins per (source IP, handle) and per source IP across handles, each with a
+    progressive back-off (:class:`~chatflow.domain.user_models.LoginBackoff`), never a hard lock.
 
-    def __init__(self, redis: RedisConnection, max_failures: int, window_s: int) -> None:
+    Keys: ``<prefix>login:fail:<ip>:<handle>`` / ``<prefix>login:ipfail:<ip>`` count failures
+    (forgotten ``window_s`` after the last failure); ``login:wait:<ip>:<handle>`` /
+    ``login:ipwait:<ip>`` exist while the next attempt must wait (their TTL is the wait). A check
+    is one round trip (two PTTLs); a failure one (two INCR + EXPIRE), plus one SET when a wait starts.
+    """
+
+    def __init__(
+        self, redis: RedisConnection, *, pair: LoginBackoff, per_ip: LoginBackoff, window_s: int
+    ) -> None:
         self._redis = redis
-        self.max_failures = max_failures
+        self.pair = pair
+        self.per_ip = per_ip
         self.window_s = window_s
 
-    def _key(self, handle: str) -> str:
-        return self._redis.key("login", "fail", handle)
+    def _keys(self, handle: str, source_ip: str) -> tuple[str, str, str, str]:
+        k = self._redis.key
+        return (
+            k("login", "fail", source_ip, handle),
+            k("login", "wait", source_ip, handle),
+            k("login", "ipfail", source_ip),
+            k("login", "ipwait", source_ip),
+        )
 
-    def retry_after(self, handle: str) -> int | None:
-        client = self._redis.client
-        raw = client.get(self._key(handle))
-        if raw is None or int(str(raw)) < self.max_failures:
+    def retry_after(self, handle: str, source_ip: str) -> int | None:
+        _, pair_wait, _, ip_wait = self._keys(handle, source_ip)
+        pipe = self._redis.client.pipeline(transaction=False)
+        pipe.pttl(pair_wait)
+        pipe.pttl(ip_wait)
+        wait_ms = max(int(v) for v in pipe.execute())  # -2: no key (no wait)
+        if wait_ms <= 0:
             return None
-        ttl = int(client.ttl(self._key(handle)))
-        return max(ttl, 1)
+        return max(1, math.ceil(wait_ms / 1000))
 
-    def record_failure(self, handle: str) -> None:
-        pipe = self._redis.client.pipeline()
-        pipe.incr(self._key(handle))
-        pipe.expire(self._key(handle), self.window_s, nx=True)  # the window starts at the first failure
-        pipe.execute()
+    def record_failure(self, handle: str, source_ip: str) -> None:
+        pair_count, pair_wait, ip_count, ip_wait = self._keys(handle, source_ip)
+        pipe = self._redis.client.pipeline(transaction=False)
+        pipe.incr(pair_count)
+        pipe.expire(pair_count, self.window_s)
+        pipe.incr(ip_count)
+        pipe.expire(ip_count, self.window_s)
+        pair_failures, _, ip_failures, _ = pipe.execute()
+        waits = (
+            (pair_wait, self.pair.delay_s(int(pair_failures))),
+            (ip_wait, self.per_ip.delay_s(int(ip_failures))),
+        )
+        if any(delay for _, delay in waits):
+            pipe = self._redis.client.pipeline(transaction=False)
+            for key, delay in waits:
+                if delay:
+                    pipe.set(key, "1", ex=delay)
+            pipe.execute()
 
-    def reset(self, handle: str) -> None:
-        self._redis.client.delete(self._key(handle))
+    def reset(self, handle: str, source_ip: str) -> None:
+        """After a successful sign-in: that (IP, handle) pair starts afresh. The IP's budget does
+        not (a credential-stuffing run would otherwise refill it with one account of its own)."""
+        pair_count, pair_wait, _, _ = self._keys(handle, source_ip)
+        self._redis.client.delete(pair_count, pair_wait)

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
         NewUser,
         RefreshOutcome,
         RefreshTokenRecord,
+        RevokedFamily,
         User,
         UserStatus,
     )
@@ -368,8 +369,14 @@ class UserRepository(Protocol):
         rotated token presented again revokes the whole family (theft detection)."""
         ...
 
-    def revoke_refresh_family(self, token_hash: bytes) -> UUID | None:
-        """Revoke the family of ``token_hash``; returns its user id (None if unknown)."""
+    def revoke_refresh_family(self, token_hash: bytes) -> RevokedFamily | None:
+        """Revoke the family of ``token_hash``; returns its user and whether the token was live
+        (None if unknown)."""
+        ...
+
+    def update_password_hash(self, user_id: UUID, old_hash: str, new_hash: str) -> bool:
+        """Replace the password hash if it is still ``old_hash`` (re-hash at a higher cost);
+        False when it changed meanwhile."""
         ...
 
 
@@ -387,14 +394,17 @@ class UserStatusCache(Protocol):
 
 
 class LoginThrottle(Protocol):
-    """Counts failed sign-ins per handle in a window (Redis); fail-open when unavailable."""
+    """Failed sign-ins per (handle, source IP) and per source IP across handles, with progressive
+    back-off (Redis); the service fails open when it is unavailable."""
 
-    def retry_after(self, handle: str) -> int | None:
-        """Seconds until sign-in is allowed again, or None when not throttled."""
+    def retry_after(self, handle: str, source_ip: str) -> int | None:
+        """Seconds until this IP may try this handle again, or None when it may now."""
         ...
 
-    def record_failure(self, handle: str) -> None: ...
-    def reset(self, handle: str) -> None: ...
+    def record_failure(self, handle: str, source_ip: str) -> None: ...
+    def reset(self, handle: str, source_ip: str) -> None:
+        """A successful sign-in: forget the (handle, IP) failures (not the IP's budget)."""
+        ...
 
 
 class TokenIssuer(Protocol):

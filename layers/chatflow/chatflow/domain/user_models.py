@@ -79,3 +79,32 @@ class TokenPair:
     refresh_token: str
     refresh_expires_in: int
     user: User
+
+
+@dataclass(frozen=True, slots=True)
+class RevokedFamily:
+    """What logging out a refresh token found: whose it was, and whether it was live (neither
+    revoked, rotated nor expired, and not older than the user's last "log out everywhere")."""
+
+    user_id: uuid.UUID
+    was_live: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LoginBackoff:
+    """Progressive back-off after failed sign-ins (no hard lock).
+
+    The first ``free_failures`` failures cost nothing; each further one makes the next attempt
+    wait ``base_s * 2**k`` seconds (k = 0, 1, 2, ... for the failures past the free ones), capped
+    at ``max_s``. Counts are forgotten after a quiet window (the throttle adapter's TTL)."""
+
+    free_failures: int
+    base_s: int
+    max_s: int
+
+    def delay_s(self, failures: int) -> int:
+        """Seconds the next attempt must wait after ``failures`` failures (0: none)."""
+        past = failures - self.free_failures
+        if past <= 0:
+            return 0
+        return int(min(self.max_s, self.base_s * 2 ** min(past - 1, 40)))

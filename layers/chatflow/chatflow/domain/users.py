@@ -30,9 +30,12 @@ from typing import TYPE_CHECKING
 
 from chatflow.domain.identity import Identity, Role
 from chatflow.domain.passwords import (
+    DEFAULT_PARAMS,
+    ScryptParams,
     check_password_policy,
     dummy_verify,
     hash_password,
+    needs_rehash,
     verify_password,
 )
 from chatflow.domain.user_models import NewUser, RefreshTokenRecord, TokenPair, User, UserStatus
@@ -76,6 +79,7 @@ class UserService:
         session_terminator: SessionTerminator | None = None,
         after_commit: Callable[[], object] | None = None,
         login_throttle: LoginThrottle | None = None,
+        password_params: ScryptParams = DEFAULT_PARAMS,
     ) -> None:
         self.repo = repo
         self.cache = cache
@@ -85,6 +89,7 @@ class UserService:
         self.session_terminator = session_terminator
         self._after_commit = after_commit
         self.login_throttle = login_throttle
+        self.password_params = password_params
 
     # --- registration and sessions -------------------------------------------------------------
 
@@ -99,40 +104,65 @@ class UserService:
             raise InvalidInput("displayName must not contain control characters", code="invalid_display_name")
         user = self.repo.create_user(
             NewUser(
-                id=uuid.uuid4(), handle=normalized, display_name=name, password_hash=hash_password(password)
+                id=uuid.uuid4(),
+                handle=normalized,
+                display_name=name,
+                password_hash=hash_password(password, self.password_params),
             )
         )
         return self._new_session(user)
 
-    def login(self, handle: str, password: str) -> TokenPair:
+    def login(self, handle: str, password: str, source_ip: str) -> TokenPair:
         """Same answer for an unknown handle and a wrong password (no user enumeration); the
         unknown-handle path still runs one scrypt so timing does not tell them apart either.
-        After ``login_max_failures`` failures for a handle within the window: 429 for that
-        handle (known or not, so the throttle does not reveal existence either)."""
+
+        Throttle (docs/auth.md "Brute force"): failures are counted per (handle, source IP) and
+        per source IP across handles, each past its free failures making the next attempt wait
+        exponentially longer (429 + Retry-After, before the password is even checked). Someone
+        failing on purpose from another address therefore never delays the account's owner.
+        Unknown handles are counted the same way (the throttle reveals nothing either).
+
+        A correct password stored at a lower scrypt cost than configured is re-hashed."""
         key = handle.strip().lower()[:64]
-        self._check_throttle(key)
+        ip = source_ip or "unknown"
+        self._check_throttle(key, ip)
         # Only well-formed handles exist: anything else (too long, a NUL Postgres would refuse)
         # is an unknown handle without a lookup.
         found = self.repo.find_credentials(key) if HANDLE_RE.match(key) else None
         if found is None:
-            dummy_verify(password)
-            self._record_failure(key)
+            dummy_verify(password, self.password_params)
+            self._record_failure(key, ip)
             raise Unauthorized(_INVALID_CREDENTIALS, code="invalid_credentials")
         user, password_hash = found
         if not verify_password(password, password_hash):
-            self._record_failure(key)
+            self._record_failure(key, ip)
             raise Unauthorized(_INVALID_CREDENTIALS, code="invalid_credentials")
-        self._reset_throttle(key)
+        self._reset_throttle(key, ip)
         if user.status != "active":
             # Only someone holding the right password learns the account state.
             raise Forbidden("this account is disabled", code="account_disabled")
+        if needs_rehash(password_hash, self.password_params):
+            self._rehash(user.id, password_hash, password)
         return self._new_session(user)
 
-    def _check_throttle(self, key: str) -> None:
+    def _rehash(self, user_id: uuid.UUID, old_hash: str, password: str) -> None:
+        """Store the password at the configured cost; a failure only postpones it to the next
+        sign-in (the old hash stays valid)."""
+        try:
+            upgraded = self.repo.update_password_hash(
+                user_id, old_hash, hash_password(password, self.password_params)
+            )
+        except Exception:
+            log.warning("password re-hash failed; retried at the next sign-in", exc_info=True)
+            return
+        if upgraded:
+            log.info("password re-hashed at the current scrypt cost")
+
+    def _check_throttle(self, key: str, ip: str) -> None:
         if self.login_throttle is None:
             return
         try:
-            wait = self.login_throttle.retry_after(key)
+            wait = self.login_throttle.retry_after(key, ip)
         except Exception:  # fail open: scrypt already makes each guess expensive
             log.warning("login throttle unavailable", exc_info=True)
             return
@@ -143,17 +173,17 @@ class UserService:
                 retryAfterS=wait,  # camelCase like every other field clients read
             )
 
-    def _record_failure(self, key: str) -> None:
+    def _record_failure(self, key: str, ip: str) -> None:
         if self.login_throttle is not None:
             try:
-                self.login_throttle.record_failure(key)
+                self.login_throttle.record_failure(key, ip)
             except Exception:
                 log.warning("login throttle unavailable", exc_info=True)
 
-    def _reset_throttle(self, key: str) -> None:
+    def _reset_throttle(self, key: str, ip: str) -> None:
         if self.login_throttle is not None:
             try:
-                self.login_throttle.reset(key)
+                self.login_throttle.reset(key, ip)
             except Exception:
                 log.warning("login throttle unavailable", exc_info=True)
 
@@ -167,14 +197,17 @@ class UserService:
         return self._pair(outcome.user, new_token)
 
     def logout(self, refresh_token: str, *, everywhere: bool = False) -> None:
-        """Revoke the refresh token's family; ``everywhere`` also voids every access token issued so
-        far (tokens_valid_after = now) and every other refresh token of the user."""
-        user_id = self.repo.revoke_refresh_family(hash_refresh_token(refresh_token))
+        """Revoke the refresh token's family; ``everywhere`` (only with a live refresh token: not
+        revoked, rotated or expired) also voids every access token issued so far
+        (tokens_valid_after = now) and every other refresh token of the user."""
+        revoked = self.repo.revoke_refresh_family(hash_refresh_token(refresh_token))
         if everywhere:
-            if user_id is None:
-                raise Unauthorized("invalid refresh token", code="invalid_refresh_token")
-            status = self.repo.logout_everywhere(user_id)
-            self._cache_put(user_id, status)
+            # Ending every session is only for whoever holds a LIVE token: a revoked, rotated or
+            # expired one (an old backup, a leaked log line) must not sign the owner out everywhere.
+            if revoked is None or not revoked.was_live:
+                raise Unauthorized("invalid or expired refresh token", code="invalid_refresh_token")
+            status = self.repo.logout_everywhere(revoked.user_id)
+            self._cache_put(revoked.user_id, status)
 
     def me(self, identity: Identity) -> User:
         user = self.repo.get_user(identity.user_id)

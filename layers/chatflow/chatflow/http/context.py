@@ -52,3 +52,11 @@ def current_identity(app: _HasEvent) -> Identity:
     if ctx is None:
         raise Unauthorized("authentication required")
     return identity_from_authorizer(ctx)
+
+
+def source_ip(app: _HasEvent) -> str:
+    """The caller's address as API Gateway saw it (``requestContext.http.sourceIp``), never a
+    client-written header such as X-Forwarded-For; "" when absent."""
+    http = ((app.current_event.raw_event.get("requestContext") or {}).get("http")) or {}
+    value = http.get("sourceIp") if isinstance(http, dict) else None
+    return value if isinstance(value, str) else ""

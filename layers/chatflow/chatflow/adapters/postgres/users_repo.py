@@ -22,6 +22,7 @@ from chatflow.domain.user_models import (
     NewUser,
     RefreshOutcome,
     RefreshTokenRecord,
+    RevokedFamily,
     User,
     UserStatus,
 )
@@ -208,16 +209,30 @@ class PostgresUserRepository:
             )
         return RefreshOutcome("rotated", _user(row))
 
-    def revoke_refresh_family(self, token_hash: bytes) -> UUID | None:
+    def revoke_refresh_family(self, token_hash: bytes) -> RevokedFamily | None:
         with self._pools.writer().connection() as conn, conn.transaction():
             row = conn.execute(
-                "SELECT user_id, family_id FROM refresh_tokens WHERE token_hash = %s", (token_hash,)
+                """SELECT rt.user_id, rt.family_id,
+                          rt.revoked_at IS NULL AND rt.rotated_at IS NULL AND rt.expires_at > now()
+                          AND rt.created_at >= u.tokens_valid_after AS live
+                   FROM refresh_tokens rt JOIN users u ON u.id = rt.user_id
+                   WHERE rt.token_hash = %s
+                   FOR UPDATE OF rt""",
+                (token_hash,),
             ).fetchone()
             if row is None:
                 return None
             self._revoke_family(conn, row["family_id"])
-        user_id: UUID = row["user_id"]
-        return user_id
+        return RevokedFamily(user_id=row["user_id"], was_live=bool(row["live"]))
+
+    def update_password_hash(self, user_id: UUID, old_hash: str, new_hash: str) -> bool:
+        with self._pools.writer().connection() as conn:
+            cur = conn.execute(
+                """UPDATE users SET password_hash = %s, updated_at = now()
+                   WHERE id = %s AND password_hash = %s""",
+                (new_hash, user_id, old_hash),
+            )
+        return cur.rowcount == 1
 
     @staticmethod
     def _revoke_family(conn: psycopg.Connection[Any], family_id: UUID) -> None:

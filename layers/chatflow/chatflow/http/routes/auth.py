@@ -14,6 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from chatflow.domain.passwords import PASSWORD_MAX_CHARS
+from chatflow.http.context import source_ip
 from chatflow.http.schemas import JwksOut, TokenPairOut, documented
 from chatflow.http.services import HttpServices
 from chatflow.wire import token_pair_to_dict
@@ -60,7 +61,7 @@ def routes(services: HttpServices) -> Router:
     )
     def login(body: LoginRequest) -> TokenPairOut:
         return TokenPairOut.model_validate(
-            token_pair_to_dict(services.users.login(body.handle, body.password))
+            token_pair_to_dict(services.users.login(body.handle, body.password, source_ip(router)))
         )
 
     @router.post(
