@@ -289,6 +289,7 @@ WS_ACTIONS: tuple[str, ...] = (
     "typing",
     "markRead",
     "resume",
+    "presence",
 )
 
 WS_ROUTES: tuple[WsRoute, ...] = (
@@ -321,6 +322,7 @@ HTTP_ROUTES: tuple[HttpRoute, ...] = (
     HttpRoute("PATCH", "/rooms/{room_id}/messages/{seq}", "http_api", _A),
     HttpRoute("DELETE", "/rooms/{room_id}/messages/{seq}", "http_api", _A),
     HttpRoute("POST", "/rooms/{room_id}/read", "http_api", _A),
+    HttpRoute("GET", "/rooms/{room_id}/presence", "http_api", _A),
     HttpRoute("POST", "/dms", "http_api", _A),
     HttpRoute("POST", "/admin/users/{user_id}/ban", "http_api", _A),
     HttpRoute("POST", "/admin/users/{user_id}/unban", "http_api", _A),

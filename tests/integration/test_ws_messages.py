@@ -199,10 +199,10 @@ def test_typing_goes_to_subscribed_members_only_and_is_rate_limited(
     b_open, b_elsewhere = ws.connected(bob), ws.connected(bob)
     outsider = insert_user(db)
     o = ws.connected(outsider)
-    assert ws.send(b_open, {"action": "joinRoom", "roomId": str(room_id)}) == {
-        "type": "joined",
-        "roomId": str(room_id),
-    }
+    joined = ws.send(b_open, {"action": "joinRoom", "roomId": str(room_id)})
+    assert (joined["type"], joined["roomId"]) == ("joined", str(room_id))
+    online = {e["userId"] for e in joined["presence"]["online"]}
+    assert online == {str(alice.user_id), str(bob.user_id)}  # the snapshot (test_presence_snapshot.py)
     refused = ws.send(o, {"action": "joinRoom", "roomId": str(room_id)})
     assert refused["code"] == "not_a_member"  # live subscription requires membership
     ws.clear()

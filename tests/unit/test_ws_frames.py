@@ -24,6 +24,7 @@ def test_every_action_parses_to_its_model() -> None:
         "typing": ({"roomId": ROOM}, frames.Typing),
         "markRead": ({"roomId": ROOM, "seq": 0}, frames.MarkRead),
         "resume": ({"roomId": ROOM, "sinceSeq": 0}, frames.Resume),
+        "presence": ({"roomId": ROOM, "cursor": ROOM, "limit": 5}, frames.Presence),
     }
     assert set(cases) == set(protocol.ACTIONS)
     for action, (fields, model) in cases.items():
@@ -49,6 +50,8 @@ def test_typing_defaults_and_request_id() -> None:
         {"action": "markRead", "roomId": ROOM, "seq": 1.5},
         {"action": "resume", "roomId": ROOM, "sinceSeq": 0, "limit": 0},
         {"action": "joinRoom", "roomId": 42},
+        {"action": "presence", "roomId": ROOM, "cursor": "not-a-user-id"},
+        {"action": "presence", "roomId": ROOM, "limit": 0},
         {"action": "ping", "requestId": "x" * 65},
         {"action": "nope"},
         {},

@@ -348,6 +348,9 @@ class Container:
             rate_messages_per_10s=s.rate_messages_per_10s,
             rate_typing_per_10s=s.rate_typing_per_10s,
             rate_requests_per_10s=s.rate_requests_per_10s,
+            presence_page_max=s.presence_page_max,
+            # Resolved at call time: IDENTITY's service (and psycopg) only for a status-cache miss.
+            handle_of=lambda user_id: self.users.handle_of(user_id),  # noqa: PLW0108
         )
 
     # --- event consumers ------------------------------------------------------------------------

@@ -109,6 +109,8 @@ class Settings:
     rate_typing_per_10s: int = 10
     #: joinRoom / leaveRoom / markRead / resume per connection (a reconnect resumes every room).
     rate_requests_per_10s: int = 100
+    #: Online members per presence snapshot page (joinRoom reply, ``presence``, GET .../presence).
+    presence_page_max: int = 100
     fanout_max_workers: int = 32
     fanout_async_threshold: int = 200
     fanout_queue_url: str | None = None

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any, overload
+from uuid import UUID
 
 from chatflow.domain.analytics_models import DailyFigures, Report, RoomHour
 from chatflow.domain.notification_models import Notification, NotificationsPage, Outcome, RoomUnread
+from chatflow.domain.realtime_models import PresencePage
 from chatflow.domain.room_models import HistoryPage, Message, Page, RoomView
 from chatflow.domain.user_models import TokenPair, User
 
@@ -82,6 +84,22 @@ def history_to_dict(page: HistoryPage) -> dict[str, Any]:
 
 
 # --- users and sessions -------------------------------------------------------------------------
+
+
+def presence_page_to_dict(room_id: UUID, page: PresencePage) -> dict[str, Any]:
+    """A room's presence snapshot (HTTP body, the ``presenceSnapshot`` frame, ``joined.presence``):
+    online members with the version of their ``online`` transition, as presence frames carry it."""
+    body: dict[str, Any] = {
+        "roomId": str(room_id),
+        "online": [
+            {"userId": str(e.user_id), "handle": e.handle, "status": "online", "version": e.version}
+            for e in page.online
+        ],
+        "more": page.more,
+    }
+    if page.cursor is not None:
+        body["cursor"] = page.cursor
+    return body
 
 
 def user_to_dict(user: User) -> dict[str, Any]:

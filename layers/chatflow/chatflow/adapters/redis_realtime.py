@@ -40,6 +40,7 @@ import redis
 from chatflow.adapters.redis_client import RedisConnection
 from chatflow.adapters.redis_user_status import decode_status, status_key
 from chatflow.domain.realtime_models import (
+    PresenceEntry,
     RateDecision,
     Registration,
     RemovedConnections,
@@ -178,6 +179,24 @@ redis.call('DEL', KEYS[1])
 return out
 """
 )
+
+# Presence snapshot of ONE user (single slot): KEYS[1] conns zset, KEYS[2] presence version;
+# ARGV[1] now ms, ARGV[2] presence version ttl ms -> {live connections, presence version}.
+# Read atomically, so an online user's version is the one of the transition that made them
+# online (a snapshot never pairs "online" with an offline transition's version). An online user
+# whose version key expired or was evicted gets a fresh one (floored at the clock, like every
+# bump), so later transitions still outrank the snapshot's entry.
+_SNAPSHOT = """
+local now = tonumber(ARGV[1])
+local live = redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
+if live == 0 then return {0, 0} end
+local v = redis.call('GET', KEYS[2])
+if not v then
+  v = now
+  redis.call('SET', KEYS[2], string.format('%d', v), 'PX', tonumber(ARGV[2]))
+end
+return {live, tonumber(v)}
+"""
 
 # GCRA rate limit. KEYS[1] state key; ARGV now ms, window ms, limit
 # -> {allowed, retry_after_ms}
@@ -373,6 +392,37 @@ class RedisRealtimeStore:
             pipe.zcount(self._user_zset(uid), f"({now}", "+inf")
         counts = pipe.execute()
         return {uid for uid, n in zip(users, counts, strict=True) if n}
+
+    def online_presence(self, user_ids: Iterable[UUID]) -> list[PresenceEntry]:
+        """The users among ``user_ids`` with a live connection (any device), each with the
+        presence version of their current "online" transition and their handle when the status
+        cache has it: ONE pipeline round trip (a single-slot script per user)."""
+        users = list(dict.fromkeys(user_ids))
+        if not users:
+            return []
+        script = self._script("snapshot", _SNAPSHOT)
+        now = self._now_ms()
+        for attempt in (1, 2):
+            pipe = self.client.pipeline(transaction=False)
+            for uid in users:
+                keys = (self._user_zset(uid), self._presence_version(uid))
+                pipe.evalsha(script.sha, 2, *keys, now, PRESENCE_VERSION_TTL_MS)
+                pipe.get(status_key(self._redis, uid))
+            try:
+                results = pipe.execute()
+            except redis.exceptions.NoScriptError:
+                if attempt == 2:
+                    raise
+                cast(Any, self.client).script_load(_SNAPSHOT)  # redis-py leaves it untyped
+                continue
+            break
+        out: list[PresenceEntry] = []
+        for i, uid in enumerate(users):
+            (live, version), cached = results[2 * i], results[2 * i + 1]
+            if int(live):
+                status = decode_status(cached)
+                out.append(PresenceEntry(uid, int(version), status.handle if status else None))
+        return out
 
     # --- room subscriptions (joinRoom / leaveRoom) ------------------------------------------
 

@@ -33,6 +33,8 @@ from uuid import UUID
 
 from chatflow.domain.realtime_models import (
     DeliveryReport,
+    PresenceEntry,
+    PresencePage,
     RateDecision,
     RateKind,
     Registration,
@@ -84,6 +86,8 @@ class RealtimeService:
         rate_messages_per_10s: int = 20,
         rate_typing_per_10s: int = 10,
         rate_requests_per_10s: int = 100,
+        presence_page_max: int = 100,
+        handle_of: Callable[[UUID], str | None] | None = None,
     ) -> None:
         self.registry = registry
         self.notifier = notifier
@@ -92,6 +96,9 @@ class RealtimeService:
         self.queue = queue
         self.max_connections_per_user = max_connections_per_user
         self.fanout_async_threshold = fanout_async_threshold
+        self.presence_page_max = presence_page_max
+        #: Handles of online users the status cache did not hold (IDENTITY; rare: $connect fills it).
+        self._handle_of = handle_of
         self._rates: dict[RateKind, int] = {
             "messages": rate_messages_per_10s,
             "typing": rate_typing_per_10s,
@@ -287,6 +294,33 @@ class RealtimeService:
             exclude_connection=exclude_connection,
             cascade=cascade,
         )
+
+    def room_presence(
+        self, room_id: UUID, *, after: UUID | None = None, limit: int | None = None
+    ) -> PresencePage:
+        """The presence snapshot of a room: its members with a live connection (any device), by
+        user id, after ``after`` (the previous page's cursor), at most ``limit`` (capped at
+        ``presence_page_max``). Each entry carries the version of the user's current "online"
+        transition, so clients merge it with presence frames by the one rule (greater wins).
+        Membership of the caller is the transport's check (ROOMS' require_member)."""
+        cap = max(1, min(limit or self.presence_page_max, self.presence_page_max))
+        members = sorted(self.rooms.member_ids(room_id), key=str)
+        if after is not None:
+            members = [m for m in members if str(m) > str(after)]
+        online: list[PresenceEntry] = []
+        # Bounded work: read in slices until the page is full (plus one to know about "more").
+        step = max(cap + 1, 200)
+        for start in range(0, len(members), step):
+            online.extend(self.registry.online_presence(members[start : start + step]))
+            if len(online) > cap:
+                break
+        page, more = online[:cap], len(online) > cap
+        if self._handle_of is not None:
+            page = [
+                e if e.handle is not None else PresenceEntry(e.user_id, e.version, self._handle_of(e.user_id))
+                for e in page
+            ]
+        return PresencePage(tuple(page), more=more, cursor=str(page[-1].user_id) if more else None)
 
     def _went_offline(self, user_id: UUID, version: int, *, cascade: bool) -> None:
         from chatflow.events.schemas import UserOffline

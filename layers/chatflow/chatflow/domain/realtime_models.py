@@ -70,3 +70,24 @@ class DeliveryReport:
     failed: list[Target] = field(default_factory=list)
     #: True when the fan-out was handed to the asynchronous queue instead.
     queued: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceEntry:
+    """One online user in a presence snapshot: ``version`` is the presence version of the
+    transition that made them online (the same number their ``online`` frame carried)."""
+
+    user_id: UUID
+    version: int
+    #: From the user status cache when it holds the user (None: not cached, look it up).
+    handle: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PresencePage:
+    """Online members of a room, ordered by user id, at most the page limit of them."""
+
+    online: tuple[PresenceEntry, ...]
+    #: More online members after this page: ask again with ``cursor``.
+    more: bool = False
+    cursor: str | None = None

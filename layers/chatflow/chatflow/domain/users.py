@@ -275,6 +275,12 @@ class UserService:
             self._cache_put(user.id, status)
         return user
 
+    def handle_of(self, user_id: uuid.UUID) -> str | None:
+        """The user's current handle (status cache, else Postgres; None: no such user) -- for
+        presence snapshots, whose entries name the user."""
+        status = self._cache_get(user_id) or self.repo.user_status(user_id)
+        return status.handle if status is not None else None
+
     # --- the per-request check -----------------------------------------------------------------
 
     def ensure_active(self, identity: Identity, *, cached: UserStatus | None = None) -> Identity:

@@ -286,7 +286,17 @@ def openapi_json(app: APIGatewayHttpResolver) -> str:
 
 def create_app(services: HttpServices) -> ChatflowHttpResolver:
     """Build the resolver with every area's router, over the function's services."""
-    from chatflow.http.routes import admin, analytics, auth, health, messages, notifications, rooms, users
+    from chatflow.http.routes import (
+        admin,
+        analytics,
+        auth,
+        health,
+        messages,
+        notifications,
+        presence,
+        rooms,
+        users,
+    )
 
     app = ChatflowHttpResolver(services.settings, services)
     _register_error_handlers(app)
@@ -299,4 +309,5 @@ def create_app(services: HttpServices) -> ChatflowHttpResolver:
     app.include_router(messages.routes(services))
     app.include_router(notifications.routes(services))
     app.include_router(analytics.routes(services))
+    app.include_router(presence.routes(services))
     return app

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from chatflow.domain.analytics import AnalyticsService
     from chatflow.domain.messages import MessageService
     from chatflow.domain.notifications import NotificationService
+    from chatflow.domain.realtime import RealtimeService
     from chatflow.domain.rooms import RoomService
     from chatflow.domain.users import UserService
     from chatflow.settings import Settings
@@ -31,6 +32,8 @@ class HttpServices(Protocol):
     def notifications(self) -> NotificationService: ...
     @property
     def analytics(self) -> AnalyticsService: ...
+    @property
+    def realtime(self) -> RealtimeService: ...
 
     def jwks(self) -> list[dict[str, str]]:
         """The public keys that verify access tokens, as JWKs."""

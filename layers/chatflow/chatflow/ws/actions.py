@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from chatflow.domain.identity import Identity
 from chatflow.domain.realtime_models import RateKind
 from chatflow.errors import InvalidInput, NotFound
-from chatflow.wire import message_to_dict
+from chatflow.wire import message_to_dict, presence_page_to_dict
 from chatflow.ws import frames
 from chatflow.ws.protocol import MAX_MESSAGE_BYTES
 
@@ -113,7 +113,18 @@ def join_room(c: Caller, f: frames.JoinRoom) -> Reply:
     c.services.rooms.require_member(c.identity, f.room_id)
     if not c.realtime.registry.subscribe(c.identity.user_id, c.connection_id, f.room_id):
         raise NotFound("this connection is not registered; reconnect", code="connection_not_found")
-    return {"type": "joined", "roomId": str(f.room_id)}
+    # The first page of the room's presence snapshot: who is online now (the frames that follow
+    # are the changes; both carry versions, merged by the one rule -- docs/protocol.md).
+    snapshot = presence_page_to_dict(f.room_id, c.realtime.room_presence(f.room_id))
+    return {"type": "joined", "roomId": str(f.room_id), "presence": snapshot}
+
+
+def presence(c: Caller, f: frames.Presence) -> Reply:
+    """A page of the room's presence snapshot; members only."""
+    c.check_rate("requests")
+    c.services.rooms.require_member(c.identity, f.room_id)
+    page = c.realtime.room_presence(f.room_id, after=f.cursor, limit=f.limit)
+    return {"type": "presenceSnapshot", **presence_page_to_dict(f.room_id, page)}
 
 
 def leave_room(c: Caller, f: frames.LeaveRoom) -> Reply:
@@ -204,6 +215,7 @@ ACTIONS: dict[type[Any], Callable[[Caller, Any], Reply]] = {
     frames.Typing: typing,
     frames.MarkRead: mark_read,
     frames.Resume: resume,
+    frames.Presence: presence,
     frames.Ping: ping,
 }
 

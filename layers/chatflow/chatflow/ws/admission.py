@@ -30,6 +30,7 @@ RATE_KINDS: dict[type[Any], RateKind] = {
     frames.LeaveRoom: "requests",
     frames.MarkRead: "requests",
     frames.Resume: "requests",
+    frames.Presence: "requests",
 }
 
 

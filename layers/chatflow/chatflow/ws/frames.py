@@ -80,8 +80,25 @@ class Resume(_RoomFrame):
     limit: Annotated[StrictInt, Field(ge=1, le=1000)] | None = None
 
 
+class Presence(_RoomFrame):
+    """Who is online in the room now (a snapshot page); ``cursor`` from the previous page."""
+
+    action: Literal["presence"]
+    cursor: UUID | None = None
+    limit: Annotated[StrictInt, Field(ge=1, le=1000)] | None = None
+
+
 ClientFrame = Annotated[
-    Ping | SendMessage | EditMessage | DeleteMessage | JoinRoom | LeaveRoom | Typing | MarkRead | Resume,
+    Ping
+    | SendMessage
+    | EditMessage
+    | DeleteMessage
+    | JoinRoom
+    | LeaveRoom
+    | Typing
+    | MarkRead
+    | Resume
+    | Presence,
     Field(discriminator="action"),
 ]
 _ADAPTER: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)

@@ -26,6 +26,7 @@ ACTIONS: tuple[str, ...] = (
     "typing",
     "markRead",
     "resume",
+    "presence",
 )
 
 #: API Gateway limits: one frame 32 KB, one message (frames reassembled) 128 KB. The gateway
