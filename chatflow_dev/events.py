@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from chatflow.events.schemas import VERSIONS, InvalidEvent, parse_detail
 from chatflow.settings import Settings, get_settings
@@ -309,9 +309,20 @@ def start_replay(
 
 
 def _events_client(settings: Settings) -> EventBridgeClient:
-    from chatflow.adapters.eventbridge import make_events_client
+    """A full botocore ``events`` client (redrive, replay, describe): operator commands, not the
+    functions' cold path (they use the lean client, ``make_events_client``)."""
+    import botocore.session
+    from botocore.config import Config
 
-    return make_events_client(settings)
+    client = botocore.session.get_session().create_client(
+        "events",
+        region_name=settings.aws_region,
+        endpoint_url=settings.events_endpoint_url or settings.aws_endpoint_url,
+        config=Config(
+            connect_timeout=2, read_timeout=5, retries={"total_max_attempts": 1, "mode": "standard"}
+        ),
+    )
+    return cast("EventBridgeClient", client)
 
 
 def _parse_time(raw: str) -> datetime:

@@ -35,6 +35,7 @@ from chatflow.settings import Settings
 
 if TYPE_CHECKING:
     from chatflow.adapters.apigw_connections import ApiGatewayNotifier
+    from chatflow.adapters.eventbridge import EventsApi
     from chatflow.adapters.outbox_relay import AfterCommitFlusher, OutboxRelay
     from chatflow.adapters.postgres.pool import PostgresPools
     from chatflow.adapters.redis_client import RedisConnection
@@ -184,7 +185,9 @@ class Container:
         from chatflow.adapters.eventbridge import EventBridgePublisher
         from chatflow.adapters.outbox_relay import OutboxRelay
 
-        publisher = EventBridgePublisher.from_settings(self.settings, max_attempts=2)
+        publisher = EventBridgePublisher.from_settings(
+            self.settings, max_attempts=2, client_factory=lambda: self.events_api
+        )
         return OutboxRelay(pool=self.postgres.writer, publisher=publisher, claim_size=50)
 
     @provider
@@ -193,7 +196,9 @@ class Container:
         from chatflow.adapters.eventbridge import EventBridgePublisher
         from chatflow.adapters.outbox_relay import OutboxRelay
 
-        publisher = EventBridgePublisher.from_settings(self.settings, max_attempts=4, base_delay_s=0.2)
+        publisher = EventBridgePublisher.from_settings(
+            self.settings, max_attempts=4, base_delay_s=0.2, client_factory=lambda: self.events_api
+        )
         return OutboxRelay(pool=self.postgres.writer, publisher=publisher)
 
     @provider
@@ -203,7 +208,14 @@ class Container:
 
         if not self.settings.event_bus_configured:
             return NoBusPublisher()
-        return EventBridgePublisher.from_settings(self.settings)
+        return EventBridgePublisher.from_settings(self.settings, client_factory=lambda: self.events_api)
+
+    @provider
+    def events_api(self) -> EventsApi:
+        """The one EventBridge client (lean, one keep-alive connection) of every publisher here."""
+        from chatflow.adapters.eventbridge import make_events_client
+
+        return make_events_client(self.settings)
 
     # --- rooms and messages ---------------------------------------------------------------------
 

@@ -8,30 +8,35 @@
   (throttling, network). Retryable failures are retried with exponential backoff and full
   jitter; what still fails is returned by :meth:`EventBridgePublisher.send` (the outbox relay
   records it per row) or raised by :meth:`EventBridgePublisher.publish`.
-* The botocore client is created on first use (cold start) with botocore's own retries off (we
-  retry per entry, which botocore cannot) and short timeouts; ``settings.events_endpoint_url``
-  points it at the local emulator. The event schemas (pydantic) load on the first publish too:
-  importing this module is cheap.
+* The client is created on first use (cold start): the lean JSON-protocol client of
+  ``chatflow/adapters/aws_json.py`` (no botocore on the cold path: ~0.3x of a naive cold start
+  here, docs/performance.md), short timeouts, no retries of its own (we retry per entry);
+  ``settings.events_endpoint_url`` points it at the local emulator. A botocore ``events``
+  client works too (tests, tools): anything with ``put_events(Entries=...)``. The event schemas
+  (pydantic) load on the first publish too: importing this module is cheap.
 """
 
 from __future__ import annotations
 
+import calendar
 import logging
 import random
+import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 from chatflow.errors import Unavailable
 from chatflow.settings import Settings
 
 if TYPE_CHECKING:
-    from mypy_boto3_events.client import EventBridgeClient
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
 
+    from chatflow.adapters.aws_json import AwsJsonClient, CredentialSource
     from chatflow.events.schemas import DomainEvent
 
 log = logging.getLogger(__name__)
@@ -74,23 +79,53 @@ class PublishFailed(Unavailable):
         self.failed = list(failed)
 
 
-def make_events_client(settings: Settings) -> EventBridgeClient:
-    # botocore directly: boto3 would only add its session layer and s3transfer (~15-20 ms of
-    # imports at cold start, docs/performance.md) on top of the very same botocore client.
-    import botocore.session
-    from botocore.config import Config
+class PutEventsClient(Protocol):
+    """What the publisher needs of a client: botocore's ``events`` client or :class:`EventsApi`."""
 
-    client = botocore.session.get_session().create_client(
-        "events",
-        region_name=settings.aws_region,
-        endpoint_url=settings.events_endpoint_url or settings.aws_endpoint_url,
-        config=Config(
-            connect_timeout=2,
-            read_timeout=5,
-            retries={"total_max_attempts": 1, "mode": "standard"},
-        ),
+    def put_events(self, *, Entries: Sequence[PutEventsRequestEntryTypeDef]) -> Mapping[str, Any]: ...
+
+
+class EventsApi:
+    """``PutEvents`` over :class:`~chatflow.adapters.aws_json.AwsJsonClient` (AWS JSON 1.1), with
+    botocore's call shape; raises ``AwsServiceError`` / ``AwsConnectionError``."""
+
+    def __init__(self, client: AwsJsonClient) -> None:
+        self.client = client
+
+    def put_events(self, *, Entries: Sequence[PutEventsRequestEntryTypeDef]) -> Mapping[str, Any]:
+        entries = [{**e, "Time": _epoch(e["Time"])} if "Time" in e else e for e in Entries]
+        return self.client.call("PutEvents", {"Entries": entries})
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _epoch(value: object) -> object:
+    """A timestamp as botocore serializes it for JSON protocols: epoch seconds, microseconds kept."""
+    if not isinstance(value, datetime):
+        return value
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    seconds = calendar.timegm(value.timetuple())
+    return (seconds * 10**6 + value.microsecond) / 10**6 if value.microsecond else seconds
+
+
+def make_events_client(settings: Settings, credentials: CredentialSource | None = None) -> EventsApi:
+    """The functions' EventBridge client; ``credentials`` default to the environment's."""
+    from chatflow.adapters.aws_json import AwsJsonClient
+
+    return EventsApi(
+        AwsJsonClient(
+            signing_name="events",
+            target_prefix="AWSEvents",
+            json_version="1.1",
+            region=settings.aws_region,
+            endpoint_url=settings.events_endpoint_url or settings.aws_endpoint_url,
+            credentials=credentials,
+            connect_timeout_s=2,
+            read_timeout_s=5,
+        )
     )
-    return cast("EventBridgeClient", client)
 
 
 class EventBridgePublisher:
@@ -101,15 +136,15 @@ class EventBridgePublisher:
         *,
         bus_name: str,
         source: str,
-        client: EventBridgeClient | None = None,
-        client_factory: Callable[[], EventBridgeClient] | None = None,
+        client: PutEventsClient | None = None,
+        client_factory: Callable[[], PutEventsClient] | None = None,
         max_attempts: int = 3,
         base_delay_s: float = 0.05,
         max_delay_s: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if client is None and client_factory is None:
-            raise ValueError("give the botocore client or a factory for it (make_events_client)")
+            raise ValueError("give the client or a factory for it (make_events_client)")
         self.bus_name = bus_name
         self.source = source
         self._client = client
@@ -122,16 +157,13 @@ class EventBridgePublisher:
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> EventBridgePublisher:
-        """The deployment's bus and source; the botocore client is made on first use."""
-        return cls(
-            bus_name=settings.event_bus_name,
-            source=settings.event_source,
-            client_factory=lambda: make_events_client(settings),
-            **options,
-        )
+        """The deployment's bus and source; the client is made on first use (``client_factory``
+        overrides :func:`make_events_client`: a container shares one client between publishers)."""
+        options.setdefault("client_factory", lambda: make_events_client(settings))
+        return cls(bus_name=settings.event_bus_name, source=settings.event_source, **options)
 
     @property
-    def client(self) -> EventBridgeClient:
+    def client(self) -> PutEventsClient:
         if self._client is None:
             with self._lock:
                 if self._client is None:
@@ -228,17 +260,14 @@ class EventBridgePublisher:
 
     def _put(self, events: Sequence[DomainEvent]) -> dict[UUID, FailedEntry]:
         """One PutEvents call; returns the failed entries by event id (empty: all accepted)."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         try:
             response = self.client.put_events(Entries=[self.entry(e) for e in events])
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            code = str(error.get("Code", "ClientError"))
-            message = str(error.get("Message", exc))
-            return self._all_failed(events, code, message, retryable=code not in _FATAL_CALL_CODES)
-        except BotoCoreError as exc:  # connection refused, timeouts: the bus may come back
-            return self._all_failed(events, type(exc).__name__, str(exc), retryable=True)
+        except Exception as exc:
+            failure = _call_failure(exc)
+            if failure is None:
+                raise
+            code, message, retryable = failure
+            return self._all_failed(events, code, message, retryable=retryable)
         results: list[Any] = list(response.get("Entries", []))
         if len(results) != len(events):
             return self._all_failed(
@@ -267,6 +296,28 @@ class EventBridgePublisher:
     def _backoff(self, attempt: int) -> float:
         # Full jitter (AWS architecture blog): spreads retries of concurrent relays apart.
         return random.uniform(0, min(self.max_delay_s, self.base_delay_s * (2**attempt)))  # noqa: S311
+
+
+def _call_failure(exc: Exception) -> tuple[str, str, bool] | None:
+    """(code, message, retryable) of a failed PutEvents call; None for an error that is not one
+    (a bug: re-raised). botocore's exceptions are recognised only if botocore is loaded already
+    (a botocore client was given): the lean client's path never imports it."""
+    from chatflow.adapters.aws_json import AwsConnectionError, AwsServiceError
+
+    if isinstance(exc, AwsServiceError):
+        return exc.code, exc.message, exc.code not in _FATAL_CALL_CODES
+    if isinstance(exc, AwsConnectionError):  # refused, timeouts: the bus may come back
+        return type(exc).__name__, str(exc), True
+    if "botocore.exceptions" in sys.modules:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if isinstance(exc, ClientError):
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", "ClientError"))
+            return code, str(error.get("Message", exc)), code not in _FATAL_CALL_CODES
+        if isinstance(exc, BotoCoreError):
+            return type(exc).__name__, str(exc), True
+    return None
 
 
 class NoBusPublisher:

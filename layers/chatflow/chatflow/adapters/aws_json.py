@@ -1,0 +1,291 @@
+"""A lean client for AWS JSON-protocol services (EventBridge ``PutEvents``, SQS ``SendMessage``).
+
+Why not botocore: a botocore client costs ~0.3x of a whole naive cold start here before its
+first request -- ``import botocore.session`` (its docs, waiters and urllib3 come along) and
+``create_client`` (the service model, endpoint rule set and partitions JSON read from disk and
+the endpoint resolved through the rule engine) -- docs/performance.md, "Cold start". A JSON-
+protocol call is one signed ``POST /`` with ``X-Amz-Target: <prefix>.<Operation>`` and a JSON
+body, so this module does exactly that with the standard library:
+
+* **SigV4** (:class:`SigV4`), header form, signing ``content-type``, ``host``, ``x-amz-date``,
+  ``x-amz-target`` and, with temporary credentials, ``x-amz-security-token``; the signing key is
+  derived once per (secret, day) and cached. ``tests/unit/test_aws_json.py`` checks every
+  signature against botocore's ``SigV4Auth`` for the same request and instant, and the
+  integration tests call the local stack's endpoints, which verify SigV4 like AWS
+  (``local_stack/sigv4.py``).
+* **Credentials re-read on every call** (:func:`environment_credentials`): the variables Lambda
+  sets and replaces when it rotates the role's credentials; without them (a developer machine
+  with a profile, container credentials) botocore's credential chain, imported only then.
+* **One keep-alive connection** (``http.client``), reused across calls and invocations, opened on
+  the first call (never at init: no socket in a SnapStart snapshot). A reused connection the
+  server closed while idle fails before any answer; that call is sent once more on a fresh
+  connection (nothing reached the service). Other failures are NOT retried here -- callers own
+  their retry policy (EventBridge's is per entry, which botocore's cannot be).
+
+Errors: :class:`AwsServiceError` (the service answered with an error: ``code`` from
+``__type`` / ``x-amzn-ErrorType``, ``status``) and :class:`AwsConnectionError` (no answer:
+refused, DNS, TLS, timeout, reset). Not covered, on purpose: pagination, waiters, XML/query
+protocols, request compression, endpoint discovery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import ssl
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+_ALGORITHM = "AWS4-HMAC-SHA256"
+
+__all__ = [
+    "AwsConnectionError",
+    "AwsCredentials",
+    "AwsJsonClient",
+    "AwsServiceError",
+    "CredentialSource",
+    "SigV4",
+    "environment_credentials",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class AwsCredentials:
+    access_key: str
+    secret_key: str
+    token: str | None = None
+
+
+CredentialSource = Callable[[], AwsCredentials]
+
+
+def environment_credentials(environ: Mapping[str, str] = os.environ) -> CredentialSource:
+    """This execution environment's credentials, resolved on EVERY call.
+
+    Lambda puts the execution role's credentials in ``AWS_ACCESS_KEY_ID`` /
+    ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN`` (a few dict reads). Without them -- a
+    profile, SSO, container credentials -- botocore's chain is used (imported only then), which
+    refreshes expiring credentials itself.
+    """
+    chain: Any = None
+    lock = threading.Lock()
+
+    def resolve() -> AwsCredentials:
+        nonlocal chain
+        key, secret = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
+        if key and secret:
+            return AwsCredentials(key, secret, environ.get("AWS_SESSION_TOKEN") or None)
+        with lock:
+            if chain is None:
+                import botocore.session
+
+                chain = botocore.session.get_session().get_credentials()
+                if chain is None:
+                    raise AwsConnectionError("no AWS credentials (environment, profile or container)")
+        frozen = chain.get_frozen_credentials()
+        return AwsCredentials(frozen.access_key, frozen.secret_key, frozen.token or None)
+
+    return resolve
+
+
+def _hmac(key: bytes, message: str) -> bytes:
+    return hmac.new(key, message.encode(), hashlib.sha256).digest()
+
+
+class SigV4:
+    """AWS Signature Version 4 (Authorization header) for ``POST /`` requests with a body."""
+
+    def __init__(self, service: str, region: str, credentials: CredentialSource) -> None:
+        self.service = service
+        self.region = region
+        self._credentials = credentials
+        #: (secret, day, key): a rotated secret or a new UTC day derives a new key.
+        self._key: tuple[str, str, bytes] | None = None
+
+    def _signing_key(self, secret: str, day: str) -> bytes:
+        cached = self._key
+        if cached is not None and cached[0] == secret and cached[1] == day:
+            return cached[2]
+        key = _hmac(f"AWS4{secret}".encode(), day)
+        for part in (self.region, self.service, "aws4_request"):
+            key = _hmac(key, part)
+        self._key = (secret, day, key)  # one assignment: safe between threads
+        return key
+
+    def sign(
+        self, host: str, headers: Mapping[str, str], body: bytes, now: float | None = None
+    ) -> dict[str, str]:
+        """``headers`` plus Host, X-Amz-Date, X-Amz-Security-Token (temporary credentials) and
+        Authorization, every one of them signed. Header names in ``headers`` are as sent."""
+        creds = self._credentials()
+        amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
+        day = amz_date[:8]
+        out = dict(headers)
+        out["Host"] = host
+        out["X-Amz-Date"] = amz_date
+        if creds.token:
+            out["X-Amz-Security-Token"] = creds.token
+        canonical_headers = sorted((name.lower(), " ".join(value.split())) for name, value in out.items())
+        signed = ";".join(name for name, _ in canonical_headers)
+        canonical = "\n".join(
+            (
+                "POST",
+                "/",
+                "",
+                "".join(f"{name}:{value}\n" for name, value in canonical_headers),
+                signed,
+                hashlib.sha256(body).hexdigest(),
+            )
+        )
+        scope = f"{day}/{self.region}/{self.service}/aws4_request"
+        to_sign = f"{_ALGORITHM}\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+        key = self._signing_key(creds.secret_key, day)
+        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        out["Authorization"] = (
+            f"{_ALGORITHM} Credential={creds.access_key}/{scope}, "
+            f"SignedHeaders={signed}, Signature={signature}"
+        )
+        return out
+
+
+class AwsServiceError(Exception):
+    """The service answered with an error (4xx/5xx)."""
+
+    def __init__(self, operation: str, status: int, code: str, message: str) -> None:
+        super().__init__(f"{operation}: {status} {code}: {message}")
+        self.operation = operation
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class AwsConnectionError(OSError):
+    """No (complete) answer: connection refused, DNS, TLS, timeout, reset, unreadable answer."""
+
+
+class _StaleConnection(Exception):
+    """Internal: a reused keep-alive connection was closed by the server before answering."""
+
+
+#: What a REUSED connection raises when the server closed it while idle (nothing was processed).
+_IDLE_CLOSED = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
+
+
+class AwsJsonClient:
+    """Calls one AWS JSON-protocol service: ``call("PutEvents", {...})`` -> the decoded answer.
+
+    ``target_prefix`` is the service's ``X-Amz-Target`` prefix (``AWSEvents``, ``AmazonSQS``),
+    ``json_version`` its protocol version (``1.1`` EventBridge, ``1.0`` SQS), ``signing_name``
+    its SigV4 service name (``events``, ``sqs``). Thread-safe (calls take turns on the one
+    connection; the functions make one call at a time).
+    """
+
+    def __init__(
+        self,
+        *,
+        signing_name: str,
+        target_prefix: str,
+        json_version: str,
+        region: str,
+        endpoint_url: str | None = None,
+        credentials: CredentialSource | None = None,
+        connect_timeout_s: float = 2.0,
+        read_timeout_s: float = 5.0,
+    ) -> None:
+        url = endpoint_url or f"https://{signing_name}.{region}.amazonaws.com"
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) endpoint URL: {url!r}")
+        self.endpoint_url = url
+        self.target_prefix = target_prefix
+        self._hostname = parts.hostname
+        self._https = parts.scheme == "https"
+        self._port = parts.port or (443 if self._https else 80)
+        self._host = parts.netloc.rpartition("@")[2]
+        self._path = parts.path or "/"
+        self._content_type = f"application/x-amz-json-{json_version}"
+        self._signer = SigV4(signing_name, region, credentials or environment_credentials())
+        self._connect_timeout_s = connect_timeout_s
+        self._read_timeout_s = read_timeout_s
+        self._conn: http.client.HTTPConnection | None = None
+        self._lock = threading.Lock()
+        self._tls: ssl.SSLContext | None = None
+
+    def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        body = json.dumps(params, separators=(",", ":")).encode()
+        headers = {"Content-Type": self._content_type, "X-Amz-Target": f"{self.target_prefix}.{operation}"}
+        with self._lock:
+            status, error_type, payload = self._send(operation, headers, body)
+        try:
+            answer = json.loads(payload) if payload else {}
+        except ValueError:
+            answer = None
+        if 200 <= status < 300:
+            if not isinstance(answer, dict):
+                raise AwsConnectionError(f"{operation}: answer is not a JSON object: {payload[:200]!r}")
+            return answer
+        fields = answer if isinstance(answer, dict) else {}
+        code = str(fields.get("__type") or error_type or f"Http{status}")
+        # "com.amazonaws.events#ThrottlingException" / "ThrottlingException:http://internal/"
+        code = code.rpartition("#")[2].partition(":")[0]
+        message = fields.get("message") or fields.get("Message") or payload[:200].decode(errors="replace")
+        message = str(message)
+        raise AwsServiceError(operation, status, code, message)
+
+    def _send(self, operation: str, headers: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
+        for _ in range(2):  # the second time only after a stale keep-alive connection
+            reused = self._conn is not None
+            conn = self._conn or self._open()
+            self._conn = conn
+            try:
+                signed = self._signer.sign(self._host, headers, body)
+                signed["Content-Length"] = str(len(body))
+                try:
+                    conn.request("POST", self._path, body, signed)
+                    response = conn.getresponse()
+                except _IDLE_CLOSED:
+                    if reused:
+                        raise _StaleConnection from None
+                    raise
+                payload = response.read()
+                if response.will_close:
+                    self.close()
+                return response.status, response.getheader("x-amzn-ErrorType") or "", payload
+            except _StaleConnection:
+                self.close()
+                continue
+            except (OSError, http.client.HTTPException) as exc:
+                self.close()
+                raise AwsConnectionError(f"{operation} to {self._hostname}:{self._port}: {exc!r}") from exc
+        raise AwsConnectionError(f"{operation}: the endpoint closed two connections without answering")
+
+    def _open(self) -> http.client.HTTPConnection:
+        try:
+            conn: http.client.HTTPConnection
+            if self._https:
+                if self._tls is None:
+                    self._tls = ssl.create_default_context()
+                conn = http.client.HTTPSConnection(
+                    self._hostname, self._port, timeout=self._connect_timeout_s, context=self._tls
+                )
+            else:
+                conn = http.client.HTTPConnection(self._hostname, self._port, timeout=self._connect_timeout_s)
+            conn.connect()
+        except OSError as exc:
+            raise AwsConnectionError(f"connecting to {self._hostname}:{self._port}: {exc!r}") from exc
+        if conn.sock is not None:
+            conn.sock.settimeout(self._read_timeout_s)
+        return conn
+
+    def close(self) -> None:
+        """Close the kept connection (SnapStart's before-snapshot hook, tests); reopened on use."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
