@@ -257,7 +257,8 @@ def _register_openapi(app: ChatflowHttpResolver) -> None:
 
 
 def openapi_json(app: APIGatewayHttpResolver) -> str:
-    """The OpenAPI document of every route; non-public operations get the bearer requirement."""
+    """The OpenAPI document of every route, completed with what every route of a kind answers
+    (:func:`complete_operation`); non-public operations get the bearer requirement."""
     # Imported here: the OpenAPI models cost ~40 ms at cold start and only this route needs them.
     from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
@@ -268,20 +269,89 @@ def openapi_json(app: APIGatewayHttpResolver) -> str:
         security_schemes={BEARER_SCHEME: HTTPBearer(bearerFormat="JWT")},
     )
     doc = json.loads(raw)
-    # ErrorOut is in components: the auth routes (always included) declare it.
-    error_ref = {"$ref": "#/components/schemas/ErrorOut"}
+    _add_component_schemas(doc)
     for path, operations in (doc.get("paths") or {}).items():
         for operation in operations.values():
-            if not isinstance(operation, dict):
-                continue
-            if path not in PUBLIC_PATHS:
-                operation.setdefault("security", [{BEARER_SCHEME: []}])
-            # Our 422 is {"error": {..., "details": {"fields": [...]}}}, not Powertools' default.
-            invalid = (operation.get("responses") or {}).get("422")
-            if invalid and "HTTPValidationError" in json.dumps(invalid):
-                invalid["description"] = "Invalid input; details.fields lists the offending fields"
-                invalid["content"] = {"application/json": {"schema": error_ref}}
+            if isinstance(operation, dict):
+                complete_operation(operation, public=path in PUBLIC_PATHS)
     return json.dumps(doc)
+
+
+_ERROR_REF = {"$ref": "#/components/schemas/ErrorOut"}
+_GATEWAY_REF = {"$ref": "#/components/schemas/GatewayMessageOut"}
+
+
+def _add_component_schemas(doc: dict[str, Any]) -> None:
+    """ErrorOut (with ErrorDetail) and GatewayMessageOut in ``components.schemas``."""
+    from chatflow.http.schemas import ErrorOut, GatewayMessageOut
+
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for model in (ErrorOut, GatewayMessageOut):
+        generated = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in generated.pop("$defs", {}).items():
+            schemas.setdefault(name, sub)
+        schemas.setdefault(model.__name__, generated)
+
+
+def _json_content(*refs: dict[str, str]) -> dict[str, Any]:
+    schema = refs[0] if len(refs) == 1 else {"anyOf": list(refs)}
+    return {"application/json": {"schema": schema}}
+
+
+def _schemas_of(response: dict[str, Any]) -> list[dict[str, Any]]:
+    schema = ((response.get("content") or {}).get("application/json") or {}).get("schema")
+    if not schema:
+        return []
+    return list(schema["anyOf"]) if set(schema) == {"anyOf"} else [schema]
+
+
+def _also(responses: dict[str, Any], status: str, description: str, *refs: dict[str, str]) -> None:
+    """Document ``status`` with the bodies ``refs`` as well as what the route declared for it."""
+    declared = responses.get(status)
+    if declared is None:
+        responses[status] = {"description": description, "content": _json_content(*refs)}
+        return
+    schemas = _schemas_of(declared)
+    merged = schemas + [ref for ref in refs if ref not in schemas]
+    declared["content"] = _json_content(*merged)
+    if description not in declared.get("description", ""):
+        declared["description"] = f"{declared.get('description', '')}; {description}".lstrip("; ")
+
+
+def complete_operation(operation: dict[str, Any], *, public: bool) -> None:
+    """Add the statuses the app and API Gateway answer for every operation of its kind.
+
+    Routes declare what their own logic answers (``chatflow.http.schemas.documented``); here:
+    a body route can get 400 ``malformed_json``, 415 ``unsupported_media_type`` and 422; a route
+    with parameters 422; every request 413 (any body is measured), 429 (API Gateway's stage
+    throttle ``{"message"}``, or the app's ``{"error"}``) and 503 (a dependency outage, or API
+    Gateway when the function cannot run); bearer routes 401 (API Gateway's authorizer without
+    a token: ``{"message": "Unauthorized"}``; the app: ``token_revoked``, ``account_disabled``)
+    and 403 (the authorizer refused the token: ``{"message": "Forbidden"}``).
+    """
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    invalid = responses.get("422")
+    if invalid and "HTTPValidationError" in json.dumps(invalid):
+        del responses["422"]  # Powertools' default; ours is the {"error": ...} envelope
+    if "requestBody" in operation:
+        _also(responses, "400", "malformed_json: the body is not JSON", _ERROR_REF)
+        _also(responses, "415", "unsupported_media_type: send the body as application/json", _ERROR_REF)
+    if "requestBody" in operation or operation.get("parameters"):
+        _also(responses, "422", "invalid: details.fields lists the offending fields", _ERROR_REF)
+    _also(responses, "413", "payload_too_large: the request body exceeds the limit", _ERROR_REF)
+    _also(responses, "429", "too many requests (API Gateway's throttle answers {message})", _GATEWAY_REF)
+    _also(responses, "503", "unavailable: a backing service is down; retry", _ERROR_REF, _GATEWAY_REF)
+    if not public:
+        operation.setdefault("security", [{BEARER_SCHEME: []}])
+        _also(
+            responses,
+            "401",
+            'no token: API Gateway answers {"message": "Unauthorized"}; '
+            "a revoked token or disabled account: token_revoked, account_disabled",
+            _GATEWAY_REF,
+            _ERROR_REF,
+        )
+        _also(responses, "403", 'the authorizer refused the token: {"message": "Forbidden"}', _GATEWAY_REF)
 
 
 def create_app(services: HttpServices) -> ChatflowHttpResolver:

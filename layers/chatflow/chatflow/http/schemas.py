@@ -1,7 +1,11 @@
 """Response models shared by the HTTP routes: they document the API (OpenAPI) and serialize.
 
-``error_responses(...)`` documents the ``{"error": {...}}`` shape for the given status codes, so
-clients generated from /openapi.json know every error body. Other areas may use them too.
+A route declares the statuses its own logic answers with :func:`documented` (the success status
+and its body model, and each error status, optionally with the error codes it carries); the app
+(:func:`chatflow.http.app.openapi_json`) adds the statuses every route of a kind can answer
+(malformed, oversized or non-JSON bodies, validation, API Gateway's authorizer and throttling
+answers, a dependency outage). The success models mirror :mod:`chatflow.wire`: the property-based
+contract test (tests/integration/test_openapi_contract.py) checks every answer against them.
 """
 
 from __future__ import annotations
@@ -12,17 +16,20 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, Field
 
 _DESCRIPTIONS = {
-    400: "Malformed request (e.g. body is not JSON)",
+    400: "Malformed request: malformed_json (the body is not JSON)",
     401: "Missing, invalid, expired or revoked credentials",
     403: "Not allowed",
     404: "Not found",
     409: "Conflict",
-    413: "Request body too large",
-    415: "Unsupported media type",
-    422: "Invalid input; details.fields lists the offending fields",
+    413: "Request body too large: payload_too_large",
+    415: "Unsupported media type: unsupported_media_type (send application/json)",
+    422: "Invalid input: invalid (details.fields lists the offending fields, never their values)",
     429: "Too many requests; see Retry-After",
     503: "A backing service is unavailable; retry",
 }
+
+#: An error status a route declares: the status alone, or (status, "the codes it carries").
+ErrorStatus = int | tuple[int, str]
 
 
 class ErrorDetail(BaseModel):
@@ -35,20 +42,35 @@ class ErrorOut(BaseModel):
     error: ErrorDetail
 
 
-def error_responses(*statuses: int) -> dict[int, OpenAPIResponse]:
-    return {
-        status: {"description": _DESCRIPTIONS[status], "content": {"application/json": {"model": ErrorOut}}}
-        for status in statuses
-    }
+class GatewayMessageOut(BaseModel):
+    """API Gateway's own answers (authorizer, throttling, Lambda failures), e.g. 401
+    ``{"message": "Unauthorized"}``: not the ``{"error": ...}`` envelope."""
+
+    message: str = Field(examples=["Unauthorized"])
 
 
-def documented(success: int, description: str, *errors: int) -> dict[int, OpenAPIResponse]:
-    """``responses=`` for a route: the success status (schema from the return annotation; no body
-    for 204) plus the ``{"error": ...}`` bodies of ``errors``. Powertools documents only the
-    statuses listed once ``responses`` is given, so the success one must be included."""
+def error_responses(*statuses: ErrorStatus) -> dict[int, OpenAPIResponse]:
+    """The ``{"error": {...}}`` bodies of ``statuses``; ``(404, "room_not_found")`` names the codes."""
+    out: dict[int, OpenAPIResponse] = {}
+    for entry in statuses:
+        status, codes = entry if isinstance(entry, tuple) else (entry, None)
+        description = _DESCRIPTIONS[status] if codes is None else f"{_DESCRIPTIONS[status]}: {codes}"
+        out[status] = {"description": description, "content": {"application/json": {"model": ErrorOut}}}
+    return out
+
+
+def documented(
+    success: int, description: str, *errors: ErrorStatus, model: Any = None
+) -> dict[int, OpenAPIResponse]:
+    """``responses=`` for a route: the success status (body schema: ``model``, else the return
+    annotation; no body for 204) plus the ``{"error": ...}`` bodies of ``errors``. Powertools
+    documents only the statuses listed once ``responses`` is given, so the success one must be
+    included."""
     ok: OpenAPIResponse = {"description": description}
     if success == 204:
         ok["content"] = {}
+    elif model is not None:
+        ok["content"] = {"application/json": {"model": model}}
     return {success: ok, **error_responses(*errors)}
 
 
@@ -93,3 +115,147 @@ class Jwk(BaseModel):
 
 class JwksOut(BaseModel):
     keys: list[Jwk]
+
+
+# --- rooms and messages (chatflow.wire.room_to_dict, message_to_dict, history_to_dict) ----------
+
+
+class PeerOut(BaseModel):
+    id: str
+    handle: str
+    displayName: str
+
+
+class RoomOut(BaseModel):
+    id: str
+    kind: Literal["public", "private", "dm"]
+    name: str | None = Field(description="null for DMs")
+    topic: str
+    createdBy: str
+    createdAt: str
+    lastSeq: int
+    memberCount: int
+    isMember: bool
+    role: Literal["owner", "member"] | None
+    lastReadSeq: int | None
+    unread: int
+    peer: PeerOut | None = Field(description="The other member of a DM; null for channels")
+
+
+class RoomPageOut(BaseModel):
+    rooms: list[RoomOut]
+    nextCursor: str | None
+
+
+class MemberOut(BaseModel):
+    roomId: str
+    userId: str
+    handle: str
+    role: Literal["member"]
+
+
+class MessageOut(BaseModel):
+    id: str
+    roomId: str
+    seq: int
+    senderId: str
+    senderHandle: str
+    clientMessageId: str
+    body: str | None = Field(description="null once deleted")
+    createdAt: str
+    editedAt: str | None
+    deletedAt: str | None
+
+
+class HistoryOut(BaseModel):
+    messages: list[MessageOut]
+    lastSeq: int
+    prevCursor: int | None = Field(description="pass as before= for older messages; null: none")
+    nextCursor: int | None = Field(description="pass as after= for newer messages; null: none now")
+
+
+class ReadPositionOut(BaseModel):
+    roomId: str
+    lastReadSeq: int
+
+
+# --- notifications (chatflow.wire.notifications_page_to_dict) -----------------------------------
+
+
+class RoomUnreadOut(BaseModel):
+    roomId: str
+    unreadMessages: int
+    unreadMentions: int
+    lastSeq: int
+    lastMessageAt: str | None
+    lastSenderHandle: str | None
+
+
+class NotificationOut(BaseModel):
+    id: int
+    read: bool
+    kind: str
+    roomId: str
+    messageId: str | None
+    seq: int | None
+    actorId: str | None
+    actorHandle: str | None
+    preview: str
+    createdAt: str
+    readAt: str | None
+
+
+class NotificationsPageOut(BaseModel):
+    rooms: list[RoomUnreadOut]
+    totalUnreadMessages: int
+    totalUnreadMentions: int
+    items: list[NotificationOut]
+    nextBefore: int | None
+
+
+class NotificationsReadOut(BaseModel):
+    roomsCleared: int
+    notificationsRead: int
+
+
+# --- analytics (chatflow.wire.analytics_report_to_dict) ----------------------------------------
+
+
+class DailyFiguresOut(BaseModel):
+    date: str
+    activeUsers: int
+    connectionsOpened: int
+    messagesCreated: int
+    counters: dict[str, int]
+
+
+class RoomHourOut(BaseModel):
+    roomId: str
+    hour: str
+    messages: int
+
+
+class AnalyticsOut(BaseModel):
+    from_: str = Field(alias="from")
+    to: str
+    daily: list[DailyFiguresOut]
+    roomsHourly: list[RoomHourOut]
+    roomsHourlyTruncated: bool
+
+
+# --- health -------------------------------------------------------------------------------------
+
+
+class LiveOut(BaseModel):
+    status: Literal["ok"]
+
+
+class DependencyCheckOut(BaseModel):
+    ok: bool
+    latencyMs: float
+    error: str | None = Field(default=None, description="the exception class when the check failed")
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, DependencyCheckOut]

@@ -19,7 +19,13 @@ def routes(services: HttpServices) -> Router:
         "/admin/users/<user_id>/ban",
         summary="Ban a user: tokens void, sessions closed",
         tags=["admin"],
-        responses=documented(200, "Banned (idempotent)", 401, 403, 404, 422),
+        responses=documented(
+            200,
+            "Banned (idempotent)",
+            (403, "forbidden (admins only)"),
+            (404, "not_found"),
+            (422, "invalid, cannot_ban_self"),
+        ),
     )
     def ban(user_id: UUID) -> BanOut:
         user, closed = services.users.ban(current_identity(router), user_id)
@@ -29,7 +35,7 @@ def routes(services: HttpServices) -> Router:
         "/admin/users/<user_id>/unban",
         summary="Lift a ban (old tokens stay void)",
         tags=["admin"],
-        responses=documented(200, "Unbanned", 401, 403, 404, 422),
+        responses=documented(200, "Unbanned", (403, "forbidden (admins only)"), (404, "not_found"), 422),
     )
     def unban(user_id: UUID) -> UserEnvelope:
         user = services.users.unban(current_identity(router), user_id)

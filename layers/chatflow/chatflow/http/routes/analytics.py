@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from chatflow.errors import Forbidden
 from chatflow.http.context import current_identity
+from chatflow.http.schemas import AnalyticsOut, documented
 from chatflow.http.services import HttpServices
 from chatflow.wire import analytics_report_to_dict
 
@@ -23,7 +24,12 @@ from chatflow.wire import analytics_report_to_dict
 def routes(services: HttpServices) -> Router:
     router = Router()  # type: ignore[no-untyped-call]
 
-    @router.get("/admin/analytics", summary="Usage figures (admins only)", tags=["admin"])
+    @router.get(
+        "/admin/analytics",
+        summary="Usage figures (admins only)",
+        tags=["admin"],
+        responses=documented(200, "Usage figures", (403, "forbidden (admins only)"), 422, model=AnalyticsOut),
+    )
     def get_analytics(
         from_: Annotated[date | None, Query(alias="from", description="first UTC day (YYYY-MM-DD)")] = None,
         to: Annotated[date | None, Query(description="last UTC day, inclusive (YYYY-MM-DD)")] = None,

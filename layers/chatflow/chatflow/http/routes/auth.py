@@ -47,7 +47,12 @@ def routes(services: HttpServices) -> Router:
         status_code=201,
         summary="Create an account; returns a token pair",
         tags=["auth"],
-        responses=documented(201, "Account created; signed in", 400, 409, 413, 422),
+        responses=documented(
+            201,
+            "Account created; signed in",
+            (409, "handle_taken"),
+            (422, "invalid, invalid_handle, invalid_display_name"),
+        ),
     )
     def register(body: RegisterRequest) -> TokenPairOut:
         pair = services.users.register(body.handle, body.password, body.displayName)
@@ -57,7 +62,13 @@ def routes(services: HttpServices) -> Router:
         "/auth/login",
         summary="Exchange handle + password for a token pair",
         tags=["auth"],
-        responses=documented(200, "Signed in", 400, 401, 403, 422, 429),
+        responses=documented(
+            200,
+            "Signed in",
+            (401, "invalid_credentials"),
+            (403, "account_disabled"),
+            (429, "too_many_attempts"),
+        ),
     )
     def login(body: LoginRequest) -> TokenPairOut:
         return TokenPairOut.model_validate(
@@ -68,7 +79,7 @@ def routes(services: HttpServices) -> Router:
         "/auth/refresh",
         summary="Rotate a refresh token; returns a new pair",
         tags=["auth"],
-        responses=documented(200, "New token pair", 400, 401, 422),
+        responses=documented(200, "New token pair", (401, "invalid_refresh_token")),
     )
     def refresh(body: RefreshRequest) -> TokenPairOut:
         return TokenPairOut.model_validate(token_pair_to_dict(services.users.refresh(body.refreshToken)))
@@ -78,7 +89,7 @@ def routes(services: HttpServices) -> Router:
         status_code=204,
         summary="Revoke the refresh token's family",
         tags=["auth"],
-        responses=documented(204, "Signed out", 400, 401, 422),
+        responses=documented(204, "Signed out", (401, "invalid_refresh_token")),
     )
     def logout(
         body: RefreshRequest,

@@ -9,6 +9,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
+from chatflow.http.schemas import LiveOut, ReadyOut, documented
 from chatflow.http.services import HttpServices
 from chatflow.observability import get_logger
 
@@ -32,11 +33,24 @@ def _timed(name: str, check: Callable[[], None]) -> dict[str, Any]:
 def routes(services: HttpServices) -> Router:
     router = Router()  # type: ignore[no-untyped-call]
 
-    @router.get("/health/live", summary="Liveness: the function runs (no I/O)", tags=["health"])
+    @router.get(
+        "/health/live",
+        summary="Liveness: the function runs (no I/O)",
+        tags=["health"],
+        responses=documented(200, "Alive", model=LiveOut),
+    )
     def live() -> dict[str, Any]:
         return {"status": "ok"}
 
-    @router.get("/health/ready", summary="Readiness: Postgres and Redis reachable", tags=["health"])
+    @router.get(
+        "/health/ready",
+        summary="Readiness: Postgres and Redis reachable",
+        tags=["health"],
+        responses={
+            **documented(200, "Ready", model=ReadyOut),
+            503: {"description": "Not ready", "content": {"application/json": {"model": ReadyOut}}},
+        },
+    )
     def ready() -> Response[dict[str, Any]]:
         checks = {name: _timed(name, check) for name, check in services.readiness_checks().items()}
         healthy = all(c["ok"] for c in checks.values())

@@ -14,6 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from chatflow.http.context import current_identity
+from chatflow.http.schemas import HistoryOut, MessageOut, ReadPositionOut, documented
 from chatflow.http.services import HttpServices
 from chatflow.wire import history_to_dict, message_to_dict
 
@@ -41,6 +42,14 @@ def routes(services: HttpServices) -> Router:
         "/rooms/<room_id>/messages",
         summary="History, keyset-paginated by seq (ascending); prevCursor -> before=, nextCursor -> after=",
         tags=["messages"],
+        responses=documented(
+            200,
+            "A page of messages",
+            (403, "not_a_member"),
+            (404, "room_not_found"),
+            (422, "invalid, invalid_range"),
+            model=HistoryOut,
+        ),
     )
     def history(
         room_id: UUID,
@@ -58,7 +67,18 @@ def routes(services: HttpServices) -> Router:
         return history_to_dict(page)
 
     @router.patch(
-        "/rooms/<room_id>/messages/<seq>", summary="Edit a message (author only)", tags=["messages"]
+        "/rooms/<room_id>/messages/<seq>",
+        summary="Edit a message (author only)",
+        tags=["messages"],
+        responses=documented(
+            200,
+            "The edited message",
+            (403, "not_author, not_a_member"),
+            (404, "room_not_found, message_not_found"),
+            (409, "message_deleted"),
+            (422, "invalid, invalid_body, body_too_long"),
+            model=MessageOut,
+        ),
     )
     def edit_message(room_id: UUID, seq: Seq, body: EditMessageRequest) -> dict[str, Any]:
         return message_to_dict(services.messages.edit(current_identity(router), room_id, seq, body.body))
@@ -67,6 +87,13 @@ def routes(services: HttpServices) -> Router:
         "/rooms/<room_id>/messages/<seq>",
         summary="Soft-delete a message (author or admin); the body is hidden from then on",
         tags=["messages"],
+        responses=documented(
+            200,
+            "The deleted message (body null)",
+            (403, "not_author, not_a_member"),
+            (404, "room_not_found, message_not_found"),
+            model=MessageOut,
+        ),
     )
     def delete_message(room_id: UUID, seq: Seq) -> dict[str, Any]:
         return message_to_dict(services.messages.delete(current_identity(router), room_id, seq))
@@ -75,6 +102,9 @@ def routes(services: HttpServices) -> Router:
         "/rooms/<room_id>/read",
         summary="Move the caller's read position forward (never backwards, at most lastSeq)",
         tags=["messages"],
+        responses=documented(
+            200, "The read position", (403, "not_a_member"), (404, "room_not_found"), model=ReadPositionOut
+        ),
     )
     def mark_read(room_id: UUID, body: MarkReadRequest) -> dict[str, Any]:
         position = services.messages.mark_read(current_identity(router), room_id, body.seq)

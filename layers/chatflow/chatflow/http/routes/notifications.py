@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chatflow.domain.notifications import MAX_PAGE
 from chatflow.http.context import current_identity
+from chatflow.http.schemas import NotificationsPageOut, NotificationsReadOut, documented
 from chatflow.http.services import HttpServices
 from chatflow.wire import notifications_page_to_dict
 
@@ -38,6 +39,7 @@ def routes(services: HttpServices) -> Router:
         "/notifications",
         summary="Unread counters per room and the caller's notifications",
         tags=["notifications"],
+        responses=documented(200, "Counters and a page of notifications", 422, model=NotificationsPageOut),
     )
     def list_notifications(
         unreadOnly: Annotated[bool, Query(description="only notifications not read yet")] = False,
@@ -54,6 +56,7 @@ def routes(services: HttpServices) -> Router:
         "/notifications/read",
         summary="Mark notifications read / clear unread counters",
         tags=["notifications"],
+        responses=documented(200, "What was marked", 422, model=NotificationsReadOut),
     )
     def mark_notifications_read(body: MarkReadRequest) -> dict[str, Any]:
         identity = current_identity(router)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from chatflow.domain.rooms import MAX_LIST_LIMIT, MAX_TOPIC_CHARS
 from chatflow.http.context import current_identity
+from chatflow.http.schemas import MemberOut, RoomOut, RoomPageOut, documented
 from chatflow.http.services import HttpServices
 from chatflow.wire import room_page_to_dict, room_to_dict
 
@@ -56,6 +57,7 @@ def routes(services: HttpServices) -> Router:
         "/rooms",
         summary="The caller's rooms (with unread counts) or discoverable public rooms",
         tags=["rooms"],
+        responses=documented(200, "A page of rooms", (422, "invalid, invalid_cursor"), model=RoomPageOut),
     )
     def list_rooms(
         scope: Annotated[
@@ -75,17 +77,44 @@ def routes(services: HttpServices) -> Router:
         return room_page_to_dict(page)
 
     @router.post(
-        "/rooms", status_code=201, summary="Create a channel (the caller becomes its owner)", tags=["rooms"]
+        "/rooms",
+        status_code=201,
+        summary="Create a channel (the caller becomes its owner)",
+        tags=["rooms"],
+        responses=documented(
+            201,
+            "The new room",
+            (409, "name_taken"),
+            (422, "invalid, invalid_name, invalid_topic"),
+            model=RoomOut,
+        ),
     )
     def create_room(body: CreateRoomRequest) -> dict[str, Any]:
         view = services.rooms.create_channel(current_identity(router), body.kind, body.name, body.topic)
         return room_to_dict(view)
 
-    @router.get("/rooms/<room_id>", summary="One room as the caller sees it", tags=["rooms"])
+    @router.get(
+        "/rooms/<room_id>",
+        summary="One room as the caller sees it",
+        tags=["rooms"],
+        responses=documented(200, "The room", (403, "not_a_member"), (404, "room_not_found"), model=RoomOut),
+    )
     def get_room(room_id: UUID) -> dict[str, Any]:
         return room_to_dict(services.rooms.get_room(current_identity(router), room_id))
 
-    @router.post("/rooms/<room_id>/join", summary="Join a public channel", tags=["rooms"])
+    @router.post(
+        "/rooms/<room_id>/join",
+        summary="Join a public channel",
+        tags=["rooms"],
+        responses=documented(
+            200,
+            "The room, joined",
+            (403, "dm_membership_fixed"),
+            (404, "room_not_found"),
+            (409, "already_member"),
+            model=RoomOut,
+        ),
+    )
     def join_room(room_id: UUID) -> dict[str, Any]:
         return room_to_dict(services.rooms.join(current_identity(router), room_id))
 
@@ -94,13 +123,28 @@ def routes(services: HttpServices) -> Router:
         status_code=204,
         summary="Leave a channel (an owner hands ownership to the oldest member)",
         tags=["rooms"],
+        responses=documented(
+            204, "Left", (403, "dm_membership_fixed"), (404, "room_not_found"), (409, "not_a_member")
+        ),
     )
     def leave_room(room_id: UUID) -> Response[str]:
         services.rooms.leave(current_identity(router), room_id)
         return _json(204, "")
 
     @router.post(
-        "/rooms/<room_id>/members", status_code=201, summary="Add a member (owner only)", tags=["rooms"]
+        "/rooms/<room_id>/members",
+        status_code=201,
+        summary="Add a member (owner only)",
+        tags=["rooms"],
+        responses=documented(
+            201,
+            "Added",
+            (403, "not_owner, not_a_member, dm_membership_fixed, user_banned"),
+            (404, "room_not_found, user_not_found"),
+            (409, "already_member"),
+            (422, "invalid, invalid_target"),
+            model=MemberOut,
+        ),
     )
     def add_member(room_id: UUID, body: UserTarget) -> dict[str, Any]:
         user = services.rooms.add_member(
@@ -113,6 +157,13 @@ def routes(services: HttpServices) -> Router:
         status_code=204,
         summary="Remove a member (owner only); their access ends at once",
         tags=["rooms"],
+        responses=documented(
+            204,
+            "Removed",
+            (403, "not_owner, not_a_member, dm_membership_fixed"),
+            (404, "room_not_found, not_a_member (the user to remove is not one)"),
+            (422, "invalid, cannot_remove_self"),
+        ),
     )
     def remove_member(room_id: UUID, user_id: UUID) -> Response[str]:
         services.rooms.remove_member(current_identity(router), room_id, user_id)
@@ -122,7 +173,17 @@ def routes(services: HttpServices) -> Router:
         "/dms",
         summary="Create or get the direct-message room with another user (201 created, 200 existing)",
         tags=["rooms"],
-        responses={200: {"description": "existing DM"}, 201: {"description": "DM created"}},
+        responses={
+            **documented(200, "The existing DM", model=RoomOut),
+            **documented(
+                201,
+                "The DM, created",
+                (403, "user_banned"),
+                (404, "user_not_found"),
+                (422, "invalid, invalid_target, dm_self"),
+                model=RoomOut,
+            ),
+        },
     )
     def open_dm(body: UserTarget) -> Response[dict[str, Any]]:
         view, created = services.rooms.open_dm(

@@ -17,7 +17,7 @@ def routes(services: HttpServices) -> Router:
         "/users/me",
         summary="The caller's profile",
         tags=["users"],
-        responses=documented(200, "The caller", 401, 503),
+        responses=documented(200, "The caller"),
     )
     def me() -> UserOut:
         return UserOut.model_validate(user_to_dict(services.users.me(current_identity(router))))
