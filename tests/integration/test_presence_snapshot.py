@@ -190,5 +190,6 @@ def test_http_presence_route(
 
     doc = api.get("/openapi.json").json
     operation = doc["paths"]["/rooms/{room_id}/presence"]["get"]
-    assert set(operation["responses"]) == {"200", "401", "403", "404", "422", "503"}
+    # 413/429 are added by the app for every operation (chatflow.http.app.complete_operation).
+    assert set(operation["responses"]) == {"200", "401", "403", "404", "413", "422", "429", "503"}
     assert operation["security"] == [{"bearerAuth": []}]
