@@ -222,6 +222,9 @@ class ManagementApi:
         self.stage = stage
         #: Delay before every answer (seconds); change it at run time to model a slow endpoint.
         self.latency_s = latency_s
+        #: Fault injection (tests): DeleteConnection answers 500 and closes nothing, as when
+        #: the @connections endpoint fails during a ban.
+        self.fail_deletes = False
         self.requests = 0
         #: Server-side time spent on POSTs (artificial latency excluded), for the benchmark.
         self.post_ms_total = 0.0
@@ -280,6 +283,8 @@ class ManagementApi:
     async def _delete(self, request: web.Request) -> web.Response:
         if (refused := await self._pre(request)) is not None:
             return refused
+        if self.fail_deletes:
+            return _error(500, "InternalServerError", "Internal server error (fault injected)")
         try:
             await self.backend.close(request.match_info["connection_id"])
         except ConnectionGone:
@@ -323,6 +328,10 @@ class RunningManagementApi:
 
     def set_latency(self, seconds: float) -> None:
         self.api.latency_s = seconds
+
+    def set_fail_deletes(self, fail: bool) -> None:
+        """Make DeleteConnection fail (500, nothing closed) until set back."""
+        self.api.fail_deletes = fail
 
 
 @contextlib.contextmanager

@@ -107,6 +107,9 @@ def chatflow_env(
         # scrypt N=2^12 instead of 2^17: every registration and login of the run stays fast
         # (test_auth_rehash.py proves the upgrade to a higher cost at sign-in).
         "PASSWORD_SCRYPT_LOG2_N": "12",
+        # 410 clean-up tests expect it at once; the grace window after registration (a 410
+        # racing $connect) has its own tests, which set it (test_ws_revocation.py).
+        "GONE_GRACE_S": "0",
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

@@ -1,8 +1,10 @@
 """$connect: the ``ws-jwt`` authorizer verified the token (its result may be cached for
 minutes), so bans are re-checked here (IDENTITY's ensure_active); then the per-user connection
-limit (atomic in Redis), registration, and -- on the user's first connection -- presence
-"online" to co-members. A refused handshake returns 403 (not allowed) or 429 (limit); an accepted
-one echoes ``Sec-WebSocket-Protocol: chatflow.v1`` when the client offered it (docs/auth.md).
+limit (atomic in Redis), registration (stamped with the token's ``iat``), the account re-checked
+after registering (a ban that raced this handshake undoes it), and -- on the user's first
+connection -- presence "online" to co-members. A refused handshake returns 403 (not allowed) or
+429 (limit); an accepted one echoes ``Sec-WebSocket-Protocol: chatflow.v1`` when the client
+offered it (docs/auth.md).
 
 The event is read as a dict (connection id + authorizer context): Powertools' parser models
 cost ~0.1-0.2 s of imports at cold start here, for two fields (docs/performance.md). The test
@@ -47,8 +49,13 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         identity = protocol.identity(event)
         logger.append_keys(user_id=str(identity.user_id), connection_id=cid)
-        container.users.ensure_active(identity)
-        registration = container.realtime.connect(identity, cid)
+        users = container.users
+        users.ensure_active(identity)
+        # Re-checked AFTER registering: a revocation landing between the check above and the
+        # registration is seen here (the registration is undone) or removes it itself.
+        registration = container.realtime.connect(
+            identity, cid, recheck=lambda: users.ensure_active(identity)
+        )
     except LimitExceeded as exc:
         logger.info("connection refused", extra={"code": exc.code})
         metrics.add_metric(name="ConnectRefusedLimit", unit=MetricUnit.Count, value=1)

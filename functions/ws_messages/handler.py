@@ -21,7 +21,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from chatflow import snapstart
 from chatflow.container import Container
-from chatflow.errors import ChatflowError
+from chatflow.domain.identity import Identity
+from chatflow.errors import ChatflowError, Unauthorized
 from chatflow.settings import get_settings
 from chatflow.ws import actions, admission, frames, protocol
 
@@ -37,6 +38,8 @@ container.prime(chat=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     action: str | None = None
     request_id: str | None = None
+    identity: Identity | None = None
+    cid: str | None = None
     try:
         route = (event.get("requestContext") or {}).get("routeKey")
         action = route if isinstance(route, str) else None
@@ -57,6 +60,15 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         reply = actions.dispatch(caller, frame)
         metrics.add_metric(name=f"Action_{frame.action}", unit=MetricUnit.Count, value=1)
         return protocol.reply(reply) if reply is not None else {"statusCode": 200}
+    except Unauthorized as exc:
+        # A revoked session (ban, delete, log out everywhere) whose socket is still open: it
+        # hears why, then it is unregistered and closed (docs/auth.md, "Revocation").
+        logger.info("refused: session revoked", extra={"code": exc.code})
+        metrics.add_metric(name="FrameRefused", unit=MetricUnit.Count, value=1)
+        farewell = protocol.error_frame(exc.code, exc.message, action=action, request_id=request_id)
+        if identity is not None and cid is not None:
+            container.realtime.end_session(identity.user_id, cid, farewell)
+        return protocol.reply(farewell)
     except ChatflowError as exc:
         logger.info("refused", extra={"code": exc.code})
         metrics.add_metric(name="FrameRefused", unit=MetricUnit.Count, value=1)

@@ -1,7 +1,12 @@
-"""ping: refresh this connection's registry and presence TTLs (Redis only), answer ``pong``.
+"""ping: check the account (cached status), refresh this connection's registry and presence TTLs
+(Redis only), answer ``pong``.
 
-Cold start: redis + this module only (no boto3, psycopg or pydantic). A connection whose record
-expired during a long silence is registered again when the per-user limit allows.
+Cold start: redis + this module only (no boto3, psycopg or pydantic): the account check reads
+IDENTITY's status cache (Postgres only on a miss). A revoked session (ban, delete, log out
+everywhere) is never touched or re-registered: it hears ``account_disabled`` / ``token_revoked``
+and is closed (DeleteConnection; botocore is loaded on that path only). A connection whose record
+expired during a long silence is registered again when the per-user limit allows, and the
+account is re-checked after that registration (docs/auth.md, "Revocation").
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from chatflow.container import Container
-from chatflow.errors import ChatflowError
+from chatflow.errors import ChatflowError, Unauthorized
 from chatflow.settings import get_settings
 from chatflow.ws import protocol
 
@@ -27,12 +32,14 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         identity = protocol.identity(event)
         cid = protocol.connection_id(event)
         request_id = protocol.request_id_of(protocol.body_object(event))
-        registry = container.connection_registry
-        alive = registry.touch(identity.user_id, cid)
-        if not alive:
-            # The record expired (no ping for presence_ttl_s) while the socket stayed open.
-            limit = container.settings.max_connections_per_user
-            alive = registry.register(identity.user_id, cid, limit=limit).accepted
+        users = container.users
+        try:
+            users.ensure_active(identity)
+        except Unauthorized as exc:  # a revoked session: unregister and close it
+            farewell = protocol.error_frame(exc.code, exc.message, action="ping", request_id=request_id)
+            container.realtime.end_session(identity.user_id, cid, farewell)
+            raise
+        alive = container.realtime.keep_alive(identity, cid, recheck=lambda: users.ensure_active(identity))
         frame: dict[str, Any] = {"type": "pong", "serverTime": int(time.time() * 1000)}
         if not alive:
             frame = protocol.error_frame(

@@ -363,6 +363,7 @@ class Container:
             presence_page_max=s.presence_page_max,
             # Resolved at call time: IDENTITY's service (and psycopg) only for a status-cache miss.
             handle_of=lambda user_id: self.users.handle_of(user_id),  # noqa: PLW0108
+            gone_grace_s=s.gone_grace_s,
         )
 
     # --- event consumers ------------------------------------------------------------------------

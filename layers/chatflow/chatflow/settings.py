@@ -112,6 +112,9 @@ class Settings:
     #: Online members per presence snapshot page (joinRoom reply, ``presence``, GET .../presence).
     presence_page_max: int = 100
     fanout_max_workers: int = 32
+    #: A 410 for a connection registered less than this long ago does not unregister it: its
+    #: $connect may still be running (API Gateway answers 410 until $connect has returned).
+    gone_grace_s: float = 10.0
     fanout_async_threshold: int = 200
     fanout_queue_url: str | None = None
 

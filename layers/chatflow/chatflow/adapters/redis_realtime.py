@@ -5,7 +5,8 @@ Keys (all under the settings' prefix; ``{uid}`` is a Redis Cluster hash tag, so 
 user lives in one slot and the Lua scripts below stay single-slot):
 
 ``rt:u:{uid}:conns``          sorted set: connection id -> expiry (epoch ms). The registry.
-``rt:u:{uid}:c:<cid>``        hash: userId, connectedAt, hardExpiry; PEXPIREAT = its expiry.
+``rt:u:{uid}:c:<cid>``        hash: userId, connectedAt, hardExpiry, iat (the session's token issue
+                              time, epoch s); PEXPIREAT = its expiry.
 ``rt:u:{uid}:r:<cid>``        set: room ids this connection subscribed to (joinRoom).
 ``rt:u:{uid}:pv``             the user's presence version (see below).
 ``rt:room:<rid>:subs``        sorted set: "<uid>|<cid>" -> expiry (epoch ms). Live subscribers.
@@ -26,6 +27,11 @@ bump the user's presence version: ``max(previous + 1, now_ms)``. Versions theref
 increase per user in the order of the transitions, even when the key expired or was evicted
 (the clock floor); presence frames carry it so clients drop frames that arrive late
 (docs/protocol.md). ``presence_is_current`` re-checks a transition right before it is announced.
+
+Revoked sessions: :meth:`RedisRealtimeStore.delivery_targets` reads each user's live connections
+WITH their session stamp (``iat``) and the user's cached status (IDENTITY's status cache key) in
+ONE pipeline, so fan-out never posts to a session a ban / delete / logout-all revoked, even when
+its registry entry survived a raced or failed termination (docs/auth.md, "Revocation").
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from chatflow.adapters.redis_client import RedisConnection
 from chatflow.adapters.redis_user_status import decode_status, status_key
 from chatflow.domain.realtime_models import (
     PresenceEntry,
+    DeliveryTargets,
     RateDecision,
     Registration,
     RemovedConnections,
@@ -86,7 +93,7 @@ end
 
 # KEYS[1] user's conns zset, KEYS[2] this connection's hash, KEYS[3] presence version
 # ARGV[4] cid, ARGV[5] expiry ms, ARGV[6] hard expiry ms, ARGV[7] limit, ARGV[8] user id,
-# ARGV[9] presence version ttl ms
+# ARGV[9] presence version ttl ms, ARGV[10] the session's token issue time (epoch s, "" unknown)
 # -> {accepted, first, count, presence version (0 unless first)}
 _REGISTER = (
     _PRUNE
@@ -104,6 +111,7 @@ if count >= tonumber(ARGV[7]) then
 end
 redis.call('ZADD', KEYS[1], ARGV[5], cid)
 redis.call('HSET', KEYS[2], 'userId', ARGV[8], 'connectedAt', now, 'hardExpiry', ARGV[6])
+if ARGV[10] ~= '' then redis.call('HSET', KEYS[2], 'iat', ARGV[10]) end
 redis.call('PEXPIREAT', KEYS[2], ARGV[5])
 extend_zset(KEYS[1])
 if count == 0 then
@@ -114,12 +122,21 @@ return {1, 0, count + 1, 0}
 )
 
 # KEYS[1] conns zset, KEYS[2] connection hash, KEYS[3] connection's rooms set, KEYS[4] presence
-# version; ARGV[4] cid, ARGV[5] presence version ttl ms
-# -> {removed, remaining, presence version (0 unless this removed the last), room ids...}
+# version; ARGV[4] cid, ARGV[5] presence version ttl ms, ARGV[6] grace ms: keep a connection
+# registered less than this long ago (0: no grace)
+# -> {removed, remaining, presence version (0 unless this removed the last), room ids...};
+#    {0, -1, 0} when the connection was kept (within the grace window)
 _UNREGISTER = (
     _PRUNE
     + """
 local now = tonumber(ARGV[1])
+local grace = tonumber(ARGV[6])
+if grace > 0 then
+  local since = tonumber(redis.call('HGET', KEYS[2], 'connectedAt') or '0')
+  if since > 0 and now - since < grace then
+    return {0, -1, 0}
+  end
+end
 local removed = redis.call('ZREM', KEYS[1], ARGV[4])
 local rooms = redis.call('SMEMBERS', KEYS[3])
 redis.call('DEL', KEYS[2], KEYS[3])
@@ -198,6 +215,18 @@ end
 return {live, tonumber(v)}
 """
 
+# KEYS[1] conns zset; ARGV[1] now ms, ARGV[2] per-connection key prefix
+# -> {cid, iat ("" when not stamped), cid, iat, ...} of the live connections
+_TARGETS = """
+local cids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
+local out = {}
+for _, c in ipairs(cids) do
+  out[#out + 1] = c
+  out[#out + 1] = redis.call('HGET', ARGV[2] .. c, 'iat') or ''
+end
+return out
+"""
+
 # GCRA rate limit. KEYS[1] state key; ARGV now ms, window ms, limit
 # -> {allowed, retry_after_ms}
 _RATE = """
@@ -272,8 +301,17 @@ class RedisRealtimeStore:
 
     # --- registry --------------------------------------------------------------------------
 
-    def register(self, user_id: UUID, connection_id: str, *, limit: int | None = None) -> Registration:
-        """Register a connection unless the user already has ``limit`` live ones (atomic)."""
+    def register(
+        self,
+        user_id: UUID,
+        connection_id: str,
+        *,
+        limit: int | None = None,
+        session_issued_at: float | None = None,
+    ) -> Registration:
+        """Register a connection unless the user already has ``limit`` live ones (atomic).
+        ``session_issued_at``: the token's ``iat``, stamped on the record so fan-out can skip a
+        session revoked later (:meth:`delivery_targets`)."""
         s = self._settings
         limit = s.max_connections_per_user if limit is None else limit
         args = self._common_args(user_id)
@@ -286,14 +324,25 @@ class RedisRealtimeStore:
                 self._conn_prefix(user_id) + connection_id,
                 self._presence_version(user_id),
             ],
-            args=[*args, connection_id, expiry, hard, limit, str(user_id), PRESENCE_VERSION_TTL_MS],
+            args=[
+                *args,
+                connection_id,
+                expiry,
+                hard,
+                limit,
+                str(user_id),
+                PRESENCE_VERSION_TTL_MS,
+                "" if session_issued_at is None else repr(float(session_issued_at)),
+            ],
         )
         return Registration(
             accepted=bool(res[0]), first=bool(res[1]), count=int(res[2]), presence_version=int(res[3])
         )
 
-    def unregister(self, user_id: UUID, connection_id: str) -> Unregistration:
-        """Remove a connection and its room subscriptions; tells whether it was the last one."""
+    def unregister(self, user_id: UUID, connection_id: str, *, grace_s: float = 0.0) -> Unregistration:
+        """Remove a connection and its room subscriptions; tells whether it was the last one.
+        ``grace_s``: keep it when it was registered less than that long ago (a 410 racing its
+        ``$connect``: API Gateway refuses posts until ``$connect`` has returned)."""
         res = self._script("unregister", _UNREGISTER)(
             keys=[
                 self._user_zset(user_id),
@@ -301,9 +350,11 @@ class RedisRealtimeStore:
                 self._rooms_prefix(user_id) + connection_id,
                 self._presence_version(user_id),
             ],
-            args=[*self._common_args(user_id), connection_id, PRESENCE_VERSION_TTL_MS],
+            args=[*self._common_args(user_id), connection_id, PRESENCE_VERSION_TTL_MS, _ms(grace_s)],
         )
         removed, remaining, version = bool(res[0]), int(res[1]), int(res[2])
+        if remaining < 0:
+            return Unregistration(removed=False, last=False, kept=True)
         rooms = tuple(UUID(r) for r in res[3:])
         if rooms:
             self._drop_subscriptions(user_id, connection_id, rooms)
@@ -370,16 +421,54 @@ class RedisRealtimeStore:
         return bool(live) == online
 
     def connections_of(self, user_ids: Iterable[UUID]) -> list[Target]:
-        """Live connections of these users, in ONE pipeline round trip (no scans)."""
+        """Live connections of these users whose session is still valid (one round trip)."""
+        return self.delivery_targets(user_ids).live
+
+    def delivery_targets(self, user_ids: Iterable[UUID]) -> DeliveryTargets:
+        """Live connections of these users, split by whether their session is still valid, in
+        ONE pipeline round trip (no scans, no round trip per recipient): per user the live
+        connections with their session stamp (``iat``) and the user's cached status.
+
+        Revoked: the account is not active, or the stamp predates ``tokens_valid_after``
+        (``UserStatus.admits``). A status-cache miss admits (every change writes the cache
+        through, so a miss means no change within its TTL); an unstamped record (written before
+        stamps existed) is judged by the status alone."""
         users = list(dict.fromkeys(user_ids))
         if not users:
-            return []
+            return DeliveryTargets([], [])
         now = self._now_ms()
-        pipe = self.client.pipeline(transaction=False)
-        for uid in users:
-            pipe.zrangebyscore(self._user_zset(uid), f"({now}", "+inf")
-        results = pipe.execute()
-        return [Target(uid, cid) for uid, cids in zip(users, results, strict=True) for cid in cids]
+        script = self._script("targets", _TARGETS)
+
+        def build(pipe: Any) -> None:
+            for uid in users:
+                pipe.get(status_key(self._redis, uid))
+                pipe.evalsha(script.sha, 1, self._user_zset(uid), now, self._conn_prefix(uid))
+
+        results = self._pipeline_with_script(build, _TARGETS)
+        live: list[Target] = []
+        revoked: list[Target] = []
+        for i, uid in enumerate(users):
+            status = decode_status(results[2 * i])
+            pairs = results[2 * i + 1]
+            for j in range(0, len(pairs), 2):
+                cid, iat = pairs[j], pairs[j + 1]
+                valid = status is None or (status.admits(float(iat)) if iat else status.status == "active")
+                (live if valid else revoked).append(Target(uid, cid))
+        return DeliveryTargets(live, revoked)
+
+    def _pipeline_with_script(self, build: Callable[[Any], None], source: str) -> list[Any]:
+        """Run a plain pipeline that calls EVALSHA (redis-py's Script in a pipeline would add a
+        SCRIPT EXISTS round trip per execute); the script is loaded once on NOSCRIPT."""
+        for attempt in (1, 2):
+            pipe = self.client.pipeline(transaction=False)
+            build(pipe)
+            try:
+                return pipe.execute()
+            except redis.exceptions.NoScriptError:
+                if attempt == 2:
+                    raise
+                cast(Any, self.client).script_load(source)  # redis-py leaves it untyped
+        raise AssertionError("unreachable")
 
     def online_user_ids(self, user_ids: Iterable[UUID]) -> set[UUID]:
         """The users among ``user_ids`` with at least one live connection (one pipeline)."""

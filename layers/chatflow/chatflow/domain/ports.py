@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from chatflow.domain.realtime_models import (  # REALTIME
         DeliveryReport,
         PresenceEntry,
+        DeliveryTargets,
         RateDecision,
         Registration,
         RemovedConnections,
@@ -264,12 +265,23 @@ class AnalyticsRepository(Protocol):
 class ConnectionRegistry(Protocol):
     """Live WebSocket connections per user (expiring), room subscriptions, rate limits."""
 
-    def register(self, user_id: UUID, connection_id: str, *, limit: int | None = None) -> Registration: ...
-    def unregister(self, user_id: UUID, connection_id: str) -> Unregistration: ...
+    def register(
+        self,
+        user_id: UUID,
+        connection_id: str,
+        *,
+        limit: int | None = None,
+        session_issued_at: float | None = None,
+    ) -> Registration: ...
+    def unregister(self, user_id: UUID, connection_id: str, *, grace_s: float = 0.0) -> Unregistration: ...
     def touch(self, user_id: UUID, connection_id: str) -> bool: ...
     def remove_all(self, user_id: UUID) -> RemovedConnections: ...
     def presence_is_current(self, user_id: UUID, version: int, *, online: bool) -> bool: ...
     def connections_of(self, user_ids: Iterable[UUID]) -> list[Target]: ...
+    def delivery_targets(self, user_ids: Iterable[UUID]) -> DeliveryTargets:
+        """Live connections split into valid and revoked sessions, in one round trip."""
+        ...
+
     def online_user_ids(self, user_ids: Iterable[UUID]) -> set[UUID]: ...
     def online_presence(self, user_ids: Iterable[UUID]) -> list[PresenceEntry]:
         """Online users among ``user_ids`` with their current presence versions (snapshots)."""

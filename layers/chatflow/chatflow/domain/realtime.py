@@ -18,7 +18,15 @@ Rules it owns:
   their devices), except the sending connection. Typing goes only to connections subscribed to
   the room (``joinRoom``) whose user is still a member.
 * A 410 from the notifier removes THAT recipient's connection; if it was the user's last, the
-  user goes offline (announced once, without cascading further).
+  user goes offline (announced once, without cascading further) -- unless the connection was
+  registered less than ``gone_grace_s`` ago: its ``$connect`` may still be running, and API
+  Gateway answers 410 until ``$connect`` has returned.
+* A connection receives only while its session is valid: every revocation closes all of the
+  user's sockets (:meth:`RealtimeService.terminate_user_sessions`), each registration is
+  stamped with the token's ``iat``, and fan-out skips (and cleans up) any registered connection
+  whose session the user's cached status no longer admits -- in the same Redis round trip
+  that reads the targets. ``connect`` / ``keep_alive`` re-check the account after
+  registering (``recheck``) and undo the registration when it was revoked meanwhile.
 * Rooms with more members than ``fanout_async_threshold`` are fanned out through the queue, so
   the sender is not kept waiting.
 """
@@ -88,6 +96,7 @@ class RealtimeService:
         rate_requests_per_10s: int = 100,
         presence_page_max: int = 100,
         handle_of: Callable[[UUID], str | None] | None = None,
+        gone_grace_s: float = 10.0,
     ) -> None:
         self.registry = registry
         self.notifier = notifier
@@ -99,6 +108,7 @@ class RealtimeService:
         self.presence_page_max = presence_page_max
         #: Handles of online users the status cache did not hold (IDENTITY; rare: $connect fills it).
         self._handle_of = handle_of
+        self.gone_grace_s = gone_grace_s
         self._rates: dict[RateKind, int] = {
             "messages": rate_messages_per_10s,
             "typing": rate_typing_per_10s,
@@ -107,11 +117,18 @@ class RealtimeService:
 
     # --- connection lifecycle ------------------------------------------------------------
 
-    def connect(self, identity: Identity, connection_id: str) -> Registration:
-        """Register the connection; LimitExceeded when the user already has the maximum."""
+    def connect(
+        self, identity: Identity, connection_id: str, *, recheck: Callable[[], object] | None = None
+    ) -> Registration:
+        """Register the connection; LimitExceeded when the user already has the maximum.
+
+        ``recheck`` (the account check, raising when the session was revoked) runs AFTER the
+        registration: a revocation that landed between the caller's first check and the
+        registration either sees this registration (and removes it) or is seen here -- then the
+        registration is undone and the error raised, before anything is announced."""
         from chatflow.events.schemas import ConnectionOpened, UserOnline
 
-        reg = self.registry.register(identity.user_id, connection_id, limit=self.max_connections_per_user)
+        reg = self._register(identity, connection_id, recheck)
         if not reg.accepted:
             raise LimitExceeded(
                 f"at most {self.max_connections_per_user} connections per user",
@@ -133,12 +150,34 @@ class RealtimeService:
             self._went_offline(user_id, result.presence_version, cascade=True)
         return result
 
-    def keep_alive(self, identity: Identity, connection_id: str) -> bool:
+    def _register(
+        self, identity: Identity, connection_id: str, recheck: Callable[[], object] | None
+    ) -> Registration:
+        reg = self.registry.register(
+            identity.user_id,
+            connection_id,
+            limit=self.max_connections_per_user,
+            session_issued_at=identity.issued_at,
+        )
+        if reg.accepted and recheck is not None:
+            try:
+                recheck()
+            except Exception:
+                # Revoked meanwhile (or the check failed): nothing may stay registered.
+                self.registry.unregister(identity.user_id, connection_id)
+                raise
+        return reg
+
+    def keep_alive(
+        self, identity: Identity, connection_id: str, *, recheck: Callable[[], object] | None = None
+    ) -> bool:
         """``ping``: refresh the TTLs. A connection whose record expired (long silence) is
-        registered again if the limit allows; False when it could not be."""
+        registered again if the limit allows; False when it could not be. The caller checks the
+        account BEFORE (a revoked session is never touched); ``recheck`` runs again after a
+        re-registration, as in :meth:`connect`."""
         if self.registry.touch(identity.user_id, connection_id):
             return True
-        reg = self.registry.register(identity.user_id, connection_id, limit=self.max_connections_per_user)
+        reg = self._register(identity, connection_id, recheck)
         if reg.accepted and reg.first:
             from chatflow.events.schemas import UserOnline
 
@@ -151,15 +190,32 @@ class RealtimeService:
     def terminate_user_sessions(self, user_id: UUID) -> int:
         """SessionTerminator (contract 4): close every live connection of the user now.
 
-        The registry entries go first, so nothing is fanned out to them while they close;
+        The registry entries go first, so nothing is fanned out to them while they close (even
+        when DeleteConnection then fails: the error is raised after "offline" was announced);
         returns the number of connections API Gateway closed.
         """
         removed = self.registry.remove_all(user_id)
         if not removed.connection_ids:
             return 0
-        closed = self.notifier.close_connections(removed.connection_ids)
-        self._went_offline(user_id, removed.presence_version, cascade=True)
-        return closed
+        try:
+            return self.notifier.close_connections(removed.connection_ids)
+        finally:
+            self._went_offline(user_id, removed.presence_version, cascade=True)
+
+    def end_session(self, user_id: UUID, connection_id: str, farewell: dict[str, Any] | None = None) -> None:
+        """A frame from a revoked session (``ws_ping`` / ``ws_messages`` refused it): unregister
+        the connection, post ``farewell`` (the error frame) and close it (DeleteConnection).
+        Best effort: the refusal stands whatever fails here."""
+        try:
+            result = self.registry.unregister(user_id, connection_id)
+            if result.last:
+                self._went_offline(user_id, result.presence_version, cascade=True)
+            target = Target(user_id, connection_id)
+            if farewell is not None:
+                self.notifier.send([target], encode_frame(farewell))
+            self.notifier.close_connections([connection_id])
+        except Exception:
+            logger.exception("closing a revoked session failed; its frames are refused regardless")
 
     # --- rate limits ---------------------------------------------------------------------------
 
@@ -230,8 +286,24 @@ class RealtimeService:
         exclude_connection: str | None = None,
         cascade: bool = True,
     ) -> DeliveryReport:
-        targets = [t for t in self.registry.connections_of(user_ids) if t.connection_id != exclude_connection]
+        found = self.registry.delivery_targets(user_ids)
+        if found.revoked:
+            self._drop_revoked(found.revoked)
+        targets = [t for t in found.live if t.connection_id != exclude_connection]
         return self.deliver(targets, frame, cascade=cascade)
+
+    def _drop_revoked(self, revoked: Sequence[Target]) -> None:
+        """Registered connections of revoked sessions (a termination raced or failed): never
+        delivered to; removed and closed here, best effort."""
+        logger.warning("skipping %d connection(s) of revoked sessions", len(revoked))
+        try:
+            for target in revoked:
+                result = self.registry.unregister(target.user_id, target.connection_id)
+                if result.last:
+                    self._went_offline(target.user_id, result.presence_version, cascade=False)
+            self.notifier.close_connections([t.connection_id for t in revoked])
+        except Exception:
+            logger.exception("cleaning up revoked sessions failed; they are skipped regardless")
 
     def deliver_to_subscribers(
         self, room_id: UUID, frame: dict[str, Any], *, exclude_connection: str | None = None
@@ -256,8 +328,13 @@ class RealtimeService:
         return report
 
     def drop_stale(self, target: Target, *, cascade: bool = True) -> None:
-        """A 410 for this recipient: remove exactly its connection (never the sender's)."""
-        result = self.registry.unregister(target.user_id, target.connection_id)
+        """A 410 for this recipient: remove exactly its connection (never the sender's) -- unless
+        it was registered within ``gone_grace_s``: API Gateway answers 410 to a connection whose
+        ``$connect`` has not returned yet, and dropping it would leave the new socket
+        unregistered (its ``$disconnect`` or a later 410 removes a really gone one)."""
+        result = self.registry.unregister(target.user_id, target.connection_id, grace_s=self.gone_grace_s)
+        if result.kept:
+            logger.info("410 within the grace window after registration; connection kept")
         if result.last:
             self._went_offline(target.user_id, result.presence_version, cascade=cascade)
 

@@ -42,6 +42,19 @@ class Unregistration:
     rooms: tuple[UUID, ...] = ()
     #: The user's presence version for this "offline" transition (0 unless ``last``).
     presence_version: int = 0
+    #: Not removed because it was registered within the grace window asked for (a 410 that
+    #: raced its ``$connect``).
+    kept: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryTargets:
+    """Live connections of some users, split by whether their session is still valid."""
+
+    live: list[Target]
+    #: Registered, but the user was banned / deleted / logged out everywhere since the session
+    #: began: never delivered to (and cleaned up).
+    revoked: list[Target]
 
 
 @dataclass(frozen=True, slots=True)

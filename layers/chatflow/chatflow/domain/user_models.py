@@ -47,6 +47,12 @@ class UserStatus:
     role: Role
     handle: str
 
+    def admits(self, issued_at: float) -> bool:
+        """Is a session whose token was issued at ``issued_at`` (epoch seconds) still valid?
+        The rule of ``UserService.ensure_active``, also applied at fan-out (a revoked session
+        receives nothing, docs/auth.md "Revocation")."""
+        return self.status == "active" and issued_at >= self.tokens_valid_after
+
 
 @dataclass(frozen=True, slots=True)
 class RefreshTokenRecord:

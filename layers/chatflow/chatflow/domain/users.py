@@ -199,7 +199,8 @@ class UserService:
     def logout(self, refresh_token: str, *, everywhere: bool = False) -> None:
         """Revoke the refresh token's family; ``everywhere`` (only with a live refresh token: not
         revoked, rotated or expired) also voids every access token issued so far
-        (tokens_valid_after = now) and every other refresh token of the user."""
+        (tokens_valid_after = now) and every other refresh token of the user, and closes every
+        live WebSocket of the user (a revoked session stops receiving at once)."""
         revoked = self.repo.revoke_refresh_family(hash_refresh_token(refresh_token))
         if everywhere:
             # Ending every session is only for whoever holds a LIVE token: a revoked, rotated or
@@ -208,6 +209,7 @@ class UserService:
                 raise Unauthorized("invalid or expired refresh token", code="invalid_refresh_token")
             status = self.repo.logout_everywhere(revoked.user_id)
             self._cache_put(revoked.user_id, status)
+            self._terminate_sessions(revoked.user_id)
 
     def me(self, identity: Identity) -> User:
         user = self.repo.get_user(identity.user_id)
@@ -343,7 +345,9 @@ class UserService:
         try:
             return self.session_terminator.terminate_user_sessions(user_id)
         except Exception:
-            log.exception("closing the banned user's live sessions failed; ensure_active still refuses them")
+            # The registry entries are removed before DeleteConnection: fan-out skips the
+            # sessions either way, and ensure_active refuses their frames.
+            log.exception("closing the user's live sessions failed; they receive nothing and are refused")
             return None
 
     def _new_refresh_record_for_rotation(self) -> tuple[str, RefreshTokenRecord]:

@@ -202,7 +202,9 @@ def resume(c: Caller, f: frames.Resume) -> Reply:
 
 def ping(c: Caller, f: frames.Ping) -> Reply:
     """``ping`` normally routes to the ws_ping function; answered here too for completeness."""
-    c.realtime.keep_alive(c.identity, c.connection_id)
+    c.realtime.keep_alive(
+        c.identity, c.connection_id, recheck=lambda: c.services.users.ensure_active(c.identity)
+    )
     return {"type": "pong"}
 
 
