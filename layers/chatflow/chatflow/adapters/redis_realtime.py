@@ -46,8 +46,8 @@ import redis
 from chatflow.adapters.redis_client import RedisConnection
 from chatflow.adapters.redis_user_status import decode_status, status_key
 from chatflow.domain.realtime_models import (
-    PresenceEntry,
     DeliveryTargets,
+    PresenceEntry,
     RateDecision,
     Registration,
     RemovedConnections,

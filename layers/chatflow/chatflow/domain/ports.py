@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     )
     from chatflow.domain.realtime_models import (  # REALTIME
         DeliveryReport,
-        PresenceEntry,
         DeliveryTargets,
+        PresenceEntry,
         RateDecision,
         Registration,
         RemovedConnections,
