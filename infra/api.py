@@ -31,6 +31,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_route53_targets as route53_targets
+from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from infra import catalog
@@ -256,6 +257,8 @@ class ApiRoutesStack(Stack):
         )
 
         ws_integrations: dict[str, integrations.WebSocketLambdaIntegration] = {}
+        ws_routes: dict[str, apigwv2.WebSocketRoute] = {}
+        http_routes: dict[str, apigwv2.HttpRoute] = {}
         ws_authorizers: dict[str, authorizers.WebSocketLambdaAuthorizer] = {}
         for route in catalog.WS_ROUTES:
             integration = ws_integrations.get(route.function)
@@ -278,7 +281,7 @@ class ApiRoutesStack(Stack):
                         identity_source=list(spec.identity_sources),
                     )
                     ws_authorizers[spec.name] = authorizer
-            apigwv2.WebSocketRoute(
+            ws_routes[route.route_key] = apigwv2.WebSocketRoute(
                 self,
                 f"WsRoute{route_id(route.route_key)}",
                 web_socket_api=ws_api,
@@ -313,7 +316,7 @@ class ApiRoutesStack(Stack):
                         results_cache_ttl=Duration.seconds(spec.cache_ttl_s),
                     )
                     http_authorizers[spec.name] = http_authorizer
-            apigwv2.HttpRoute(
+            http_routes[http_route.route_key] = apigwv2.HttpRoute(
                 self,
                 f"HttpRoute{route_id(http_route.route_key)}",
                 http_api=http_api,
@@ -321,6 +324,80 @@ class ApiRoutesStack(Stack):
                 integration=http_integration,
                 authorizer=http_authorizer,
             )
+
+        self._route_throttles(config, api, ws_routes, http_routes)
+
+    def _route_throttles(
+        self,
+        config: EnvConfig,
+        api: ApiStack,
+        ws_routes: dict[str, apigwv2.WebSocketRoute],
+        http_routes: dict[str, apigwv2.HttpRoute],
+    ) -> None:
+        """Per-route throttles, in every environment: each ``/auth/*`` route and ``$connect``.
+
+        API Gateway refuses stage ``RouteSettings`` naming a route that does not exist yet ("Unable
+        to find Route by key ... within the provided RouteSettings"), and the stages live in the
+        Api stack, deployed BEFORE the routes (the functions need the API's id). So the settings
+        are applied here, after the routes, with UpdateStage (an AwsCustomResource, re-applied
+        whenever the limits or the set of routes change). Route settings replace the stage's
+        defaults for that route entirely, hence the detailed metrics / logging values repeated."""
+        auth_keys = sorted(k for k in http_routes if k.split(" ", 1)[1].startswith("/auth/"))
+        targets = (
+            (
+                "Http",
+                api.http_api.api_id,
+                HTTP_STAGE,
+                {
+                    key: {
+                        "ThrottlingRateLimit": config.auth_rate_limit,
+                        "ThrottlingBurstLimit": config.auth_burst_limit,
+                        "DetailedMetricsEnabled": True,
+                    }
+                    for key in auth_keys
+                },
+                [http_routes[k] for k in auth_keys],
+            ),
+            (
+                "Ws",
+                api.ws_api.api_id,
+                WS_STAGE,
+                {
+                    "$connect": {
+                        "ThrottlingRateLimit": config.connect_rate_limit,
+                        "ThrottlingBurstLimit": config.connect_burst_limit,
+                        "DetailedMetricsEnabled": True,
+                        "LoggingLevel": "ERROR",
+                        "DataTraceEnabled": False,
+                    }
+                },
+                [ws_routes["$connect"]],
+            ),
+        )
+        for ident, api_id, stage, settings, routes in targets:
+            call = cr.AwsSdkCall(
+                service="ApiGatewayV2",
+                action="UpdateStage",
+                parameters={"ApiId": api_id, "StageName": stage, "RouteSettings": settings},
+                physical_resource_id=cr.PhysicalResourceId.of(
+                    f"{config.lower_prefix}-{ident.lower()}-route-throttles"
+                ),
+            )
+            stage_arn = Stack.of(self).format_arn(
+                service="apigateway", account="", resource=f"/apis/{api_id}/stages/{stage}"
+            )
+            throttles = cr.AwsCustomResource(
+                self,
+                f"{ident}RouteThrottles",
+                on_create=call,
+                on_update=call,
+                policy=cr.AwsCustomResourcePolicy.from_statements(
+                    [iam.PolicyStatement(actions=["apigateway:PATCH"], resources=[stage_arn])]
+                ),
+                install_latest_aws_sdk=False,
+            )
+            for route in routes:
+                throttles.node.add_dependency(route)
 
 
 def route_id(route_key: str) -> str:

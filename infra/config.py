@@ -90,6 +90,12 @@ class EnvConfig:
     ws_burst_limit: int = 1000
     http_rate_limit: int = 500
     http_burst_limit: int = 1000
+    #: Per-route limits (each route its own bucket), below the stage's: every ``/auth/*`` route of
+    #: the HTTP API and the WebSocket ``$connect`` route (infra/api.py ``RouteThrottles``).
+    auth_rate_limit: int = 50
+    auth_burst_limit: int = 100
+    connect_rate_limit: int = 100
+    connect_burst_limit: int = 200
     cors_allow_origins: tuple[str, ...] = ("*",)
     # --- tokens ---
     jwt_issuer: str = "chatflow"
@@ -133,6 +139,14 @@ class EnvConfig:
             raise ConfigError("need 0.5 <= minAcu <= maxAcu <= 256")
         if self.max_azs < 2:
             raise ConfigError("maxAzs must be >= 2 (Aurora and the cache subnet group need two AZs)")
+        for what in ("auth", "connect"):
+            rate, burst = getattr(self, f"{what}_rate_limit"), getattr(self, f"{what}_burst_limit")
+            stage_rate = self.http_rate_limit if what == "auth" else self.ws_rate_limit
+            if not 0 < rate <= stage_rate or burst < 1:
+                raise ConfigError(
+                    f"{what}RateLimit must be positive and at most the stage's rate ({stage_rate}); "
+                    f"{what}BurstLimit positive"
+                )
         if self.is_prod and not self.deletion_protection:
             raise ConfigError("prod must keep deletionProtection on")
         self._validate_placement()
