@@ -108,10 +108,21 @@ Get a token:
   curl -s -X POST {http}/auth/login -H 'content-type: application/json' \\
        -d '{{"handle":"ada","password":"correct-horse-battery"}}'      # -> accessToken
 Connect:  python -m websockets '{gateway.ws_url}?token=<accessToken>'
-Admin:    python -m chatflow.admin_cli promote ada   (with this DATABASE_URL / REDIS_URL)
+Admin:    python -m chatflow.admin_cli promote ada   (with this DATABASE_URL / REDIS_URL / REDIS_KEY_PREFIX;
+          delete also closes live sockets with WS_MANAGEMENT_ENDPOINT={gateway.management_endpoint}
+          and the credentials above)
 
 Ctrl-C stops.
 """
+
+
+def signing_keys() -> tuple[str, str]:
+    """``JWT_PRIVATE_KEY`` / ``JWT_PUBLIC_KEYS`` from the environment when both are set (they pass
+    through like every variable), else the local pair in ``.local/``."""
+    private, public = os.environ.get("JWT_PRIVATE_KEY"), os.environ.get("JWT_PUBLIC_KEYS")
+    if private and public:
+        return private, public
+    return dev_signing_keys()
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -126,7 +137,9 @@ async def serve(args: argparse.Namespace) -> int:
 
             applied = await asyncio.to_thread(migrate, svc.database_url)
             log.info("migrations: %s", ", ".join(applied) if applied else "database is up to date")
-        private, public = dev_signing_keys()
+        private, public = signing_keys()
+        # The environment passes through to the functions (REDIS_KEY_PREFIX, ENV, limits...):
+        # an operator tool run with the same environment sees what the functions see.
         env = function_env(svc.database_url, svc.redis_url, private, public)
         # The CLI (admin_cli, migrate) and this process read the same settings as the functions.
         os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "JWT_PUBLIC_KEYS")})

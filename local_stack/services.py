@@ -144,26 +144,43 @@ def function_env(
     private_key: str,
     public_key: str,
     *,
-    env_name: str = "local",
-    redis_prefix: str = "cf:",
+    env_name: str | None = None,
+    redis_prefix: str | None = None,
     base: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The environment the local gateway hands to every function (before per-function additions)."""
+    """The environment the local gateway hands to every function (before per-function additions).
+
+    Everything in ``base`` (default: this process's environment) passes through: the settings
+    below are only defaults for variables the environment does not set (``ENV``,
+    ``REDIS_KEY_PREFIX``, Powertools'), so an operator tool run with the same environment (the
+    admin CLI) reads and writes the very keys the functions use. ``env_name`` / ``redis_prefix``
+    given explicitly win (tests pin their run's prefix). Only the servers and the signing keys
+    this command resolved are set (they came from the environment when it named them).
+    """
     env = dict(os.environ if base is None else base)
     env.update(
         {
-            "ENV": env_name,
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
-            "REDIS_KEY_PREFIX": redis_prefix,
             "JWT_PRIVATE_KEY": private_key,
             "JWT_PUBLIC_KEYS": public_key,
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            # As the CDK app sets it: handlers' bare Logger() would log service_undefined.
-            "POWERTOOLS_SERVICE_NAME": env.get("POWERTOOLS_SERVICE_NAME", "chatflow"),
-            "POWERTOOLS_METRICS_NAMESPACE": env.get("POWERTOOLS_METRICS_NAMESPACE", "ChatflowLocal"),
-            "AWS_DEFAULT_REGION": env.get("AWS_DEFAULT_REGION", "us-east-1"),
-            # AWS credentials: the gateway gives every function its local key pair.
         }
     )
+    if env_name is not None:
+        env["ENV"] = env_name
+    if redis_prefix is not None:
+        env["REDIS_KEY_PREFIX"] = redis_prefix
+    defaults = {
+        "ENV": "local",
+        "REDIS_KEY_PREFIX": "cf:",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        # As the CDK app sets it: handlers' bare Logger() would log service_undefined.
+        "POWERTOOLS_SERVICE_NAME": "chatflow",
+        "POWERTOOLS_METRICS_NAMESPACE": "ChatflowLocal",
+        # AWS credentials: the gateway gives every function its local key pair.
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    for name, value in defaults.items():
+        if not env.get(name):
+            env[name] = value
     return env

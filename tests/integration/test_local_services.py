@@ -79,3 +79,17 @@ def test_functions_get_the_powertools_service_name_as_in_the_cloud() -> None:
         "postgresql://x@h/db", "redis://h/0", "priv", "pub", base={"POWERTOOLS_SERVICE_NAME": "x"}
     )
     assert own["POWERTOOLS_SERVICE_NAME"] == "x"
+
+
+def test_the_environment_passes_through_to_the_functions() -> None:
+    """docs/local-stack.md: every variable reaches the functions; the stack's own values are
+    defaults for what the environment does not set (REDIS_KEY_PREFIX was forced to cf:)."""
+    base = {"REDIS_KEY_PREFIX": "ops:", "ENV": "dev", "MAX_CONNECTIONS_PER_USER": "2"}
+    env = svc.function_env("postgresql://x@h/db", "redis://h/0", "priv", "pub", base=base)
+    assert (env["REDIS_KEY_PREFIX"], env["ENV"], env["MAX_CONNECTIONS_PER_USER"]) == ("ops:", "dev", "2")
+    defaults = svc.function_env("postgresql://x@h/db", "redis://h/0", "priv", "pub", base={})
+    assert (defaults["REDIS_KEY_PREFIX"], defaults["ENV"]) == ("cf:", "local")
+    pinned = svc.function_env(
+        "postgresql://x@h/db", "redis://h/0", "priv", "pub", base=base, redis_prefix="t1:", env_name="test"
+    )
+    assert (pinned["REDIS_KEY_PREFIX"], pinned["ENV"]) == ("t1:", "test")
