@@ -87,6 +87,7 @@ def _idp_token(key: Any, *, algorithm: str = "RS256", kid: str = KID, **over: An
         "cognito:username": "Grace.Hopper",
     }
     claims.update(over)
+    claims = {k: v for k, v in claims.items() if v is not None}  # None: leave the claim out
     return jwt.encode(claims, key, algorithm=algorithm, headers={"kid": kid})
 
 
@@ -133,8 +134,54 @@ def test_external_tokens_are_checked_strictly(
     for token in bad:
         with pytest.raises(Unauthorized):
             verifier.verify(token)
-    # ID tokens carry the client id in ``aud`` instead.
-    assert verifier.verify(_idp_token(idp_key, client_id=None, aud=CLIENT_ID)).role == "user"
+
+
+def _rfc9068_token(key: Any, **over: Any) -> str:
+    """An RFC 9068 access token: header ``typ: at+jwt``, the client in ``aud``, no token_use."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": str(uuid.uuid4()),
+        "iss": ISSUER,
+        "aud": CLIENT_ID,
+        "client_id": CLIENT_ID,
+        "iat": now,
+        "exp": now + 300,
+        "jti": str(uuid.uuid4()),
+    }
+    claims.update(over)
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": KID, "typ": "at+jwt"})
+
+
+def test_only_access_tokens_are_accepted_never_id_tokens(
+    jwks: JwksServer, idp_key: rsa.RSAPrivateKey, chatflow_env: dict[str, str]
+) -> None:
+    verifier = _verifier(jwks.url, chatflow_env["JWT_PUBLIC_KEYS"])
+    id_tokens = [
+        # Cognito's ID token: token_use "id", the app client in ``aud``.
+        _idp_token(idp_key, client_id=None, token_use="id", aud=CLIENT_ID),
+        # token_use decides even when the header claims otherwise.
+        jwt.encode(
+            {**jwt.decode(_idp_token(idp_key, token_use="id"), options={"verify_signature": False})},
+            idp_key,
+            algorithm="RS256",
+            headers={"kid": KID, "typ": "at+jwt"},
+        ),
+        # A plain OIDC ID token: no token_use, typ JWT (or none), aud = the client.
+        _idp_token(idp_key, client_id=None, token_use=None, aud=CLIENT_ID, nonce="n-1"),
+    ]
+    for token in id_tokens:
+        with pytest.raises(Unauthorized):
+            verifier.verify(token)
+    # Access tokens as either kind of issuer marks them.
+    assert verifier.verify(_idp_token(idp_key)).role == "user"  # Cognito: token_use access
+    assert verifier.verify(_rfc9068_token(idp_key)).role == "user"
+    with_media_type = jwt.encode(
+        jwt.decode(_rfc9068_token(idp_key), options={"verify_signature": False}),
+        idp_key,
+        algorithm="RS256",
+        headers={"kid": KID, "typ": "application/at+jwt"},
+    )
+    assert verifier.verify(with_media_type).role == "user"
 
 
 def test_without_a_configured_audience_no_external_token_is_accepted(

@@ -10,7 +10,9 @@
   refused with :class:`chatflow.errors.Unauthorized` (message generic on purpose).
 - Optional external OIDC issuer (e.g. Cognito): tokens whose ``iss`` equals
   ``settings.oidc_issuer`` are verified through its JWKS (``jwt.PyJWKClient``, cached), with the
-  algorithm pinned to the JWK's (RS256/ES256 only). The external subject maps to a deterministic
+  algorithm pinned to the JWK's (RS256/ES256 only), and ACCESS tokens only (``token_use: access``
+  as Cognito marks them, or ``typ: at+jwt`` per RFC 9068; never ID tokens). The external subject
+  maps to a deterministic
   user id (uuid5 of issuer + sub); the user row is provisioned by ``ensure_active``.
 
 Import-light on purpose (jwt + cryptography): the authorizer's cold start depends on it.
@@ -203,7 +205,11 @@ class TokenVerifier:
             leeway=self.leeway_s,
             options={"require": ["exp", "iat", "sub", "iss"], "verify_aud": False},
         )
-        # ID tokens carry ``aud``; Cognito access tokens carry ``client_id`` instead.
+        if not _is_access_token(jwt.get_unverified_header(token), claims):
+            # An ID token says who signed in to some client; it is no permission to call an
+            # API (and it is often handed to third parties): only access tokens are accepted.
+            raise Unauthorized("invalid or expired token", code="invalid_token")
+        # RFC 9068 access tokens carry ``aud``; Cognito access tokens carry ``client_id`` instead.
         aud = claims.get("aud")
         audiences = [aud] if isinstance(aud, str) else list(aud or [])
         if self.oidc_audience not in audiences and claims.get("client_id") != self.oidc_audience:
@@ -218,6 +224,18 @@ class TokenVerifier:
             token_id=str(claims.get("jti") or claims.get("origin_jti") or f"oidc-{claims['iat']}"),
             external_subject=subject,
         )
+
+
+def _is_access_token(header: Mapping[str, Any], claims: Mapping[str, Any]) -> bool:
+    """Whether an external token is an ACCESS token, as its issuer marks it: Cognito's
+    ``token_use`` claim (``access`` vs ``id``), or RFC 9068's header ``typ: at+jwt`` (also written
+    ``application/at+jwt``). A ``token_use`` other than ``access`` refuses whatever the header
+    says; a token marked neither way (a plain OIDC ID token) is refused."""
+    token_use = claims.get("token_use")
+    if token_use is not None:
+        return bool(token_use == "access")  # noqa: S105 (a claim value, not a secret)
+    typ = str(header.get("typ") or "").lower().removeprefix("application/")
+    return typ == "at+jwt"
 
 
 def external_user_id(issuer: str, subject: str) -> uuid.UUID:
