@@ -44,7 +44,7 @@ def test_create_room_validation_and_conflict(make_api_user: MakeApiUser) -> None
     alice = make_api_user()
     name = _name()
     assert alice.post("/rooms", json={"kind": "public", "name": name}).status == 201
-    dup = alice.post("/rooms", json={"kind": "private", "name": name.upper()})
+    dup = alice.post("/rooms", json={"kind": "public", "name": name.upper()})
     assert dup.status == 409
     assert dup.json["error"]["code"] == "name_taken"
     for bad in (
@@ -205,3 +205,22 @@ def test_list_my_rooms_paginates_with_unread_counts(
     assert alice.get(f"/rooms/{room_id}").json["unread"] == 0
     assert messages.mark_read(bob.identity, room_id, 2) == 2
     assert bob.get(f"/rooms/{room_id}").json["unread"] == 1
+
+
+def test_a_name_conflict_never_reveals_a_private_room(make_api_user: MakeApiUser) -> None:
+    """Public names are unique among public rooms; private ones only among their creator's
+    private rooms: nobody learns from a 409 that someone else's private room has that name."""
+    alice, bob = make_api_user(), make_api_user()
+    secret = _name()
+    assert alice.post("/rooms", json={"kind": "private", "name": secret}).status == 201
+    # Bob may use the name, privately or publicly: no 409 tells him it exists.
+    assert bob.post("/rooms", json={"kind": "private", "name": secret.upper()}).status == 201
+    assert bob.post("/rooms", json={"kind": "public", "name": secret}).status == 201
+    # Alice herself knows her rooms: a second private one of that name is refused, for her only.
+    again = alice.post("/rooms", json={"kind": "private", "name": secret})
+    assert again.status == 409
+    assert again.json["error"]["code"] == "name_taken"
+    # The public name is now taken for everyone (public names are listed to everyone anyway).
+    clash = alice.post("/rooms", json={"kind": "public", "name": secret.upper()})
+    assert clash.status == 409
+    assert clash.json["error"]["code"] == "name_taken"

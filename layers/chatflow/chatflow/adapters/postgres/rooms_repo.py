@@ -284,8 +284,12 @@ class PostgresRoomRepository:
                 )
                 outbox.enqueue_many(conn, events, source=self._source)
         except psycopg.errors.UniqueViolation as exc:
-            if exc.diag.constraint_name == "rooms_channel_name_key":
-                raise Conflict("a channel with this name already exists", code="name_taken") from None
+            # Names are unique among public rooms, and among one creator's private rooms
+            # (migration 0060): a 409 never says anything about someone else's private room.
+            if exc.diag.constraint_name == "rooms_public_name_key":
+                raise Conflict("a public channel with this name already exists", code="name_taken") from None
+            if exc.diag.constraint_name == "rooms_private_name_key":
+                raise Conflict("you have a private channel with this name", code="name_taken") from None
             raise
 
     def get_or_create_dm(self, room: Room, events: Sequence[DomainEvent]) -> tuple[Room, bool]:
