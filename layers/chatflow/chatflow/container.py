@@ -214,8 +214,9 @@ class Container:
     def events_api(self) -> EventsApi:
         """The one EventBridge client (lean, one keep-alive connection) of every publisher here."""
         from chatflow.adapters.eventbridge import make_events_client
+        from chatflow.observability import get_tracer
 
-        return make_events_client(self.settings)
+        return make_events_client(self.settings, tracer=get_tracer())
 
     # --- rooms and messages ---------------------------------------------------------------------
 

@@ -39,8 +39,9 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 _ALGORITHM = "AWS4-HMAC-SHA256"
@@ -155,6 +156,14 @@ class SigV4:
         return out
 
 
+class CallTracer(Protocol):
+    """Records each call as an X-Ray subsegment (``chatflow.observability.XRayTracer``)."""
+
+    def subsegment(
+        self, name: str, *, namespace: str | None = None, extra: dict[str, Any] | None = None
+    ) -> AbstractContextManager[dict[str, Any]]: ...
+
+
 class AwsServiceError(Exception):
     """The service answered with an error (4xx/5xx)."""
 
@@ -198,6 +207,7 @@ class AwsJsonClient:
         credentials: CredentialSource | None = None,
         connect_timeout_s: float = 2.0,
         read_timeout_s: float = 5.0,
+        tracer: CallTracer | None = None,
     ) -> None:
         url = endpoint_url or f"https://{signing_name}.{region}.amazonaws.com"
         parts = urlsplit(url)
@@ -217,8 +227,31 @@ class AwsJsonClient:
         self._conn: http.client.HTTPConnection | None = None
         self._lock = threading.Lock()
         self._tls: ssl.SSLContext | None = None
+        self._tracer = tracer
+        self._region = region
+        self._signing_name = signing_name
 
     def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The decoded answer of ``operation``; AwsServiceError / AwsConnectionError otherwise.
+        With a tracer, the call is a subsegment named after the service, as the X-Ray SDK's
+        botocore patch records it (namespace ``aws``; 4xx an error, 429 a throttle, 5xx a fault)."""
+        if self._tracer is None:
+            return self._call(operation, params)
+        aws = {"operation": operation, "region": self._region}
+        with self._tracer.subsegment(self._signing_name, namespace="aws", extra={"aws": aws}) as doc:
+            try:
+                answer = self._call(operation, params)
+            except AwsServiceError as exc:
+                doc["http"] = {"response": {"status": exc.status}}
+                if exc.status == 429 or "Throttl" in exc.code:
+                    doc["throttle"] = True
+                if exc.status < 500:
+                    doc["error"] = True
+                raise
+            doc["http"] = {"response": {"status": 200}}
+            return answer
+
+    def _call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
         body = json.dumps(params, separators=(",", ":")).encode()
         headers = {"Content-Type": self._content_type, "X-Amz-Target": f"{self.target_prefix}.{operation}"}
         with self._lock:

@@ -36,7 +36,7 @@ from chatflow.settings import Settings
 if TYPE_CHECKING:
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
 
-    from chatflow.adapters.aws_json import AwsJsonClient, CredentialSource
+    from chatflow.adapters.aws_json import AwsJsonClient, CallTracer, CredentialSource
     from chatflow.events.schemas import DomainEvent
 
 log = logging.getLogger(__name__)
@@ -110,8 +110,11 @@ def _epoch(value: object) -> object:
     return (seconds * 10**6 + value.microsecond) / 10**6 if value.microsecond else seconds
 
 
-def make_events_client(settings: Settings, credentials: CredentialSource | None = None) -> EventsApi:
-    """The functions' EventBridge client; ``credentials`` default to the environment's."""
+def make_events_client(
+    settings: Settings, credentials: CredentialSource | None = None, tracer: CallTracer | None = None
+) -> EventsApi:
+    """The functions' EventBridge client; ``credentials`` default to the environment's; with a
+    ``tracer`` each call is an X-Ray subsegment."""
     from chatflow.adapters.aws_json import AwsJsonClient
 
     return EventsApi(
@@ -122,6 +125,7 @@ def make_events_client(settings: Settings, credentials: CredentialSource | None 
             region=settings.aws_region,
             endpoint_url=settings.events_endpoint_url or settings.aws_endpoint_url,
             credentials=credentials,
+            tracer=tracer,
             connect_timeout_s=2,
             read_timeout_s=5,
         )
