@@ -20,6 +20,7 @@ from chatflow.domain.rooms import RoomService
 from tests.support.rooms import ApiUser
 
 BIGINT_OVERFLOW = str(2**63)
+JSON_TYPE = {"content-type": "application/json"}
 Setup = tuple[ApiUser, ApiUser, UUID]
 
 
@@ -57,7 +58,7 @@ CASES: list[tuple[str, str, dict[str, Any], int, str | None]] = [
         "invalid_cursor",
     ),
     ("POST", "/rooms", {"body": ""}, 422, "invalid"),
-    ("POST", "/rooms", {"body": "{bad"}, 400, "malformed_json"),
+    ("POST", "/rooms", {"body": "{bad", "headers": JSON_TYPE}, 400, "malformed_json"),
     ("POST", "/rooms", {"json": {"kind": "public", "name": 5}}, 422, "invalid"),
     ("POST", "/rooms", {"json": {"kind": "public", "name": "ok", "topic": "a\x00b"}}, 422, "invalid_topic"),
     # A handle with a NUL byte cannot exist (and Postgres text cannot even hold one).

@@ -82,7 +82,8 @@ def test_edit_author_only(room: Room) -> None:
     assert owner("PATCH", f"/rooms/{room_id}/messages/3", json={"body": ""}).status == 422
     assert owner("PATCH", f"/rooms/{room_id}/messages/3", json={"body": "x" * 5000}).status == 422
     assert owner("PATCH", f"/rooms/{room_id}/messages/3", json={"text": "x"}).status == 422
-    assert owner("PATCH", f"/rooms/{room_id}/messages/3", body="{not json").status == 400
+    json_type = {"content-type": "application/json"}
+    assert owner("PATCH", f"/rooms/{room_id}/messages/3", body="{not json", headers=json_type).status == 400
 
 
 def test_delete_author_or_admin(make_api_user: MakeApiUser, room: Room) -> None:

@@ -91,6 +91,9 @@ class ChatflowHttpResolver(APIGatewayHttpResolver):
             enable_validation=True,
             json_body_deserializer=parse_json_body,
         )
+        # Powertools would parse form and multipart bodies (and a body without Content-Type as
+        # JSON); ours are JSON only. It takes the instance it finds here (pinned version).
+        self._request_validation_middleware = _json_only_validation()
         self.settings = settings
         self.services = services
         #: (compiled path rule, method) of every route, for 405 answers.
@@ -174,6 +177,31 @@ def _check_body(event: Mapping[str, Any], limit: int) -> None:
             raise PayloadTooLarge(f"request body exceeds {limit} bytes", limit=limit)
 
 
+def is_json_media_type(content_type: str | None) -> bool:
+    """``application/json`` (parameters such as ``charset`` allowed), case-insensitive."""
+    return (content_type or "").split(";", 1)[0].strip().lower() == content_types.APPLICATION_JSON
+
+
+def _json_only_validation() -> Any:
+    """Powertools' request validation, reading a route's body only when it is sent as JSON:
+    any other Content-Type (form, multipart, text, ...) or none at all with a body -> 415, before
+    anything is parsed -- so no part of such a body can end up in an answer. An empty body
+    without a type is a missing body (422)."""
+    from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
+        OpenAPIRequestValidationMiddleware,
+    )
+
+    class JsonOnlyRequestValidation(OpenAPIRequestValidationMiddleware):
+        def _get_body(self, app: Any) -> Any:
+            event = app.current_event
+            content_type = event.headers.get("content-type")
+            if not is_json_media_type(content_type) and (content_type or event.body):
+                raise RequestUnsupportedContentType("Unsupported content type", errors=[])
+            return self._parse_json_data(app)  # media types are case-insensitive; Powertools' check is not
+
+    return JsonOnlyRequestValidation()  # type: ignore[no-untyped-call]
+
+
 def _malformed_body() -> ChatflowError:
     return ChatflowError("request body is not valid JSON", code="malformed_json")
 
@@ -211,6 +239,43 @@ def unexpected_error_response(exc: Exception, where: str) -> Response[Any]:
     return error_response(500, "internal", "internal server error")
 
 
+#: What an unknown field's name may look like to be named back in ``loc``.
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def _input_texts(value: Any, depth: int = 0) -> set[str]:
+    """The texts (of 3+ characters) an input holds: scalars, keys and items, a few levels deep."""
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        text = str(value)
+        return {text} if len(text) >= 3 else set()
+    if depth >= 4:
+        return set()
+    if isinstance(value, dict):
+        items = [*value.keys(), *value.values()]
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        return set()
+    return set().union(*(_input_texts(item, depth + 1) for item in items[:100]))
+
+
+def validation_fields(errors: Any) -> list[dict[str, Any]]:
+    """``details.fields`` of a 422: where and what, never the input. ``loc`` holds the schema's
+    names and list indices; an unknown field (the one part a client wrote) is named only when
+    it looks like a field name, else ``"?"``; a message that would quote the input is replaced."""
+    fields: list[dict[str, Any]] = []
+    for e in errors:
+        kind = str(e.get("type", "invalid"))
+        loc = [str(part) for part in e.get("loc", ())]
+        if kind == "extra_forbidden" and loc and not _FIELD_NAME.match(loc[-1]):
+            loc[-1] = "?"
+        message = str(e.get("msg", ""))
+        if any(part in message for part in _input_texts(e.get("input"))):
+            message = f"invalid value ({kind})"
+        fields.append({"loc": loc, "type": kind, "message": message})
+    return fields
+
+
 def _register_error_handlers(app: ChatflowHttpResolver) -> None:
     @app.exception_handler(ChatflowError)  # type: ignore[untyped-decorator]
     def _chatflow_error(exc: ChatflowError) -> Response[Any]:
@@ -221,10 +286,7 @@ def _register_error_handlers(app: ChatflowHttpResolver) -> None:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             return error_response(400, "malformed_json", "request body is not valid JSON")
-        fields = [
-            {"loc": [str(part) for part in e.get("loc", ())], "type": e.get("type"), "message": e.get("msg")}
-            for e in errors
-        ]
+        fields = validation_fields(errors)
         return error_response(422, "invalid", "request validation failed", {"fields": fields})
 
     @app.exception_handler(RequestUnsupportedContentType)  # type: ignore[untyped-decorator]
