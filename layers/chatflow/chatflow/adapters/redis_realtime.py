@@ -11,6 +11,10 @@ user lives in one slot and the Lua scripts below stay single-slot):
 ``rt:u:{uid}:pv``             the user's presence version (see below).
 ``rt:room:<rid>:subs``        sorted set: "<uid>|<cid>" -> expiry (epoch ms). Live subscribers.
 ``rt:rl:<kind>:<cid>``        rate-limit state (GCRA theoretical arrival time, epoch ms).
+``rt:epoch``                  a random id written (SET NX) when this registry first holds data; its
+                              absence later means Redis lost its data (restart without
+                              persistence, failover, flush): see :meth:`RedisRealtimeStore.epoch_lost`.
+``rt:epoch:lost``             set for ``presence_ttl_s`` after a loss was detected.
 
 Why expiry scores: ``$disconnect`` is best effort. Every connection carries an expiry
 (``now + presence_ttl_s``, refreshed by ``ping``/activity, capped at ``connected_at +
@@ -36,6 +40,7 @@ its registry entry survived a raced or failed termination (docs/auth.md, "Revoca
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
@@ -259,6 +264,8 @@ class RedisRealtimeStore:
         self._settings = settings
         self._clock = clock
         self._scripts: dict[str, Any] = {}
+        #: This store already made sure the epoch key exists (once per container).
+        self._epoch_set = False
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -335,9 +342,33 @@ class RedisRealtimeStore:
                 "" if session_issued_at is None else repr(float(session_issued_at)),
             ],
         )
+        if not self._epoch_set:
+            # Once per container: the registry now holds data, so its epoch must exist.
+            self.client.set(self._epoch_key(), secrets.token_hex(8), nx=True)
+            self._epoch_set = True
         return Registration(
             accepted=bool(res[0]), first=bool(res[1]), count=int(res[2]), presence_version=int(res[3])
         )
+
+    def _epoch_key(self) -> str:
+        return self._k("rt", "epoch")
+
+    def epoch_lost(self) -> bool:
+        """Did Redis lose the registry's data recently? Called when a frame finds its connection
+        unregistered, to tell a loss from an expiry (one round trip). The first caller after a
+        loss finds the epoch key gone and re-creates it (SET NX: one writer wins); it also leaves
+        a marker for ``presence_ttl_s``, so the other connections re-registering after the same
+        loss are told so too (any connection forgotten within that window may have been
+        forgotten by the loss)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(self._epoch_key(), secrets.token_hex(8), nx=True)
+        pipe.exists(self._k("rt", "epoch", "lost"))
+        created, marked = pipe.execute()
+        if created:
+            self.client.set(
+                self._k("rt", "epoch", "lost"), str(self._now_ms()), ex=self._settings.presence_ttl_s
+            )
+        return bool(created) or bool(marked)
 
     def unregister(self, user_id: UUID, connection_id: str, *, grace_s: float = 0.0) -> Unregistration:
         """Remove a connection and its room subscriptions; tells whether it was the last one.
@@ -572,7 +603,9 @@ class RedisRealtimeStore:
         GCRA (a token bucket in one key): smooth, atomic in one script, and it knows exactly
         when the next event would be allowed (``retry_after_ms``). ``with_status_of``: that
         user's cached status (IDENTITY's status cache key) is read in the same round trip and
-        returned decoded as ``status``.
+        returned decoded as ``status``, and whether ``connection_id`` is still registered
+        (``registered``: a frame of a forgotten connection re-registers it, see
+        ``RealtimeService.rejoin``).
         """
         script = self._script("rate", _RATE)
         keys = [self._k("rt", "rl", kind, connection_id)]
@@ -586,12 +619,18 @@ class RedisRealtimeStore:
             pipe = self.client.pipeline(transaction=False)
             pipe.get(status_key(self._redis, with_status_of))
             pipe.evalsha(script.sha, len(keys), *keys, *args)
+            pipe.zscore(self._user_zset(with_status_of), connection_id)
             try:
-                read, res = pipe.execute()
+                read, res, expiry = pipe.execute()
             except redis.exceptions.NoScriptError:
                 if attempt == 2:
                     raise
                 cast(Any, self.client).script_load(_RATE)  # redis-py leaves it untyped
                 continue
             break
-        return RateDecision(allowed=bool(res[0]), retry_after_ms=int(res[1]), status=decode_status(read))
+        return RateDecision(
+            allowed=bool(res[0]),
+            retry_after_ms=int(res[1]),
+            status=decode_status(read),
+            registered=expiry is not None and float(expiry) > args[0],
+        )

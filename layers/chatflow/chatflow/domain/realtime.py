@@ -171,21 +171,43 @@ class RealtimeService:
     def keep_alive(
         self, identity: Identity, connection_id: str, *, recheck: Callable[[], object] | None = None
     ) -> bool:
-        """``ping``: refresh the TTLs. A connection whose record expired (long silence) is
-        registered again if the limit allows; False when it could not be. The caller checks the
-        account BEFORE (a revoked session is never touched); ``recheck`` runs again after a
-        re-registration, as in :meth:`connect`."""
+        """``ping``: refresh the TTLs. A connection the registry no longer knows (its record
+        expired during a long silence, or Redis lost its data) is registered again if the limit
+        allows (:meth:`rejoin`); False when it could not be. The caller checks the account BEFORE
+        (a revoked session is never touched); ``recheck`` runs again after a re-registration."""
         if self.registry.touch(identity.user_id, connection_id):
             return True
+        return self.rejoin(identity, connection_id, recheck=recheck)
+
+    def rejoin(
+        self, identity: Identity, connection_id: str, *, recheck: Callable[[], object] | None = None
+    ) -> bool:
+        """A frame of an open connection the registry does not know: register it again (from the
+        identity the frame carries, checked by the caller; ``recheck`` after registering, as in
+        :meth:`connect`) and tell the client ``{"type": "resync"}``: live frames sent while it was
+        unknown were missed, so it re-joins its rooms and resumes them from its last ``seq``
+        (docs/protocol.md, "Registry loss"). ``reason`` says whether Redis lost its data
+        (``registry_lost``, detected by the registry's epoch) or the record expired. False when
+        the per-user limit refused the registration."""
+        lost = self.registry.epoch_lost()  # before registering: that writes the epoch too
+        if lost:
+            logger.warning("the connection registry lost its data; connections re-register on a frame")
         reg = self._register(identity, connection_id, recheck)
-        if reg.accepted and reg.first:
+        if not reg.accepted:
+            return False
+        if reg.first:
             from chatflow.events.schemas import UserOnline
 
             self._announce_safely(
                 identity.user_id, "online", reg.presence_version, exclude_connection=connection_id
             )
             self._publish([UserOnline(user_id=identity.user_id)])
-        return reg.accepted
+        frame = {"type": "resync", "reason": "registry_lost" if lost else "expired"}
+        try:
+            self.notifier.send([Target(identity.user_id, connection_id)], encode_frame(frame))
+        except Exception:
+            logger.exception("telling a re-registered connection to resync failed")
+        return True
 
     def terminate_user_sessions(self, user_id: UUID) -> int:
         """SessionTerminator (contract 4): close every live connection of the user now.

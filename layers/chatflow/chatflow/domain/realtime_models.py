@@ -73,6 +73,9 @@ class RateDecision:
     #: The user's cached status, read in the same round trip when asked for (``with_status_of``);
     #: None when not asked, not cached or unreadable.
     status: UserStatus | None = None
+    #: Whether the connection is still in the registry, read in the same round trip when the
+    #: status is asked for (None: not asked). False: it expired or the registry lost its data.
+    registered: bool | None = None
 
 
 @dataclass

@@ -5,8 +5,10 @@ could not be closed) and rate-limited actions count against the connection's bud
 Redis reads of independent keys, so they go out in one pipeline: the realtime registry reads the
 user's cached status next to the rate-limit script (``with_status_of``; the key format stays in
 the Redis adapters) and it is handed to ``ensure_active(identity, cached=...)`` (a cache miss
-falls back to its normal read-through). The ban check still decides first: a banned
-user hears ``unauthorized``, not ``rate_limited``.
+falls back to its normal read-through). The same round trip tells whether the connection is still
+registered: a connection the registry forgot (its record expired, or Redis lost its data) is
+registered again from this frame's identity and told to ``resync``. The ban check still decides
+first: a banned user hears ``unauthorized``, not ``rate_limited``.
 """
 
 from __future__ import annotations
@@ -42,5 +44,9 @@ def admit(identity: Identity, connection_id: str, frame: frames.ClientFrame, ser
         return Caller(users.ensure_active(identity), connection_id, services)
     decision = realtime.rate_decision(kind, connection_id, with_status_of=identity.user_id)
     checked = users.ensure_active(identity, cached=decision.status)
+    if decision.registered is False:
+        # The registry forgot this open connection (expired, or Redis lost its data): it is live
+        # again from this frame on, and told to resync (docs/protocol.md, "Registry loss").
+        realtime.rejoin(checked, connection_id, recheck=lambda: users.ensure_active(identity))
     realtime.raise_if_limited(kind, decision)
     return Caller(checked, connection_id, services, rate_checked=True)
