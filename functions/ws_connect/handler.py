@@ -21,7 +21,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from chatflow import snapstart
 from chatflow.apigw import header
 from chatflow.container import Container
-from chatflow.errors import ChatflowError, LimitExceeded
+from chatflow.errors import ChatflowError, LimitExceeded, dependency_outage
 from chatflow.settings import get_settings
 from chatflow.ws import protocol
 
@@ -68,6 +68,15 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.info("connection refused", extra={"code": exc.code})
         metrics.add_metric(name="ConnectRefusedAuth", unit=MetricUnit.Count, value=1)
         return _refuse(403, exc.code)
+    except Exception as exc:
+        outage = dependency_outage(exc)  # the rule the HTTP app and the frames use too
+        if outage is None:
+            logger.exception("connect failed")
+            metrics.add_metric(name="ConnectError", unit=MetricUnit.Count, value=1)
+            return _refuse(500, "internal_error")
+        logger.warning("connection refused: dependency unavailable", exc_info=True)
+        metrics.add_metric(name="ConnectFailed", unit=MetricUnit.Count, value=1)
+        return _refuse(503, outage.code)
     logger.info("connected", extra={"connections": registration.count, "first": registration.first})
     metrics.add_metric(name="Connected", unit=MetricUnit.Count, value=1)
     # A browser that offered subprotocols (chatflow.v1 + its token) needs one of them echoed.

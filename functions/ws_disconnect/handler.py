@@ -13,7 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from chatflow import snapstart
 from chatflow.container import Container
-from chatflow.errors import ChatflowError
+from chatflow.errors import ChatflowError, dependency_outage
 from chatflow.settings import get_settings
 from chatflow.ws import protocol
 
@@ -36,7 +36,16 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return {"statusCode": 400}
     ctx = event["requestContext"]
     logger.append_keys(user_id=str(identity.user_id), connection_id=cid)
-    result = container.realtime.disconnect(identity.user_id, cid)
+    try:
+        result = container.realtime.disconnect(identity.user_id, cid)
+    except Exception as exc:
+        if dependency_outage(exc) is None:
+            raise
+        # Redis down: the connection's record expires on its own (PRESENCE_TTL_S); API Gateway
+        # ignores this answer, the log and the metric are for operators.
+        logger.warning("disconnect not recorded: dependency unavailable", exc_info=True)
+        metrics.add_metric(name="DisconnectFailed", unit=MetricUnit.Count, value=1)
+        return {"statusCode": 503}
     logger.info(
         "disconnected",
         extra={

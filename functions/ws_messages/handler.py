@@ -74,8 +74,17 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         metrics.add_metric(name="FrameRefused", unit=MetricUnit.Count, value=1)
         if exc.code == "rate_limited":
             metrics.add_metric(name="RateLimited", unit=MetricUnit.Count, value=1)
+        if exc.status >= 500:  # Unavailable raised by an adapter: the outage rule adds retryAfterMs
+            return protocol.outage_reply(exc, action=action, request_id=request_id) or protocol.error_reply(
+                exc, action=action, request_id=request_id
+            )
         return protocol.error_reply(exc, action=action, request_id=request_id)
-    except Exception:
+    except Exception as exc:
+        outage = protocol.outage_reply(exc, action=action, request_id=request_id)
+        if outage is not None:  # Postgres / Redis down or refusing: the client retries later
+            logger.warning("dependency unavailable", exc_info=True)
+            metrics.add_metric(name="ActionUnavailable", unit=MetricUnit.Count, value=1)
+            return outage
         logger.exception("action failed")
         metrics.add_metric(name="ActionFailed", unit=MetricUnit.Count, value=1)
         return protocol.reply(

@@ -51,9 +51,13 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         elif request_id:
             frame["requestId"] = request_id
         return protocol.reply(frame)
-    except ChatflowError as exc:
-        return protocol.error_reply(exc, action="ping", request_id=request_id)
-    except Exception:
+    except Exception as exc:
+        outage = protocol.outage_reply(exc, action="ping", request_id=request_id)
+        if outage is not None:  # Redis down or refusing writes (the rule shared with HTTP)
+            logger.warning("dependency unavailable", exc_info=True)
+            return outage
+        if isinstance(exc, ChatflowError):
+            return protocol.error_reply(exc, action="ping", request_id=request_id)
         logger.exception("ping failed")
         return protocol.reply(
             protocol.error_frame("internal_error", "try again", action="ping", request_id=request_id)

@@ -51,6 +51,10 @@ class Settings:
     db_pool_min_size: int = 1
     db_pool_max_size: int = 2
     db_connect_timeout_s: float = 5.0
+    #: How long a request waits for a pooled connection (also when the pool first opens) before
+    #: it is answered ``unavailable``: the outage bound of docs/protocol.md ("Outages"). New
+    #: connections keep being attempted in the background (``db_connect_timeout_s`` each).
+    db_pool_timeout_s: float = 1.5
     db_statement_timeout_ms: int = 5000
     db_sslmode: str | None = None
 
@@ -59,7 +63,11 @@ class Settings:
     #: Every key is prefixed, so tests and several stacks can share one server.
     redis_key_prefix: str = "cf:"
     redis_auth_secret_arn: str | None = None
-    redis_socket_timeout_s: float = 2.0
+    #: Per Redis command (read/write) and per connection attempt. A command that times out is not
+    #: retried (a refused/reset connection is, once, at once): a hung or unreachable Redis is
+    #: answered ``unavailable`` within these, never after redis-py's default backoff retries.
+    redis_socket_timeout_s: float = 0.5
+    redis_connect_timeout_s: float = 0.5
 
     # --- tokens -------------------------------------------------------------------------
     jwt_issuer: str = "chatflow"

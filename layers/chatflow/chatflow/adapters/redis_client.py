@@ -12,6 +12,8 @@ import threading
 from collections.abc import Callable
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from chatflow.settings import Settings
 
@@ -51,9 +53,14 @@ class RedisConnection:
         client: redis.Redis[str] = redis.Redis.from_url(
             settings.redis_url,
             socket_timeout=settings.redis_socket_timeout_s,
-            socket_connect_timeout=settings.redis_socket_timeout_s,
+            socket_connect_timeout=settings.redis_connect_timeout_s,
             health_check_interval=30,
             decode_responses=True,
+            # redis-py's default retries timeouts 10 times with backoff (~30 s against a hung
+            # server). Outages must answer fast (docs/protocol.md, "Outages"): one immediate
+            # retry for a dropped connection (a restarted server, a stale pooled socket), none
+            # for a timeout.
+            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
         )
         if password:  # a resolved secret overrides the URL's password
             client.connection_pool.connection_kwargs["password"] = password

@@ -302,9 +302,23 @@ class UserService:
         return identity
 
     def _status(self, identity: Identity) -> UserStatus:
-        status = self._cache_get(identity.user_id)
+        try:
+            status = self.cache.get(identity.user_id)
+        except Exception:
+            log.warning("user status cache unavailable; reading Postgres", exc_info=True)
+            # No fill either: against a hung cache each attempt waits out its timeout, and the
+            # outage bound (docs/protocol.md, "Outages") counts on one wait per request here.
+            return self._status_from_db(identity)
         if status is not None:
             return status
+        status = self._status_from_db(identity)
+        try:
+            self.cache.fill(identity.user_id, status)
+        except Exception:  # the cache is an optimisation: Postgres stays the source of truth
+            log.warning("user status cache fill failed", exc_info=True)
+        return status
+
+    def _status_from_db(self, identity: Identity) -> UserStatus:
         status = self.repo.user_status(identity.user_id)
         if status is None and identity.external_subject is not None and self.oidc_issuer:
             status = self.repo.provision_external(
@@ -312,10 +326,6 @@ class UserService:
             )
         if status is None:
             raise Unauthorized("unknown user", code="account_disabled")
-        try:
-            self.cache.fill(identity.user_id, status)
-        except Exception:  # the cache is an optimisation: Postgres stays the source of truth
-            log.warning("user status cache fill failed", exc_info=True)
         return status
 
     # --- helpers ---------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -34,7 +33,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chatflow.apigw import header
-from chatflow.errors import ChatflowError, PayloadTooLarge
+from chatflow.errors import UNAVAILABLE_RETRY_AFTER_MS, ChatflowError, PayloadTooLarge, dependency_outage
 from chatflow.http.context import authorizer_context, checked_identity, identity_from_authorizer
 from chatflow.http.services import HttpServices
 from chatflow.observability import get_logger
@@ -215,26 +214,14 @@ def parse_json_body(text: str) -> Any:
         raise json.JSONDecodeError("JSON nested too deeply", text, 0) from None
 
 
-def is_dependency_outage(exc: BaseException) -> bool:
-    """Postgres or Redis unreachable/timing out (not a bug): worth a 503 the client may retry.
-
-    Checks only modules already imported, so this never pulls psycopg or redis in by itself.
-    """
-    outage: list[type[BaseException]] = []
-    if (psycopg := sys.modules.get("psycopg")) is not None:
-        outage.append(psycopg.OperationalError)
-    if (psycopg_pool := sys.modules.get("psycopg_pool")) is not None:
-        outage.append(psycopg_pool.PoolTimeout)
-    if (redis := sys.modules.get("redis")) is not None:
-        outage.extend((redis.ConnectionError, redis.TimeoutError))
-    return isinstance(exc, tuple(outage))
-
-
 def unexpected_error_response(exc: Exception, where: str) -> Response[Any]:
     # The stack trace goes to the log (with the correlation id); the client learns nothing.
-    if is_dependency_outage(exc):
+    outage = dependency_outage(exc)  # the one rule, shared with the WebSocket handlers
+    if outage is not None:
         get_logger().exception(f"dependency unavailable {where}")
-        return error_response(503, "unavailable", "a backing service is unavailable; retry shortly")
+        response = error_response(503, outage.code, "a backing service is unavailable; retry shortly")
+        response.headers["Retry-After"] = str(max(1, round(UNAVAILABLE_RETRY_AFTER_MS / 1000)))
+        return response
     get_logger().exception(f"unhandled error {where}")
     return error_response(500, "internal", "internal server error")
 

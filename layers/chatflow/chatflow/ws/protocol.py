@@ -13,7 +13,7 @@ from typing import Any
 
 from chatflow.domain.identity import Identity
 from chatflow.domain.validation import is_utf8
-from chatflow.errors import ChatflowError, InvalidInput, PayloadTooLarge, Unauthorized
+from chatflow.errors import ChatflowError, InvalidInput, PayloadTooLarge, Unauthorized, dependency_outage
 
 #: Client -> server actions (the route keys of infra/catalog.py WS_ROUTES; a test keeps them equal).
 ACTIONS: tuple[str, ...] = (
@@ -68,6 +68,16 @@ def error_reply(
 ) -> dict[str, Any]:
     """A client mistake (or a refused action) as an error frame; the connection stays open."""
     return reply(error_frame(exc.code, exc.message, action=action, request_id=request_id, **exc.details))
+
+
+def outage_reply(
+    exc: BaseException, *, action: str | None = None, request_id: str | None = None
+) -> dict[str, Any] | None:
+    """An ``unavailable`` error frame (with ``retryAfterMs``) when ``exc`` is a dependency outage
+    by the rule the HTTP app uses too (chatflow.errors.dependency_outage); None for anything else
+    (a bug: the handler answers ``internal_error``). The connection stays open."""
+    outage = dependency_outage(exc)
+    return None if outage is None else error_reply(outage, action=action, request_id=request_id)
 
 
 def subprotocol_response_headers(offered: str | None) -> dict[str, str]:

@@ -74,14 +74,21 @@ def open_pool(role: str, settings: Settings, dsn_resolver: DsnResolver | None = 
         max_size=settings.db_pool_max_size,
         kwargs=kwargs,
         connection_class=Connection[DictRow],
-        timeout=settings.db_connect_timeout_s,
+        # A request waits at most this for a connection, then PoolTimeout -> ``unavailable``.
+        timeout=settings.db_pool_timeout_s,
         max_idle=300,
         check=_check_if_idle,
         reset=_note_returned,
         name=f"chatflow-{role}",
         open=False,
     )
-    pool.open(wait=True, timeout=settings.db_connect_timeout_s)
+    try:
+        pool.open(wait=True, timeout=settings.db_pool_timeout_s)
+    except BaseException:
+        # Database unreachable: do not leave a pool (and its reconnecting worker threads) behind
+        # for every request of the outage; the next request opens a new one.
+        pool.close(timeout=0)
+        raise
     return pool
 
 
