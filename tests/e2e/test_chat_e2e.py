@@ -242,6 +242,12 @@ def test_a_vanished_client_answers_410_and_is_cleaned_up(e2e_target: Target) -> 
             assert ack.seq >= 1
             if local:
                 assert bob_connection is not None
+                # The ack is posted BEFORE the room's fan-out (docs/protocol.md): the 410 and its
+                # clean-up come right after it, in the same invocation.
+                for _ in range(100):
+                    if not _registered(store, bob.user.id, bob_connection):
+                        break
+                    await asyncio.sleep(0.05)
                 assert not _registered(store, bob.user.id, bob_connection)
                 await _assert_gone(e2e_target, bob_connection)
             # Bob's client comes back and catches up: nothing was lost.

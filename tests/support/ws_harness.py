@@ -50,6 +50,8 @@ class WsHarness:
     container: Container
     sockets: dict[str, Identity] = field(default_factory=dict)
     _seen: dict[str, int] = field(default_factory=dict)
+    #: Per connection, the indexes (in the gateway's record) of replies ``send`` returned.
+    _replies: dict[str, set[int]] = field(default_factory=dict)
 
     @property
     def backend(self) -> RecordingBackend:
@@ -82,20 +84,37 @@ class WsHarness:
         return result
 
     def send(self, cid: str, frame: dict[str, Any] | str | None, *, route_key: str | None = None) -> Any:
-        """Send a frame as the client of ``cid``; returns the reply frame (None: no reply)."""
+        """Send a frame as the client of ``cid``; returns the reply frame (None: no reply).
+
+        As a client sees it: the route response, or else the ``ack`` the handler posted to
+        ``cid`` itself over @connections during the call (sendMessage acks before the fan-out).
+        A reply taken that way is not returned again by :meth:`received`."""
         identity = self.sockets[cid]
         event = message_event(identity, cid, frame, route_key=route_key)
         route = event["requestContext"]["routeKey"]
         function = {"$default": "ws_default", "ping": "ws_ping"}.get(route, "ws_messages")
+        before = len(self.backend.posted(cid))
         response = load_handler(function)(event, lambda_context(function))
         assert response["statusCode"] == 200, response
-        return json.loads(response["body"]) if response.get("body") else None
+        if response.get("body"):
+            return json.loads(response["body"])
+        posted = self.backend.posted_json(cid)
+        for index in range(before, len(posted)):
+            if isinstance(posted[index], dict) and posted[index].get("type") == "ack":
+                self._replies.setdefault(cid, set()).add(index)
+                return posted[index]
+        return None
+
+    def acks_posted(self, cid: str) -> list[dict[str, Any]]:
+        """Every ack posted to ``cid`` over @connections (as opposed to route responses)."""
+        return [f for f in self.backend.posted_json(cid) if isinstance(f, dict) and f.get("type") == "ack"]
 
     # --- what clients received -------------------------------------------------------------------
 
     def received(self, cid: str, type_: str | None = None) -> list[dict[str, Any]]:
         """Frames posted to ``cid`` since the last :meth:`clear` (optionally of one type)."""
-        frames = self.backend.posted_json(cid)[self._seen.get(cid, 0) :]
+        start, replies = self._seen.get(cid, 0), self._replies.get(cid, set())
+        frames = [f for i, f in enumerate(self.backend.posted_json(cid)) if i >= start and i not in replies]
         return [f for f in frames if type_ is None or f.get("type") == type_]
 
     def clear(self) -> None:

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
         AnalyticsRepository,
         EventPublisher,
         FanoutQueue,
+        FanoutTurns,
         LoginThrottle,
         MessageRepository,
         NotificationChannel,
@@ -334,6 +335,13 @@ class Container:
         return SqsFanoutQueue(self.settings)
 
     @provider
+    def fanout_turns(self) -> FanoutTurns:
+        """Keeps a sender's fan-outs in seq order now that the ack goes first (Redis tickets)."""
+        from chatflow.adapters.redis_fanout_turns import RedisFanoutTurns
+
+        return RedisFanoutTurns(self.redis)
+
+    @provider
     def room_directory(self) -> RoomDirectory:
         """ROOMS' cached member sets; ROOMS' service only on a miss."""
         from chatflow.adapters.redis_cache import CachedRoomDirectory
@@ -356,6 +364,7 @@ class Container:
             rooms=self.room_directory,
             publisher=self.publisher,
             queue=self.fanout_queue,
+            turns=self.fanout_turns,
             max_connections_per_user=s.max_connections_per_user,
             fanout_async_threshold=s.fanout_async_threshold,
             rate_messages_per_10s=s.rate_messages_per_10s,

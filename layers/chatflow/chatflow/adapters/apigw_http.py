@@ -252,11 +252,18 @@ class ConnectionsClient:
     def _exchange(
         self, conn: http.client.HTTPConnection, method: str, path: str, body: bytes, reused: bool
     ) -> Answer:
+        sock = conn.sock
+        if sock is None:
+            raise StaleConnection
         headers = self._signer.headers(method, self._host, path, body)
-        headers["Content-Length"] = str(len(body))
+        # The request in ONE write: http.client sends the head and the body in two, which costs
+        # a second syscall and TCP segment per post (a third of the client's CPU on loopback).
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        data = f"{method} {path} HTTP/1.1\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
         try:
-            conn.request(method, path, body, headers)
-            response = conn.getresponse()
+            sock.sendall(data)
+            response = http.client.HTTPResponse(sock, method=method)
+            response.begin()
         except _IDLE_CLOSED:
             if reused:
                 raise StaleConnection from None

@@ -258,8 +258,8 @@ class AnalyticsRepository(Protocol):
 
 
 # --- realtime (REALTIME) -----------------------------------------------------------------------
-# Implemented by chatflow.adapters.redis_realtime (registry), .apigw_connections (notifier) and
-# .sqs_fanout (queue); used by chatflow.domain.realtime.RealtimeService.
+# Implemented by chatflow.adapters.redis_realtime (registry), .apigw_connections (notifier),
+# .sqs_fanout (queue) and .redis_fanout_turns (turns); used by chatflow.domain.realtime.RealtimeService.
 
 
 class ConnectionRegistry(Protocol):
@@ -331,6 +331,21 @@ class FanoutQueue(Protocol):
         member_ids: Iterable[UUID],
         exclude_connection: str | None = None,
     ) -> None: ...
+
+
+class FanoutTurns(Protocol):
+    """Per (room, sender) tickets that keep a sender's fan-outs in ``seq`` order once the ack no
+    longer waits for the fan-out (chatflow.adapters.redis_fanout_turns)."""
+
+    def take(self, room_id: UUID, user_id: UUID, seq: int) -> bool:
+        """Queue ``seq`` (before its ack is posted); True when it is first in line already."""
+        ...
+
+    def wait(self, room_id: UUID, user_id: UUID, seq: int, *, timeout_s: float) -> bool:
+        """Until ``seq`` is first in line; False after ``timeout_s``."""
+        ...
+
+    def release(self, room_id: UUID, user_id: UUID, seq: int) -> None: ...
 
 
 class RoomDirectory(Protocol):

@@ -27,15 +27,19 @@ Rules it owns:
   whose session the user's cached status no longer admits -- in the same Redis round trip
   that reads the targets. ``connect`` / ``keep_alive`` re-check the account after
   registering (``recheck``) and undo the registration when it was revoked meanwhile.
-* Rooms with more members than ``fanout_async_threshold`` are fanned out through the queue, so
-  the sender is not kept waiting.
+* Rooms with more members than ``fanout_async_threshold`` are fanned out through the queue
+  (parallel jobs of the ``fanout`` function).
+* A new message's ack goes to the sender FIRST, over @connections, and only then is the room
+  fanned out (:meth:`RealtimeService.acknowledge_then_deliver`): the sender never waits for the
+  room. A sender's messages in a room are still fanned out in ``seq`` order (the FanoutTurns
+  port: a ticket taken before the ack, the fan-out when it is first in line).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
@@ -58,6 +62,7 @@ if TYPE_CHECKING:
         ConnectionRegistry,
         EventPublisher,
         FanoutQueue,
+        FanoutTurns,
         RoomDirectory,
     )
     from chatflow.events.schemas import DomainEvent
@@ -89,6 +94,7 @@ class RealtimeService:
         rooms: RoomDirectory,
         publisher: EventPublisher | None = None,
         queue: FanoutQueue | None = None,
+        turns: FanoutTurns | None = None,
         max_connections_per_user: int = 5,
         fanout_async_threshold: int = 200,
         rate_messages_per_10s: int = 20,
@@ -103,6 +109,7 @@ class RealtimeService:
         self.rooms = rooms
         self.publisher = publisher
         self.queue = queue
+        self.turns = turns
         self.max_connections_per_user = max_connections_per_user
         self.fanout_async_threshold = fanout_async_threshold
         self.presence_page_max = presence_page_max
@@ -273,20 +280,103 @@ class RealtimeService:
     ) -> DeliveryReport:
         """Every live connection of the room's members (one Redis round trip for connections).
 
-        Above ``fanout_async_threshold`` members the work goes to the queue (sender not kept
-        waiting) -- decided on the cached member count, before any connection lookup.
+        Above ``fanout_async_threshold`` members the work goes to the queue -- decided on the
+        cached member count, before any connection lookup.
         """
-        member_ids = self.rooms.member_ids(room_id)
-        if self.queue is not None and len(member_ids) > self.fanout_async_threshold:
+        return self._deliver_to_members(
+            room_id, self.rooms.member_ids(room_id), frame, exclude_connection=exclude_connection
+        )
+
+    def _goes_to_queue(self, member_ids: Collection[UUID]) -> bool:
+        return self.queue is not None and len(member_ids) > self.fanout_async_threshold
+
+    def _deliver_to_members(
+        self,
+        room_id: UUID,
+        member_ids: Collection[UUID],
+        frame: dict[str, Any],
+        *,
+        exclude_connection: str | None,
+    ) -> DeliveryReport:
+        if self.queue is not None and self._goes_to_queue(member_ids):
             try:
                 self.queue.enqueue(
                     room_id, frame, member_ids=member_ids, exclude_connection=exclude_connection
                 )
                 return DeliveryReport(queued=True)
             except Exception:
-                # The queue is down: deliver now rather than not at all (the sender waits longer).
+                # The queue is down: deliver now rather than not at all.
                 logger.exception("fan-out queue unavailable; delivering synchronously")
         return self.deliver_to_users(member_ids, frame, exclude_connection=exclude_connection)
+
+    def acknowledge_then_deliver(
+        self,
+        sender: Target,
+        room_id: UUID,
+        seq: int,
+        ack: dict[str, Any],
+        frame: dict[str, Any],
+        *,
+        turn_timeout_s: float = 5.0,
+    ) -> bool:
+        """A new message: post ``ack`` to the sender's connection, THEN fan ``frame`` out to the
+        room (every other connection of every member). Never raises: the message is committed.
+
+        Returns True when the ack was posted (the caller sends no route response); False when
+        it could not be (the caller answers with it as the route response, as before).
+        The sender's other devices see the message after the ack was posted. Order: a ticket is
+        taken BEFORE the ack, so the sender's next message (sent on this ack) fans out after
+        this one (synchronous path; the queued path promises no order).
+        """
+        try:
+            member_ids: Collection[UUID] = self.rooms.member_ids(room_id)
+        except Exception:
+            logger.exception("member lookup failed; the ack goes out, the fan-out is skipped")
+            member_ids = ()
+        in_line = first = False
+        if member_ids and self.turns is not None and not self._goes_to_queue(member_ids):
+            try:
+                first = self.turns.take(room_id, sender.user_id, seq)
+                in_line = True
+            except Exception:
+                logger.exception("fan-out turn unavailable; fanning out without it")
+        try:
+            acked = self._post_reply(sender, ack)
+            if member_ids:
+                if in_line and not first and self.turns is not None:
+                    self._wait_turn(self.turns, sender.user_id, room_id, seq, turn_timeout_s)
+                self.broadcast(
+                    lambda: self._deliver_to_members(
+                        room_id, member_ids, frame, exclude_connection=sender.connection_id
+                    )
+                )
+        finally:
+            if in_line and self.turns is not None:
+                try:
+                    self.turns.release(room_id, sender.user_id, seq)
+                except Exception:
+                    logger.exception("releasing the fan-out turn failed (it expires)")
+        return acked
+
+    @staticmethod
+    def _wait_turn(turns: FanoutTurns, user_id: UUID, room_id: UUID, seq: int, timeout_s: float) -> None:
+        try:
+            if not turns.wait(room_id, user_id, seq, timeout_s=timeout_s):
+                logger.warning(
+                    "fan-out turn not reached in %.1f s; fanning out (order best effort)", timeout_s
+                )
+        except Exception:
+            logger.exception("waiting for the fan-out turn failed; fanning out")
+
+    def _post_reply(self, sender: Target, reply: dict[str, Any]) -> bool:
+        """The reply to the sender over @connections; True when API Gateway took it (200) or the
+        sender is gone (410: nobody to answer)."""
+        try:
+            report = self.notifier.send([sender], encode_frame(reply))
+        except Exception:
+            logger.exception("posting the reply failed; it goes back as the route response")
+            return False
+        return bool(report.delivered or report.gone)
 
     def broadcast(self, deliver: Callable[[], DeliveryReport]) -> DeliveryReport | None:
         """Run a fan-out AFTER the change it announces was committed: best effort, never raises.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chatflow.domain.identity import Identity
-from chatflow.domain.realtime_models import RateKind
+from chatflow.domain.realtime_models import RateKind, Target
 from chatflow.errors import InvalidInput, NotFound
 from chatflow.wire import message_to_dict, presence_page_to_dict
 from chatflow.ws import frames
@@ -67,16 +67,13 @@ class Caller:
 
 
 def send_message(c: Caller, f: frames.SendMessage) -> Reply:
+    """The ack goes out FIRST (over @connections), then the room's fan-out: the sender never
+    waits for the room (docs/protocol.md). A resend (same clientMessageId) creates and fans out
+    nothing and is answered with the original ack, ``duplicate: true``."""
     c.check_rate("messages")
     message, created = c.services.messages.send(c.identity, f.room_id, f.client_message_id, f.body)
     payload = message_to_dict(message)
-    if created:
-        # Resends create nothing and fan out nothing: recipients already have it (or resume).
-        frame = {"type": "message", "message": payload}
-        c.realtime.broadcast(
-            lambda: c.realtime.deliver_to_room(f.room_id, frame, exclude_connection=c.connection_id)
-        )
-    return {
+    ack = {
         "type": "ack",
         "clientMessageId": message.client_message_id,
         "roomId": str(message.room_id),
@@ -85,6 +82,15 @@ def send_message(c: Caller, f: frames.SendMessage) -> Reply:
         "createdAt": payload["createdAt"],
         "duplicate": not created,
     }
+    if f.request_id:  # posted before dispatch() could add it
+        ack["requestId"] = f.request_id
+    if not created:
+        return ack
+    frame = {"type": "message", "message": payload}
+    sender = Target(c.identity.user_id, c.connection_id)
+    if c.realtime.acknowledge_then_deliver(sender, f.room_id, message.seq, ack, frame):
+        return None  # the ack was posted already: no route response
+    return ack
 
 
 def edit_message(c: Caller, f: frames.EditMessage) -> Reply:
