@@ -335,7 +335,10 @@ EVENT_RULES: tuple[EventRule, ...] = (
     EventRule(
         "notify-on-message-and-join",
         "Message and membership events feed in-app notifications",
-        {"source": [EVENT_SOURCE], "detail-type": ["message.created", "member.joined"]},
+        {
+            "source": [EVENT_SOURCE],
+            "detail-type": ["message.created", "message.edited", "message.deleted", "member.joined"],
+        },
         targets=("notifications",),
     ),
     EventRule(

@@ -222,8 +222,31 @@ def test_soft_delete_by_author_or_admin(
         messages.edit(owner, room_id, mine.seq, "resurrect")
     page = messages.history(owner, room_id)
     assert [(m.seq, message_to_dict(m)["body"]) for m in page.messages] == [(1, None), (2, None)]
-    # The row stays (soft delete), the body is kept for moderation but never served.
+    # The row stays as a tombstone (id, seq, sender, deletedAt) but the text is gone.
     assert _count(db, room_id) == 2
+    rows = db.execute(
+        "SELECT id, seq, sender_id, body, deleted_at FROM messages WHERE room_id = %s ORDER BY seq",
+        (room_id,),
+    ).fetchall()
+    assert [(r["id"], r["seq"], r["sender_id"], r["body"]) for r in rows] == [
+        (mine.id, 1, owner.user_id, None),
+        (theirs.id, 2, other.user_id, None),
+    ]
+    assert all(r["deleted_at"] is not None for r in rows)
+    tombstone = message_to_dict(page.messages[0])
+    assert tombstone["id"] == str(mine.id)
+    assert tombstone["senderId"] == str(owner.user_id)
+    assert tombstone["deletedAt"] is not None
+
+
+def test_the_store_refuses_a_deleted_message_that_keeps_its_text(
+    messages: MessageService, db: DB, owner: Identity, room_id: UUID
+) -> None:
+    sent, _ = messages.send(owner, room_id, "keep-text", "secret words")
+    with pytest.raises(psycopg.errors.CheckViolation):
+        db.execute("UPDATE messages SET deleted_at = now() WHERE id = %s", (sent.id,))
+    with pytest.raises(psycopg.errors.CheckViolation):
+        db.execute("UPDATE messages SET body = NULL WHERE id = %s", (sent.id,))
 
 
 def test_message_to_dict_shape(messages: MessageService, owner: Identity, room_id: UUID) -> None:

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from chatflow.adapters.sns_delivery import SnsNotificationChannel
-from chatflow.events.schemas import MemberJoined, MemberLeft, MessageCreated
+from chatflow.events.schemas import MemberJoined, MemberLeft, MessageCreated, MessageDeleted, MessageEdited
 from tests.support.apigw import lambda_context
 from tests.support.events import envelope, insert_room, insert_user
 from tests.support.lambdas import load_handler_module, reset_handlers
@@ -204,6 +204,79 @@ def test_member_added_by_someone_else_is_notified_self_join_is_not(
     assert notes[0]["actor_handle"].startswith("owen_")
     assert notes[0]["preview"].startswith("owen_")
     assert _notifications(db, joiner) == []
+
+
+def _store(db: DB, event: MessageCreated) -> None:
+    """The messages row ``event`` describes (as MESSAGES wrote it before emitting the event)."""
+    db.execute(
+        """INSERT INTO messages (room_id, seq, id, sender_id, client_message_id, body, created_at)
+           VALUES (%s, %s, %s, %s, %s, %s, %s)""",
+        (
+            event.room_id,
+            event.seq,
+            event.message_id,
+            event.sender_id,
+            event.client_message_id,
+            event.body,
+            event.created_at,
+        ),
+    )
+
+
+def _dm(db: DB) -> tuple[UUID, UUID, UUID]:
+    sender = insert_user(db, "sam_" + uuid.uuid4().hex[:6])
+    peer = insert_user(db, "pia_" + uuid.uuid4().hex[:6])
+    return sender, peer, insert_room(db, sender, [peer], kind="dm")
+
+
+def test_edits_rewrite_and_deletes_scrub_the_previews(db: DB, fn: ModuleType) -> None:
+    """Deleted means deleted: the recipient's GET /notifications stops quoting the text."""
+    sender, peer, room = _dm(db)
+    _use_channel(fn, SnsNotificationChannel(None))
+    created = _message(room, sender, "sam", 1, "meet at   the old\nplace", [])
+    _store(db, created)
+    _invoke(fn, envelope(created))
+    assert [n["preview"] for n in _notifications(db, peer)] == ["meet at the old place"]
+
+    now = datetime.now(UTC)
+    db.execute(
+        "UPDATE messages SET body = 'meet at the new place', edited_at = %s WHERE id = %s",
+        (now, created.message_id),
+    )
+    edited = MessageEdited(
+        room_id=room,
+        seq=1,
+        message_id=created.message_id,
+        editor_id=sender,
+        body="meet at the new place",
+        edited_at=now,
+    )
+    result = _invoke(fn, envelope(edited))
+    assert result["previewsUpdated"] == 1
+    assert [n["preview"] for n in _notifications(db, peer)] == ["meet at the new place"]
+
+    db.execute("UPDATE messages SET body = NULL, deleted_at = %s WHERE id = %s", (now, created.message_id))
+    deleted = MessageDeleted(
+        room_id=room, seq=1, message_id=created.message_id, deleted_by=sender, deleted_at=now
+    )
+    assert _invoke(fn, envelope(deleted))["previewsUpdated"] == 1
+    notes = _notifications(db, peer)
+    assert [(n["kind"], n["seq"], n["preview"]) for n in notes] == [("direct_message", 1, "")]
+    # A late (or replayed) edit event cannot bring the text back: the message is deleted now.
+    assert _invoke(fn, envelope(edited))["previewsUpdated"] == 0
+    assert [n["preview"] for n in _notifications(db, peer)] == [""]
+    assert _invoke(fn, envelope(deleted))["duplicate"] is True
+
+
+def test_a_message_created_event_delivered_after_the_delete_stores_no_text(db: DB, fn: ModuleType) -> None:
+    sender, peer, room = _dm(db)
+    _use_channel(fn, SnsNotificationChannel(None))
+    created = _message(room, sender, "sam", 1, "the password is hunter2", [])
+    _store(db, created)
+    db.execute("UPDATE messages SET body = NULL, deleted_at = now() WHERE id = %s", (created.message_id,))
+    _invoke(fn, envelope(created))  # EventBridge does not order events: created arrives last
+    notes = _notifications(db, peer)
+    assert [(n["kind"], n["preview"]) for n in notes] == [("direct_message", "")]
 
 
 def test_invalid_or_foreign_events_are_refused(fn: ModuleType) -> None:

@@ -181,6 +181,7 @@ def notification_outcome_to_dict(outcome: Outcome) -> dict[str, object]:
         "delivered": outcome.delivered,
         "skipped": outcome.skipped,
         "failed": outcome.failed,
+        "previewsUpdated": outcome.previews,
     }
 
 

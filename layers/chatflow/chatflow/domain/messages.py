@@ -184,7 +184,8 @@ class MessageService:
         return updated
 
     def delete(self, identity: Identity, room_id: UUID, seq: int) -> Message:
-        """Soft delete (author or admin). Deleting a deleted message returns it unchanged."""
+        """Delete (author or admin): a tombstone without the text. Deleting a deleted message
+        returns it unchanged."""
         seq = validate_seq(seq)
         if not identity.is_admin:
             self._rooms.require_member(identity, room_id)
@@ -204,7 +205,9 @@ class MessageService:
                 deleted_by=identity.user_id,
                 deleted_at=now,
             )
-            return replace(message, deleted_at=now), event
+            # Deleted means deleted: the tombstone keeps id, seq, sender and deletedAt, not the
+            # text (the store nulls the body; the notifications consumer scrubs its previews).
+            return replace(message, body="", deleted_at=now), event
 
         updated = self._messages.update(room_id, seq, check, change)
         if updated is None:

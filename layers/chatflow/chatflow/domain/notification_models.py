@@ -107,4 +107,6 @@ class Outcome:
     delivered: int = 0
     skipped: int = 0
     failed: int = 0
+    #: Notification previews rewritten or scrubbed (message.edited / message.deleted).
+    previews: int = 0
     errors: list[str] = field(default_factory=list)

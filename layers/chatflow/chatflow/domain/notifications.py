@@ -1,13 +1,16 @@
 """In-app notifications for members who are offline when something happens in their rooms.
 
-Consumer side (``functions/notifications``, an EventBridge target for message.created and
-member.joined):
+Consumer side (``functions/notifications``, an EventBridge target for message.created,
+message.edited, message.deleted and member.joined):
 
 * message.created: every active member except the sender who is OFFLINE (no live WebSocket;
   online members saw the message live) gets its room's unread counter bumped; a mentioned
   offline member also gets its mention counter bumped and a ``mention`` notification; in a DM
   the offline peer gets a ``direct_message`` notification.
 * member.joined: a user added by SOMEONE ELSE who is offline gets ``added_to_room``.
+* message.edited / message.deleted: the previews of that message's notifications follow its
+  current text -- rewritten on an edit, emptied on a delete (deleted means deleted). A
+  message.created delivered after the edit or delete uses the current text too.
 
 The counters, notifications and the consumer's processed-event record are written in one
 transaction (:class:`NotificationRepository.apply`), so a redelivered or replayed event changes
@@ -21,6 +24,7 @@ Reader side (HTTP): :meth:`NotificationService.list_for_user`, :meth:`Notificati
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -36,7 +40,13 @@ from chatflow.domain.notification_models import (
     RoomAudience,
 )
 from chatflow.errors import InvalidInput
-from chatflow.events.schemas import DomainEvent, MemberJoined, MessageCreated
+from chatflow.events.schemas import (
+    DomainEvent,
+    MemberJoined,
+    MessageCreated,
+    MessageDeleted,
+    MessageEdited,
+)
 
 if TYPE_CHECKING:
     from chatflow.domain.ports import NotificationChannel, NotificationRepository, PresenceLookup
@@ -152,6 +162,17 @@ class NotificationService:
                 others = [m.user_id for m in audience.members if m.user_id != event.sender_id]
                 online = self._presence.online_user_ids(others) if others else set()
                 plan = plan_message(event, audience, online)
+                if plan.notifications:
+                    plan = self._with_current_text(event, plan)
+        elif isinstance(event, MessageEdited | MessageDeleted):
+            # Previews follow the message as it is NOW, whatever order events arrive in: a
+            # delete scrubs them, an edit rewrites them (unless a delete came first).
+            current = repo.current_body(event.message_id)
+            if isinstance(event, MessageDeleted):
+                text = ""
+            else:
+                text = preview(event.body if current is None else current)
+            outcome.previews = repo.set_previews(event.message_id, text)
         elif isinstance(event, MemberJoined):
             audience = repo.audience(event.room_id)
             online = self._presence.online_user_ids([event.user_id])
@@ -176,6 +197,15 @@ class NotificationService:
         if outcome.failed:
             raise DeliveryFailed(outcome)
         return outcome
+
+    def _with_current_text(self, event: MessageCreated, plan: Plan) -> Plan:
+        """The previews from the message's current text: message.created may be delivered after
+        the message was edited or deleted (no ordering across events, retries, replays)."""
+        current = self._repo.current_body(event.message_id)
+        if current is None or current == event.body:
+            return plan
+        text = preview(current) if current else ""
+        return Plan(plan.counters, tuple(replace(n, preview=text) for n in plan.notifications))
 
     def _deliver(self, n: Notification) -> DeliveryStatus:
         return "delivered" if self._channel.deliver(n) else "skipped"

@@ -216,6 +216,13 @@ class NotificationChannel(Protocol):
 class NotificationRepository(Protocol):
     def audience(self, room_id: UUID) -> RoomAudience | None: ...
     def handle_of(self, user_id: UUID) -> str | None: ...
+    def current_body(self, message_id: UUID) -> str | None:
+        """The message's text now: "" once deleted, None when there is no such message."""
+        ...
+
+    def set_previews(self, message_id: UUID, preview: str) -> int:
+        """Replace the preview of every notification about ``message_id``; returns how many."""
+        ...
 
     def apply(self, consumer: str, event: DomainEvent, plan: Plan) -> list[int] | None:
         """In ONE transaction: record (consumer, event_id) as processed and apply ``plan``.

@@ -95,7 +95,8 @@ class Message:
     sender_id: UUID
     sender_handle: str
     client_message_id: str
-    #: The stored body; readers must hide it when :attr:`deleted_at` is set (chatflow.wire).
+    #: The text; "" once deleted (the store keeps NULL: migration 0061), and readers show null
+    #: for a deleted message (chatflow.wire).
     body: str
     created_at: datetime
     edited_at: datetime | None = None

@@ -56,7 +56,8 @@ def message_from_row(row: Row, mentions: Sequence[str] = ()) -> Message:
         sender_id=row["sender_id"],
         sender_handle=row["sender_handle"],
         client_message_id=row["client_message_id"],
-        body=row["body"],
+        # NULL once deleted (the tombstone keeps no text; migration 0061): "" in the domain.
+        body=row["body"] or "",
         created_at=utc(row["created_at"]),
         edited_at=None if row["edited_at"] is None else utc(row["edited_at"]),
         deleted_at=None if row["deleted_at"] is None else utc(row["deleted_at"]),
@@ -265,7 +266,13 @@ class PostgresMessageRepository:
             conn.execute(
                 """UPDATE messages SET body = %s, edited_at = %s, deleted_at = %s
                     WHERE room_id = %s AND seq = %s""",
-                (updated.body, updated.edited_at, updated.deleted_at, room_id, seq),
+                (
+                    None if updated.deleted_at is not None else updated.body,  # deleted: no text kept
+                    updated.edited_at,
+                    updated.deleted_at,
+                    room_id,
+                    seq,
+                ),
             )
             outbox.enqueue(conn, event, source=self._source)
         return updated

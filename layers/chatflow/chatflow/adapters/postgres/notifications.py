@@ -58,6 +58,23 @@ class PostgresNotificationRepository:
             row = conn.execute("SELECT handle FROM users WHERE id = %s", (user_id,)).fetchone()
         return None if row is None else str(row["handle"] if isinstance(row, dict) else row[0])
 
+    def current_body(self, message_id: UUID) -> str | None:
+        # Writer: an edit or delete committed a moment ago must be seen.
+        with self._writer().connection() as conn:
+            row = conn.execute("SELECT body FROM messages WHERE id = %s", (message_id,)).fetchone()
+        if row is None:
+            return None
+        body = row["body"] if isinstance(row, dict) else row[0]
+        return "" if body is None else str(body)
+
+    def set_previews(self, message_id: UUID, preview: str) -> int:
+        with self._writer().connection() as conn:
+            cur = conn.execute(
+                "UPDATE notifications SET preview = %s WHERE message_id = %s AND preview <> %s",
+                (preview, message_id, preview),
+            )
+        return cur.rowcount
+
     def apply(self, consumer: str, event: DomainEvent, plan: Plan) -> list[int] | None:
         with self._writer().connection() as conn, conn.transaction():
             if not record_processed(conn, consumer, event):
