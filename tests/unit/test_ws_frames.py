@@ -13,21 +13,23 @@ from chatflow.ws import frames, protocol
 ROOM = str(uuid.uuid4())
 
 
+VALID_FRAMES: dict[str, tuple[dict[str, object], type]] = {
+    "ping": ({}, frames.Ping),
+    "sendMessage": ({"roomId": ROOM, "clientMessageId": "c1", "body": "hi"}, frames.SendMessage),
+    "editMessage": ({"roomId": ROOM, "seq": 3, "body": "x"}, frames.EditMessage),
+    "deleteMessage": ({"roomId": ROOM, "seq": 3}, frames.DeleteMessage),
+    "joinRoom": ({"roomId": ROOM}, frames.JoinRoom),
+    "leaveRoom": ({"roomId": ROOM}, frames.LeaveRoom),
+    "typing": ({"roomId": ROOM}, frames.Typing),
+    "markRead": ({"roomId": ROOM, "seq": 0}, frames.MarkRead),
+    "resume": ({"roomId": ROOM, "sinceSeq": 0}, frames.Resume),
+    "presence": ({"roomId": ROOM, "cursor": ROOM, "limit": 5}, frames.Presence),
+}
+
+
 def test_every_action_parses_to_its_model() -> None:
-    cases: dict[str, tuple[dict[str, object], type]] = {
-        "ping": ({}, frames.Ping),
-        "sendMessage": ({"roomId": ROOM, "clientMessageId": "c1", "body": "hi"}, frames.SendMessage),
-        "editMessage": ({"roomId": ROOM, "seq": 3, "body": "x"}, frames.EditMessage),
-        "deleteMessage": ({"roomId": ROOM, "seq": 3}, frames.DeleteMessage),
-        "joinRoom": ({"roomId": ROOM}, frames.JoinRoom),
-        "leaveRoom": ({"roomId": ROOM}, frames.LeaveRoom),
-        "typing": ({"roomId": ROOM}, frames.Typing),
-        "markRead": ({"roomId": ROOM, "seq": 0}, frames.MarkRead),
-        "resume": ({"roomId": ROOM, "sinceSeq": 0}, frames.Resume),
-        "presence": ({"roomId": ROOM, "cursor": ROOM, "limit": 5}, frames.Presence),
-    }
-    assert set(cases) == set(protocol.ACTIONS)
-    for action, (fields, model) in cases.items():
+    assert set(VALID_FRAMES) == set(protocol.ACTIONS)
+    for action, (fields, model) in VALID_FRAMES.items():
         parsed = frames.parse_frame({"action": action, **fields})
         assert isinstance(parsed, model)
 
@@ -38,6 +40,37 @@ def test_typing_defaults_and_request_id() -> None:
     assert f.is_typing is True
     assert f.request_id == "r1"
     assert f.room_id == uuid.UUID(ROOM)
+
+
+#: requestIds that are not 1-64 character strings: never echoed, the frame still parses.
+UNUSABLE_REQUEST_IDS: list[object] = [
+    5,
+    1.5,
+    0,
+    True,
+    False,
+    "",
+    "x" * 65,
+    [],
+    ["r"],
+    {},
+    {"a": 1},
+    None,
+    "\ud800",
+]
+
+
+@pytest.mark.parametrize("request_id", UNUSABLE_REQUEST_IDS)
+def test_an_unusable_request_id_is_dropped_not_refused(request_id: object) -> None:
+    for action, (fields, model) in VALID_FRAMES.items():
+        parsed = frames.parse_frame({"action": action, **fields, "requestId": request_id})
+        assert isinstance(parsed, model), action
+        assert parsed.request_id is None, action
+
+
+def test_a_request_id_of_64_characters_is_kept() -> None:
+    parsed = frames.parse_frame({"action": "ping", "requestId": "x" * 64})
+    assert parsed.request_id == "x" * 64
 
 
 @pytest.mark.parametrize(
@@ -52,7 +85,6 @@ def test_typing_defaults_and_request_id() -> None:
         {"action": "joinRoom", "roomId": 42},
         {"action": "presence", "roomId": ROOM, "cursor": "not-a-user-id"},
         {"action": "presence", "roomId": ROOM, "limit": 0},
-        {"action": "ping", "requestId": "x" * 65},
         {"action": "nope"},
         {},
     ],

@@ -10,10 +10,19 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    TypeAdapter,
+    ValidationError,
+)
 
 from chatflow.errors import InvalidInput
-from chatflow.ws.protocol import client_text
+from chatflow.ws.protocol import client_text, valid_request_id
 
 #: Problems listed in an ``invalid_frame`` error: the reply must fit one frame even when the
 #: client sent thousands of unknown (or huge) field names.
@@ -21,13 +30,15 @@ MAX_LISTED_PROBLEMS = 10
 #: Larger than any sane message: ROOMS' max_message_chars is the real limit (default 4,000).
 _MAX_BODY = 128 * 1024
 Seq = Annotated[StrictInt, Field(ge=1, le=2**62)]
-RequestId = Annotated[str, Field(min_length=1, max_length=64)]
+#: Optional and only echoed: a value that is not a 1-64 character string (a number, "", a list,
+#: 65 characters, ...) becomes None -- not echoed, and the frame is still processed.
+RequestId = Annotated[str | None, BeforeValidator(valid_request_id)]
 
 
 class _Frame(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    request_id: RequestId | None = Field(default=None, alias="requestId")
+    request_id: RequestId = Field(default=None, alias="requestId")
 
 
 class _RoomFrame(_Frame):

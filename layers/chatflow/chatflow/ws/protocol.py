@@ -141,14 +141,17 @@ def client_text(value: object, limit: int = 64) -> str:
     return str(value)[:limit].encode("utf-8", "replace").decode()
 
 
+def valid_request_id(value: object) -> str | None:
+    """``value`` when it is a ``requestId`` worth echoing (a 1-64 character UTF-8 string), else
+    None: anything else is not echoed, and the frame is still processed (docs/protocol.md)."""
+    if isinstance(value, str) and 0 < len(value) <= MAX_REQUEST_ID_CHARS and is_utf8(value):
+        return value
+    return None
+
+
 def request_id_of(frame: dict[str, Any] | None) -> str | None:
     """The client's optional ``requestId`` (echoed back), when it is a short UTF-8 string."""
-    if not frame:
-        return None
-    rid = frame.get("requestId")
-    if isinstance(rid, str) and 0 < len(rid) <= MAX_REQUEST_ID_CHARS and is_utf8(rid):
-        return rid
-    return None
+    return valid_request_id(frame.get("requestId")) if frame else None
 
 
 def unknown_action_reply(frame: dict[str, Any] | None) -> dict[str, Any]:
