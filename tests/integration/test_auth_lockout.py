@@ -47,6 +47,36 @@ def _settings() -> Any:
     return get_settings()
 
 
+@pytest.mark.parametrize(
+    ("source_ip", "counted_as"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2:ffff:ffff:ffff:fffe", "2001:db8:1:2::/64"),  # same /64: one budget
+        ("::ffff:198.51.100.4", "198.51.100.4"),
+        ("", "unknown"),
+        ("not an address", "not an address"),
+    ],
+)
+def test_the_throttle_counts_ipv6_callers_by_their_64(source_ip: str, counted_as: str) -> None:
+    from chatflow.domain.users import throttle_source
+
+    assert throttle_source(source_ip) == counted_as
+
+
+def test_rotating_addresses_inside_one_ipv6_64_does_not_escape_the_budget(api: HttpApiClient) -> None:
+    s = _settings()
+    handle = unique_handle()
+    register(api, handle)
+    prefix = f"2001:db8:{secrets.token_hex(2)}:{secrets.token_hex(2)}"
+    answers = [
+        _login(api, handle, "wrong guess", f"{prefix}::{i + 1:x}").status
+        for i in range(s.login_free_failures + 3)
+    ]
+    assert answers[: s.login_free_failures] == [401] * s.login_free_failures
+    assert 429 in answers[s.login_free_failures :]
+
+
 def test_backoff_policy_is_free_then_doubling_then_capped() -> None:
     policy = LoginBackoff(free_failures=3, base_s=2, max_s=60)
     assert [policy.delay_s(n) for n in range(8)] == [0, 0, 0, 0, 2, 4, 8, 16]
@@ -62,10 +92,13 @@ def test_the_wait_grows_progressively_and_is_answered_429_with_retry_after(api: 
         assert _login(api, handle, "wrong guess", ip).status == 401  # the free ones: no wait
     policy = LoginBackoff(s.login_free_failures, s.login_backoff_base_s, s.login_backoff_max_s)
     throttle = _container_throttle()
+    from chatflow.domain.users import throttle_source
+
+    counted = throttle_source(ip)  # what the service hands the throttle (the /64 for IPv6)
     waits = []
     for failures in range(s.login_free_failures + 1, s.login_free_failures + 5):
-        throttle.record_failure(handle, ip)  # as a failed attempt would after its wait
-        waits.append(throttle.retry_after(handle, ip))
+        throttle.record_failure(handle, counted)  # as a failed attempt would after its wait
+        waits.append(throttle.retry_after(handle, counted))
         assert waits[-1] is not None
         assert policy.delay_s(failures) - 1 <= waits[-1] <= policy.delay_s(failures)
     assert waits == sorted(waits)

@@ -20,6 +20,7 @@ the function's container (:mod:`chatflow.container`) hands to :class:`UserServic
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import secrets
 import uuid
@@ -63,6 +64,21 @@ def hash_refresh_token(token: str) -> bytes:
 
 
 _INVALID_CREDENTIALS = "invalid handle or password"
+
+
+def throttle_source(source_ip: str) -> str:
+    """The address the sign-in throttle counts: an IPv4 address as is, an IPv6 address by its
+    /64 (one subscriber's LAN gets a whole /64, so counting single IPv6 addresses would hand an
+    attacker 2^64 fresh budgets); an IPv4-mapped IPv6 address as its IPv4 address."""
+    try:
+        address = ipaddress.ip_address(source_ip.strip())
+    except ValueError:
+        return source_ip.strip()[:64] or "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 class UserService:
@@ -124,7 +140,7 @@ class UserService:
 
         A correct password stored at a lower scrypt cost than configured is re-hashed."""
         key = handle.strip().lower()[:64]
-        ip = source_ip or "unknown"
+        ip = throttle_source(source_ip)
         self._check_throttle(key, ip)
         # Only well-formed handles exist: anything else (too long, a NUL Postgres would refuse)
         # is an unknown handle without a lookup.
