@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install dev test lint typecheck imports unit migrate synth deploy destroy bootstrap admin localstack test-localstack bench bench-cold clean invoke event-schemas
+.PHONY: install dev test e2e lint typecheck imports unit migrate synth deploy destroy bootstrap admin localstack test-localstack bench bench-cold clean invoke event-schemas
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml layers/chatflow/pyproject.toml clients/python/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,16 @@ test: install
 	$(VENV)/bin/zizmor --offline --min-severity medium --no-progress .github/workflows
 	$(PY) -m pytest
 	scripts/localstack-test.sh --if-available
+
+## The testers' acceptance suite (docs/acceptance.md): the local stack by default (started by the
+## suite), or a deployed stage: make e2e TARGET_HTTP_URL=https://... TARGET_WS_URL=wss://...
+## [TARGET_ADMIN_TOKEN=...]; SMOKE=1 runs only the read-only subset (safe on prod). JUnit XML in
+## reports/acceptance.xml (JUNIT=path to change), a summary table at the end.
+e2e: install
+	@if [ -z "$$TARGET_HTTP_URL$$CHATFLOW_HTTP_URL" ]; then scripts/ensure-services.sh; fi
+	mkdir -p $(dir $(or $(JUNIT),reports/acceptance.xml))
+	$(PY) -m pytest -p no:cacheprovider tests/acceptance $(if $(SMOKE),-m smoke) \
+		--junitxml=$(or $(JUNIT),reports/acceptance.xml) -o junit_family=xunit2 $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

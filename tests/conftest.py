@@ -21,6 +21,8 @@ import psycopg
 import pytest
 import redis
 
+from tests.support.e2e_target import e2e_target  # noqa: F401 -- the session's one e2e/acceptance target
+
 if TYPE_CHECKING:
     from chatflow.container import Container
 
