@@ -8,8 +8,9 @@ so the change applies on the next request, including to tokens already issued (`
 returns the current role).
 
 Commands: ``promote <handle>``, ``demote <handle>``, ``show <handle>``, ``delete <handle>``
-(soft delete: status deleted, every token void, live sessions closed through API Gateway's
-@connections API when ``WS_MANAGEMENT_ENDPOINT`` is set; ``ensure_active`` refuses them anyway).
+(soft delete: status deleted, every token void, the user's live connections removed from the
+registry -- they receive nothing more -- and closed through API Gateway's @connections API when
+``WS_MANAGEMENT_ENDPOINT`` is set; their next frame is refused and closes them anyway).
 
 It builds the functions' container (chatflow.container), so its users service is wired exactly
 like the HTTP API's, session termination included.
