@@ -75,7 +75,9 @@ def run(user_counts: list[int], iterations: int) -> dict[str, Any]:
                     t0 = time.perf_counter()
                     fns[name]()
                     samples[name].append(time.perf_counter() - t0)
-            row = {name: {"p50_ms": _p(s, 50), "p99_ms": _p(s, 99)} for name, s in samples.items()}
+            row: dict[str, Any] = {
+                name: {"p50_ms": _p(s, 50), "p99_ms": _p(s, 99)} for name, s in samples.items()
+            }
             row["ratio_p50"] = round(
                 statistics.median(samples["checked"]) / statistics.median(samples["plain"]), 2
             )
