@@ -39,6 +39,12 @@ def deliver(record: SQSRecord) -> None:
         metrics.add_metric(name="FanoutJobMalformed", unit=MetricUnit.Count, value=1)
         return
     service = container.realtime
+    if job.presence is not None:  # a presence transition for a large audience
+        p = job.presence
+        report = service.deliver_presence(p.user_id, p.version, p.online, job.frame, job.member_ids)
+        metrics.add_metric(name="FanoutPresenceDelivered", unit=MetricUnit.Count, value=len(report.delivered))
+        return
+    assert job.room_id is not None  # from_json: a job names a room or a presence transition
     current = set(service.rooms.member_ids(job.room_id))
     recipients = [m for m in job.member_ids if m in current]
     report = service.deliver_to_users(recipients, job.frame, exclude_connection=job.exclude_connection)

@@ -21,7 +21,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from chatflow import snapstart
 from chatflow.apigw import header
 from chatflow.container import Container
-from chatflow.errors import ChatflowError, LimitExceeded, dependency_outage
+from chatflow.errors import ChatflowError, LimitExceeded, RateLimited, dependency_outage
 from chatflow.settings import get_settings
 from chatflow.ws import protocol
 
@@ -56,7 +56,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         registration = container.realtime.connect(
             identity, cid, recheck=lambda: users.ensure_active(identity)
         )
-    except LimitExceeded as exc:
+    except (LimitExceeded, RateLimited) as exc:  # connection limit, per-user handshake rate
         logger.info("connection refused", extra={"code": exc.code})
         metrics.add_metric(name="ConnectRefusedLimit", unit=MetricUnit.Count, value=1)
         return _refuse(429, exc.code)

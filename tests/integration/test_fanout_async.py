@@ -254,3 +254,69 @@ def test_gone_recipient_on_the_queue_path_loses_only_its_own_connection(
     }
     assert stale not in registered  # THAT recipient's connection is removed...
     assert {sender, live} <= registered  # ...never the sender's, nor the user's live device
+
+
+# --- presence to large audiences (issue 9 §3) -------------------------------------------------------
+
+
+@pytest.fixture
+def presence_ws(
+    chatflow_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, sqs_queue: tuple[SQSClient, str]
+) -> Iterator[WsHarness]:
+    """Presence audiences above 2 co-members go through the queue (messages stay synchronous)."""
+    env = {"FANOUT_QUEUE_URL": sqs_queue[1], "PRESENCE_ASYNC_THRESHOLD": "2"}
+    with ws_harness(monkeypatch, env) as harness:
+        yield harness
+
+
+def test_presence_to_a_large_audience_is_queued_and_superseded_transitions_are_dropped(
+    presence_ws: WsHarness, sqs_queue: tuple[SQSClient, str], rooms: RoomService, db: DB
+) -> None:
+    ws, (client, url) = presence_ws, sqs_queue
+    owner, members = insert_user(db), [insert_user(db) for _ in range(3)]
+    room = rooms.create_channel(owner, "public", f"pres-{uuid4().hex[:8]}").room
+    for m in members:
+        rooms.join(m, room.id)
+    listeners = {m.user_id: ws.connected(m) for m in members}
+    _drain(client, url)  # the members' own announcements (their audiences are large too)
+    ws.clear()
+
+    first = ws.connected(owner)  # online: 3 co-members > 2 -> queued, $connect posts nothing
+    assert all(ws.received(cid, "presence") == [] for cid in listeners.values())
+    online_records = _drain(client, url)
+    jobs = [FanoutJob.from_json(r["body"]) for r in online_records]
+    assert [(j.room_id, j.presence is not None and j.presence.online) for j in jobs] == [(None, True)]
+    assert set(jobs[0].member_ids) == {m.user_id for m in members}
+    assert _consume(online_records) == {"batchItemFailures": []}
+    for cid in listeners.values():
+        (frame,) = ws.received(cid, "presence")
+        assert frame == jobs[0].frame
+        assert frame["status"] == "online"
+    ws.clear()
+
+    # A cycling client: offline then online again before the consumer runs. Only the settled
+    # state is delivered; the superseded offline job is dropped by its version.
+    ws.disconnect(first)
+    ws.connected(owner)
+    records = _drain(client, url)
+    assert len(records) == 2
+    assert _consume(records) == {"batchItemFailures": []}
+    queued = [FanoutJob.from_json(r["body"]) for r in records]
+    (back,) = [j for j in queued if j.presence is not None and j.presence.online]
+    for cid in listeners.values():
+        assert [(f["status"], f["version"]) for f in ws.received(cid, "presence")] == [
+            ("online", back.frame["version"])
+        ]
+
+
+def test_presence_jobs_round_trip_and_reject_a_bad_stamp() -> None:
+    from chatflow.adapters.sqs_fanout import PresenceStamp
+    from chatflow.errors import InvalidInput
+
+    stamp = PresenceStamp(uuid4(), 1795626217007, False)
+    (job,) = chunk_jobs(None, {"type": "presence"}, [uuid4()], None, presence=stamp)
+    assert FanoutJob.from_json(job.to_json()) == job
+    body = json.loads(job.to_json())
+    for bad in ({**body, "presence": None}, {**body, "presence": {**body["presence"], "online": "no"}}):
+        with pytest.raises(InvalidInput):
+            FanoutJob.from_json(json.dumps(bad))

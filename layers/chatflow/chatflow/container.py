@@ -371,6 +371,8 @@ class Container:
             rate_typing_per_10s=s.rate_typing_per_10s,
             rate_requests_per_10s=s.rate_requests_per_10s,
             presence_page_max=s.presence_page_max,
+            presence_async_threshold=s.presence_async_threshold,
+            connects_per_minute=s.rate_connects_per_minute,
             # Resolved at call time: IDENTITY's service (and psycopg) only for a status-cache miss.
             handle_of=lambda user_id: self.users.handle_of(user_id),  # noqa: PLW0108
             gone_grace_s=s.gone_grace_s,

@@ -107,6 +107,9 @@ class Settings:
     max_message_chars: int = 4000
     history_page_max: int = 100
     room_cache_ttl_s: int = 300
+    #: Caps that bound fan-out, presence audiences and snapshots (409 room_full / too_many_rooms).
+    max_members_per_room: int = 10_000
+    max_rooms_per_user: int = 1_000
 
     # --- realtime -----------------------------------------------------------------------
     ws_management_endpoint: str | None = None
@@ -117,6 +120,8 @@ class Settings:
     rate_typing_per_10s: int = 10
     #: joinRoom / leaveRoom / markRead / resume per connection (a reconnect resumes every room).
     rate_requests_per_10s: int = 100
+    #: WebSocket handshakes per USER per minute ($connect answers 429 beyond; burst as large).
+    rate_connects_per_minute: int = 30
     #: Online members per presence snapshot page (joinRoom reply, ``presence``, GET .../presence).
     presence_page_max: int = 100
     fanout_max_workers: int = 32
@@ -124,6 +129,9 @@ class Settings:
     #: $connect may still be running (API Gateway answers 410 until $connect has returned).
     gone_grace_s: float = 10.0
     fanout_async_threshold: int = 200
+    #: Presence transitions whose audience (co-members of all the user's rooms) is larger go
+    #: through the fan-out queue (when configured) instead of being posted inside $connect.
+    presence_async_threshold: int = 200
     fanout_queue_url: str | None = None
 
     # --- events -------------------------------------------------------------------------

@@ -6,6 +6,11 @@ becomes 20 independent jobs that Lambda processes in parallel and retries separa
 consumer re-checks each chunk against the room's CURRENT members (a member removed meanwhile
 receives nothing) and resolves their live connections at delivery time.
 
+Presence transitions whose audience (the user's co-members) is above
+``presence_async_threshold`` travel the same way (``enqueue_presence``): the job carries the
+transition's version, and the consumer drops it when a newer transition happened meanwhile --
+a user cycling sockets costs one delivery per settled state, not one per transition.
+
 Jobs are sent with SendMessageBatch (<= 10 entries and <= 256 KB per call).
 """
 
@@ -33,24 +38,37 @@ JOB_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
+class PresenceStamp:
+    """What a presence job announces: ``user_id`` went online/offline at ``version``; the consumer
+    re-checks it is still the user's latest transition (a superseded one is dropped: coalesced)."""
+
+    user_id: UUID
+    version: int
+    online: bool
+
+
+@dataclass(frozen=True, slots=True)
 class FanoutJob:
-    room_id: UUID
+    #: The room whose CURRENT members may receive the frame; None for a presence job, whose
+    #: recipients are the co-members the announcing function found.
+    room_id: UUID | None
     frame: dict[str, Any]
     member_ids: tuple[UUID, ...]
     exclude_connection: str | None = None
+    presence: PresenceStamp | None = None
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "v": JOB_VERSION,
-                "roomId": str(self.room_id),
-                "frame": self.frame,
-                "memberIds": [str(m) for m in self.member_ids],
-                "exclude": self.exclude_connection,
-            },
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )
+        body: dict[str, Any] = {
+            "v": JOB_VERSION,
+            "roomId": None if self.room_id is None else str(self.room_id),
+            "frame": self.frame,
+            "memberIds": [str(m) for m in self.member_ids],
+            "exclude": self.exclude_connection,
+        }
+        if self.presence is not None:
+            p = self.presence
+            body["presence"] = {"userId": str(p.user_id), "version": p.version, "online": p.online}
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
     def from_json(cls, body: str) -> FanoutJob:
@@ -59,26 +77,38 @@ class FanoutJob:
             if data.get("v") != JOB_VERSION or not isinstance(data.get("frame"), dict):
                 raise ValueError("unknown job version or frame")
             exclude = data.get("exclude")
+            stamp = data.get("presence")
+            presence = None
+            if stamp is not None:
+                if not isinstance(stamp["version"], int) or not isinstance(stamp["online"], bool):
+                    raise ValueError("malformed presence stamp")
+                presence = PresenceStamp(UUID(stamp["userId"]), stamp["version"], stamp["online"])
+            room = data["roomId"]
+            if room is None and presence is None:
+                raise ValueError("a job names a room or a presence transition")
             return cls(
-                room_id=UUID(data["roomId"]),
+                room_id=None if room is None else UUID(room),
                 frame=data["frame"],
                 member_ids=tuple(UUID(m) for m in data["memberIds"]),
                 exclude_connection=exclude if isinstance(exclude, str) else None,
+                presence=presence,
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InvalidInput(f"malformed fan-out job: {exc}", code="bad_fanout_job") from None
 
 
 def chunk_jobs(
-    room_id: UUID,
+    room_id: UUID | None,
     frame: dict[str, Any],
     member_ids: Iterable[UUID],
     exclude_connection: str | None,
     chunk: int = CHUNK_MEMBERS,
+    *,
+    presence: PresenceStamp | None = None,
 ) -> list[FanoutJob]:
     members = list(dict.fromkeys(member_ids))
     return [
-        FanoutJob(room_id, frame, tuple(members[i : i + chunk]), exclude_connection)
+        FanoutJob(room_id, frame, tuple(members[i : i + chunk]), exclude_connection, presence)
         for i in range(0, len(members), chunk)
     ]
 
@@ -118,9 +148,24 @@ class SqsFanoutQueue:
         member_ids: Iterable[UUID],
         exclude_connection: str | None = None,
     ) -> None:
+        self._send_jobs(chunk_jobs(room_id, dict(frame), member_ids, exclude_connection))
+
+    def enqueue_presence(
+        self,
+        user_id: UUID,
+        version: int,
+        online: bool,
+        frame: dict[str, object],
+        *,
+        member_ids: Iterable[UUID],
+    ) -> None:
+        """A presence transition for a large audience (co-members), in chunks like a room's."""
+        stamp = PresenceStamp(user_id, version, online)
+        self._send_jobs(chunk_jobs(None, dict(frame), member_ids, None, presence=stamp))
+
+    def _send_jobs(self, jobs: list[FanoutJob]) -> None:
         if not self._queue_url:
             raise Unavailable("the fan-out queue is not configured", code="fanout_unavailable")
-        jobs = chunk_jobs(room_id, dict(frame), member_ids, exclude_connection)
         batch: list[SendMessageBatchRequestEntryTypeDef] = []
         size = 0
         for job in jobs:

@@ -339,6 +339,19 @@ class FanoutQueue(Protocol):
         exclude_connection: str | None = None,
     ) -> None: ...
 
+    def enqueue_presence(
+        self,
+        user_id: UUID,
+        version: int,
+        online: bool,
+        frame: dict[str, object],
+        *,
+        member_ids: Iterable[UUID],
+    ) -> None:
+        """A presence transition (``version``) for a large audience; the consumer re-checks it
+        is still the user's latest before posting (RealtimeService.deliver_presence)."""
+        ...
+
 
 class FanoutTurns(Protocol):
     """Per (room, sender) tickets that keep a sender's fan-outs in ``seq`` order once the ack no

@@ -70,6 +70,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RATE_WINDOW_S = 10.0
+CONNECT_WINDOW_S = 60.0
 _RATE_LABELS: dict[RateKind, str] = {"requests": "joinRoom/leaveRoom/markRead/resume"}
 
 
@@ -101,6 +102,8 @@ class RealtimeService:
         rate_typing_per_10s: int = 10,
         rate_requests_per_10s: int = 100,
         presence_page_max: int = 100,
+        presence_async_threshold: int = 200,
+        connects_per_minute: int = 30,
         handle_of: Callable[[UUID], str | None] | None = None,
         gone_grace_s: float = 10.0,
     ) -> None:
@@ -113,6 +116,8 @@ class RealtimeService:
         self.max_connections_per_user = max_connections_per_user
         self.fanout_async_threshold = fanout_async_threshold
         self.presence_page_max = presence_page_max
+        self.presence_async_threshold = presence_async_threshold
+        self.connects_per_minute = connects_per_minute
         #: Handles of online users the status cache did not hold (IDENTITY; rare: $connect fills it).
         self._handle_of = handle_of
         self.gone_grace_s = gone_grace_s
@@ -135,6 +140,7 @@ class RealtimeService:
         registration is undone and the error raised, before anything is announced."""
         from chatflow.events.schemas import ConnectionOpened, UserOnline
 
+        self._check_connect_rate(identity.user_id)
         reg = self._register(identity, connection_id, recheck)
         if not reg.accepted:
             raise LimitExceeded(
@@ -150,6 +156,21 @@ class RealtimeService:
             events.insert(0, UserOnline(user_id=identity.user_id))
         self._publish(events)
         return reg
+
+    def _check_connect_rate(self, user_id: UUID) -> None:
+        """Per-USER handshake budget (GCRA, ``connects_per_minute``, burst as large): a client
+        reconnecting in a loop -- or one account cycling its sockets to spam presence -- is
+        refused with 429 (``too_many_connects`` + ``retryAfterMs``) before it registers anything.
+        A page reload or a few devices stay far below it."""
+        decision = self.registry.hit_rate_limit(
+            "connect", str(user_id), limit=self.connects_per_minute, window_s=CONNECT_WINDOW_S
+        )
+        if not decision.allowed:
+            raise RateLimited(
+                f"too many connection attempts: at most {self.connects_per_minute} per minute",
+                code="too_many_connects",
+                retryAfterMs=decision.retry_after_ms,
+            )
 
     def disconnect(self, user_id: UUID, connection_id: str) -> Unregistration:
         result = self.registry.unregister(user_id, connection_id)
@@ -474,15 +495,35 @@ class RealtimeService:
         the newer transition announces itself and this frame would only be noise. Frames can
         still cross on the wire; the version lets clients drop the older one."""
         co_members = self.co_member_ids(user_id)
-        if not self.registry.presence_is_current(user_id, version, online=status == "online"):
+        online = status == "online"
+        if not self.registry.presence_is_current(user_id, version, online=online):
             logger.info("presence %s (version %d) superseded; not announced", status, version)
             return DeliveryReport()
+        frame = presence_frame(user_id, status, version)
+        if self.queue is not None and len(co_members) > self.presence_async_threshold:
+            # A large audience: posting it here would hold $connect/$disconnect (and the
+            # account's PostToConnection budget) for every co-member. The queue's consumer
+            # delivers it, after re-checking the transition is still the latest.
+            try:
+                self.queue.enqueue_presence(user_id, version, online, frame, member_ids=co_members)
+                return DeliveryReport(queued=True)
+            except Exception:
+                logger.exception("fan-out queue unavailable; announcing presence synchronously")
         return self.deliver_to_users(
-            co_members,
-            presence_frame(user_id, status, version),
-            exclude_connection=exclude_connection,
-            cascade=cascade,
+            co_members, frame, exclude_connection=exclude_connection, cascade=cascade
         )
+
+    def deliver_presence(
+        self, user_id: UUID, version: int, online: bool, frame: dict[str, Any], recipients: Iterable[UUID]
+    ) -> DeliveryReport:
+        """A queued presence job (functions/fanout): posted only if the transition is still the
+        user's latest -- superseded ones (a reload, a cycling client) are dropped, so a burst of
+        transitions costs one delivery per settled state. A 410 recipient going offline is not
+        announced further from here when this announces "offline" (as in the synchronous path)."""
+        if not self.registry.presence_is_current(user_id, version, online=online):
+            logger.info("queued presence (version %d) superseded; dropped", version)
+            return DeliveryReport()
+        return self.deliver_to_users(recipients, frame, cascade=online)
 
     def room_presence(
         self, room_id: UUID, *, after: UUID | None = None, limit: int | None = None

@@ -163,8 +163,36 @@ class PostgresRoomRepository:
     def __init__(self, pools: PostgresPools, settings: Settings, after_commit: Callable[[], object]) -> None:
         self._pools = pools
         self._source = settings.event_source
+        #: The caps (docs/data-model.md, "Caps"): enforced inside the transaction that adds.
+        self._max_members_per_room = settings.max_members_per_room
+        self._max_rooms_per_user = settings.max_rooms_per_user
         #: Runs after every write transaction's COMMIT: the container's outbox flush.
         self._after_commit = after_commit
+
+    def _check_caps(
+        self, conn: psycopg.Connection[DictRow], joining: Sequence[UUID], room_id: UUID | None = None
+    ) -> None:
+        """Refuse (409) a membership that would pass a cap: ``room_full`` when the room (locked by
+        the caller) already has ``max_members_per_room`` members, ``too_many_rooms`` when a
+        joining user is already in ``max_rooms_per_user`` rooms. The joining users' rows are
+        locked first (in id order, so two transactions never wait on each other), so two joins
+        of one user at once cannot both take the last place."""
+        if room_id is not None:
+            row = conn.execute("SELECT member_count FROM rooms WHERE id = %s", (room_id,)).fetchone()
+            if row is not None and row["member_count"] + len(joining) > self._max_members_per_room:
+                limit = self._max_members_per_room
+                raise Conflict(f"the room is full: at most {limit} members", code="room_full", limit=limit)
+        users = sorted(set(joining), key=str)
+        for user_id in users:
+            conn.execute("SELECT 1 FROM users WHERE id = %s FOR NO KEY UPDATE", (user_id,))
+        full = conn.execute(
+            """SELECT user_id FROM memberships WHERE user_id = ANY(%s)
+                GROUP BY user_id HAVING count(*) >= %s""",
+            (users, self._max_rooms_per_user),
+        ).fetchall()
+        if full:
+            limit = self._max_rooms_per_user
+            raise Conflict(f"a user can be in at most {limit} rooms", code="too_many_rooms", limit=limit)
 
     # --- writer lookups ----------------------------------------------------------------------
 
@@ -272,6 +300,7 @@ class PostgresRoomRepository:
     def create_channel(self, room: Room, events: Sequence[DomainEvent]) -> None:
         try:
             with write_transaction(self._pools, self._after_commit) as conn:
+                self._check_caps(conn, [room.created_by])
                 conn.execute(
                     """INSERT INTO rooms (id, kind, name, topic, created_by, created_at)
                        VALUES (%s, %s, %s, %s, %s, %s)""",
@@ -309,6 +338,7 @@ class PostgresRoomRepository:
             ).fetchone()
             if inserted is not None:
                 created = True
+                self._check_caps(conn, [room.dm_user_low, room.dm_user_high])
                 conn.execute(
                     """INSERT INTO memberships (room_id, user_id, role, joined_at)
                        VALUES (%s, %s, 'member', %s), (%s, %s, 'member', %s)""",
@@ -332,6 +362,11 @@ class PostgresRoomRepository:
         with write_transaction(self._pools, self._after_commit) as conn:
             room, actor, _ = lock_room(conn, room_id, actor_id)
             check(room, actor)
+            if conn.execute(
+                "SELECT 1 FROM memberships WHERE room_id = %s AND user_id = %s", (room_id, user_id)
+            ).fetchone():
+                raise Conflict("already a member", code="already_member")
+            self._check_caps(conn, [user_id], room_id)
             added = conn.execute(
                 """INSERT INTO memberships (room_id, user_id, role) VALUES (%s, %s, 'member')
                    ON CONFLICT (room_id, user_id) DO NOTHING RETURNING user_id""",
