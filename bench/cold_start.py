@@ -56,7 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from infra.catalog import FUNCTIONS, Function, Need  # noqa: E402
+from infra.catalog import FUNCTIONS, RUNTIME_ENVIRONMENT, Function, Need  # noqa: E402
 
 CHILD = Path(__file__).resolve().parent / "_cold_child.py"
 #: ``--pycache none``: children read and write no bytecode (a prefix directory that stays empty).
@@ -73,9 +73,11 @@ BASELINE = "baseline"
 BOTO3_NEEDS = frozenset(
     {Need.MANAGE_CONNECTIONS, Need.PUT_EVENTS, Need.FANOUT_QUEUE, Need.NOTIFY_TOPIC, Need.JWT_KEYGEN}
 )
-AUTHORIZER_AIM = 0.30
+AUTHORIZER_AIM = 0.25  # issue 13 (was 0.30)
 LIGHT_AIM = 0.50
 DEFAULT_AIM = 0.85
+#: SnapStart functions: their first invocation after init (what a restore leaves on the cold path).
+SNAPSTART_RESTORE_AIM = 0.30
 
 
 def aim_of(fn: Function) -> tuple[float, str]:
@@ -673,6 +675,8 @@ class World:
             env["PYTHONPYCACHEPREFIX"] = pycache
             env.pop("PYTHONDONTWRITEBYTECODE", None)
         name = fn.name if fn else BASELINE
+        if fn is not None:  # as deployed (infra/functions.py); the naive baseline has no such setting
+            env.update(RUNTIME_ENVIRONMENT)
         if self.tracing:
             # What Lambda sets for a function with active tracing: the Tracer really records.
             env.update(
@@ -889,14 +893,16 @@ class Report:
                 "is in the snapshot; what stays on the cold path after a restore is roughly the first "
                 "invocation (connections are opened then), plus the restore itself (not measurable here).",
                 "",
-                "| function | first invoke after init, median (min) | x baseline | aim |",
-                "|---|---|---|---|",
+                "| function | first invoke after init, median (min) | x baseline | aim | verdict |",
+                "|---|---|---|---|---|",
             ]
             for fn in snap:
                 row = self.rows[fn.name]
+                ratio = row.median("invoke_s") / base.median("in_process_s")
+                verdict = "meets" if ratio <= SNAPSTART_RESTORE_AIM else "MISSES"
                 lines.append(
-                    f"| {fn.name} | {_ms(row, 'invoke_s')} "
-                    f"| {row.median('invoke_s') / base.median('in_process_s'):.2f} | ≤ {aim_of(fn)[0]:.2f} |"
+                    f"| {fn.name} | {_ms(row, 'invoke_s')} | {ratio:.2f} "
+                    f"| ≤ {SNAPSTART_RESTORE_AIM:.2f} | {verdict} |"
                 )
         lines += [
             "",

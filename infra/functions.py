@@ -165,6 +165,7 @@ class FunctionsStack(Stack):
             "POWERTOOLS_LOGGER_LOG_EVENT": "false",
             "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
             "POWERTOOLS_PARAMETERS_MAX_AGE": "300",
+            **catalog.RUNTIME_ENVIRONMENT,
         }
         bootstrap = catalog.function(BOOTSTRAP_FUNCTION)
         self._add_function(bootstrap, common_env, vpc=vpc, data=data, ws=ws, extra_env={})

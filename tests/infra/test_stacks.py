@@ -68,6 +68,7 @@ def test_every_catalog_function_is_deployed_arm64_traced_with_the_layer(
         assert props.get("ReservedConcurrentExecutions") == fn.reserved_concurrency
         assert ("SnapStart" in props) == fn.snapstart
         assert props["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == "chatflow"
+        assert props["Environment"]["Variables"]["PYDANTIC_DISABLE_PLUGINS"] == "__all__"  # cold start
         in_vpc = bool(fn.needs & {Need.POSTGRES, Need.REDIS})
         assert ("VpcConfig" in props) == in_vpc, fn.name
 
@@ -303,5 +304,7 @@ def test_every_environment_variable_a_function_gets_is_read_by_someone(
     read = {f.name.upper() for f in fields(Settings)}
     for key, fn in resources(template_json["Functions"], "AWS::Lambda::Function").items():
         env = fn["Properties"].get("Environment", {}).get("Variables", {})
-        unread = {v for v in env if v not in read and not v.startswith(("POWERTOOLS_", "AWS_"))}
+        # POWERTOOLS_*, AWS_* and catalog.RUNTIME_ENVIRONMENT are read by the libraries themselves.
+        library = set(catalog.RUNTIME_ENVIRONMENT)
+        unread = {v for v in env if v not in read | library and not v.startswith(("POWERTOOLS_", "AWS_"))}
         assert not unread, f"{key}: {sorted(unread)}"

@@ -74,7 +74,7 @@ def test_unjustified_imports_are_flagged_from_catalog_needs() -> None:
 def test_aims_follow_the_catalog() -> None:
     from infra.catalog import function
 
-    assert bench.aim_of(function("authorizer"))[0] == 0.3
+    assert bench.aim_of(function("authorizer"))[0] == 0.25
     assert bench.aim_of(function("ws_default"))[0] == 0.5
     assert bench.aim_of(function("ws_ping"))[0] == 0.5
     assert bench.aim_of(function("ws_messages"))[0] == 0.85

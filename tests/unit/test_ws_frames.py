@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -152,3 +154,43 @@ def test_error_reply_shape_keeps_the_connection_open() -> None:
         "requestId": "r",
         "errors": [{"field": "x", "problem": "y"}],
     }
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"action": "sendMessage", "roomId": "not-a-uuid", "clientMessageId": "", "body": "x", "extra": 1},
+        {"action": "editMessage", "roomId": str(uuid.uuid4()), "seq": "1"},
+        {"action": "typing", "roomId": str(uuid.uuid4()), "isTyping": "yes"},
+        {"action": "resume", "sinceSeq": -1},
+        {"action": "nope"},
+        {"action": 7},
+        {"roomId": str(uuid.uuid4())},
+    ],
+)
+def test_problems_are_the_discriminated_unions(frame: dict[str, object]) -> None:
+    """Validating a known action with its own model reports what the union reported."""
+    from pydantic import TypeAdapter, ValidationError
+
+    with pytest.raises(ValidationError) as union:
+        TypeAdapter(frames.ClientFrame).validate_python(frame)
+    expected = [
+        {"field": frames._field(e["loc"]), "problem": e["msg"]}
+        for e in union.value.errors(include_url=False, include_input=False)
+    ]
+    with pytest.raises(InvalidInput) as info:
+        frames.parse_frame(frame)
+    assert info.value.details["errors"] == expected
+
+
+def test_the_first_frame_builds_only_its_own_model() -> None:
+    code = (
+        "import uuid\n"
+        "from chatflow.ws import frames\n"
+        "room = str(uuid.uuid4())\n"
+        "frame = {'action': 'sendMessage', 'roomId': room, 'clientMessageId': 'c', 'body': 'b'}\n"
+        "frames.parse_frame(frame)\n"
+        "print(sorted(m.__name__ for m in frames._BY_ACTION.values() if m.__pydantic_complete__))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['SendMessage']"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 _DESCRIPTIONS = {
     400: "Malformed request: malformed_json (the body is not JSON)",
@@ -28,21 +28,29 @@ _DESCRIPTIONS = {
     503: "A backing service is unavailable; retry",
 }
 
+
+class _Model(BaseModel):
+    """Base of the response models: built on first use (defer_build), not at import -- a cold
+    start serving one route pays for its own models only (docs/performance.md)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
 #: An error status a route declares: the status alone, or (status, "the codes it carries").
 ErrorStatus = int | tuple[int, str]
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(_Model):
     code: str = Field(description="Stable machine-readable code, e.g. invalid_credentials")
     message: str
     details: dict[str, Any] | None = None
 
 
-class ErrorOut(BaseModel):
+class ErrorOut(_Model):
     error: ErrorDetail
 
 
-class GatewayMessageOut(BaseModel):
+class GatewayMessageOut(_Model):
     """API Gateway's own answers (authorizer, throttling, Lambda failures), e.g. 401
     ``{"message": "Unauthorized"}``: not the ``{"error": ...}`` envelope."""
 
@@ -74,7 +82,7 @@ def documented(
     return {success: ok, **error_responses(*errors)}
 
 
-class UserOut(BaseModel):
+class UserOut(_Model):
     id: str
     handle: str
     displayName: str
@@ -83,7 +91,7 @@ class UserOut(BaseModel):
     createdAt: str
 
 
-class TokenPairOut(BaseModel):
+class TokenPairOut(_Model):
     accessToken: str
     tokenType: Literal["Bearer"]
     expiresIn: int = Field(description="Seconds until the access token expires")
@@ -92,18 +100,18 @@ class TokenPairOut(BaseModel):
     user: UserOut
 
 
-class BanOut(BaseModel):
+class BanOut(_Model):
     user: UserOut
     sessionsClosed: int | None = Field(
         description="Live WebSocket sessions closed; null when no terminator is wired or it failed"
     )
 
 
-class UserEnvelope(BaseModel):
+class UserEnvelope(_Model):
     user: UserOut
 
 
-class Jwk(BaseModel):
+class Jwk(_Model):
     kty: str
     crv: str
     x: str
@@ -113,20 +121,20 @@ class Jwk(BaseModel):
     alg: str
 
 
-class JwksOut(BaseModel):
+class JwksOut(_Model):
     keys: list[Jwk]
 
 
 # --- rooms and messages (chatflow.wire.room_to_dict, message_to_dict, history_to_dict) ----------
 
 
-class PeerOut(BaseModel):
+class PeerOut(_Model):
     id: str
     handle: str
     displayName: str
 
 
-class RoomOut(BaseModel):
+class RoomOut(_Model):
     id: str
     kind: Literal["public", "private", "dm"]
     name: str | None = Field(description="null for DMs")
@@ -142,19 +150,19 @@ class RoomOut(BaseModel):
     peer: PeerOut | None = Field(description="The other member of a DM; null for channels")
 
 
-class RoomPageOut(BaseModel):
+class RoomPageOut(_Model):
     rooms: list[RoomOut]
     nextCursor: str | None
 
 
-class MemberOut(BaseModel):
+class MemberOut(_Model):
     roomId: str
     userId: str
     handle: str
     role: Literal["member"]
 
 
-class MessageOut(BaseModel):
+class MessageOut(_Model):
     id: str
     roomId: str
     seq: int
@@ -167,14 +175,14 @@ class MessageOut(BaseModel):
     deletedAt: str | None
 
 
-class HistoryOut(BaseModel):
+class HistoryOut(_Model):
     messages: list[MessageOut]
     lastSeq: int
     prevCursor: int | None = Field(description="pass as before= for older messages; null: none")
     nextCursor: int | None = Field(description="pass as after= for newer messages; null: none now")
 
 
-class ReadPositionOut(BaseModel):
+class ReadPositionOut(_Model):
     roomId: str
     lastReadSeq: int
 
@@ -182,7 +190,7 @@ class ReadPositionOut(BaseModel):
 # --- notifications (chatflow.wire.notifications_page_to_dict) -----------------------------------
 
 
-class RoomUnreadOut(BaseModel):
+class RoomUnreadOut(_Model):
     roomId: str
     unreadMessages: int
     unreadMentions: int
@@ -191,7 +199,7 @@ class RoomUnreadOut(BaseModel):
     lastSenderHandle: str | None
 
 
-class NotificationOut(BaseModel):
+class NotificationOut(_Model):
     id: int
     read: bool
     kind: str
@@ -205,7 +213,7 @@ class NotificationOut(BaseModel):
     readAt: str | None
 
 
-class NotificationsPageOut(BaseModel):
+class NotificationsPageOut(_Model):
     rooms: list[RoomUnreadOut]
     totalUnreadMessages: int
     totalUnreadMentions: int
@@ -213,7 +221,7 @@ class NotificationsPageOut(BaseModel):
     nextBefore: int | None
 
 
-class NotificationsReadOut(BaseModel):
+class NotificationsReadOut(_Model):
     roomsCleared: int
     notificationsRead: int
 
@@ -221,7 +229,7 @@ class NotificationsReadOut(BaseModel):
 # --- analytics (chatflow.wire.analytics_report_to_dict) ----------------------------------------
 
 
-class DailyFiguresOut(BaseModel):
+class DailyFiguresOut(_Model):
     date: str
     activeUsers: int
     connectionsOpened: int
@@ -229,13 +237,13 @@ class DailyFiguresOut(BaseModel):
     counters: dict[str, int]
 
 
-class RoomHourOut(BaseModel):
+class RoomHourOut(_Model):
     roomId: str
     hour: str
     messages: int
 
 
-class AnalyticsOut(BaseModel):
+class AnalyticsOut(_Model):
     from_: str = Field(alias="from")
     to: str
     daily: list[DailyFiguresOut]
@@ -246,16 +254,16 @@ class AnalyticsOut(BaseModel):
 # --- health -------------------------------------------------------------------------------------
 
 
-class LiveOut(BaseModel):
+class LiveOut(_Model):
     status: Literal["ok"]
 
 
-class DependencyCheckOut(BaseModel):
+class DependencyCheckOut(_Model):
     ok: bool
     latencyMs: float
     error: str | None = Field(default=None, description="the exception class when the check failed")
 
 
-class ReadyOut(BaseModel):
+class ReadyOut(_Model):
     status: Literal["ok", "unavailable"]
     checks: dict[str, DependencyCheckOut]

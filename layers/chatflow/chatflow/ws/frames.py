@@ -1,12 +1,17 @@
 """Client -> server frames as pydantic models (one per action, discriminated on ``action``).
 
 Unknown fields are refused (``extra="forbid"``) so a typo is an error frame, not a silent no-op.
+Cold start: the models are built on first use (``defer_build``) and a frame with a known
+``action`` is validated by its own model, so the first ``sendMessage`` of a fresh container builds
+one model, not ten (docs/performance.md); anything else goes through the discriminated union,
+whose errors (missing or unknown ``action``) are the ones clients see.
 Domain rules (body length vs ``settings.max_message_chars``, client message id syntax) are
 checked again by ROOMS' domain, which owns them; the limits here only bound the input.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -36,7 +41,7 @@ RequestId = Annotated[str | None, BeforeValidator(valid_request_id)]
 
 
 class _Frame(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
     request_id: RequestId = Field(default=None, alias="requestId")
 
@@ -112,24 +117,50 @@ ClientFrame = Annotated[
     | Presence,
     Field(discriminator="action"),
 ]
-_ADAPTER: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
+#: ``action`` -> its model (the union's members, by their literal tag).
+_BY_ACTION: dict[str, type[_Frame]] = {
+    model.model_fields["action"].annotation.__args__[0]: model  # type: ignore[union-attr]
+    for model in (
+        Ping,
+        SendMessage,
+        EditMessage,
+        DeleteMessage,
+        JoinRoom,
+        LeaveRoom,
+        Typing,
+        MarkRead,
+        Resume,
+        Presence,
+    )
+}
+
+
+@functools.cache
+def _union() -> TypeAdapter[ClientFrame]:
+    return TypeAdapter(ClientFrame)
 
 
 def parse_frame(data: dict[str, Any]) -> ClientFrame:
     """Validate a decoded frame; InvalidInput (code ``invalid_frame``) lists every problem."""
+    action = data.get("action")
+    model = _BY_ACTION.get(action) if isinstance(action, str) else None
     try:
-        return _ADAPTER.validate_python(data)
+        if model is not None:
+            return model.model_validate(data)  # type: ignore[return-value]
+        return _union().validate_python(data)  # missing / unknown action: the union's errors
     except ValidationError as exc:
+        # The union's locations start with the tag; a member model's do not.
+        skip = 0 if model is not None else 1
         problems = [
-            {"field": _field(err["loc"]), "problem": err["msg"]}
+            {"field": _field(err["loc"], skip), "problem": err["msg"]}
             for err in exc.errors(include_url=False, include_input=False)[:MAX_LISTED_PROBLEMS]
         ]
         summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
         raise InvalidInput(f"invalid frame: {summary}", code="invalid_frame", errors=problems) from None
 
 
-def _field(loc: tuple[int | str, ...]) -> str:
-    """Error location without the union tag; a missing/unknown tag is about ``action``."""
-    if len(loc) > 1:
-        return client_text(".".join(str(p) for p in loc[1:]), limit=100)
+def _field(loc: tuple[int | str, ...], skip: int = 1) -> str:
+    """Error location without the union tag (``skip``); no location left is about ``action``."""
+    if len(loc) > skip:
+        return client_text(".".join(str(p) for p in loc[skip:]), limit=100)
     return "action"

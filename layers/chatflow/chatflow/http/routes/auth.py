@@ -21,7 +21,7 @@ from chatflow.wire import token_pair_to_dict
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+    model_config = ConfigDict(defer_build=True, extra="forbid", str_strip_whitespace=False)
 
 
 class RegisterRequest(_Body):

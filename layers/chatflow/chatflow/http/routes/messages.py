@@ -22,14 +22,14 @@ Seq = Annotated[int, Path(ge=1, le=2**62, description="The message's sequence nu
 
 
 class MarkReadRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     # strict: "1" or true is a client bug, not a position.
     seq: int = Field(ge=0, le=2**62, strict=True, description="The last seq the caller has read")
 
 
 class EditMessageRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     # Length and content rules (settings.max_message_chars) are the domain's.
     body: str = Field(min_length=1)

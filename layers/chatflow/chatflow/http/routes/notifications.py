@@ -25,7 +25,7 @@ from chatflow.wire import notifications_page_to_dict
 
 
 class MarkReadRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     roomIds: list[UUID] = Field(default_factory=list, max_length=MAX_PAGE)
     ids: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list, max_length=MAX_PAGE)

@@ -24,7 +24,7 @@ from chatflow.wire import room_page_to_dict, room_to_dict
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
 
 class CreateRoomRequest(_Body):
