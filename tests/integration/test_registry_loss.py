@@ -127,3 +127,45 @@ def test_a_connection_forgotten_by_expiry_is_told_to_resync_without_a_loss(ws: W
     assert [t.connection_id for t in registry.connections_of([user.user_id])] == [cid]
     assert ws.send(cid, {"action": "ping"})["type"] == "pong"
     assert ws.received(cid, "resync") == [{"type": "resync", "reason": "expired"}]  # only once
+
+
+def test_after_a_restart_without_persistence_the_next_frames_make_connections_live_again(
+    ws: WsHarness, private_redis: str, db: DB
+) -> None:
+    """The server process restarts empty on the same address. The handlers' pooled Redis
+    connections are dead: a frame may first be answered ``unavailable`` (retry), never a lost
+    socket; the next one re-registers the connection and tells it to resync."""
+    user = insert_user(db)
+    cid = ws.connected(user)
+    port = private_redis.rsplit(":", 1)[1].split("/", maxsplit=1)[0]
+    client = redis.Redis.from_url(private_redis)
+    info = client.info("server")
+    client.shutdown(nosave=True)
+    # The fixture's process is gone; start an empty one on the same port (stopped below).
+    restarted = subprocess.Popen(
+        ["redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if redis.Redis.from_url(private_redis).info("server")["run_id"] != info["run_id"]:
+                    break
+            except redis.exceptions.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, "redis-server did not restart"
+            time.sleep(0.05)
+        ws.clear()
+        replies = [ws.send(cid, {"action": "ping"}) for _ in range(3)]
+        assert [r["type"] for r in replies if r["type"] != "error"], replies
+        assert all(
+            r["type"] == "pong" or r.get("code") in ("unavailable", "cache_unavailable") for r in replies
+        )
+        assert ws.received(cid, "resync") == [{"type": "resync", "reason": "registry_lost"}]
+        registry = ws.container.connection_registry
+        assert [t.connection_id for t in registry.connections_of([user.user_id])] == [cid]
+    finally:
+        restarted.terminate()
+        restarted.wait(timeout=10)
