@@ -191,8 +191,13 @@ class RealtimeService:
             try:
                 recheck()
             except Exception:
-                # Revoked meanwhile (or the check failed): nothing may stay registered.
-                self.registry.unregister(identity.user_id, connection_id)
+                # Revoked meanwhile (or the check failed): nothing may stay registered. The
+                # check's error is the one to report, even if the undo fails too (the record
+                # then expires, and fan-out skips a revoked session regardless).
+                try:
+                    self.registry.unregister(identity.user_id, connection_id)
+                except Exception:
+                    logger.exception("undoing a registration after a failed re-check failed")
                 raise
         return reg
 
