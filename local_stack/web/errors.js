@@ -54,6 +54,9 @@ export const CODES = {
   unauthorized: SIGN_IN_AGAIN,
   too_many_connections: "Chatflow is open in too many tabs or devices. Close one and try again.",
   limit_exceeded: "Chatflow is open in too many tabs or devices. Close one and try again.",
+  too_many_connects: "Chatflow is open in too many tabs or devices, or reconnected too often. Close one, or wait a minute.",
+  room_full: "This room is full.",
+  too_many_rooms: "You're in as many rooms as an account can be. Leave one first.",
   // rooms and people
   name_taken: "There is already a room with that name. Pick another name.",
   invalid_name: FIELDS.name.string_too_long,
@@ -142,7 +145,8 @@ export function describeError(err) {
   }
   if (name === "SessionExpired") return { message: SIGN_IN_AGAIN, fields: {} };
   if (name === "HandshakeRefused") {
-    if (err.status === 429) return { message: CODES.too_many_connections, fields: {} };
+    // A browser cannot read why: too many tabs/devices, or too many handshakes in a minute.
+    if (err.status === 429) return { message: CODES.too_many_connects, fields: {} };
     if (err.status === 401 || err.status === 403) return { message: SIGN_IN_AGAIN, fields: {} };
     return { message: "Can't connect to live chat right now. Retrying\u2026", fields: {} };
   }

@@ -344,6 +344,37 @@ def test_presence_follows_connections(e2e_target: Target) -> None:
     run(scenario)
 
 
+def test_presence_snapshot_lists_who_is_online_with_the_frames_versions(e2e_target: Target) -> None:
+    """``ChatClient.presence(room)`` (the ``presence`` action, docs/protocol.md "Presence
+    snapshots") against the real server: bob is listed once however many devices he has, with
+    the version his ``online`` frame carried; after he leaves he is not listed."""
+
+    async def scenario() -> None:
+        async with alice_and_bob(e2e_target) as (alice, a_events, bob, _):
+            room = await shared_room(alice, bob)
+            assert alice.user is not None
+            assert bob.user is not None
+            phone, _ = await second_device(e2e_target, bob)
+            try:
+                online = {p.user_id: p for p in await alice.presence(room)}
+                assert set(online) == {alice.user.id, bob.user.id}
+                heard = alice.presence_of(bob.user.id)
+                assert heard is not None
+                assert online[bob.user.id].version == heard.version  # the one merge rule
+                assert online[bob.user.id].handle == bob.user.handle
+            finally:
+                await phone.close()
+            await bob.close()
+            for _ in range(5):  # the snapshot's entry was applied (and emitted) first
+                changed = await a_events.next(PresenceChanged, timeout=30)
+                if changed.presence.status == "offline":
+                    break
+            assert (changed.presence.user_id, changed.presence.status) == (bob.user.id, "offline")
+            assert {p.user_id for p in await alice.presence(room)} == {alice.user.id}
+
+    run(scenario)
+
+
 def test_history_pages_backwards_and_join_since_replays(e2e_target: Target) -> None:
     async def scenario() -> None:
         async with chat_user(e2e_target, "alice", ClientOptions(resume_page=4)) as (alice, a_events):

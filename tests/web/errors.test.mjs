@@ -53,7 +53,7 @@ test("unknown codes, statuses and transport failures", () => {
   assert.equal(describeError(new ApiError(400, "brand_new_code", "whatever")).message, "That didn't work (brand_new_code). Try again.");
   assert.equal(describeError(new TypeError("Failed to fetch")).message, "Can't reach the chat server. Check your connection and try again.");
   assert.equal(describeError(new SessionExpired("refresh refused")).message, "Your session has ended. Please sign in again.");
-  assert.equal(describeError(new HandshakeRefused(429)).message, CODES.too_many_connections);
+  assert.equal(describeError(new HandshakeRefused(429)).message, CODES.too_many_connects);
   assert.equal(describeError(new Error("boom")).message, "Something went wrong. Try again.");
 });
 
