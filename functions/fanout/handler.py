@@ -45,7 +45,7 @@ def deliver(record: SQSRecord) -> None:
         metrics.add_metric(name="FanoutPresenceDelivered", unit=MetricUnit.Count, value=len(report.delivered))
         return
     assert job.room_id is not None  # from_json: a job names a room or a presence transition
-    current = set(service.rooms.member_ids(job.room_id))
+    current = service.rooms.members_among(job.room_id, job.member_ids)  # one round trip
     recipients = [m for m in job.member_ids if m in current]
     report = service.deliver_to_users(recipients, job.frame, exclude_connection=job.exclude_connection)
     metrics.add_metric(name="FanoutDelivered", unit=MetricUnit.Count, value=len(report.delivered))

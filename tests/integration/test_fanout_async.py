@@ -161,14 +161,14 @@ def test_partial_batch_failure_retries_only_the_failed_record(
     malformed_body = '{"v": 99}'
 
     directory = load_handler_module("fanout").container.room_directory
-    original = directory.member_ids
+    original = directory.members_among
 
-    def member_ids(room: UUID) -> Any:
-        if room == broken_room:  # an outage of the member cache for this record only
+    def members_among(room: UUID, user_ids: Any) -> Any:
+        if room == broken_room:  # an outage of the member cache (and its read-through) for this record
             raise ConnectionError("member cache unavailable")
-        return original(room)
+        return original(room, user_ids)
 
-    monkeypatch.setattr(directory, "member_ids", member_ids)
+    monkeypatch.setattr(directory, "members_among", members_among)
     records: list[dict[str, Any]] = [
         {"messageId": "m-good", "body": good.to_json()},
         {"messageId": "m-bad", "body": bad.to_json()},
@@ -320,3 +320,20 @@ def test_presence_jobs_round_trip_and_reject_a_bad_stamp() -> None:
     for bad in ({**body, "presence": None}, {**body, "presence": {**body["presence"], "online": "no"}}):
         with pytest.raises(InvalidInput):
             FanoutJob.from_json(json.dumps(bad))
+
+
+def test_members_among_checks_a_chunk_against_the_current_members(
+    rooms: RoomService, db: DB, ws: WsHarness, big_room: tuple[Identity, list[Identity], UUID]
+) -> None:
+    """A fan-out job re-checks ITS chunk (SMISMEMBER on the cached set), whether the room's member
+    set is cached or read through after an invalidation."""
+    owner, members, room_id = big_room
+    directory = ws.container.room_directory
+    outsider = insert_user(db)
+    chunk = [owner.user_id, members[0].user_id, members[1].user_id, outsider.user_id]
+    directory.member_ids(room_id)  # cached now
+    assert directory.members_among(room_id, chunk) == {owner.user_id, members[0].user_id, members[1].user_id}
+    rooms.leave(members[0], room_id)  # invalidates the cached set: read-through
+    assert directory.members_among(room_id, chunk) == {owner.user_id, members[1].user_id}
+    assert directory.members_among(room_id, chunk) == {owner.user_id, members[1].user_id}  # cached again
+    assert directory.members_among(room_id, []) == set()

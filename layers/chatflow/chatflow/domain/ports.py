@@ -377,6 +377,10 @@ class RoomDirectory(Protocol):
         """Member ids of several rooms at once (batched; presence)."""
         ...
 
+    def members_among(self, room_id: UUID, user_ids: Collection[UUID]) -> set[UUID]:
+        """Which of ``user_ids`` are members now (a fan-out job's chunk): O(chunk), not O(room)."""
+        ...
+
 
 # --- identity (IDENTITY) -------------------------------------------------------------------------
 # Implemented by chatflow.adapters.postgres.users_repo (users, refresh tokens) and
