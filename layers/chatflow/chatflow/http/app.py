@@ -68,11 +68,16 @@ def error_response(
 
 
 def chatflow_error_response(exc: ChatflowError) -> Response[Any]:
-    """The error body and status of ``exc``; a 429 with ``details.retryAfterS`` adds Retry-After."""
+    """The error body and status of ``exc``; a 429 with ``details.retryAfterS`` adds Retry-After,
+    and so does an ``Unavailable`` an adapter raised (the outage rule, as for the raw failures)."""
+    if exc.status == 503:
+        exc = dependency_outage(exc) or exc
     response = error_response(exc.status, exc.code, exc.message, exc.details)
     retry_after = exc.details.get("retryAfterS")
     if exc.status == 429 and isinstance(retry_after, int | float):
         response.headers["Retry-After"] = str(int(retry_after))
+    if exc.status == 503:
+        response.headers["Retry-After"] = str(max(1, round(UNAVAILABLE_RETRY_AFTER_MS / 1000)))
     return response
 
 
