@@ -38,7 +38,11 @@ def run(iterations: int, extra: int) -> dict[str, Any]:
     from tests.support.ws_events import connect_event, disconnect_event, message_event
 
     with running_management_api() as api:
-        env = {"WS_MANAGEMENT_ENDPOINT": api.endpoint_url, "RATE_MESSAGES_PER_10S": "100000000"}
+        env = {
+            "WS_MANAGEMENT_ENDPOINT": api.endpoint_url,
+            "RATE_MESSAGES_PER_10S": "100000000",
+            "RATE_CONNECTS_PER_MINUTE": "100000000",  # connect+disconnect is measured in a loop
+        }
         with bench_environment(env) as benv:
             store = benv.container.connection_registry
             users, room, cids = connected_room(benv, api.backend, 10, "scale")
