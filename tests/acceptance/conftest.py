@@ -34,6 +34,7 @@ def _ours(nodeid: str) -> bool:
     return nodeid.startswith("tests/acceptance/") or "/tests/acceptance/" in nodeid
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: `-m acceptance` must see the marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if Path(str(item.fspath)).resolve().parent == _HERE:

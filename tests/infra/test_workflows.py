@@ -88,6 +88,26 @@ def test_deploys_are_gated_on_ci_and_prod_only_from_main() -> None:
     assert any("GITHUB_STEP_SUMMARY" in str(s.get("run", "")) for s in stage["plan"]["steps"])
 
 
+def test_every_deploy_runs_the_acceptance_smoke_subset() -> None:
+    """issue 17: after every deploy (prod included) the read-only smoke subset of the acceptance
+    suite runs against the deployed URLs; full stages also run the whole suite."""
+    steps = _load(ROOT / ".github" / "workflows" / "deploy-stage.yml")["jobs"]["deploy"]["steps"]
+    names = [str(s.get("name", s.get("uses", ""))) for s in steps]
+    deployed = next(i for i, s in enumerate(steps) if "cdk deploy" in str(s.get("run", "")))
+    smoke = [
+        s for s in steps[deployed:] if "tests/acceptance -m smoke" in " ".join(str(s.get("run", "")).split())
+    ]
+    assert len(smoke) == 1, names
+    assert "if" not in smoke[0], "the smoke subset runs on every stage"
+    assert set(smoke[0]["env"]) == {"TARGET_WS_URL", "TARGET_HTTP_URL"}, "no admin token: read-only"
+    assert "--junitxml" in smoke[0]["run"]
+    full = [s for s in steps[deployed:] if "(acceptance and not smoke) or e2e" in str(s.get("run", ""))]
+    assert len(full) == 1, names
+    assert full[0]["if"] == "inputs.smoke == 'full'"
+    deploy = _load(ROOT / ".github" / "workflows" / "deploy.yml")["jobs"]
+    assert (deploy["staging"]["with"]["smoke"], deploy["prod"]["with"]["smoke"]) == ("full", "read-only")
+
+
 def test_zizmor_reports_no_medium_or_high_finding() -> None:
     result = subprocess.run(
         [
