@@ -326,3 +326,39 @@ def test_an_unreachable_endpoint_is_retried_then_reported_failed(chatflow_env: d
     finally:
         notifier.close()
     assert len(report.failed) == 2
+
+
+def test_close_idle_leaves_no_connection_for_a_snapshot(
+    api: RunningManagementApi, notifier: ApiGatewayNotifier
+) -> None:
+    """SnapStart's before-snapshot hook (Container.close_connections) closes the keep-alive
+    connections; the next post opens a fresh one."""
+    backend: FlakyBackend = api.backend
+    targets = [_target(backend.register()) for _ in range(4)]
+    notifier.send(targets, b"1")
+    assert notifier.client._idle  # kept alive for the next posts
+    notifier.close_idle()
+    assert notifier.client._idle == []
+    assert notifier.send(targets[:1], b"2").delivered == targets[:1]
+
+
+def test_container_close_connections_closes_the_notifiers_idle_connections(
+    api: RunningManagementApi, chatflow_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chatflow.container import Container
+
+    monkeypatch.setenv("WS_MANAGEMENT_ENDPOINT", api.endpoint_url)
+    from tests.support.settings import reset_settings_cache
+
+    reset_settings_cache()
+    container = Container(get_settings())
+    try:
+        backend: FlakyBackend = api.backend
+        target = _target(backend.register())
+        assert container.notifier.send([target], b"x").delivered == [target]
+        assert container.notifier.client._idle
+        container.close_connections()
+        assert container.notifier.client._idle == []
+    finally:
+        container.close()
+        reset_settings_cache()
