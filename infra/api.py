@@ -374,6 +374,14 @@ class ApiRoutesStack(Stack):
                 [ws_routes["$connect"]],
             ),
         )
+        # The provider function's logs (one singleton for both calls): deploy-time only, nothing
+        # worth keeping after a destroy, so never retained (unlike the functions' log groups).
+        provider_logs = logs.LogGroup(
+            self,
+            "RouteThrottlesProviderLogs",
+            retention=retention(config.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
         for ident, api_id, stage, settings, routes in targets:
             call = cr.AwsSdkCall(
                 service="ApiGatewayV2",
@@ -395,6 +403,7 @@ class ApiRoutesStack(Stack):
                     [iam.PolicyStatement(actions=["apigateway:PATCH"], resources=[stage_arn])]
                 ),
                 install_latest_aws_sdk=False,
+                log_group=provider_logs,
             )
             for route in routes:
                 throttles.node.add_dependency(route)
