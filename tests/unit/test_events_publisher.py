@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from chatflow.adapters.aws_json import AwsCredentials
+from chatflow.adapters.aws_http import AwsCredentials
 from chatflow.adapters.eventbridge import EventBridgePublisher, PublishFailed, make_events_client
 from chatflow.events.schemas import ConnectionOpened, InvalidEvent, UserOffline, UserOnline
 from chatflow.settings import Settings

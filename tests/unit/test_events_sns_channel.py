@@ -1,5 +1,6 @@
-"""SNS delivery channel with a real boto3 SNS client against a loopback HTTP endpoint that
-answers like SNS (Query protocol, XML) and records the requests (SNS itself cannot run here)."""
+"""SNS delivery channel against a loopback HTTP endpoint that answers like SNS (Query protocol,
+XML) and records the requests (SNS itself cannot run here): through the functions' lean client
+(``make_sns_client``) and through a real boto3 SNS client."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from chatflow.adapters.sns_delivery import SnsNotificationChannel
+from chatflow.adapters.aws_http import AwsCredentials, AwsServiceError
+from chatflow.adapters.sns_delivery import SnsApi, SnsNotificationChannel, make_sns_client
 from chatflow.domain.notification_models import Notification
+from chatflow.settings import Settings
 
 TOPIC = "arn:aws:sns:us-east-1:000000000000:chatflow-notifications"
 
@@ -43,10 +46,14 @@ def _notification(user_id: uuid.UUID, preview: str = "hi") -> Notification:
 class _Sns(BaseHTTPRequestHandler):
     requests: list[dict[str, list[str]]] = []
     fail = False
+    attempts = 0
+    #: Answer 500 to this many requests first, then succeed.
+    fail_first = 0
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-        if type(self).fail:
+        type(self).attempts += 1
+        if type(self).fail or type(self).attempts <= type(self).fail_first:
             self.send_response(500)
             self.end_headers()
             self.wfile.write(b"<ErrorResponse><Error><Code>InternalError</Code></Error></ErrorResponse>")
@@ -71,12 +78,30 @@ class _Sns(BaseHTTPRequestHandler):
 def sns_endpoint() -> Iterator[str]:
     _Sns.requests = []
     _Sns.fail = False
+    _Sns.attempts = 0
+    _Sns.fail_first = 0
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Sns)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(params=["lean", "boto3"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _lean(endpoint: str) -> SnsApi:
+    settings = Settings(aws_endpoint_url=endpoint, aws_region="us-east-1")
+    api = make_sns_client(settings, credentials=lambda: AwsCredentials("testing", "testing"))
+    api._sleep = lambda _: None
+    return api
+
+
+def _make(kind: str, endpoint: str) -> Any:
+    return _lean(endpoint) if kind == "lean" else _client(endpoint)
 
 
 def _client(endpoint: str) -> Any:
@@ -90,9 +115,9 @@ def _client(endpoint: str) -> Any:
     )
 
 
-def test_publishes_json_with_user_and_kind_attributes(sns_endpoint: str) -> None:
+def test_publishes_json_with_user_and_kind_attributes(sns_endpoint: str, kind: str) -> None:
     user = uuid.uuid4()
-    channel = SnsNotificationChannel(TOPIC, client_factory=lambda: _client(sns_endpoint))
+    channel = SnsNotificationChannel(TOPIC, client_factory=lambda: _make(kind, sns_endpoint))
     assert channel.deliver(_notification(user, "hi ☕")) is True
     (request,) = _Sns.requests
     assert request["Action"] == ["Publish"]
@@ -110,11 +135,24 @@ def test_publishes_json_with_user_and_kind_attributes(sns_endpoint: str) -> None
     assert attributes == {"user_id": str(user), "kind": "mention"}
 
 
-def test_failure_propagates_so_the_delivery_is_retried(sns_endpoint: str) -> None:
+def test_failure_propagates_so_the_delivery_is_retried(sns_endpoint: str, kind: str) -> None:
     _Sns.fail = True
-    channel = SnsNotificationChannel(TOPIC, client_factory=lambda: _client(sns_endpoint))
+    channel = SnsNotificationChannel(TOPIC, client_factory=lambda: _make(kind, sns_endpoint))
     with pytest.raises(Exception, match=r"InternalError|500"):
         channel.deliver(_notification(uuid.uuid4()))
+
+
+def test_the_lean_client_retries_5xx_like_botocores_standard_mode(sns_endpoint: str) -> None:
+    _Sns.fail_first = 2
+    channel = SnsNotificationChannel(TOPIC, client_factory=lambda: _lean(sns_endpoint))
+    assert channel.deliver(_notification(uuid.uuid4())) is True
+    assert _Sns.attempts == 3
+    assert len(_Sns.requests) == 1
+    _Sns.attempts, _Sns.fail_first = 0, 3
+    with pytest.raises(AwsServiceError) as caught:
+        channel.deliver(_notification(uuid.uuid4()))
+    assert (caught.value.status, caught.value.code) == (500, "InternalError")
+    assert _Sns.attempts == 3  # three attempts in all, then the error
 
 
 def test_unconfigured_channel_logs_and_creates_no_client(caplog: pytest.LogCaptureFixture) -> None:

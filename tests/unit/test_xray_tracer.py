@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from chatflow.adapters.aws_json import AwsCredentials, AwsJsonClient, AwsServiceError
+from chatflow.adapters.aws_http import AwsCredentials, AwsJsonClient, AwsServiceError
 from chatflow.observability import TraceHeader, XRayTracer, daemon_address
 from local_stack.sigv4 import DEFAULT_KEY_PAIR
 from tests.support.events import emulator

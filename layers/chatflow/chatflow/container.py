@@ -389,8 +389,9 @@ class Container:
     @provider
     def notification_channel(self) -> NotificationChannel:
         from chatflow.adapters.sns_delivery import SnsNotificationChannel
+        from chatflow.observability import get_tracer
 
-        return SnsNotificationChannel.from_settings(self.settings)
+        return SnsNotificationChannel.from_settings(self.settings, tracer=get_tracer())
 
     @provider
     def notifications(self) -> NotificationService:

@@ -3,7 +3,7 @@
 Tracing: with Lambda's active tracing, Lambda records each invocation's segment itself; the
 handlers add a ``## handler`` subsegment (annotations ``ColdStart`` and ``Service``, the
 exception as its fault cause) and one subsegment per AWS call of the lean clients
-(``chatflow/adapters/aws_json.py``), sent to the X-Ray daemon over UDP by :class:`XRayTracer`
+(``chatflow/adapters/aws_http.py``), sent to the X-Ray daemon over UDP by :class:`XRayTracer`
 -- the documents Powertools' ``Tracer.capture_lambda_handler`` and the X-Ray SDK's botocore patch
 sent. Not the X-Ray SDK itself: importing it costs ~0.45x of a whole naive cold start here
 (``wrapt`` with asyncio and importlib.metadata, and botocore for its sampler, which Lambda never

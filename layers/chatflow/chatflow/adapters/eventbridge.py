@@ -9,7 +9,7 @@
   jitter; what still fails is returned by :meth:`EventBridgePublisher.send` (the outbox relay
   records it per row) or raised by :meth:`EventBridgePublisher.publish`.
 * The client is created on first use (cold start): the lean JSON-protocol client of
-  ``chatflow/adapters/aws_json.py`` (no botocore on the cold path: ~0.3x of a naive cold start
+  ``chatflow/adapters/aws_http.py`` (no botocore on the cold path: ~0.3x of a naive cold start
   here, docs/performance.md), short timeouts, no retries of its own (we retry per entry);
   ``settings.events_endpoint_url`` points it at the local emulator. A botocore ``events``
   client works too (tests, tools): anything with ``put_events(Entries=...)``. The event schemas
@@ -36,7 +36,7 @@ from chatflow.settings import Settings
 if TYPE_CHECKING:
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
 
-    from chatflow.adapters.aws_json import AwsJsonClient, CallTracer, CredentialSource
+    from chatflow.adapters.aws_http import AwsJsonClient, CallTracer, CredentialSource
     from chatflow.events.schemas import DomainEvent
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class PutEventsClient(Protocol):
 
 
 class EventsApi:
-    """``PutEvents`` over :class:`~chatflow.adapters.aws_json.AwsJsonClient` (AWS JSON 1.1), with
+    """``PutEvents`` over :class:`~chatflow.adapters.aws_http.AwsJsonClient` (AWS JSON 1.1), with
     botocore's call shape; raises ``AwsServiceError`` / ``AwsConnectionError``."""
 
     def __init__(self, client: AwsJsonClient) -> None:
@@ -115,11 +115,12 @@ def make_events_client(
 ) -> EventsApi:
     """The functions' EventBridge client; ``credentials`` default to the environment's; with a
     ``tracer`` each call is an X-Ray subsegment."""
-    from chatflow.adapters.aws_json import AwsJsonClient
+    from chatflow.adapters.aws_http import AwsJsonClient
 
     return EventsApi(
         AwsJsonClient(
             signing_name="events",
+            service_id="EventBridge",
             target_prefix="AWSEvents",
             json_version="1.1",
             region=settings.aws_region,
@@ -306,7 +307,7 @@ def _call_failure(exc: Exception) -> tuple[str, str, bool] | None:
     """(code, message, retryable) of a failed PutEvents call; None for an error that is not one
     (a bug: re-raised). botocore's exceptions are recognised only if botocore is loaded already
     (a botocore client was given): the lean client's path never imports it."""
-    from chatflow.adapters.aws_json import AwsConnectionError, AwsServiceError
+    from chatflow.adapters.aws_http import AwsConnectionError, AwsServiceError
 
     if isinstance(exc, AwsServiceError):
         return exc.code, exc.message, exc.code not in _FATAL_CALL_CODES

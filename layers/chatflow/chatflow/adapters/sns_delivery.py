@@ -12,35 +12,95 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chatflow.domain.notification_models import Notification
 from chatflow.settings import Settings
 from chatflow.wire import notification_payload
 
 if TYPE_CHECKING:
-    from mypy_boto3_sns.client import SNSClient
+    from chatflow.adapters.aws_http import AwsQueryClient, CallTracer
 
 log = logging.getLogger(__name__)
 
+#: As botocore's "standard" retry mode did for this client: 3 attempts in all, for throttling,
+#: 5xx and connection errors, with full-jitter exponential backoff.
+MAX_ATTEMPTS = 3
+_THROTTLING = (
+    "Throttling",
+    "ThrottlingException",
+    "Throttled",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+)
 
-def make_sns_client(settings: Settings) -> SNSClient:
-    # botocore directly: boto3 would only add its session layer and s3transfer (~15-20 ms of
-    # imports at cold start, docs/performance.md) on top of the very same botocore client.
-    import botocore.session
-    from botocore.config import Config
 
-    client = botocore.session.get_session().create_client(
-        "sns",
-        region_name=settings.aws_region,
-        endpoint_url=settings.aws_endpoint_url,
-        config=Config(
-            connect_timeout=2, read_timeout=5, retries={"total_max_attempts": 3, "mode": "standard"}
-        ),
+class PublishClient(Protocol):
+    """What the channel needs: botocore's ``sns`` client or :class:`SnsApi`."""
+
+    def publish(self, *, TopicArn: str, Message: str, MessageAttributes: Mapping[str, Any]) -> Any: ...
+
+
+class SnsApi:
+    """SNS ``Publish`` over :class:`~chatflow.adapters.aws_http.AwsQueryClient` (no botocore on the
+    cold path, docs/performance.md), with botocore's call shape and its standard retries."""
+
+    def __init__(
+        self,
+        client: AwsQueryClient,
+        *,
+        max_attempts: int = MAX_ATTEMPTS,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.max_attempts = max(1, max_attempts)
+        self._sleep = sleep
+
+    def publish(self, *, TopicArn: str, Message: str, MessageAttributes: Mapping[str, Any]) -> dict[str, str]:
+        params = {"TopicArn": TopicArn, "Message": Message}
+        for i, (name, value) in enumerate(MessageAttributes.items(), start=1):
+            prefix = f"MessageAttributes.entry.{i}"
+            params[f"{prefix}.Name"] = name
+            params[f"{prefix}.Value.DataType"] = str(value["DataType"])
+            params[f"{prefix}.Value.StringValue"] = str(value["StringValue"])
+        from chatflow.adapters.aws_http import AwsConnectionError, AwsServiceError
+
+        for attempt in range(self.max_attempts):
+            if attempt:
+                self._sleep(random.uniform(0, min(20.0, 2.0**attempt)))  # noqa: S311 (full jitter)
+            try:
+                return self.client.call("Publish", params)
+            except AwsServiceError as exc:
+                retryable = exc.status >= 500 or exc.status == 429 or exc.code in _THROTTLING
+                if not retryable or attempt == self.max_attempts - 1:
+                    raise
+            except AwsConnectionError:
+                if attempt == self.max_attempts - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def make_sns_client(settings: Settings, credentials: Any = None, tracer: CallTracer | None = None) -> SnsApi:
+    """The functions' SNS client (lean, query protocol); ``settings.aws_endpoint_url`` for local."""
+    from chatflow.adapters.aws_http import AwsQueryClient
+
+    return SnsApi(
+        AwsQueryClient(
+            signing_name="sns",
+            service_id="SNS",
+            api_version="2010-03-31",
+            region=settings.aws_region,
+            endpoint_url=settings.aws_endpoint_url,
+            credentials=credentials,
+            tracer=tracer,
+            connect_timeout_s=2,
+            read_timeout_s=5,
+        )
     )
-    return cast("SNSClient", client)
 
 
 class SnsNotificationChannel:
@@ -50,8 +110,8 @@ class SnsNotificationChannel:
         self,
         topic_arn: str | None,
         *,
-        client: SNSClient | None = None,
-        client_factory: Callable[[], SNSClient] | None = None,
+        client: PublishClient | None = None,
+        client_factory: Callable[[], PublishClient] | None = None,
     ) -> None:
         self.topic_arn = topic_arn
         self._client = client
@@ -59,12 +119,14 @@ class SnsNotificationChannel:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SnsNotificationChannel:
+    def from_settings(cls, settings: Settings, tracer: CallTracer | None = None) -> SnsNotificationChannel:
         """The deployment's topic (``NOTIFICATION_TOPIC_ARN``); the client is made on first use."""
-        return cls(settings.notification_topic_arn, client_factory=lambda: make_sns_client(settings))
+        return cls(
+            settings.notification_topic_arn, client_factory=lambda: make_sns_client(settings, tracer=tracer)
+        )
 
     @property
-    def client(self) -> SNSClient:
+    def client(self) -> PublishClient:
         if self._client is None:
             with self._lock:
                 if self._client is None:

@@ -1,4 +1,4 @@
-"""The lean AWS JSON-protocol client (chatflow/adapters/aws_json.py): SigV4 checked against
+"""The lean AWS JSON-protocol client (chatflow/adapters/aws_http.py): SigV4 checked against
 botocore's signer, calls against the local stack's AWS endpoint (which verifies SigV4 like AWS),
 errors, keep-alive reuse and a connection the server closed while idle."""
 
@@ -15,7 +15,7 @@ import pytest
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from chatflow.adapters.aws_json import (
+from chatflow.adapters.aws_http import (
     AwsConnectionError,
     AwsCredentials,
     AwsJsonClient,
@@ -160,3 +160,23 @@ def test_a_connection_closed_while_idle_is_replaced_and_the_call_sent_once() -> 
         server.close()
     thread.join(2)
     assert [json.loads(b) for b in served] == [{"n": 1}, {"n": 2}]  # each call reached it once
+
+
+def test_the_endpoint_is_resolved_as_botocore_does() -> None:
+    def url(endpoint_url: str | None, environ: dict[str, str]) -> str:
+        client = AwsJsonClient(
+            signing_name="events",
+            service_id="EventBridge",
+            target_prefix="AWSEvents",
+            json_version="1.1",
+            region="eu-west-1",
+            endpoint_url=endpoint_url,
+            environ=environ,
+        )
+        return client.endpoint_url
+
+    assert url(None, {}) == "https://events.eu-west-1.amazonaws.com"
+    assert url(None, {"AWS_ENDPOINT_URL": "http://127.0.0.1:1"}) == "http://127.0.0.1:1"
+    both = {"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_ENDPOINT_URL_EVENTBRIDGE": "http://127.0.0.1:2"}
+    assert url(None, both) == "http://127.0.0.1:2"
+    assert url("http://127.0.0.1:3", both) == "http://127.0.0.1:3"
