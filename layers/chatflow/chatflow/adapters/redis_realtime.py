@@ -516,8 +516,16 @@ class RedisRealtimeStore:
     def online_presence(self, user_ids: Iterable[UUID]) -> list[PresenceEntry]:
         """The users among ``user_ids`` with a live connection (any device), each with the
         presence version of their current "online" transition and their handle when the status
-        cache has it: ONE pipeline round trip (a single-slot script per user)."""
-        users = list(dict.fromkeys(user_ids))
+        cache has it. Two pipeline round trips: EXISTS of each user's registry key (a cheap
+        filter: most members of a large room are offline), then, for those that have one, a
+        single-slot script per user (live count + version, atomically) and the status GET."""
+        candidates = list(dict.fromkeys(user_ids))
+        if not candidates:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for uid in candidates:
+            pipe.exists(self._user_zset(uid))
+        users = [uid for uid, n in zip(candidates, pipe.execute(), strict=True) if n]
         if not users:
             return []
         script = self._script("snapshot", _SNAPSHOT)

@@ -543,8 +543,9 @@ class RealtimeService:
         if after is not None:
             members = [m for m in members if str(m) > str(after)]
         online: list[PresenceEntry] = []
-        # Bounded work: read in slices until the page is full (plus one to know about "more").
-        step = max(cap + 1, 200)
+        # Bounded work: read in slices until the page is full (plus one to know about "more");
+        # MAX_MEMBERS_PER_ROOM bounds the slices (bench/presence_snapshot.py).
+        step = max(cap + 1, 1000)
         for start in range(0, len(members), step):
             online.extend(self.registry.online_presence(members[start : start + step]))
             if len(online) > cap:
