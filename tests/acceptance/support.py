@@ -57,6 +57,7 @@ class Limits:
     rate_messages_per_10s: int = 20
     rate_typing_per_10s: int = 10
     rate_requests_per_10s: int = 100
+    rate_connects_per_minute: int = 30
     history_page_max: int = 100
     max_request_body_bytes: int = 65536
     login_max_failures: int = 10

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from websockets.exceptions import InvalidStatus
 
 from tests.acceptance.support import PASSWORD, RawSocket, World, handshake_status, run
 from tests.e2e.target import Target
@@ -120,6 +121,54 @@ def test_the_connection_limit_refuses_one_more_handshake_with_429_until_one_clos
                 await asyncio.sleep(0.5)
             assert set(statuses) <= {429}, statuses
             assert status == 101, "the freed slot never became available"
+
+    run(scenario)
+
+
+def test_handshakes_per_user_are_rate_limited_before_anything_is_announced(e2e_target: Target) -> None:
+    """RATE_CONNECTS_PER_MINUTE (a reconnect loop): batches of sockets below the connection limit,
+    all open at once, then all closed -- the co-member's ``offline`` frame shows the batch gone, so
+    the connection limit never plays -- until a handshake is refused with 429. A refused handshake
+    announces nothing."""
+
+    async def scenario() -> None:
+        async with World(e2e_target) as w:
+            watcher_user, looper = await w.user("watch"), await w.user("loop")
+            await w.room(watcher_user, looper)
+            watcher = await watcher_user.socket()
+            token = await looper.token()
+            burst = w.limits.rate_connects_per_minute
+            batch = max(1, w.limits.max_connections_per_user - 1)
+
+            def looper_presence() -> list[dict[str, Any]]:
+                return [f for f in watcher.of_type("presence") if f["userId"] == looper.id]
+
+            started = time.monotonic()
+            opened, refused = 0, 0
+            while not refused and opened < burst + 10:
+                outcomes = await asyncio.gather(
+                    *(RawSocket.open(e2e_target, token) for _ in range(batch)), return_exceptions=True
+                )
+                socks = [o for o in outcomes if isinstance(o, RawSocket)]
+                errors = [o for o in outcomes if not isinstance(o, RawSocket)]
+                assert all(isinstance(e, InvalidStatus) and e.response.status_code == 429 for e in errors), (
+                    errors
+                )
+                opened, refused = opened + len(socks), len(errors)
+                if socks:
+                    await watcher.next_of_type("presence", where=lambda f: f["userId"] == looper.id)
+                    for sock in socks:
+                        await sock.close()
+                    await watcher.next_of_type(
+                        "presence", where=lambda f: f["userId"] == looper.id and f["status"] == "offline"
+                    )
+            elapsed = time.monotonic() - started
+            assert refused, f"{opened} handshakes in {elapsed:.1f} s, none refused"
+            assert burst <= opened <= burst + math.ceil(elapsed * burst / 60) + 1, (opened, elapsed)
+            before = len(looper_presence())
+            assert await handshake_status(e2e_target, token) == 429
+            await watcher.request({"action": "ping"})
+            assert len(looper_presence()) == before  # nothing announced
 
     run(scenario)
 

@@ -6,6 +6,8 @@ every deploy (``make e2e SMOKE=1``)."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from tests.acceptance.support import Http, handshake_status, run
@@ -113,6 +115,25 @@ def test_a_bearer_route_with_a_refused_token_is_403_from_the_gateway(e2e_target:
 def test_an_unknown_path_is_404(e2e_target: Target) -> None:
     status, _, _ = run(lambda: _get(e2e_target, "/no/such/route"))
     assert status == 404
+
+
+def test_messages_are_not_sent_over_http_and_unknown_methods_are_404(e2e_target: Target) -> None:
+    """The HTTP API has explicit routes only: an unrouted method/path is answered 404 by the
+    gateway itself, before any authorizer (a routed one without a token would be 401)."""
+
+    async def scenario() -> list[tuple[int, object]]:
+        http = Http(e2e_target.http_url)
+        try:
+            out = []
+            for method, path in (("POST", f"/rooms/{uuid.uuid4()}/messages"), ("DELETE", "/users/me")):
+                answer = await http.call(method, path, json_body={} if method == "POST" else None)
+                out.append((answer.status, answer.json))
+            return out
+        finally:
+            await http.close()
+
+    for status, body in run(scenario):
+        assert (status, body) == (404, {"message": "Not Found"})
 
 
 def test_a_handshake_without_a_token_is_refused_401(e2e_target: Target) -> None:
