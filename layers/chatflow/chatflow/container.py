@@ -429,15 +429,16 @@ class Container:
 
     # --- lifecycle -------------------------------------------------------------------------------
 
-    def prime(self, *, chat: bool = True) -> None:
-        """Init-phase warm-up: the realtime service with its @connections client OBJECT (and its
-        TLS context) and (``chat``)
-        the rooms, messages and users services -- imports and object graphs only, no network I/O
-        (pools and sockets open on first use), so nothing needs re-opening after a SnapStart
-        restore. Failures are left to the first invocation to report."""
+    def prime(self, *, chat: bool = True, realtime: bool = True) -> None:
+        """Init-phase warm-up: (``realtime``) the realtime service with its @connections client
+        OBJECT (and its TLS context) and (``chat``) the rooms, messages and users services --
+        imports and object graphs only, no network I/O (pools and sockets open on first use), so
+        nothing needs re-opening after a SnapStart restore. Failures are left to the first
+        invocation to report."""
         try:
-            _ = self.realtime
-            _ = self.notifier.client
+            if realtime:
+                _ = self.realtime
+                _ = self.notifier.client
             if chat:
                 _ = self.messages
                 _ = self.users
