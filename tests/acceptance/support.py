@@ -60,7 +60,8 @@ class Limits:
     rate_connects_per_minute: int = 30
     history_page_max: int = 100
     max_request_body_bytes: int = 65536
-    login_max_failures: int = 10
+    #: Failed sign-ins per (handle, source address) before the back-off starts (docs/auth.md).
+    login_free_failures: int = 5
     frame_bytes: int = 32 * 1024
     message_bytes: int = 128 * 1024
 
