@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from chatflow.container import Container
+from chatflow.http.schemas import error_codes_of
 from infra.catalog import HTTP_ROUTES
 from tests.support.apigw import HttpApiClient, http_event, lambda_context
 from tests.support.identity import http_client, register
@@ -246,15 +247,28 @@ def test_openapi_document(http: Handler) -> None:
         return paths[path][method]["responses"][status]["content"]["application/json"]["schema"]
 
     assert schema("/auth/register", "post", "201") == {"$ref": "#/components/schemas/TokenPairOut"}
-    assert schema("/auth/login", "post", "401") == {"$ref": "#/components/schemas/ErrorOut"}
-    # Every documented 422 is our error shape, also on routes that did not declare it.
+    # Error statuses name their codes (chatflow.http.schemas.coded_error_schema).
+    assert error_codes_of(schema("/auth/login", "post", "401")) == ["invalid_credentials"]
+    assert error_codes_of(schema("/auth/login", "post", "400")) == ["malformed_json"]
+    assert error_codes_of(schema("/auth/login", "post", "415")) == ["unsupported_media_type"]
+    assert error_codes_of(schema("/rooms/{room_id}", "get", "404")) == ["room_not_found"]
+    assert error_codes_of(schema("/rooms", "post", "409")) == ["name_taken"]
+    # API Gateway's own answers on bearer routes, beside the app's.
+    unauthorized = schema("/users/me", "get", "401")["anyOf"]
+    assert {"$ref": "#/components/schemas/GatewayMessageOut"} in unauthorized
+    app_codes = ["token_revoked", "account_disabled", "unauthorized"]
+    assert any(error_codes_of(s) == app_codes for s in unauthorized)
+    assert schema("/users/me", "get", "403") == {"$ref": "#/components/schemas/GatewayMessageOut"}
+    assert doc["components"]["schemas"]["GatewayMessageOut"]["required"] == ["message"]
+    # Every documented 422 is our error shape (with "invalid"), also on routes that did not declare it.
     for operations in paths.values():
         for operation in operations.values():
             invalid = operation["responses"].get("422")
             if invalid:
-                assert invalid["content"]["application/json"]["schema"] == {
-                    "$ref": "#/components/schemas/ErrorOut"
-                }
+                shape = invalid["content"]["application/json"]["schema"]
+                assert shape == {"$ref": "#/components/schemas/ErrorOut"} or "invalid" in (
+                    error_codes_of(shape) or []
+                ), shape
 
 
 def _catalog_http_api_routes() -> set[tuple[str, str]]:

@@ -49,7 +49,7 @@ from local_stack.services import function_env
 from tests.conftest import REDIS_URL
 from tests.support.rooms import access_token, insert_user
 
-SEED = 20261203
+SEED = int(os.environ.get("CHATFLOW_FUZZ_SEED", "20261203"))
 EXAMPLES = int(os.environ.get("CHATFLOW_FUZZ_EXAMPLES", "12"))
 EXAMPLES_PAST_CAP = 2
 TIME_CAP_S = float(os.environ.get("CHATFLOW_FUZZ_TIME_CAP_S", "40"))

@@ -331,7 +331,6 @@ def openapi_json(app: APIGatewayHttpResolver) -> str:
     return json.dumps(doc)
 
 
-_ERROR_REF = {"$ref": "#/components/schemas/ErrorOut"}
 _GATEWAY_REF = {"$ref": "#/components/schemas/GatewayMessageOut"}
 
 
@@ -347,8 +346,8 @@ def _add_component_schemas(doc: dict[str, Any]) -> None:
         schemas.setdefault(model.__name__, generated)
 
 
-def _json_content(*refs: dict[str, str]) -> dict[str, Any]:
-    schema = refs[0] if len(refs) == 1 else {"anyOf": list(refs)}
+def _json_content(schemas: list[dict[str, Any]]) -> dict[str, Any]:
+    schema = schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
     return {"application/json": {"schema": schema}}
 
 
@@ -359,15 +358,28 @@ def _schemas_of(response: dict[str, Any]) -> list[dict[str, Any]]:
     return list(schema["anyOf"]) if set(schema) == {"anyOf"} else [schema]
 
 
-def _also(responses: dict[str, Any], status: str, description: str, *refs: dict[str, str]) -> None:
-    """Document ``status`` with the bodies ``refs`` as well as what the route declared for it."""
+def _also(responses: dict[str, Any], status: str, description: str, *added: dict[str, Any]) -> None:
+    """Document ``status`` with the bodies ``added`` as well as what the route declared for it.
+    Error codes add up: a route's ``(status, *codes)`` schema takes the codes of an added one;
+    a route that declared the status with any code (plain ``ErrorOut``) already covers them."""
+    from chatflow.http.schemas import ERROR_REF, coded_error_schema, error_codes_of
+
     declared = responses.get(status)
+    schemas = _schemas_of(declared) if declared is not None else []
+    for schema in added:
+        codes = error_codes_of(schema)
+        coded = next((i for i, s in enumerate(schemas) if error_codes_of(s) is not None), None)
+        if codes is not None and {"$ref": ERROR_REF} in schemas:
+            continue
+        if codes is not None and coded is not None:
+            known = error_codes_of(schemas[coded]) or []
+            schemas[coded] = coded_error_schema(*known, *(c for c in codes if c not in known))
+        elif schema not in schemas:
+            schemas.append(schema)
     if declared is None:
-        responses[status] = {"description": description, "content": _json_content(*refs)}
+        responses[status] = {"description": description, "content": _json_content(schemas)}
         return
-    schemas = _schemas_of(declared)
-    merged = schemas + [ref for ref in refs if ref not in schemas]
-    declared["content"] = _json_content(*merged)
+    declared["content"] = _json_content(schemas)
     if description not in declared.get("description", ""):
         declared["description"] = f"{declared.get('description', '')}; {description}".lstrip("; ")
 
@@ -377,24 +389,32 @@ def complete_operation(operation: dict[str, Any], *, public: bool) -> None:
 
     Routes declare what their own logic answers (``chatflow.http.schemas.documented``); here:
     a body route can get 400 ``malformed_json``, 415 ``unsupported_media_type`` and 422; a route
-    with parameters 422; every request 413 (any body is measured), 429 (API Gateway's stage
-    throttle ``{"message"}``, or the app's ``{"error"}``) and 503 (a dependency outage, or API
-    Gateway when the function cannot run); bearer routes 401 (API Gateway's authorizer without
-    a token: ``{"message": "Unauthorized"}``; the app: ``token_revoked``, ``account_disabled``)
-    and 403 (the authorizer refused the token: ``{"message": "Forbidden"}``).
+    with parameters 422 ``invalid``; every request 413 ``payload_too_large`` (any body is
+    measured), 429 (API Gateway's stage throttle ``{"message"}``; the app's own 429s are the
+    route's) and 503 (``unavailable``, or API Gateway's ``{"message"}`` when the function cannot
+    run); bearer routes 401 (API Gateway's authorizer without a token: ``{"message":
+    "Unauthorized"}``; the app: ``token_revoked``, ``account_disabled``, ``unauthorized``) and
+    403 (the authorizer refused the token: ``{"message": "Forbidden"}``).
     """
+    from chatflow.http.schemas import coded_error_schema as coded
+
     responses: dict[str, Any] = operation.setdefault("responses", {})
     invalid = responses.get("422")
     if invalid and "HTTPValidationError" in json.dumps(invalid):
         del responses["422"]  # Powertools' default; ours is the {"error": ...} envelope
     if "requestBody" in operation:
-        _also(responses, "400", "malformed_json: the body is not JSON", _ERROR_REF)
-        _also(responses, "415", "unsupported_media_type: send the body as application/json", _ERROR_REF)
+        _also(responses, "400", "malformed_json: the body is not JSON", coded("malformed_json"))
+        _also(
+            responses,
+            "415",
+            "unsupported_media_type: send the body as application/json",
+            coded("unsupported_media_type"),
+        )
     if "requestBody" in operation or operation.get("parameters"):
-        _also(responses, "422", "invalid: details.fields lists the offending fields", _ERROR_REF)
-    _also(responses, "413", "payload_too_large: the request body exceeds the limit", _ERROR_REF)
+        _also(responses, "422", "invalid: details.fields lists the offending fields", coded("invalid"))
+    _also(responses, "413", "payload_too_large: the body exceeds the limit", coded("payload_too_large"))
     _also(responses, "429", "too many requests (API Gateway's throttle answers {message})", _GATEWAY_REF)
-    _also(responses, "503", "unavailable: a backing service is down; retry", _ERROR_REF, _GATEWAY_REF)
+    _also(responses, "503", "unavailable: a backing service is down", coded("unavailable"), _GATEWAY_REF)
     if not public:
         operation.setdefault("security", [{BEARER_SCHEME: []}])
         _also(
@@ -403,7 +423,7 @@ def complete_operation(operation: dict[str, Any], *, public: bool) -> None:
             'no token: API Gateway answers {"message": "Unauthorized"}; '
             "a revoked token or disabled account: token_revoked, account_disabled",
             _GATEWAY_REF,
-            _ERROR_REF,
+            coded("token_revoked", "account_disabled", "unauthorized"),
         )
         _also(responses, "403", 'the authorizer refused the token: {"message": "Forbidden"}', _GATEWAY_REF)
 

@@ -36,8 +36,10 @@ class _Model(BaseModel):
     model_config = ConfigDict(defer_build=True)
 
 
-#: An error status a route declares: the status alone, or (status, "the codes it carries").
-ErrorStatus = int | tuple[int, str]
+#: An error status a route declares: the status alone (any code), or ``(status, *codes)``: the
+#: ``error.code`` values it carries, e.g. ``(404, "room_not_found", "message_not_found")``.
+ErrorStatus = int | tuple[Any, ...]
+ERROR_REF = "#/components/schemas/ErrorOut"
 
 
 class ErrorDetail(_Model):
@@ -57,13 +59,38 @@ class GatewayMessageOut(_Model):
     message: str = Field(examples=["Unauthorized"])
 
 
+def coded_error_schema(*codes: str) -> dict[str, Any]:
+    """The ``ErrorOut`` schema restricted to ``codes`` (``error.code`` is one of them)."""
+    return {
+        "allOf": [{"$ref": ERROR_REF}],
+        "properties": {"error": {"type": "object", "properties": {"code": {"enum": list(codes)}}}},
+    }
+
+
+def error_codes_of(schema: dict[str, Any]) -> list[str] | None:
+    """The codes a :func:`coded_error_schema` allows; None for any other schema."""
+    if schema.get("allOf") != [{"$ref": ERROR_REF}]:
+        return None
+    enum = schema.get("properties", {}).get("error", {}).get("properties", {}).get("code", {}).get("enum")
+    return list(enum) if isinstance(enum, list) else None
+
+
 def error_responses(*statuses: ErrorStatus) -> dict[int, OpenAPIResponse]:
-    """The ``{"error": {...}}`` bodies of ``statuses``; ``(404, "room_not_found")`` names the codes."""
+    """The ``{"error": {...}}`` bodies of ``statuses``; ``(404, "room_not_found")`` restricts
+    ``error.code`` to the codes given (and names them in the description)."""
     out: dict[int, OpenAPIResponse] = {}
     for entry in statuses:
-        status, codes = entry if isinstance(entry, tuple) else (entry, None)
-        description = _DESCRIPTIONS[status] if codes is None else f"{_DESCRIPTIONS[status]}: {codes}"
-        out[status] = {"description": description, "content": {"application/json": {"model": ErrorOut}}}
+        if isinstance(entry, tuple):
+            status, codes = int(entry[0]), [str(c) for c in entry[1:]]
+            out[status] = {
+                "description": f"{_DESCRIPTIONS[status]}: {', '.join(codes)}",
+                "content": {"application/json": {"schema": coded_error_schema(*codes)}},
+            }
+        else:
+            out[entry] = {
+                "description": _DESCRIPTIONS[entry],
+                "content": {"application/json": {"model": ErrorOut}},
+            }
     return out
 
 

@@ -22,9 +22,9 @@ def routes(services: HttpServices) -> Router:
         responses=documented(
             200,
             "Banned (idempotent)",
-            (403, "forbidden (admins only)"),
+            (403, "forbidden"),
             (404, "not_found"),
-            (422, "invalid, cannot_ban_self"),
+            (422, "invalid", "cannot_ban_self"),
         ),
     )
     def ban(user_id: UUID) -> BanOut:
@@ -35,7 +35,7 @@ def routes(services: HttpServices) -> Router:
         "/admin/users/<user_id>/unban",
         summary="Lift a ban (old tokens stay void)",
         tags=["admin"],
-        responses=documented(200, "Unbanned", (403, "forbidden (admins only)"), (404, "not_found"), 422),
+        responses=documented(200, "Unbanned", (403, "forbidden"), (404, "not_found"), 422),
     )
     def unban(user_id: UUID) -> UserEnvelope:
         user = services.users.unban(current_identity(router), user_id)

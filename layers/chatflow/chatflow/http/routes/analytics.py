@@ -28,7 +28,7 @@ def routes(services: HttpServices) -> Router:
         "/admin/analytics",
         summary="Usage figures (admins only)",
         tags=["admin"],
-        responses=documented(200, "Usage figures", (403, "forbidden (admins only)"), 422, model=AnalyticsOut),
+        responses=documented(200, "Usage figures", (403, "forbidden"), 422, model=AnalyticsOut),
     )
     def get_analytics(
         from_: Annotated[date | None, Query(alias="from", description="first UTC day (YYYY-MM-DD)")] = None,

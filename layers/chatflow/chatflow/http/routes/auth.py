@@ -51,7 +51,7 @@ def routes(services: HttpServices) -> Router:
             201,
             "Account created; signed in",
             (409, "handle_taken"),
-            (422, "invalid, invalid_handle, invalid_display_name"),
+            (422, "invalid", "invalid_handle", "weak_password", "invalid_display_name"),
         ),
     )
     def register(body: RegisterRequest) -> TokenPairOut:

@@ -47,7 +47,7 @@ def routes(services: HttpServices) -> Router:
             "A page of messages",
             (403, "not_a_member"),
             (404, "room_not_found"),
-            (422, "invalid, invalid_range"),
+            (422, "invalid", "invalid_range"),
             model=HistoryOut,
         ),
     )
@@ -73,10 +73,10 @@ def routes(services: HttpServices) -> Router:
         responses=documented(
             200,
             "The edited message",
-            (403, "not_author, not_a_member"),
-            (404, "room_not_found, message_not_found"),
+            (403, "not_author", "not_a_member"),
+            (404, "room_not_found", "message_not_found"),
             (409, "message_deleted"),
-            (422, "invalid, invalid_body, body_too_long"),
+            (422, "invalid", "invalid_body", "body_too_long"),
             model=MessageOut,
         ),
     )
@@ -90,8 +90,8 @@ def routes(services: HttpServices) -> Router:
         responses=documented(
             200,
             "The deleted message (body null)",
-            (403, "not_author, not_a_member"),
-            (404, "room_not_found, message_not_found"),
+            (403, "not_author", "not_a_member"),
+            (404, "room_not_found", "message_not_found"),
             model=MessageOut,
         ),
     )

@@ -57,7 +57,9 @@ def routes(services: HttpServices) -> Router:
         "/rooms",
         summary="The caller's rooms (with unread counts) or discoverable public rooms",
         tags=["rooms"],
-        responses=documented(200, "A page of rooms", (422, "invalid, invalid_cursor"), model=RoomPageOut),
+        responses=documented(
+            200, "A page of rooms", (422, "invalid", "invalid_cursor", "invalid_limit"), model=RoomPageOut
+        ),
     )
     def list_rooms(
         scope: Annotated[
@@ -85,7 +87,7 @@ def routes(services: HttpServices) -> Router:
             201,
             "The new room",
             (409, "name_taken"),
-            (422, "invalid, invalid_name, invalid_topic"),
+            (422, "invalid", "invalid_name", "invalid_topic"),
             model=RoomOut,
         ),
     )
@@ -139,10 +141,10 @@ def routes(services: HttpServices) -> Router:
         responses=documented(
             201,
             "Added",
-            (403, "not_owner, not_a_member, dm_membership_fixed, user_banned"),
-            (404, "room_not_found, user_not_found"),
+            (403, "not_owner", "not_a_member", "dm_membership_fixed", "user_banned"),
+            (404, "room_not_found", "user_not_found"),
             (409, "already_member"),
-            (422, "invalid, invalid_target"),
+            (422, "invalid", "invalid_target"),
             model=MemberOut,
         ),
     )
@@ -160,9 +162,9 @@ def routes(services: HttpServices) -> Router:
         responses=documented(
             204,
             "Removed",
-            (403, "not_owner, not_a_member, dm_membership_fixed"),
-            (404, "room_not_found, not_a_member (the user to remove is not one)"),
-            (422, "invalid, cannot_remove_self"),
+            (403, "not_owner", "not_a_member", "dm_membership_fixed"),
+            (404, "room_not_found", "not_a_member"),
+            (422, "invalid", "cannot_remove_self"),
         ),
     )
     def remove_member(room_id: UUID, user_id: UUID) -> Response[str]:
@@ -180,7 +182,7 @@ def routes(services: HttpServices) -> Router:
                 "The DM, created",
                 (403, "user_banned"),
                 (404, "user_not_found"),
-                (422, "invalid, invalid_target, dm_self"),
+                (422, "invalid", "invalid_target", "dm_self"),
                 model=RoomOut,
             ),
         },
