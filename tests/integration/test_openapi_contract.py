@@ -70,7 +70,10 @@ def gateway(chatflow_env: dict[str, str]) -> Iterator[RunningGateway]:
         redis_prefix=chatflow_env["REDIS_KEY_PREFIX"],
         base=dict(os.environ),
     )
-    config = GatewayConfig(env=env, with_eventbridge=False, with_schedules=False)
+    # Warm: on a loaded machine a cold http_api worker alone can outlast a client's timeout.
+    config = GatewayConfig(
+        env=env, with_eventbridge=False, with_schedules=False, warm=("authorizer", "http_api")
+    )
     with running_gateway(config) as running:
         yield running
 
@@ -112,7 +115,7 @@ def world(chatflow_env: dict[str, str]) -> World:
 
 @pytest.fixture(scope="module")
 def api_schema(gateway: RunningGateway) -> Any:
-    return schemathesis.openapi.from_url(gateway.http_url + "/openapi.json")
+    return schemathesis.openapi.from_url(gateway.http_url + "/openapi.json", timeout=60)
 
 
 def _strategy(operation: Any, world: World) -> st.SearchStrategy[Any]:
