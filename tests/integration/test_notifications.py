@@ -279,6 +279,26 @@ def test_a_message_created_event_delivered_after_the_delete_stores_no_text(db: D
     assert [(n["kind"], n["preview"]) for n in notes] == [("direct_message", "")]
 
 
+def test_a_delete_committed_between_reading_the_text_and_storing_the_notification_wins(
+    db: DB, fn: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sender, peer, room = _dm(db)
+    _use_channel(fn, SnsNotificationChannel(None))
+    created = _message(room, sender, "sam", 1, "delete me quickly", [])
+    _store(db, created)
+    repo = fn.container.notification_repository
+    read = repo.current_body
+
+    def read_then_delete(message_id: UUID) -> str | None:
+        text: str | None = read(message_id)  # the consumer saw the text...
+        db.execute("UPDATE messages SET body = NULL, deleted_at = now() WHERE id = %s", (message_id,))
+        return text  # ...and the delete commits before its insert
+
+    monkeypatch.setattr(repo, "current_body", read_then_delete)
+    _invoke(fn, envelope(created))
+    assert [n["preview"] for n in _notifications(db, peer)] == [""]
+
+
 def test_invalid_or_foreign_events_are_refused(fn: ModuleType) -> None:
     from chatflow.events.schemas import InvalidEvent
 

@@ -104,9 +104,13 @@ class PostgresNotificationRepository:
             ids: list[int] = []
             for n in plan.notifications:
                 row = conn.execute(
+                    # A message deleted since the plan read its text gets no preview either.
                     """INSERT INTO notifications (user_id, kind, room_id, event_id, message_id, seq,
                                                   actor_id, actor_handle, preview)
-                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s,
+                               CASE WHEN EXISTS (SELECT 1 FROM messages m
+                                                  WHERE m.id = %s AND m.deleted_at IS NOT NULL)
+                                    THEN '' ELSE %s END)
                        ON CONFLICT (user_id, event_id, kind) DO NOTHING
                        RETURNING id""",
                     (
@@ -118,6 +122,7 @@ class PostgresNotificationRepository:
                         n.seq,
                         n.actor_id,
                         n.actor_handle,
+                        n.message_id,
                         n.preview,
                     ),
                 ).fetchone()
