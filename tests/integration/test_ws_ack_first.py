@@ -159,3 +159,30 @@ def test_a_ticket_left_by_a_crashed_holder_expires(turns: RedisFanoutTurns, cont
     redis: RedisConnection = container.redis
     turns.release(room, user, 2)
     assert redis.client.exists(redis.key("rt", "fo", f"{{{room}}}", str(user))) == 0
+
+
+def test_the_event_goes_to_the_bus_after_the_ack_and_the_fan_out(
+    ws: WsHarness, alice: Identity, bob: Identity, room_id: UUID
+) -> None:
+    """PutEvents (the after-commit outbox flush) no longer delays the ack: it runs once the frames
+    are out, and the event still reaches the bus."""
+    from tests.support.lambdas import load_handler_module
+
+    a, b = ws.connected(alice), ws.connected(bob)
+    order = _record_order(ws)
+    outbox = load_handler_module("ws_messages").container.outbox
+    original = outbox.flush
+
+    def flush(limit: int | None = None) -> Any:
+        order.append(("flush", {}))
+        return original(limit)
+
+    outbox.flush = flush
+    ws.recorder.calls.clear()
+    ack = ws.send(a, _frame(room_id, "ev-1"))
+    assert [cid for cid, _ in order] == [a, b, "flush"]
+    deadline = time.monotonic() + 10
+    while "message.created" not in ws.recorder.detail_types() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (created,) = ws.recorder.details("message.created")
+    assert created["seq"] == ack["seq"]

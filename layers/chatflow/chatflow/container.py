@@ -249,7 +249,7 @@ class Container:
     def messages(self) -> MessageService:
         from chatflow.domain.messages import MessageService
 
-        return MessageService(self.message_repository, self.rooms, self.settings)
+        return MessageService(self.message_repository, self.rooms, self.settings, outbox=self.outbox)
 
     # --- identity -----------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ them, chatflow.container).
 from __future__ import annotations
 
 import re
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -37,7 +38,7 @@ from chatflow.events.schemas import DomainEvent, MessageCreated, MessageDeleted,
 
 if TYPE_CHECKING:
     from chatflow.domain.identity import Identity
-    from chatflow.domain.ports import MessageRepository
+    from chatflow.domain.ports import MessageRepository, OutboxFlusher
     from chatflow.domain.rooms import RoomService
     from chatflow.settings import Settings
 
@@ -100,10 +101,25 @@ def _require_member(room: Room, membership: Membership | None) -> None:
 
 
 class MessageService:
-    def __init__(self, messages: MessageRepository, rooms: RoomService, settings: Settings) -> None:
+    def __init__(
+        self,
+        messages: MessageRepository,
+        rooms: RoomService,
+        settings: Settings,
+        *,
+        outbox: OutboxFlusher | None = None,
+    ) -> None:
         self._messages = messages
         self._rooms = rooms
         self._settings = settings
+        self._outbox = outbox
+
+    def events_held(self) -> AbstractContextManager[None]:
+        """Hold the after-commit event flush (PutEvents) of the writes made inside the block until
+        its end: ``sendMessage`` acks and fans out first, then the ``message.created`` event goes
+        to the bus (the transactional outbox keeps it safe meanwhile; the sweep sends it if the
+        function dies before the block ends)."""
+        return self._outbox.deferred() if self._outbox is not None else nullcontext()
 
     # --- send ----------------------------------------------------------------------------
 

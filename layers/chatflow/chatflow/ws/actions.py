@@ -67,10 +67,17 @@ class Caller:
 
 
 def send_message(c: Caller, f: frames.SendMessage) -> Reply:
-    """The ack goes out FIRST (over @connections), then the room's fan-out: the sender never
-    waits for the room (docs/protocol.md). A resend (same clientMessageId) creates and fans out
-    nothing and is answered with the original ack, ``duplicate: true``."""
+    """The ack goes out FIRST (over @connections), then the room's fan-out, then the event to the
+    bus: the sender waits for neither the room nor EventBridge (docs/protocol.md). A resend (same
+    clientMessageId) creates and fans out nothing and is answered with the original ack,
+    ``duplicate: true``."""
     c.check_rate("messages")
+    # The message.created event goes to the bus after the ack and the fan-out (outbox: safe).
+    with c.services.messages.events_held():
+        return _send_message(c, f)
+
+
+def _send_message(c: Caller, f: frames.SendMessage) -> Reply:
     message, created = c.services.messages.send(c.identity, f.room_id, f.client_message_id, f.body)
     payload = message_to_dict(message)
     ack = {
