@@ -235,3 +235,32 @@ def test_a_wrong_password_never_rehashes(api: HttpApiClient, db: DB) -> None:
     row = db.execute("SELECT password_hash FROM users WHERE id = %s", (pair["user"]["id"],)).fetchone()
     assert row is not None
     assert row["password_hash"] == old_hash
+
+
+def test_a_caller_at_the_longest_wait_does_not_get_its_free_failures_back(
+    chatflow_env: dict[str, str],
+) -> None:
+    """The failure count outlives each wait by the quiet window: waiting out the longest wait
+    and failing again waits again (instead of starting over with free failures)."""
+    from chatflow.adapters.redis_client import RedisConnection
+    from chatflow.adapters.redis_user_status import RedisLoginThrottle
+    from chatflow.settings import get_settings
+
+    redis = RedisConnection(get_settings())
+    try:
+        throttle = RedisLoginThrottle(
+            redis, pair=LoginBackoff(1, 1, 2), per_ip=LoginBackoff(1000, 1, 2), window_s=1
+        )
+        handle, throttle_ip = unique_handle(), _ip()
+        throttle.record_failure(handle, throttle_ip)  # free
+        throttle.record_failure(handle, throttle_ip)  # waits 1 s
+        throttle.record_failure(handle, throttle_ip)  # waits 2 s (the longest here)
+        assert throttle.retry_after(handle, throttle_ip) == 2
+        deadline = time.monotonic() + 5
+        while throttle.retry_after(handle, throttle_ip) is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert throttle.retry_after(handle, throttle_ip) is None  # the wait is over...
+        throttle.record_failure(handle, throttle_ip)
+        assert throttle.retry_after(handle, throttle_ip) == 2  # ...but the next failure waits again
+    finally:
+        redis.close()

@@ -61,9 +61,10 @@ class RedisLoginThrottle:
     progressive back-off (:class:`~chatflow.domain.user_models.LoginBackoff`), never a hard lock.
 
     Keys: ``<prefix>login:fail:<ip>:<handle>`` / ``<prefix>login:ipfail:<ip>`` count failures
-    (forgotten ``window_s`` after the last failure); ``login:wait:<ip>:<handle>`` /
-    ``login:ipwait:<ip>`` exist while the next attempt must wait (their TTL is the wait). A check
-    is one round trip (two PTTLs); a failure one (two INCR + EXPIRE), plus one SET when a wait starts.
+    (forgotten ``window_s`` after the last failure, or after the wait it started);
+    ``login:wait:<ip>:<handle>`` / ``login:ipwait:<ip>`` exist while the next attempt must wait
+    (their TTL is the wait). A check is one round trip (two PTTLs); a failure one (two INCR +
+    EXPIRE), plus one (SET + EXPIRE) when a wait starts.
     """
 
     def __init__(
@@ -102,14 +103,17 @@ class RedisLoginThrottle:
         pipe.expire(ip_count, self.window_s)
         pair_failures, _, ip_failures, _ = pipe.execute()
         waits = (
-            (pair_wait, self.pair.delay_s(int(pair_failures))),
-            (ip_wait, self.per_ip.delay_s(int(ip_failures))),
+            (pair_count, pair_wait, self.pair.delay_s(int(pair_failures))),
+            (ip_count, ip_wait, self.per_ip.delay_s(int(ip_failures))),
         )
-        if any(delay for _, delay in waits):
+        if any(delay for _, _, delay in waits):
             pipe = self._redis.client.pipeline(transaction=False)
-            for key, delay in waits:
+            for count_key, wait_key, delay in waits:
                 if delay:
-                    pipe.set(key, "1", ex=delay)
+                    pipe.set(wait_key, "1", ex=delay)
+                    # The count outlives the wait by the window: otherwise a count expiring with a
+                    # maximal wait would hand the caller its free failures again every window.
+                    pipe.expire(count_key, self.window_s + delay)
             pipe.execute()
 
     def reset(self, handle: str, source_ip: str) -> None:
