@@ -29,8 +29,11 @@ logger = Logger()
 metrics = Metrics()
 container = Container(get_settings())
 snapstart.register(container)  # close pools/Redis before the snapshot
-# Imports and object graphs at init (no network): inside the SnapStart snapshot.
-container.prime(chat=True)
+# Imports and object graphs at init (no network): inside the SnapStart snapshot. Not ROOMS'
+# messages service: it would import psycopg, which a handshake with a warm users cache never
+# needs (0.91x -> ~0.5x of the baseline without SnapStart, docs/performance.md).
+container.prime(chat=False)
+_ = container.users
 
 
 def _refuse(status: int, code: str) -> dict[str, Any]:
