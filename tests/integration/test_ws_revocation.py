@@ -103,6 +103,60 @@ def test_logout_everywhere_closes_the_users_live_sockets(ws: WsHarness, rooms: R
     assert refused["statusCode"] == 403
 
 
+def test_a_password_change_closes_every_live_socket_of_the_user(
+    ws: WsHarness, rooms: RoomService, db: DB
+) -> None:
+    user, _ = _registered_user(ws)
+    friend = insert_user(db)
+    room = _room_with(rooms, friend, user)
+    sockets = [ws.connected(user) for _ in range(2)]
+    friend_cid = ws.connected(friend)
+    _after_issue(user)
+
+    response = _http(
+        "POST",
+        "/auth/password",
+        identity=user,
+        json={"currentPassword": "correct-horse-battery", "newPassword": "a brand new secret"},
+    )
+    assert response["statusCode"] == 200, response
+    fresh = json.loads(response["body"])
+
+    assert all(ws.backend.closed_by_api(cid) for cid in sockets)
+    assert _registry(ws).connections_of([user.user_id]) == []
+    ws.clear()
+    _say(ws, friend_cid, room, "after the password change")
+    assert all(ws.received(cid, "message") == [] for cid in sockets)
+    _, refused = ws.connect(user)  # a token issued before the change
+    assert refused["statusCode"] == 403
+    # The caller's new pair connects and hears the room again.
+    cid = ws.connected(ws.container.token_verifier.verify(fresh["accessToken"]))
+    ws.clear()
+    _say(ws, friend_cid, room, "welcome back")
+    assert [f["message"]["body"] for f in ws.received(cid, "message")] == ["welcome back"]
+
+
+def test_an_http_admin_delete_closes_the_users_live_sockets(
+    ws: WsHarness, rooms: RoomService, db: DB
+) -> None:
+    admin = insert_user(db, role="admin")
+    gone, friend = insert_user(db), insert_user(db)
+    room = _room_with(rooms, friend, gone)
+    sockets = [ws.connected(gone) for _ in range(2)]
+    friend_cid = ws.connected(friend)
+
+    response = _http("DELETE", f"/admin/users/{gone.user_id}", identity=admin)
+    assert response["statusCode"] == 200, response
+    assert json.loads(response["body"])["sessionsClosed"] == 2
+    assert all(ws.backend.closed_by_api(cid) for cid in sockets)
+    assert _registry(ws).connections_of([gone.user_id]) == []
+    ws.clear()
+    _say(ws, friend_cid, room, "after the delete")
+    assert all(ws.received(cid, "message") == [] for cid in sockets)
+    _, refused = ws.connect(gone)
+    assert refused["statusCode"] == 403
+
+
 def test_logout_of_one_device_leaves_the_other_sessions_alone(ws: WsHarness) -> None:
     user, refresh = _registered_user(ws)
     cid = ws.connected(user)

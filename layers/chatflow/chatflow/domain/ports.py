@@ -423,6 +423,12 @@ class UserRepository(Protocol):
         """status=deleted (soft: messages keep their sender), tokens void, refresh tokens revoked."""
         ...
 
+    def change_password(self, user_id: UUID, old_hash: str, new_hash: str) -> UserStatus | None:
+        """If the user is active and their hash is still ``old_hash``: the new hash,
+        tokens_valid_after=now and every refresh token revoked, one transaction. None otherwise
+        (changed meanwhile, disabled, unknown)."""
+        ...
+
     def store_refresh_token(self, token: RefreshTokenRecord) -> None: ...
     def rotate_refresh_token(self, token_hash: bytes, replacement: RefreshTokenRecord) -> RefreshOutcome:
         """Atomically consume ``token_hash`` and store ``replacement`` in the same family; a

@@ -227,6 +227,45 @@ class UserService:
             self._cache_put(revoked.user_id, status)
             self._terminate_sessions(revoked.user_id)
 
+    def change_password(
+        self, identity: Identity, current_password: str, new_password: str, source_ip: str
+    ) -> TokenPair:
+        """Replace the caller's password and end every other session: the new hash at the
+        configured scrypt cost, every access token issued so far void (tokens_valid_after = now,
+        as "log out everywhere"), every refresh token revoked -- one transaction -- then every live
+        WebSocket of the user closed. Returns a fresh pair so this device stays signed in.
+
+        A wrong current password is a failed sign-in for the throttle (per handle and source IP,
+        as :meth:`login`): 401 ``invalid_credentials``, and 429 ``too_many_attempts`` past the free
+        failures (checked before the password is). The new password follows the policy of
+        :meth:`register` (422 ``weak_password``)."""
+        key = identity.handle.strip().lower()[:64]
+        ip = throttle_source(source_ip)
+        self._check_throttle(key, ip)
+        check_password_policy(new_password)  # before any scrypt: bad input costs nothing
+        found = self.repo.find_credentials(key) if HANDLE_RE.match(key) else None
+        if found is None or found[0].id != identity.user_id:
+            dummy_verify(current_password, self.password_params)
+            self._record_failure(key, ip)
+            raise Unauthorized("current password is wrong", code="invalid_credentials")
+        user, password_hash = found
+        if not verify_password(current_password, password_hash):
+            self._record_failure(key, ip)
+            raise Unauthorized("current password is wrong", code="invalid_credentials")
+        self._reset_throttle(key, ip)
+        status = self.repo.change_password(
+            user.id, password_hash, hash_password(new_password, self.password_params)
+        )
+        if status is None:
+            # Changed (or the account disabled) since it was read: the current password checked
+            # above is no longer the current one.
+            raise Unauthorized("current password is wrong", code="invalid_credentials")
+        self._cache_put(user.id, status)
+        self._terminate_sessions(user.id)
+        log.info("password changed; every other session ended")
+        valid_after = datetime.fromtimestamp(status.tokens_valid_after, UTC)
+        return self._new_session(replace(user, tokens_valid_after=valid_after))
+
     def me(self, identity: Identity) -> User:
         user = self.repo.get_user(identity.user_id)
         if user is None:
@@ -269,12 +308,23 @@ class UserService:
         found = self.repo.find_credentials(normalize_handle(handle))
         if found is None:
             raise NotFound(f"no user with handle {handle!r}")
-        user_id = found[0].id
+        return self._soft_delete(found[0].id)[0]
+
+    def delete_user_by_id(self, actor: Identity, user_id: uuid.UUID) -> tuple[User, int | None]:
+        """The admin CLI's soft delete by id (``DELETE /admin/users/{id}``, admins only):
+        idempotent, NotFound for an unknown user. Returns the user and how many live sessions
+        were closed (None: no terminator wired, or it failed -- as :meth:`ban`)."""
+        self._require_admin(actor)
+        if user_id == actor.user_id:
+            raise InvalidInput("administrators cannot delete themselves", code="cannot_delete_self")
+        return self._soft_delete(user_id)
+
+    def _soft_delete(self, user_id: uuid.UUID) -> tuple[User, int | None]:
         self._cache_put(user_id, self.repo.delete_user(user_id))
-        self._terminate_sessions(user_id)
+        closed = self._terminate_sessions(user_id)
         user = self.repo.get_user(user_id)
         assert user is not None
-        return user
+        return user, closed
 
     def find_by_handle(self, handle: str) -> User:
         """The user with this handle, whatever their status (the admin CLI's ``show``)."""

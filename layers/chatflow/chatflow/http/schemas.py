@@ -134,6 +134,13 @@ class BanOut(_Model):
     )
 
 
+class DeleteUserOut(_Model):
+    user: UserOut
+    sessionsClosed: int | None = Field(
+        description="Live WebSocket sessions closed; null when no terminator is wired or it failed"
+    )
+
+
 class UserEnvelope(_Model):
     user: UserOut
 

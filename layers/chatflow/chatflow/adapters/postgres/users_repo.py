@@ -168,6 +168,19 @@ class PostgresUserRepository:
             self._revoke_all_refresh_tokens(conn, user_id)
         return _status(row)
 
+    def change_password(self, user_id: UUID, old_hash: str, new_hash: str) -> UserStatus | None:
+        with self._pools.writer().connection() as conn, conn.transaction():
+            row = conn.execute(
+                f"""UPDATE users SET password_hash = %s, tokens_valid_after = now(), updated_at = now()
+                    WHERE id = %s AND password_hash = %s AND status = 'active'
+                    RETURNING {_STATUS_COLUMNS}""",
+                (new_hash, user_id, old_hash),
+            ).fetchone()
+            if row is None:
+                return None
+            self._revoke_all_refresh_tokens(conn, user_id)
+        return _status(row)
+
     def store_refresh_token(self, token: RefreshTokenRecord) -> None:
         with self._pools.writer().connection() as conn:
             conn.execute(

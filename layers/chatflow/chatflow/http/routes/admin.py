@@ -1,4 +1,4 @@
-"""Admin: ban / unban a user (admins only; see docs/auth.md for how admins are made)."""
+"""Admin: ban / unban / delete a user (admins only; see docs/auth.md for how admins are made)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from uuid import UUID
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from chatflow.http.context import current_identity
-from chatflow.http.schemas import BanOut, UserEnvelope, documented
+from chatflow.http.schemas import BanOut, DeleteUserOut, UserEnvelope, documented
 from chatflow.http.services import HttpServices
 from chatflow.wire import user_to_dict
 
@@ -40,5 +40,25 @@ def routes(services: HttpServices) -> Router:
     def unban(user_id: UUID) -> UserEnvelope:
         user = services.users.unban(current_identity(router), user_id)
         return UserEnvelope.model_validate({"user": user_to_dict(user)})
+
+    @router.delete(
+        "/admin/users/<user_id>",
+        summary="Delete a user (soft): tokens void, sessions closed",
+        description=(
+            "The admin CLI's `delete`, by id: status deleted (messages keep their sender), every "
+            "token void, every refresh token revoked, every live WebSocket closed. Idempotent."
+        ),
+        tags=["admin"],
+        responses=documented(
+            200,
+            "Deleted (idempotent)",
+            (403, "forbidden (admins only)"),
+            (404, "not_found"),
+            (422, "invalid, cannot_delete_self"),
+        ),
+    )
+    def delete_user(user_id: UUID) -> DeleteUserOut:
+        user, closed = services.users.delete_user_by_id(current_identity(router), user_id)
+        return DeleteUserOut.model_validate({"user": user_to_dict(user), "sessionsClosed": closed})
 
     return router

@@ -1,4 +1,4 @@
-"""Auth routes: register, login, refresh (rotation), logout, and the public JWKS.
+"""Auth routes: register, login, refresh (rotation), logout, password change, and the public JWKS.
 
 Bodies are camelCase JSON; answers with tokens are the ``TokenPair`` shape:
 ``{"accessToken", "tokenType": "Bearer", "expiresIn", "refreshToken", "refreshExpiresIn", "user"}``.
@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from chatflow.domain.passwords import PASSWORD_MAX_CHARS
-from chatflow.http.context import source_ip
+from chatflow.http.context import current_identity, source_ip
 from chatflow.http.schemas import JwksOut, TokenPairOut, documented
 from chatflow.http.services import HttpServices
 from chatflow.wire import token_pair_to_dict
@@ -37,6 +37,11 @@ class LoginRequest(_Body):
 
 class RefreshRequest(_Body):
     refreshToken: str = Field(min_length=1, max_length=256)
+
+
+class ChangePasswordRequest(_Body):
+    currentPassword: str = Field(min_length=1, max_length=PASSWORD_MAX_CHARS)
+    newPassword: str = Field(min_length=8, max_length=PASSWORD_MAX_CHARS)
 
 
 def routes(services: HttpServices) -> Router:
@@ -99,6 +104,30 @@ def routes(services: HttpServices) -> Router:
     ) -> Response[str]:
         services.users.logout(body.refreshToken, everywhere=all)
         return Response(status_code=204, content_type=content_types.APPLICATION_JSON, body="")
+
+    @router.post(
+        "/auth/password",
+        summary="Change the caller's password; every other session ends, returns a new pair",
+        description=(
+            "Bearer auth. On success the new password is stored, every access token issued so far "
+            "is void, every refresh token revoked and every live WebSocket of the user closed; the "
+            "answer is a fresh token pair for this device. A wrong currentPassword counts as a "
+            "failed sign-in for the throttle of POST /auth/login (same handle and address)."
+        ),
+        tags=["auth"],
+        responses=documented(
+            200,
+            "Password changed; every other session ended; signed in here with a new pair",
+            (401, "invalid_credentials (currentPassword is wrong), token_revoked, account_disabled"),
+            (422, "invalid, weak_password"),
+            (429, "too_many_attempts"),
+        ),
+    )
+    def change_password(body: ChangePasswordRequest) -> TokenPairOut:
+        pair = services.users.change_password(
+            current_identity(router), body.currentPassword, body.newPassword, source_ip(router)
+        )
+        return TokenPairOut.model_validate(token_pair_to_dict(pair))
 
     @router.get(
         "/.well-known/jwks.json",
