@@ -52,9 +52,9 @@ def routes(services: HttpServices) -> Router:
         responses=documented(
             200,
             "Deleted (idempotent)",
-            (403, "forbidden (admins only)"),
+            (403, "forbidden"),
             (404, "not_found"),
-            (422, "invalid, cannot_delete_self"),
+            (422, "invalid", "cannot_delete_self"),
         ),
     )
     def delete_user(user_id: UUID) -> DeleteUserOut:

@@ -118,8 +118,8 @@ def routes(services: HttpServices) -> Router:
         responses=documented(
             200,
             "Password changed; every other session ended; signed in here with a new pair",
-            (401, "invalid_credentials (currentPassword is wrong), token_revoked, account_disabled"),
-            (422, "invalid, weak_password"),
+            (401, "invalid_credentials"),
+            (422, "invalid", "weak_password"),
             (429, "too_many_attempts"),
         ),
     )
