@@ -507,6 +507,14 @@ export class HttpApi {
     }
   }
 
+  // POST /auth/password: every other session of the user ends (tokens void, sockets closed --
+  // this client's socket too); this client adopts the fresh pair and stays signed in. Throws
+  // ApiError 401 invalid_credentials (wrong current password), 422 weak_password, 429.
+  async changePassword(currentPassword, newPassword) {
+    this._adopt(await this.request("POST", "/auth/password", { currentPassword, newPassword }));
+    return this.user;
+  }
+
   async me() {
     this.user = await this.request("GET", "/users/me");
     return this.user;

@@ -17,11 +17,13 @@ import pytest
 
 from chatflow_client import (
     ActionRefused,
+    ApiError,
     ChatClient,
     ClientOptions,
     Closed,
     Connected,
     Disconnected,
+    HttpApi,
     MessageDeleted,
     MessageEdited,
     MessageReceived,
@@ -314,6 +316,40 @@ def test_the_session_ends_when_the_refresh_token_is_revoked(e2e_target: Target) 
             closed = await events.next(Closed, timeout=60)
             assert isinstance(closed.error, SessionExpired)
             assert phone.state.value == "closed"
+
+    run(scenario)
+
+
+def test_change_password_keeps_this_client_signed_in_and_ends_the_other_sessions(e2e_target: Target) -> None:
+    """``HttpApi.change_password``: this client adopts the fresh pair (its calls keep working), the
+    other device's session ends (SessionExpired once its socket drops), the new password signs in."""
+
+    async def scenario() -> None:
+        async with chat_user(e2e_target, "pw") as (phone, events):
+            laptop, _ = await second_device(e2e_target, phone)
+            try:
+                before = laptop.api.tokens
+                assert before is not None
+                with pytest.raises(ApiError) as wrong:
+                    await laptop.api.change_password("not my password", "a new secret 2")
+                assert (wrong.value.status, wrong.value.code) == (401, "invalid_credentials")
+                user = await laptop.api.change_password(PASSWORD, "a new secret 2")
+                assert phone.user is not None
+                assert user.id == phone.user.id
+                after = laptop.api.tokens
+                assert after is not None
+                assert after.access_token != before.access_token
+                assert after.refresh_token != before.refresh_token
+                assert (await laptop.api.me()).id == user.id  # still signed in here
+            finally:
+                await laptop.close()
+            closed = await events.next(Closed, timeout=60)  # the server closed the phone's socket
+            assert isinstance(closed.error, SessionExpired)
+            other = HttpApi(e2e_target.http_url)
+            try:
+                await other.login(user.handle, "a new secret 2")
+            finally:
+                await other.close()
 
     run(scenario)
 

@@ -131,6 +131,34 @@ def test_logout_everywhere_closes_the_socket(e2e_target: Target) -> None:
     run(scenario)
 
 
+def test_a_password_change_closes_the_socket(e2e_target: Target) -> None:
+    async def scenario() -> None:
+        async def change_password(victim: Victim) -> None:
+            await asyncio.sleep(1.05)  # past the token's whole-second iat, as for logout everywhere
+            await victim.api.change_password(PASSWORD, "a brand new secret")
+
+        await revocation_scenario(e2e_target, change_password)
+
+    run(scenario)
+
+
+def test_an_http_admin_delete_closes_the_socket(e2e_target: Target) -> None:
+    async def scenario() -> None:
+        admin = await e2e_target.admin(PASSWORD)
+        if admin is None:
+            pytest.fail("remote target without CHATFLOW_ADMIN_TOKEN: cannot delete (set it to run this test)")
+        try:
+
+            async def delete(victim: Victim) -> None:
+                await admin.request("DELETE", f"/admin/users/{victim.user_id}")
+
+            await revocation_scenario(e2e_target, delete)
+        finally:
+            await admin.close()
+
+    run(scenario)
+
+
 def test_admin_cli_delete_closes_the_socket(e2e_target: Target, chatflow_env: dict[str, str]) -> None:
     if e2e_target.gateway is None:
         pytest.skip("the admin CLI needs the stage's database and cache (make admin on AWS)")

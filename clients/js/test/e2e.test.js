@@ -6,7 +6,7 @@ import { after, test } from "node:test";
 
 import WebSocket from "ws";
 
-import { ActionRefused, ChatflowClient } from "../chatflow.js";
+import { ActionRefused, ApiError, ChatflowClient, ChatflowError, HttpApi } from "../chatflow.js";
 
 const httpUrl = process.env.CHATFLOW_HTTP_URL;
 const wsUrl = process.env.CHATFLOW_WS_URL;
@@ -136,4 +136,20 @@ test("a refused token is refreshed before the handshake is retried", { skip }, a
   await again.connect();
   assert.notEqual(again.session.accessToken, "not-a-jwt");
   assert.ok(await again.ping());
+});
+
+test("changePassword keeps this client signed in with a fresh pair; the old tokens are void", { skip }, async () => {
+  const { chat } = await user("pw");
+  const before = chat.session;
+  await assert.rejects(chat.api.changePassword("not my password", "a new secret 2"), (err) => err instanceof ApiError && err.status === 401 && err.code === "invalid_credentials");
+  const me = await chat.api.changePassword(PASSWORD, "a new secret 2");
+  assert.equal(me.id, before.user.id);
+  assert.notEqual(chat.session.accessToken, before.accessToken);
+  assert.notEqual(chat.session.refreshToken, before.refreshToken);
+  assert.equal((await chat.api.me()).id, me.id); // still signed in here
+  const stale = new HttpApi({ httpUrl });
+  stale.useSession({ accessToken: before.accessToken, refreshToken: before.refreshToken, user: before.user });
+  await assert.rejects(stale.me(), (err) => err instanceof ChatflowError); // old pair: refused, refresh revoked
+  const fresh = new HttpApi({ httpUrl });
+  assert.equal((await fresh.login(me.handle, "a new secret 2")).id, me.id);
 });

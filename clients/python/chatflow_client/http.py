@@ -256,6 +256,19 @@ class HttpApi:
             self._forget()
             self.user = None
 
+    async def change_password(self, current_password: str, new_password: str) -> User:
+        """Change this account's password (``POST /auth/password``). Every other session of the
+        user ends (its tokens void, its sockets closed -- this client's socket too); this client
+        adopts the fresh token pair the server returns and stays signed in. ApiError 401
+        ``invalid_credentials`` for a wrong current password, 422 ``weak_password``, 429
+        ``too_many_attempts`` (``details["retryAfterS"]``)."""
+        data = await self.request(
+            "POST", "/auth/password", {"currentPassword": current_password, "newPassword": new_password}
+        )
+        self._adopt(wire.token_pair(data))
+        assert self.user is not None
+        return self.user
+
     async def me(self) -> User:
         self.user = wire.user(await self.request("GET", "/users/me"))
         return self.user
