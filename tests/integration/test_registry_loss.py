@@ -9,75 +9,42 @@ re-joins and resumes its rooms.
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
+from contextlib import closing
 from typing import Any
 from uuid import uuid4
 
 import psycopg
 import pytest
-import redis
 
+from tests.support.private_servers import PrivateRedis, private_redis
 from tests.support.rooms import insert_user
 from tests.support.ws_harness import WsHarness, ws_harness
 
 DB = psycopg.Connection[dict[str, Any]]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    no_persistence = ["--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", *no_persistence],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        client = redis.Redis.from_url(url)
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.exceptions.ConnectionError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+@pytest.fixture(name="private_redis")
+def private_redis_fixture() -> Iterator[PrivateRedis]:
+    with private_redis() as server:
+        yield server
 
 
 @pytest.fixture
 def ws(
-    chatflow_env: dict[str, str], private_redis: str, monkeypatch: pytest.MonkeyPatch
+    chatflow_env: dict[str, str], private_redis: PrivateRedis, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[WsHarness]:
-    with ws_harness(monkeypatch, env={"REDIS_URL": private_redis}) as harness:
+    with ws_harness(monkeypatch, env={"REDIS_URL": private_redis.url}) as harness:
         yield harness
 
 
-def _flushall(url: str) -> None:
-    redis.Redis.from_url(url).flushall()
+def _flushall(server: PrivateRedis) -> None:
+    with closing(server.client()) as client:
+        client.flushall()
 
 
 def test_after_redis_loses_its_data_a_frame_makes_the_connection_live_again(
-    ws: WsHarness, private_redis: str, db: DB
+    ws: WsHarness, private_redis: PrivateRedis, db: DB
 ) -> None:
     alice, bob = insert_user(db), insert_user(db)
     room = ws.container.rooms.create_channel(alice, "public", f"loss-{uuid4().hex[:8]}").room
@@ -130,42 +97,24 @@ def test_a_connection_forgotten_by_expiry_is_told_to_resync_without_a_loss(ws: W
 
 
 def test_after_a_restart_without_persistence_the_next_frames_make_connections_live_again(
-    ws: WsHarness, private_redis: str, db: DB
+    ws: WsHarness, private_redis: PrivateRedis, db: DB
 ) -> None:
     """The server process restarts empty on the same address. The handlers' pooled Redis
     connections are dead: a frame may first be answered ``unavailable`` (retry), never a lost
     socket; the next one re-registers the connection and tells it to resync."""
     user = insert_user(db)
     cid = ws.connected(user)
-    port = private_redis.rsplit(":", 1)[1].split("/", maxsplit=1)[0]
-    client = redis.Redis.from_url(private_redis)
-    info = client.info("server")
-    client.shutdown(nosave=True)
-    # The fixture's process is gone; start an empty one on the same port (stopped below).
-    restarted = subprocess.Popen(
-        ["redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if redis.Redis.from_url(private_redis).info("server")["run_id"] != info["run_id"]:
-                    break
-            except redis.exceptions.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, "redis-server did not restart"
-            time.sleep(0.05)
-        ws.clear()
-        replies = [ws.send(cid, {"action": "ping"}) for _ in range(3)]
-        assert [r["type"] for r in replies if r["type"] != "error"], replies
-        assert all(
-            r["type"] == "pong" or r.get("code") in ("unavailable", "cache_unavailable") for r in replies
-        )
-        assert ws.received(cid, "resync") == [{"type": "resync", "reason": "registry_lost"}]
-        registry = ws.container.connection_registry
-        assert [t.connection_id for t in registry.connections_of([user.user_id])] == [cid]
-    finally:
-        restarted.terminate()
-        restarted.wait(timeout=10)
+    # The server process restarts empty on the same port; the handlers' pooled connections die.
+    with closing(private_redis.client()) as client:
+        run_id = client.info("server")["run_id"]
+    private_redis.stop()
+    private_redis.start()
+    with closing(private_redis.client()) as client:
+        assert client.info("server")["run_id"] != run_id
+    ws.clear()
+    replies = [ws.send(cid, {"action": "ping"}) for _ in range(3)]
+    assert [r["type"] for r in replies if r["type"] != "error"], replies
+    assert all(r["type"] == "pong" or r.get("code") in ("unavailable", "cache_unavailable") for r in replies)
+    assert ws.received(cid, "resync") == [{"type": "resync", "reason": "registry_lost"}]
+    registry = ws.container.connection_registry
+    assert [t.connection_id for t in registry.connections_of([user.user_id])] == [cid]
