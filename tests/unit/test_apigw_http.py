@@ -1,4 +1,5 @@
-"""The lean @connections client's SigV4 against botocore's signer, and its credential source.
+"""The lean @connections client's SigV4 (chatflow/adapters/aws_sigv4.py, the fast ``headers`` path)
+against botocore's signer, and its credential source.
 
 Every signature is compared with what botocore's ``SigV4Auth`` produces for the same request at
 the same instant (botocore signs first; its ``X-Amz-Date`` is the instant ours uses), and checked
@@ -16,7 +17,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from chatflow.adapters.apigw_http import AwsCredentials, ConnectionsClient, SigV4Signer, lambda_credentials
+from chatflow.adapters.apigw_http import SERVICE, ConnectionsClient
+from chatflow.adapters.aws_sigv4 import AwsCredentials, SigV4Signer, environment_credentials
 from local_stack.sigv4 import SignedRequest, SigV4Config, verify
 
 ENDPOINT = "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
@@ -70,13 +72,13 @@ def test_path_is_what_botocore_sends_for_the_connection_id() -> None:
 
 def test_the_local_verifier_accepts_it_and_refuses_another_secret() -> None:
     creds = AwsCredentials("testing", "testing")
-    signer = SigV4Signer("us-east-1", lambda: creds)
+    signer = SigV4Signer(SERVICE, "us-east-1", lambda: creds)
     path = "/local/@connections/BFHPhfCWIAMCKlQ%3D"
     headers = signer.headers("POST", "127.0.0.1:8002", path, b"{}")
     request = SignedRequest("POST", path, "", list(headers.items()), b"{}")
     assert verify(request, service="execute-api", config=SigV4Config()) == "testing"
 
-    wrong = SigV4Signer("us-east-1", lambda: AwsCredentials("testing", "other"))
+    wrong = SigV4Signer(SERVICE, "us-east-1", lambda: AwsCredentials("testing", "other"))
     bad = wrong.headers("POST", "127.0.0.1:8002", path, b"{}")
     with pytest.raises(Exception, match="signature we calculated does not match"):
         verify(
@@ -88,7 +90,7 @@ def test_the_local_verifier_accepts_it_and_refuses_another_secret() -> None:
 
 def test_signing_key_is_cached_per_secret_and_day_and_follows_a_rotation() -> None:
     current = {"creds": AwsCredentials("AKID1", "secret-1")}
-    signer = SigV4Signer("us-east-1", lambda: current["creds"])
+    signer = SigV4Signer(SERVICE, "us-east-1", lambda: current["creds"])
     signer.headers("POST", "h", "/p", b"x", now=1_700_000_000)
     first = signer.signing_key("secret-1", "20231114")
     assert signer.signing_key("secret-1", "20231114") is first  # cached: no re-derivation
@@ -102,13 +104,13 @@ def test_signing_key_is_cached_per_secret_and_day_and_follows_a_rotation() -> No
     assert signer.signing_key("secret-2", "20231115") != signer.signing_key("secret-2", "20231114")
 
 
-def test_lambda_credentials_are_read_again_on_every_call(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_credentials_are_read_again_on_every_call(monkeypatch: pytest.MonkeyPatch) -> None:
     """Lambda replaces the environment's credentials when it rotates them (and SnapStart restores
     a snapshot taken with other ones): a source resolved at init must see the new ones."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKID-OLD")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "old-secret")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "old-token")
-    source = lambda_credentials()
+    source = environment_credentials()
     assert source() == AwsCredentials("AKID-OLD", "old-secret", "old-token")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKID-NEW")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "new-secret")
@@ -128,7 +130,7 @@ def test_without_keys_in_the_environment_botocore_chain_is_used(monkeypatch: pyt
         shared.flush()
         monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", shared.name)
         monkeypatch.setenv("AWS_CONFIG_FILE", shared.name + ".none")
-        assert lambda_credentials()() == AwsCredentials("AKIDFILE", "file-secret", None)
+        assert environment_credentials()() == AwsCredentials("AKIDFILE", "file-secret", None)
 
 
 def test_endpoint_url_must_be_http() -> None:

@@ -9,18 +9,18 @@ import socket
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import botocore.auth
 import pytest
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from chatflow.adapters.aws_http import (
-    AwsConnectionError,
+from chatflow.adapters.aws_http import AwsConnectionError, AwsJsonClient, AwsServiceError
+from chatflow.adapters.aws_sigv4 import (
     AwsCredentials,
-    AwsJsonClient,
-    AwsServiceError,
-    SigV4,
+    NoCredentialsError,
+    SigV4Signer,
     environment_credentials,
 )
 from local_stack.eventbridge.http_api import RunningEventBridgeApi
@@ -46,7 +46,7 @@ def _botocore_authorization(creds: AwsCredentials, service: str, headers: dict[s
 @pytest.mark.parametrize("token", [None, "IQoJb3JpZ2luX2VjE//session+token="])
 def test_signature_is_botocores_for_the_same_request_and_instant(token: str | None) -> None:
     creds = [AwsCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token)]
-    signer = SigV4("events", "eu-west-1", lambda: creds[0])
+    signer = SigV4Signer("events", "eu-west-1", lambda: creds[0])
     body = json.dumps({"Entries": [{"Source": "s", "Detail": '{"é": "日本"}'}]}, ensure_ascii=False).encode()
     headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "AWSEvents.PutEvents"}
     ours = signer.sign("events.eu-west-1.amazonaws.com", headers, body, now=INSTANT.timestamp())
@@ -180,3 +180,57 @@ def test_the_endpoint_is_resolved_as_botocore_does() -> None:
     both = {"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_ENDPOINT_URL_EVENTBRIDGE": "http://127.0.0.1:2"}
     assert url(None, both) == "http://127.0.0.1:2"
     assert url("http://127.0.0.1:3", both) == "http://127.0.0.1:3"
+
+
+def test_an_endpoint_with_a_path_is_signed_for_that_path() -> None:
+    """The canonical path is the path the request is sent to (botocore signs ``/prefix/``)."""
+    creds = AwsCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+    signer = SigV4Signer("events", "eu-west-1", lambda: creds)
+    headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "AWSEvents.PutEvents"}
+    ours = signer.sign("events.eu-west-1.amazonaws.com", headers, b"{}", INSTANT.timestamp(), path="/prefix/")
+    request = AWSRequest(
+        method="POST",
+        url="https://events.eu-west-1.amazonaws.com/prefix/",
+        data=b"{}",
+        headers={**headers, "X-Amz-Date": ours["X-Amz-Date"]},
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.auth, "get_current_datetime", lambda: INSTANT.replace(tzinfo=None))
+        botocore.auth.SigV4Auth(
+            Credentials(creds.access_key, creds.secret_key), "events", "eu-west-1"
+        ).add_auth(request)
+    assert ours["Authorization"] == request.headers["Authorization"]
+    assert (
+        ours["Authorization"]
+        != signer.sign("events.eu-west-1.amazonaws.com", headers, b"{}", INSTANT.timestamp())["Authorization"]
+    )
+
+
+def test_no_credentials_anywhere_is_a_connection_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The shared source raises NoCredentialsError; this client reports it as AwsConnectionError
+    (what the EventBridge relay retries), as before the signer was shared."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with pytest.raises(NoCredentialsError):
+        environment_credentials()()
+    server = socket.create_server(("127.0.0.1", 0))  # accepts (backlog); never answers
+    try:
+        client = AwsJsonClient(
+            signing_name="events",
+            target_prefix="AWSEvents",
+            json_version="1.1",
+            region="us-east-1",
+            endpoint_url=f"http://127.0.0.1:{server.getsockname()[1]}",
+        )
+        with pytest.raises(AwsConnectionError, match="no AWS credentials"):
+            client.call("PutEvents", {"Entries": []})
+        assert client._conn is None  # the connection is dropped, as on any failed call
+    finally:
+        server.close()

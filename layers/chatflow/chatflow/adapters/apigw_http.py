@@ -4,15 +4,12 @@ botocore spends ~0.8 ms of CPU per ``post_to_connection`` (request serialization
 service model, its event hooks, a fresh SigV4 signing key per request, urllib3); fan-out CPU is
 most of a chat backend's Lambda bill. This client does only what a PostToConnection needs:
 
-* **SigV4** for service ``execute-api`` (:class:`SigV4Signer`): the canonical request of a
-  body-only POST/DELETE, the signing key derived once per (secret, day, region, service) and
-  cached -- 1 HMAC per request instead of 5. ``tests/unit/test_apigw_http.py`` checks every
-  signature against botocore's ``SigV4Auth`` for the same request and instant.
-* **Credentials re-read per request** (:func:`lambda_credentials`): the
-  ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN`` environment variables
-  Lambda sets (and replaces when it rotates them), else botocore's credential chain --
-  SnapStart functions get container credentials (``AWS_CONTAINER_CREDENTIALS_FULL_URI``), which
-  botocore refreshes before they expire. A new secret simply selects a new signing key.
+* **SigV4** for service ``execute-api`` and **credentials re-read per request** (rotation and
+  SnapStart's container credentials work): the shared ``chatflow/adapters/aws_sigv4.py``
+  (:class:`~chatflow.adapters.aws_sigv4.SigV4Signer`'s fast ``headers`` path: the canonical
+  request of a body-only POST/DELETE, the signing key cached per (secret, day) -- 1 HMAC per
+  request instead of 5). ``tests/unit/test_apigw_http.py`` checks every signature against
+  botocore's ``SigV4Auth`` for the same request and instant.
 * **Keep-alive connections in a pool** (:class:`ConnectionsClient`): one ``http.client``
   connection per fan-out worker, reused across posts and invocations. A reused connection the
   server closed while idle fails before any response byte arrives; that request is sent again
@@ -27,129 +24,31 @@ SigV4 like AWS (local_stack/sigv4.py).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import http.client
-import os
 import socket
 import ssl
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote, urlsplit
 
+from chatflow.adapters.aws_sigv4 import (
+    AwsCredentials,
+    CredentialSource,
+    SigV4Signer,
+    environment_credentials,
+)
+
+__all__ = [
+    "SERVICE",
+    "Answer",
+    "AwsCredentials",
+    "ConnectionsClient",
+    "CredentialSource",
+    "NoAnswer",
+    "NotSent",
+]
+
 SERVICE = "execute-api"
-_ALGORITHM = "AWS4-HMAC-SHA256"
-_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class AwsCredentials:
-    access_key: str
-    secret_key: str
-    token: str | None = None
-
-
-CredentialSource = Callable[[], AwsCredentials]
-
-
-def lambda_credentials() -> CredentialSource:
-    """The credentials of this execution environment, resolved on EVERY call (a few dict reads).
-
-    Lambda puts the execution role's credentials in the environment and replaces them when it
-    rotates them; SnapStart functions get container credentials instead (no key in the
-    environment), for which botocore's chain is used (it refreshes them before expiry). botocore
-    is imported only in that second case.
-    """
-    environ = os.environ
-    chain: Any = None
-    lock = threading.Lock()
-
-    def resolve() -> AwsCredentials:
-        nonlocal chain
-        key, secret = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
-        if key and secret:
-            return AwsCredentials(key, secret, environ.get("AWS_SESSION_TOKEN") or None)
-        if chain is None:
-            with lock:
-                if chain is None:
-                    import botocore.session
-
-                    chain = botocore.session.get_session().get_credentials()
-                    if chain is None:
-                        raise RuntimeError("no AWS credentials for the @connections API")
-        frozen = chain.get_frozen_credentials()  # refreshes expiring (container) credentials
-        return AwsCredentials(frozen.access_key, frozen.secret_key, frozen.token or None)
-
-    return resolve
-
-
-# --- SigV4 --------------------------------------------------------------------------------------
-
-
-def _hmac(key: bytes, message: str) -> bytes:
-    return hmac.new(key, message.encode(), hashlib.sha256).digest()
-
-
-class SigV4Signer:
-    """AWS Signature Version 4 (header form) for body-carrying requests without a query string.
-
-    Signs ``host``, ``x-amz-date`` and, with temporary credentials, ``x-amz-security-token`` --
-    the headers botocore signs for a PostToConnection.
-    """
-
-    def __init__(self, region: str, credentials: CredentialSource, service: str = SERVICE) -> None:
-        self.region = region
-        self.service = service
-        self._credentials = credentials
-        # (secret, day) -> signing key: a rotated secret or a new day derives a new one.
-        self._key: tuple[str, str, bytes] | None = None
-
-    def signing_key(self, secret: str, day: str) -> bytes:
-        cached = self._key
-        if cached is not None and cached[0] == secret and cached[1] == day:
-            return cached[2]
-        key = _hmac(f"AWS4{secret}".encode(), day)
-        for part in (self.region, self.service, "aws4_request"):
-            key = _hmac(key, part)
-        self._key = (secret, day, key)  # one tuple assignment: safe to share between threads
-        return key
-
-    def headers(
-        self, method: str, host: str, path: str, body: bytes, now: float | None = None
-    ) -> dict[str, str]:
-        """The headers to send: Host, X-Amz-Date, X-Amz-Security-Token?, Authorization.
-
-        ``path`` is the request path as sent (already percent-encoded); the canonical path
-        encodes it once more, as every AWS service but S3 expects.
-        """
-        creds = self._credentials()
-        amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
-        day = amz_date[:8]
-        payload = hashlib.sha256(body).hexdigest() if body else _EMPTY_SHA256
-        if creds.token:
-            canonical_headers = f"host:{host}\nx-amz-date:{amz_date}\nx-amz-security-token:{creds.token}\n"
-            signed = "host;x-amz-date;x-amz-security-token"
-        else:
-            canonical_headers = f"host:{host}\nx-amz-date:{amz_date}\n"
-            signed = "host;x-amz-date"
-        canonical = f"{method}\n{quote(path, safe='/~')}\n\n{canonical_headers}\n{signed}\n{payload}"
-        scope = f"{day}/{self.region}/{self.service}/aws4_request"
-        to_sign = f"{_ALGORITHM}\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-        signature = hmac.new(
-            self.signing_key(creds.secret_key, day), to_sign.encode(), hashlib.sha256
-        ).hexdigest()
-        headers = {
-            "Host": host,
-            "X-Amz-Date": amz_date,
-            "Authorization": f"{_ALGORITHM} Credential={creds.access_key}/{scope}, "
-            f"SignedHeaders={signed}, Signature={signature}",
-        }
-        if creds.token:
-            headers["X-Amz-Security-Token"] = creds.token
-        return headers
 
 
 # --- HTTP -----------------------------------------------------------------------------------------
@@ -208,7 +107,7 @@ class ConnectionsClient:
         self._port = parts.port or (443 if self._https else 80)
         self._host = parts.netloc.rpartition("@")[2]  # the Host header botocore sends
         self._base_path = parts.path.rstrip("/")
-        self._signer = SigV4Signer(region, credentials or lambda_credentials())
+        self._signer = SigV4Signer(SERVICE, region, credentials or environment_credentials())
         self._pool_size = max(1, pool_size)
         self._connect_timeout_s = connect_timeout_s
         self._read_timeout_s = read_timeout_s

@@ -9,15 +9,14 @@ protocol call is one signed ``POST /`` with ``X-Amz-Target: <prefix>.<Operation>
 body (a query-protocol call: a form-encoded ``Action=<Operation>&...`` body and an XML answer),
 so this module does exactly that with the standard library:
 
-* **SigV4** (:class:`SigV4`), header form, signing ``content-type``, ``host``, ``x-amz-date``,
-  ``x-amz-target`` and, with temporary credentials, ``x-amz-security-token``; the signing key is
-  derived once per (secret, day) and cached. ``tests/unit/test_aws_http.py`` checks every
-  signature against botocore's ``SigV4Auth`` for the same request and instant, and the
-  integration tests call the local stack's endpoints, which verify SigV4 like AWS
-  (``local_stack/sigv4.py``).
-* **Credentials re-read on every call** (:func:`environment_credentials`): the variables Lambda
-  sets and replaces when it rotates the role's credentials; without them (a developer machine
-  with a profile, container credentials) botocore's credential chain, imported only then.
+* **SigV4** and **credentials re-read on every call**: the shared
+  ``chatflow/adapters/aws_sigv4.py`` (the one signer and credential source of the lean clients;
+  :meth:`~chatflow.adapters.aws_sigv4.SigV4Signer.sign` signs ``content-type``, ``host``,
+  ``x-amz-date``, ``x-amz-target`` and, with temporary credentials, ``x-amz-security-token``;
+  the signing key is cached per (secret, day)). Credentials come from ``environ`` (Lambda's,
+  replaced on rotation), else botocore's chain, imported only then; none at all is an
+  :class:`AwsConnectionError`. The integration tests call the local stack's endpoints, which
+  verify SigV4 like AWS (``local_stack/sigv4.py``).
 * **One keep-alive connection** (``http.client``), reused across calls and invocations, opened on
   the first call (never at init: no socket in a SnapStart snapshot). A reused connection the
   server closed while idle fails before any answer; that call is sent once more on a fresh
@@ -32,21 +31,24 @@ query-protocol results (only a flat one), request compression, endpoint discover
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import http.client
 import json
 import os
 import ssl
 import threading
-import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
-_ALGORITHM = "AWS4-HMAC-SHA256"
+from chatflow.adapters.aws_sigv4 import (
+    AwsCredentials,
+    CredentialSource,
+    NoCredentialsError,
+    SigV4Signer,
+    environment_credentials,
+)
+
 _T = TypeVar("_T")
 
 __all__ = [
@@ -55,109 +57,9 @@ __all__ = [
     "AwsJsonClient",
     "AwsQueryClient",
     "AwsServiceError",
+    "CallTracer",
     "CredentialSource",
-    "SigV4",
-    "environment_credentials",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class AwsCredentials:
-    access_key: str
-    secret_key: str
-    token: str | None = None
-
-
-CredentialSource = Callable[[], AwsCredentials]
-
-
-def environment_credentials(environ: Mapping[str, str] = os.environ) -> CredentialSource:
-    """This execution environment's credentials, resolved on EVERY call.
-
-    Lambda puts the execution role's credentials in ``AWS_ACCESS_KEY_ID`` /
-    ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN`` (a few dict reads). Without them -- a
-    profile, SSO, container credentials -- botocore's chain is used (imported only then), which
-    refreshes expiring credentials itself.
-    """
-    chain: Any = None
-    lock = threading.Lock()
-
-    def resolve() -> AwsCredentials:
-        nonlocal chain
-        key, secret = environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_SECRET_ACCESS_KEY")
-        if key and secret:
-            return AwsCredentials(key, secret, environ.get("AWS_SESSION_TOKEN") or None)
-        with lock:
-            if chain is None:
-                import botocore.session
-
-                chain = botocore.session.get_session().get_credentials()
-                if chain is None:
-                    raise AwsConnectionError("no AWS credentials (environment, profile or container)")
-        frozen = chain.get_frozen_credentials()
-        return AwsCredentials(frozen.access_key, frozen.secret_key, frozen.token or None)
-
-    return resolve
-
-
-def _hmac(key: bytes, message: str) -> bytes:
-    return hmac.new(key, message.encode(), hashlib.sha256).digest()
-
-
-class SigV4:
-    """AWS Signature Version 4 (Authorization header) for ``POST /`` requests with a body."""
-
-    def __init__(self, service: str, region: str, credentials: CredentialSource) -> None:
-        self.service = service
-        self.region = region
-        self._credentials = credentials
-        #: (secret, day, key): a rotated secret or a new UTC day derives a new key.
-        self._key: tuple[str, str, bytes] | None = None
-
-    def _signing_key(self, secret: str, day: str) -> bytes:
-        cached = self._key
-        if cached is not None and cached[0] == secret and cached[1] == day:
-            return cached[2]
-        key = _hmac(f"AWS4{secret}".encode(), day)
-        for part in (self.region, self.service, "aws4_request"):
-            key = _hmac(key, part)
-        self._key = (secret, day, key)  # one assignment: safe between threads
-        return key
-
-    def sign(
-        self, host: str, headers: Mapping[str, str], body: bytes, now: float | None = None
-    ) -> dict[str, str]:
-        """``headers`` plus Host, X-Amz-Date, X-Amz-Security-Token (temporary credentials) and
-        Authorization, every one of them signed. Header names in ``headers`` are as sent."""
-        creds = self._credentials()
-        amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
-        day = amz_date[:8]
-        out = dict(headers)
-        out["Host"] = host
-        out["X-Amz-Date"] = amz_date
-        if creds.token:
-            out["X-Amz-Security-Token"] = creds.token
-        canonical_headers = sorted((name.lower(), " ".join(value.split())) for name, value in out.items())
-        signed = ";".join(name for name, _ in canonical_headers)
-        canonical = "\n".join(
-            (
-                "POST",
-                "/",
-                "",
-                "".join(f"{name}:{value}\n" for name, value in canonical_headers),
-                signed,
-                hashlib.sha256(body).hexdigest(),
-            )
-        )
-        scope = f"{day}/{self.region}/{self.service}/aws4_request"
-        to_sign = f"{_ALGORITHM}\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-        key = self._signing_key(creds.secret_key, day)
-        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-        out["Authorization"] = (
-            f"{_ALGORITHM} Credential={creds.access_key}/{scope}, "
-            f"SignedHeaders={signed}, Signature={signature}"
-        )
-        return out
 
 
 class CallTracer(Protocol):
@@ -226,7 +128,7 @@ class _AwsHttpClient:
         self._port = parts.port or (443 if self._https else 80)
         self._host = parts.netloc.rpartition("@")[2]
         self._path = parts.path or "/"
-        self._signer = SigV4(signing_name, region, credentials or environment_credentials())
+        self._signer = SigV4Signer(signing_name, region, credentials or environment_credentials())
         self._connect_timeout_s = connect_timeout_s
         self._read_timeout_s = read_timeout_s
         self._conn: http.client.HTTPConnection | None = None
@@ -266,7 +168,10 @@ class _AwsHttpClient:
             conn = self._conn or self._open()
             self._conn = conn
             try:
-                signed = self._signer.sign(self._host, headers, body)
+                try:
+                    signed = self._signer.sign(self._host, headers, body, path=self._path)
+                except NoCredentialsError as exc:
+                    raise AwsConnectionError(str(exc)) from exc
                 signed["Content-Length"] = str(len(body))
                 try:
                     conn.request("POST", self._path, body, signed)
