@@ -44,7 +44,7 @@ REQUIREMENTS = ROOT / "requirements.txt"
 #: (psycopg-binary 3.3) publish only manylinux_2_28 tags.
 PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64", "manylinux_2_34_aarch64")
 #: Provided by the Lambda runtime: a second, different botocore in the layer would shadow the
-#: runtime's and break its boto3 (aws-xray-sdk pulls botocore in as a dependency).
+#: runtime's and break its boto3 (a dependency that pulls botocore in must not bring its own).
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
 _SOURCE_SUFFIXES = (".py", ".sql", ".typed", ".toml", ".json")
 

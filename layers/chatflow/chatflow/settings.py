@@ -33,7 +33,7 @@ class Settings:
     env: Environment = "local"
     service_name: str = "chatflow"
     aws_region: str = "us-east-1"
-    #: Powertools' own variable: when true, handlers never create a Tracer (aws_xray_sdk ~0.3 s).
+    #: Powertools' own variable, kept for operators: when true, no X-Ray subsegments are sent.
     powertools_trace_disabled: bool = False
     #: Powertools' own variable: the CloudWatch namespace of EMF metrics.
     powertools_metrics_namespace: str = "Chatflow"
