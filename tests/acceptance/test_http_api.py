@@ -337,6 +337,39 @@ def test_history_pages_and_http_edit_delete_read(e2e_target: Target) -> None:
     run(scenario)
 
 
+def test_a_password_change_voids_every_other_token_and_returns_a_fresh_pair(e2e_target: Target) -> None:
+    async def scenario() -> None:
+        async with World(e2e_target) as w:
+            user = await w.user()
+            laptop = await w.device(user)
+            laptop_tokens = laptop.api.tokens
+            assert laptop_tokens is not None
+            wrong = await _call(
+                w, user, "POST", "/auth/password", {"currentPassword": "not it", "newPassword": "n3w secret!"}
+            )
+            _envelope(wrong, 401, "invalid_credentials")
+            weak = await _call(
+                w, user, "POST", "/auth/password", {"currentPassword": PASSWORD, "newPassword": "short"}
+            )
+            assert weak.status == 422, weak
+            assert PASSWORD not in str(weak.json)
+            changed = await _call(
+                w, user, "POST", "/auth/password", {"currentPassword": PASSWORD, "newPassword": "n3w secret!"}
+            )
+            assert changed.status == 200, changed
+            assert set(changed.json) >= {"accessToken", "refreshToken", "user"}
+            after = await w.http.call("GET", "/users/me", token=laptop_tokens.access_token)
+            _envelope(after, 401, "token_revoked")
+            refresh = await _call(
+                w, None, "POST", "/auth/refresh", {"refreshToken": laptop_tokens.refresh_token}
+            )
+            _envelope(refresh, 401, "invalid_refresh_token")
+            me = await w.http.call("GET", "/users/me", token=changed.json["accessToken"])
+            assert me.status == 200, me
+
+    run(scenario)
+
+
 # --- admin routes -----------------------------------------------------------------------------------
 
 
@@ -347,6 +380,7 @@ def test_admin_routes_refuse_a_non_admin(e2e_target: Target) -> None:
             for method, path in (
                 ("POST", f"/admin/users/{other.id}/ban"),
                 ("POST", f"/admin/users/{other.id}/unban"),
+                ("DELETE", f"/admin/users/{other.id}"),
                 ("GET", "/admin/analytics"),
             ):
                 answer = await _call(w, user, method, path)

@@ -61,6 +61,7 @@ def test_openapi_document_lists_every_documented_route(e2e_target: Target) -> No
         "/auth/login": "post",
         "/auth/refresh": "post",
         "/auth/logout": "post",
+        "/auth/password": "post",
         "/.well-known/jwks.json": "get",
         "/users/me": "get",
         "/rooms": "post",

@@ -326,8 +326,9 @@ def test_change_password_keeps_this_client_signed_in_and_ends_the_other_sessions
 
     async def scenario() -> None:
         async with chat_user(e2e_target, "pw") as (phone, events):
-            laptop, _ = await second_device(e2e_target, phone)
+            laptop, laptop_events = await second_device(e2e_target, phone)
             try:
+                await laptop_events.next(Connected, timeout=30)
                 before = laptop.api.tokens
                 assert before is not None
                 with pytest.raises(ApiError) as wrong:
@@ -341,6 +342,10 @@ def test_change_password_keeps_this_client_signed_in_and_ends_the_other_sessions
                 assert after.access_token != before.access_token
                 assert after.refresh_token != before.refresh_token
                 assert (await laptop.api.me()).id == user.id  # still signed in here
+                # The server closed this client's socket too: it reconnects with the new pair.
+                await laptop_events.next(Disconnected, timeout=30)
+                await laptop_events.next(Connected, timeout=30)
+                assert await laptop.ping()
             finally:
                 await laptop.close()
             closed = await events.next(Closed, timeout=60)  # the server closed the phone's socket
