@@ -139,3 +139,26 @@ def test_endpoint_url_must_be_http() -> None:
     client = ConnectionsClient("http://127.0.0.1:8002/local/", region="us-east-1")
     assert urlsplit(client.endpoint_url).port == 8002
     assert client.path_of("c") == "/local/@connections/c"
+
+
+def test_the_shared_endpoint_parse_keeps_host_port_and_path() -> None:
+    """chatflow/adapters/aws_endpoint.py: what both lean clients connect to and sign as Host."""
+    from chatflow.adapters.aws_endpoint import Endpoint
+
+    tls = Endpoint.parse("https://abc.execute-api.eu-west-1.amazonaws.com/prod/")
+    assert (tls.https, tls.port, tls.host, tls.path) == (
+        True,
+        443,
+        "abc.execute-api.eu-west-1.amazonaws.com",
+        "/prod/",
+    )
+    local = Endpoint.parse("http://user@127.0.0.1:8002")
+    assert (local.https, local.hostname, local.port, local.host, local.path) == (
+        False,
+        "127.0.0.1",
+        8002,
+        "127.0.0.1:8002",
+        "",
+    )
+    with pytest.raises(ValueError, match="not an http"):
+        Endpoint.parse("wss://x/prod")

@@ -11,7 +11,8 @@ most of a chat backend's Lambda bill. This client does only what a PostToConnect
   request instead of 5). ``tests/unit/test_apigw_http.py`` checks every signature against
   botocore's ``SigV4Auth`` for the same request and instant.
 * **Keep-alive connections in a pool** (:class:`ConnectionsClient`): one ``http.client``
-  connection per fan-out worker, reused across posts and invocations. A reused connection the
+  connection per fan-out worker, reused across posts and invocations (opened, and "closed while
+  idle" recognised, by the shared ``chatflow/adapters/aws_endpoint.py``). A reused connection the
   server closed while idle fails before any response byte arrives; that request is sent again
   once on a fresh connection (the server never processed it). Anything else (a timeout after the
   request went out, a reset mid-response) is NOT re-sent here: the caller decides, and the
@@ -25,12 +26,12 @@ SigV4 like AWS (local_stack/sigv4.py).
 from __future__ import annotations
 
 import http.client
-import socket
 import ssl
 import threading
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
+from chatflow.adapters.aws_endpoint import IDLE_CLOSED, Endpoint, StaleConnection
 from chatflow.adapters.aws_sigv4 import (
     AwsCredentials,
     CredentialSource,
@@ -63,10 +64,6 @@ class Answer:
     body: bytes = b""
 
 
-class StaleConnection(Exception):
-    """Internal: a reused keep-alive connection was closed by the server before answering."""
-
-
 class NotSent(OSError):
     """No connection could be opened: the request never left, sending it again is safe."""
 
@@ -74,11 +71,6 @@ class NotSent(OSError):
 class NoAnswer(OSError):
     """The request went out but no (complete) answer came back (timeout, reset): it MAY have been
     processed, so sending it again could deliver it twice."""
-
-
-#: Errors of a REUSED connection that mean "closed while idle": nothing reached the server's
-#: application, so sending the request again cannot deliver it twice.
-_IDLE_CLOSED = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
 
 
 class ConnectionsClient:
@@ -98,15 +90,10 @@ class ConnectionsClient:
         connect_timeout_s: float = 2.0,
         read_timeout_s: float = 5.0,
     ) -> None:
-        parts = urlsplit(endpoint_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) endpoint URL: {endpoint_url!r}")
+        self._endpoint = Endpoint.parse(endpoint_url)
         self.endpoint_url = endpoint_url
-        self._https = parts.scheme == "https"
-        self._hostname = parts.hostname
-        self._port = parts.port or (443 if self._https else 80)
-        self._host = parts.netloc.rpartition("@")[2]  # the Host header botocore sends
-        self._base_path = parts.path.rstrip("/")
+        self._host = self._endpoint.host
+        self._base_path = self._endpoint.path.rstrip("/")
         self._signer = SigV4Signer(SERVICE, region, credentials or environment_credentials())
         self._pool_size = max(1, pool_size)
         self._connect_timeout_s = connect_timeout_s
@@ -114,7 +101,7 @@ class ConnectionsClient:
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
         # The CA bundle is loaded here (tens of ms), at init: in a SnapStart snapshot it is free.
-        self._tls = ssl.create_default_context() if self._https else None
+        self._tls = ssl.create_default_context() if self._endpoint.https else None
 
     @property
     def signer(self) -> SigV4Signer:
@@ -163,7 +150,7 @@ class ConnectionsClient:
             sock.sendall(data)
             response = http.client.HTTPResponse(sock, method=method)
             response.begin()
-        except _IDLE_CLOSED:
+        except IDLE_CLOSED:
             if reused:
                 raise StaleConnection from None
             raise
@@ -179,25 +166,16 @@ class ConnectionsClient:
             if self._idle:
                 return self._idle.pop(), True
         try:
-            return self._open(), False
-        except OSError as exc:  # refused, unreachable, DNS, TLS handshake, connect timeout
-            raise NotSent(f"connecting to {self._hostname}:{self._port}: {exc!r}") from exc
-
-    def _open(self) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection
-        if self._tls is not None:
-            conn = http.client.HTTPSConnection(
-                self._hostname, self._port, timeout=self._connect_timeout_s, context=self._tls
+            conn = self._endpoint.connect(
+                self._tls,
+                connect_timeout_s=self._connect_timeout_s,
+                read_timeout_s=self._read_timeout_s,
+                nodelay=True,
             )
-        else:
-            conn = http.client.HTTPConnection(self._hostname, self._port, timeout=self._connect_timeout_s)
-        conn.connect()
-        sock = conn.sock
-        if sock is not None:
-            sock.settimeout(self._read_timeout_s)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        return conn
+        except OSError as exc:  # refused, unreachable, DNS, TLS handshake, connect timeout
+            endpoint = self._endpoint
+            raise NotSent(f"connecting to {endpoint.hostname}:{endpoint.port}: {exc!r}") from exc
+        return conn, False
 
     def _give_back(self, conn: http.client.HTTPConnection) -> None:
         if conn.sock is None:  # closed (will_close)

@@ -17,8 +17,9 @@ so this module does exactly that with the standard library:
   replaced on rotation), else botocore's chain, imported only then; none at all is an
   :class:`AwsConnectionError`. The integration tests call the local stack's endpoints, which
   verify SigV4 like AWS (``local_stack/sigv4.py``).
-* **One keep-alive connection** (``http.client``), reused across calls and invocations, opened on
-  the first call (never at init: no socket in a SnapStart snapshot). A reused connection the
+* **One keep-alive connection** (``http.client``, opened by the shared
+  ``chatflow/adapters/aws_endpoint.py``), reused across calls and invocations, opened on the first
+  call (never at init: no socket in a SnapStart snapshot). A reused connection the
   server closed while idle fails before any answer; that call is sent once more on a fresh
   connection (nothing reached the service). Other failures are NOT retried here -- callers own
   their retry policy (EventBridge's is per entry, which botocore's cannot be).
@@ -39,8 +40,8 @@ import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
-from urllib.parse import urlsplit
 
+from chatflow.adapters.aws_endpoint import IDLE_CLOSED, Endpoint, StaleConnection
 from chatflow.adapters.aws_sigv4 import (
     AwsCredentials,
     CredentialSource,
@@ -85,14 +86,6 @@ class AwsConnectionError(OSError):
     """No (complete) answer: connection refused, DNS, TLS, timeout, reset, unreadable answer."""
 
 
-class _StaleConnection(Exception):
-    """Internal: a reused keep-alive connection was closed by the server before answering."""
-
-
-#: What a REUSED connection raises when the server closed it while idle (nothing was processed).
-_IDLE_CLOSED = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
-
-
 class _AwsHttpClient:
     """One service endpoint: SigV4 signing, one keep-alive connection, the X-Ray subsegment per
     call. Thread-safe (calls take turns on the one connection; the functions make one call at a
@@ -119,15 +112,10 @@ class _AwsHttpClient:
             or environ.get("AWS_ENDPOINT_URL")
             or f"https://{signing_name}.{region}.amazonaws.com"
         )
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) endpoint URL: {url!r}")
+        self._endpoint = Endpoint.parse(url)
         self.endpoint_url = url
-        self._hostname = parts.hostname
-        self._https = parts.scheme == "https"
-        self._port = parts.port or (443 if self._https else 80)
-        self._host = parts.netloc.rpartition("@")[2]
-        self._path = parts.path or "/"
+        self._host = self._endpoint.host
+        self._path = self._endpoint.path or "/"
         self._signer = SigV4Signer(signing_name, region, credentials or environment_credentials())
         self._connect_timeout_s = connect_timeout_s
         self._read_timeout_s = read_timeout_s
@@ -176,39 +164,33 @@ class _AwsHttpClient:
                 try:
                     conn.request("POST", self._path, body, signed)
                     response = conn.getresponse()
-                except _IDLE_CLOSED:
+                except IDLE_CLOSED:
                     if reused:
-                        raise _StaleConnection from None
+                        raise StaleConnection from None
                     raise
                 payload = response.read()
                 if response.will_close:
                     self.close()
                 return response.status, response.getheader("x-amzn-ErrorType") or "", payload
-            except _StaleConnection:
+            except StaleConnection:
                 self.close()
                 continue
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
-                raise AwsConnectionError(f"{operation} to {self._hostname}:{self._port}: {exc!r}") from exc
+                where = f"{self._endpoint.hostname}:{self._endpoint.port}"
+                raise AwsConnectionError(f"{operation} to {where}: {exc!r}") from exc
         raise AwsConnectionError(f"{operation}: the endpoint closed two connections without answering")
 
     def _open(self) -> http.client.HTTPConnection:
+        endpoint = self._endpoint
         try:
-            conn: http.client.HTTPConnection
-            if self._https:
-                if self._tls is None:
-                    self._tls = ssl.create_default_context()
-                conn = http.client.HTTPSConnection(
-                    self._hostname, self._port, timeout=self._connect_timeout_s, context=self._tls
-                )
-            else:
-                conn = http.client.HTTPConnection(self._hostname, self._port, timeout=self._connect_timeout_s)
-            conn.connect()
+            if endpoint.https and self._tls is None:
+                self._tls = ssl.create_default_context()  # on first use: not on the cold path
+            return endpoint.connect(
+                self._tls, connect_timeout_s=self._connect_timeout_s, read_timeout_s=self._read_timeout_s
+            )
         except OSError as exc:
-            raise AwsConnectionError(f"connecting to {self._hostname}:{self._port}: {exc!r}") from exc
-        if conn.sock is not None:
-            conn.sock.settimeout(self._read_timeout_s)
-        return conn
+            raise AwsConnectionError(f"connecting to {endpoint.hostname}:{endpoint.port}: {exc!r}") from exc
 
     def close(self) -> None:
         """Close the kept connection (SnapStart's before-snapshot hook, tests); reopened on use."""
