@@ -344,3 +344,53 @@ def test_concurrent_deliveries_apply_once_and_concurrent_events_all_count(
     finally:
         monkeypatch.delenv("DB_POOL_MAX_SIZE")
         reset_handlers()
+
+
+def test_a_page_shows_a_message_s_counter_and_its_notification_together(
+    db: DB, fn: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GET /notifications reads counters, then items: a delivery committing between the two reads
+    must not show up in one and not the other (both reads share one snapshot)."""
+    from chatflow.adapters.postgres import notifications as adapter
+
+    sender, peer, room = _dm(db)
+    _use_channel(fn, SnsNotificationChannel(None))
+    first = _message(room, sender, "sam", 1, "one", [])
+    _store(db, first)
+    _invoke(fn, envelope(first))
+    other_sender = insert_user(db, "oli_" + uuid.uuid4().hex[:6])
+    other_room = insert_room(db, other_sender, [peer], kind="dm")
+    late = _message(other_room, other_sender, "oli", 1, "two", [])
+    _store(db, late)
+    real_room_unread = adapter.RoomUnread
+    delivered: list[bool] = []
+
+    def room_unread_then_deliver(**row: Any) -> Any:
+        if not delivered:  # between the counters' read and the items' read
+            delivered.append(True)
+            with db.transaction():  # what the consumer writes for one message, in one transaction
+                db.execute(
+                    """INSERT INTO notification_counters (user_id, room_id, unread_messages,
+                           unread_mentions, last_seq, last_message_at, last_sender_handle)
+                       VALUES (%s, %s, 1, 0, 1, now(), 'oli')""",
+                    (peer, other_room),
+                )
+                db.execute(
+                    """INSERT INTO notifications (user_id, kind, room_id, event_id, message_id, seq,
+                                                  actor_id, actor_handle, preview)
+                       VALUES (%s, 'direct_message', %s, %s, %s, 1, %s, 'oli', 'two')""",
+                    (peer, other_room, uuid.uuid4(), late.message_id, other_sender),
+                )
+        return real_room_unread(**row)
+
+    monkeypatch.setattr(adapter, "RoomUnread", room_unread_then_deliver)
+    rooms, items = fn.container.notification_repository.list_for_user(
+        peer, unread_only=False, before=None, limit=50
+    )
+    assert delivered
+    assert {r.room_id for r in rooms} == {n.room_id for n in items} == {room}
+    # The next page sees both.
+    rooms, items = fn.container.notification_repository.list_for_user(
+        peer, unread_only=False, before=None, limit=50
+    )
+    assert {r.room_id for r in rooms} == {n.room_id for n in items} == {room, other_room}

@@ -171,7 +171,14 @@ class PostgresNotificationRepository:
         # Writer, not reader: a client that just marked things read must not see them again.
         # Joined with memberships: a room the user left shows nothing any more, and what the user
         # has read since (markRead moves memberships.last_read_seq) no longer counts as unread.
-        with self._writer().connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        # One snapshot for both queries: the consumer writes a message's counter and its
+        # notification in one transaction, so a page never shows one without the other.
+        with (
+            self._writer().connection() as conn,
+            conn.transaction(),
+            conn.cursor(row_factory=dict_row) as cur,
+        ):
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             cur.execute(
                 """SELECT c.room_id,
                           least(c.unread_messages, c.last_seq - m.last_read_seq) AS unread_messages,
