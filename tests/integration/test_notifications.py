@@ -362,7 +362,8 @@ def test_a_page_shows_a_message_s_counter_and_its_notification_together(
     other_room = insert_room(db, other_sender, [peer], kind="dm")
     late = _message(other_room, other_sender, "oli", 1, "two", [])
     _store(db, late)
-    real_room_unread = adapter.RoomUnread
+    from chatflow.domain.notification_models import RoomUnread
+
     delivered: list[bool] = []
 
     def room_unread_then_deliver(**row: Any) -> Any:
@@ -381,7 +382,7 @@ def test_a_page_shows_a_message_s_counter_and_its_notification_together(
                        VALUES (%s, 'direct_message', %s, %s, %s, 1, %s, 'oli', 'two')""",
                     (peer, other_room, uuid.uuid4(), late.message_id, other_sender),
                 )
-        return real_room_unread(**row)
+        return RoomUnread(**row)
 
     monkeypatch.setattr(adapter, "RoomUnread", room_unread_then_deliver)
     rooms, items = fn.container.notification_repository.list_for_user(
