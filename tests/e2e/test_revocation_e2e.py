@@ -102,17 +102,22 @@ async def revocation_scenario(
                 await then(victim)
 
 
-def test_a_ban_closes_the_socket(e2e_target: Target) -> None:
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/admin/users/{}/ban"), ("DELETE", "/admin/users/{}")],
+    ids=["ban", "http_admin_delete"],
+)
+def test_an_admin_action_closes_the_socket(e2e_target: Target, method: str, path: str) -> None:
     async def scenario() -> None:
         admin = await e2e_target.admin(PASSWORD)
         if admin is None:
-            pytest.fail("remote target without CHATFLOW_ADMIN_TOKEN: cannot ban (set it to run this test)")
+            pytest.fail(f"remote target without CHATFLOW_ADMIN_TOKEN: cannot {method} {path} (set it)")
         try:
 
-            async def ban(victim: Victim) -> None:
-                await admin.request("POST", f"/admin/users/{victim.user_id}/ban")
+            async def act(victim: Victim) -> None:
+                await admin.request(method, path.format(victim.user_id))
 
-            await revocation_scenario(e2e_target, ban)
+            await revocation_scenario(e2e_target, act)
         finally:
             await admin.close()
 
@@ -138,23 +143,6 @@ def test_a_password_change_closes_the_socket(e2e_target: Target) -> None:
             await victim.api.change_password(PASSWORD, "a brand new secret")
 
         await revocation_scenario(e2e_target, change_password)
-
-    run(scenario)
-
-
-def test_an_http_admin_delete_closes_the_socket(e2e_target: Target) -> None:
-    async def scenario() -> None:
-        admin = await e2e_target.admin(PASSWORD)
-        if admin is None:
-            pytest.fail("remote target without CHATFLOW_ADMIN_TOKEN: cannot delete (set it to run this test)")
-        try:
-
-            async def delete(victim: Victim) -> None:
-                await admin.request("DELETE", f"/admin/users/{victim.user_id}")
-
-            await revocation_scenario(e2e_target, delete)
-        finally:
-            await admin.close()
 
     run(scenario)
 
