@@ -65,6 +65,10 @@ SAMPLES = ROOT / "events" / "samples"
 ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 BASELINE = "baseline"
+#: Row of a SnapStart function's second variant: initialized as for a snapshot (everything its
+#: init does when ``AWS_LAMBDA_INITIALIZATION_TYPE=snap-start``); its first invocation is the
+#: restore figure. The function's own row is an on-demand cold start: SnapStart off.
+RESTORE_SUFFIX = " (SnapStart init)"
 
 # --- aims (docs/performance.md, issue #2 "Performance") ----------------------------------------
 
@@ -673,9 +677,12 @@ class World:
         return Sample(event, {"equals": {"Status": "SUCCESS"}}, after)
 
     # -- child environment --
-    def child_env(self, fn: Function | None, pycache: str | None) -> dict[str, str]:
+    def child_env(self, fn: Function | None, pycache: str | None, *, restore: bool = False) -> dict[str, str]:
         env = dict(self._saved_env)
         env.update(self.env)
+        # An on-demand cold start (what "without SnapStart" means), or -- ``restore`` -- the init
+        # of a SnapStart function, whose first invocation is what a restore leaves to pay.
+        env["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start" if restore else "on-demand"
         for name in ("POWERTOOLS_TRACE_DISABLED", "POWERTOOLS_METRICS_DISABLED", "POWERTOOLS_LOG_LEVEL"):
             env.pop(name, None)
         env["POWERTOOLS_LOG_LEVEL"] = "INFO"
@@ -698,7 +705,6 @@ class World:
                     "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_mb if fn else 512),
                     "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
                     "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
-                    "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start" if fn and fn.snapstart else "on-demand",
                     "_X_AMZN_TRACE_ID": f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};"
                     f"Parent={secrets.token_hex(8)};Sampled=1",
                     "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{self.xray_port}",
@@ -721,10 +727,11 @@ def run_child(
     pycache: str | None,
     *,
     diagnose: str | None = None,
+    restore: bool = False,
 ) -> Run:
     """One fresh process for ``fn`` (None = the baseline). ``diagnose`` ("profile" or
     "importtime") keeps the child's cProfile stats / ``-X importtime`` log in ``workdir``."""
-    name = fn.name if fn else BASELINE
+    name = (fn.name if fn else BASELINE) + (RESTORE_SUFFIX if restore else "")
     spec: dict[str, Any] = {
         "target": name,
         "watch": sorted(w.probe for w in WATCH.values()),
@@ -759,7 +766,7 @@ def run_child(
                 str(CHILD),
                 str(spec_path),
             ],
-            env=world.child_env(fn, pycache),
+            env=world.child_env(fn, pycache, restore=restore),
             cwd=str(fn.code_dir if fn else CHILD.parent),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -864,7 +871,8 @@ class Report:
                     aim=aim_of(fn)[0],
                     verdict=self.verdict(fn),
                     snapstart=fn.snapstart,
-                    invoke_ratio=self.rows[name].median("invoke_s") / self.baseline.median("in_process_s"),
+                    invoke_ratio=self.rows[name + (RESTORE_SUFFIX if fn.snapstart else "")].median("invoke_s")
+                    / self.baseline.median("in_process_s"),
                     unjustified=self.flags(fn),
                     needs=sorted(n.value for n in fn.needs),
                 )
@@ -905,11 +913,12 @@ class Report:
                 "is in the snapshot; what stays on the cold path after a restore is roughly the first "
                 "invocation (connections are opened then), plus the restore itself (not measurable here).",
                 "",
-                "| function | first invoke after init, median (min) | x baseline | aim | verdict |",
+                "| function | first invoke after a SnapStart init, median (min) | x baseline | aim "
+                "| verdict |",
                 "|---|---|---|---|---|",
             ]
             for fn in snap:
-                row = self.rows[fn.name]
+                row = self.rows[fn.name + RESTORE_SUFFIX]
                 ratio = row.median("invoke_s") / base.median("in_process_s")
                 verdict = "meets" if ratio <= SNAPSTART_RESTORE_AIM else "MISSES"
                 lines.append(
@@ -937,6 +946,10 @@ def _ms(row: Row, attr: str) -> str:
     return f"{row.median(attr) * 1000:.0f} ({row.minimum(attr) * 1000:.0f})"
 
 
+def _row_name(fn: Function | None, restore: bool) -> str:
+    return (fn.name if fn else BASELINE) + (RESTORE_SUFFIX if restore else "")
+
+
 def run_bench(
     functions: list[Function],
     *,
@@ -948,9 +961,13 @@ def run_bench(
     diagnose: tuple[str, str] | None = None,
 ) -> Report:
     """Measure ``functions`` and the baseline; see the module docstring."""
-    rows: dict[str, Row] = {BASELINE: Row(BASELINE), **{fn.name: Row(fn.name) for fn in functions}}
+    targets: list[tuple[Function | None, bool]] = [(None, False)]
+    for fn in functions:
+        targets.append((fn, False))
+        if fn.snapstart:
+            targets.append((fn, True))
+    rows = {_row_name(fn, restore): Row(_row_name(fn, restore)) for fn, restore in targets}
     load_before = os.getloadavg()[0]
-    targets: list[Function | None] = [None, *functions]
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cold-start-")))
         cache: str | None = None
@@ -962,12 +979,12 @@ def run_bench(
             cache = pycache
         world = stack.enter_context(World(tracing))
 
-        def measure(target: Function | None, rep: int) -> None:
-            row = rows[target.name if target else BASELINE]
+        def measure(target: Function | None, restore: bool, rep: int) -> None:
+            row = rows[_row_name(target, restore)]
             if row.error is not None:
                 return
             try:
-                run = run_child(world, target, rep, workdir, cache)
+                run = run_child(world, target, rep, workdir, cache, restore=restore)
             except BenchError as exc:
                 if target is None:
                     raise
@@ -980,24 +997,27 @@ def run_bench(
 
         if warmup:
             progress("warm-up round (fills the bytecode cache; not counted)")
-            for target in targets:
-                measure(target, -1)
+            for target, restore in targets:
+                measure(target, restore, -1)
         for rep in range(repeat):
             # Rotate the order so no target always runs right after the same neighbour.
             shift = rep % len(targets)
-            for target in targets[shift:] + targets[:shift]:
-                measure(target, rep)
+            for target, restore in targets[shift:] + targets[:shift]:
+                measure(target, restore, rep)
             progress(f"round {rep + 1}/{repeat} done")
         if diagnose is not None:
             _diagnose(world, diagnose, workdir, cache)
-    failed = [fn.name for fn in functions if rows[fn.name].error is not None]
+    errors = {
+        fn.name: rows[fn.name].error or rows.get(_row_name(fn, True), Row("")).error for fn in functions
+    }
+    failed = [name for name, error in errors.items() if error is not None]
     return Report(
         rows,
         [fn for fn in functions if fn.name not in failed],
         tracing,
         repeat,
         (load_before, os.getloadavg()[0]),
-        {name: rows[name].error or "" for name in failed},
+        {name: errors[name] or "" for name in failed},
     )
 
 

@@ -99,6 +99,8 @@ def function_environment(
             "AWS_LAMBDA_FUNCTION_NAME": fn.name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_mb),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            # A local worker is an on-demand cold start: no snapshot, no provisioned init.
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.name}",
             "AWS_LAMBDA_LOG_STREAM_NAME": f"local/{fn.name}",
             "LAMBDA_TASK_ROOT": str(code_dir or fn.code_dir),

@@ -7,6 +7,10 @@ emitted only for first deliveries, so CloudWatch does not double-count either.
 
 from __future__ import annotations
 
+from chatflow.coldstart import pause_gc, resume_gc_after_first_call  # isort: skip
+
+pause_gc()  # before the imports below: init runs without cyclic GC (chatflow.coldstart)
+
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -30,6 +34,7 @@ _METRIC_OF = {
 }
 
 
+@resume_gc_after_first_call
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 @traced_handler

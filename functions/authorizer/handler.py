@@ -16,6 +16,10 @@ Tokens are never logged.
 
 from __future__ import annotations
 
+from chatflow.coldstart import pause_gc, resume_gc_after_first_call  # isort: skip
+
+pause_gc()  # before the imports below: init runs without cyclic GC (chatflow.coldstart)
+
 from typing import Any
 
 from chatflow.apigw import header
@@ -73,6 +77,7 @@ def _http(event: dict[str, Any]) -> dict[str, Any]:
     return {"isAuthorized": True, "context": identity.to_context()}
 
 
+@resume_gc_after_first_call
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request_id = (event.get("requestContext") or {}).get("requestId")
     logger.set_correlation_id(request_id)

@@ -8,6 +8,10 @@ that fail after retries are logged and counted by the notifier, 410s are cleaned
 
 from __future__ import annotations
 
+from chatflow.coldstart import pause_gc, resume_gc_after_first_call  # isort: skip
+
+pause_gc()  # before the imports below: init runs without cyclic GC (chatflow.coldstart)
+
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -60,6 +64,7 @@ def deliver(record: SQSRecord) -> None:
     )
 
 
+@resume_gc_after_first_call
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:

@@ -8,6 +8,10 @@ never logged whole (Authorization header).
 
 from __future__ import annotations
 
+from chatflow.coldstart import pause_gc, resume_gc_after_first_call  # isort: skip
+
+pause_gc()  # before the imports below: init runs without cyclic GC (chatflow.coldstart)
+
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
@@ -23,13 +27,16 @@ container = Container(get_settings())
 snapstart.register(container)  # close pools/Redis before the snapshot
 logger = get_logger()
 metrics = get_metrics()
-app = create_app(container)
-# What nearly every route uses (users: the caller's status; rooms/messages: Postgres and Redis
-# adapters), imported and built at init: the same work as on the first request without SnapStart,
-# out of the cold path with it. The realtime service (@connections) stays lazy: few routes use it.
-container.prime(chat=True, realtime=False)
+# Where init is paid before any request (SnapStart, provisioned concurrency) every area's routes
+# and what nearly every route uses (users: the caller's status; rooms/messages: Postgres and
+# Redis adapters) are built now; the realtime service (@connections) stays lazy: few routes use
+# it. An on-demand cold start builds only what its first request's area needs.
+app = create_app(container, eager=snapstart.init_prepaid())
+if snapstart.init_prepaid():
+    container.prime(chat=True, realtime=False)
 
 
+@resume_gc_after_first_call
 @traced_handler
 @metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)

@@ -25,6 +25,10 @@ it takes ``lambda:InvokeFunction`` on this function: an operator's permission, n
 
 from __future__ import annotations
 
+from chatflow.coldstart import pause_gc, resume_gc_after_first_call  # isort: skip
+
+pause_gc()  # before the imports below: init runs without cyclic GC (chatflow.coldstart)
+
 import io
 import json
 import logging
@@ -43,6 +47,7 @@ logger.setLevel(logging.INFO)
 _MAX_DATA_CHARS = 3000
 
 
+@resume_gc_after_first_call
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if "RequestType" not in event:
         return run_operator_command(event.get("command"))

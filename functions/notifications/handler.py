@@ -9,6 +9,10 @@ the delivery is retried and finally dead-lettered (docs/events.md).
 
 from __future__ import annotations
 
+from chatflow.coldstart import pause_gc, resume_gc_after_first_call  # isort: skip
+
+pause_gc()  # before the imports below: init runs without cyclic GC (chatflow.coldstart)
+
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -25,6 +29,7 @@ metrics = get_metrics()
 container = Container(get_settings())
 
 
+@resume_gc_after_first_call
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 @traced_handler

@@ -9,6 +9,10 @@ rows and consumers' dedupe records past their retention (settings), in bounded b
 
 from __future__ import annotations
 
+from chatflow.coldstart import pause_gc, resume_gc_after_first_call  # isort: skip
+
+pause_gc()  # before the imports below: init runs without cyclic GC (chatflow.coldstart)
+
 from datetime import timedelta
 from typing import Any
 
@@ -23,6 +27,7 @@ metrics = get_metrics()
 container = Container(get_settings())
 
 
+@resume_gc_after_first_call
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 @traced_handler

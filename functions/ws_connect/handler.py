@@ -13,6 +13,10 @@ event builders are checked against APIGatewayWebSocketConnectEventModel instead.
 
 from __future__ import annotations
 
+from chatflow.coldstart import pause_gc, resume_gc_after_first_call  # isort: skip
+
+pause_gc()  # before the imports below: init runs without cyclic GC (chatflow.coldstart)
+
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -41,6 +45,7 @@ def _refuse(status: int, code: str) -> dict[str, Any]:
     return {"statusCode": status, "body": protocol.dumps({"code": code})}
 
 
+@resume_gc_after_first_call
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

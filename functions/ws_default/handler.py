@@ -7,6 +7,10 @@ Powertools parser models would add ~0.12 s of imports here; docs/performance.md)
 
 from __future__ import annotations
 
+from chatflow.coldstart import pause_gc, resume_gc_after_first_call  # isort: skip
+
+pause_gc()  # before the imports below: init runs without cyclic GC (chatflow.coldstart)
+
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -17,6 +21,7 @@ from chatflow.ws import protocol
 logger = Logger()
 
 
+@resume_gc_after_first_call
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:

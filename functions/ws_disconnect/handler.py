@@ -6,6 +6,10 @@ Read as a dict like $connect (no Powertools parser models: cold start, docs/perf
 
 from __future__ import annotations
 
+from chatflow.coldstart import pause_gc, resume_gc_after_first_call  # isort: skip
+
+pause_gc()  # before the imports below: init runs without cyclic GC (chatflow.coldstart)
+
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -25,6 +29,7 @@ snapstart.register(container)  # close pools/Redis before the snapshot
 container.prime(chat=False)
 
 
+@resume_gc_after_first_call
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -14,6 +14,10 @@ that work is in the snapshot, without it the first invocation pays the same eith
 
 from __future__ import annotations
 
+from chatflow.coldstart import pause_gc, resume_gc_after_first_call  # isort: skip
+
+pause_gc()  # before the imports below: init runs without cyclic GC (chatflow.coldstart)
+
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -33,6 +37,7 @@ snapstart.register(container)  # close pools/Redis before the snapshot
 container.prime(chat=True)
 
 
+@resume_gc_after_first_call
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

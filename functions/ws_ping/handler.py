@@ -11,6 +11,10 @@ account is re-checked after that registration (docs/auth.md, "Revocation").
 
 from __future__ import annotations
 
+from chatflow.coldstart import pause_gc, resume_gc_after_first_call  # isort: skip
+
+pause_gc()  # before the imports below: init runs without cyclic GC (chatflow.coldstart)
+
 import time
 from typing import Any
 
@@ -25,6 +29,7 @@ logger = Logger()
 container = Container(get_settings())
 
 
+@resume_gc_after_first_call
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request_id: str | None = None

@@ -17,6 +17,7 @@ it is absent (local runs, tests, runtimes without SnapStart) :func:`register` do
 from __future__ import annotations
 
 import logging
+import os
 import random
 from collections.abc import Callable
 from typing import Protocol
@@ -32,6 +33,13 @@ class HoldsConnections(Protocol):
 
 def reseed() -> None:
     random.seed()
+
+
+def init_prepaid() -> bool:
+    """True where init runs before any request waits for it -- SnapStart (init is in the
+    snapshot), provisioned concurrency -- and outside Lambda (tests, the local stack: the same
+    code path every time); False for an on-demand cold start, where a request is waiting."""
+    return os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE", "") != "on-demand"
 
 
 def register(container: HoldsConnections) -> bool:

@@ -8,14 +8,15 @@ module (import-linter contract): it returns values, the outer layers decide how 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 from uuid import UUID
 
-from chatflow.domain.analytics_models import DailyFigures, Report, RoomHour
-from chatflow.domain.notification_models import Notification, NotificationsPage, Outcome, RoomUnread
-from chatflow.domain.realtime_models import PresencePage
-from chatflow.domain.room_models import HistoryPage, Message, Page, RoomView
-from chatflow.domain.user_models import TokenPair, User
+if TYPE_CHECKING:  # annotations only: a route's cold start loads only its own area's models
+    from chatflow.domain.analytics_models import DailyFigures, Report, RoomHour
+    from chatflow.domain.notification_models import Notification, NotificationsPage, Outcome, RoomUnread
+    from chatflow.domain.realtime_models import PresencePage
+    from chatflow.domain.room_models import HistoryPage, Message, Page, RoomView
+    from chatflow.domain.user_models import TokenPair, User
 
 
 @overload

@@ -19,6 +19,7 @@ What the app guarantees for every route (tests/integration/test_http_app.py):
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -30,6 +31,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chatflow.apigw import header
@@ -104,6 +106,20 @@ class ChatflowHttpResolver(APIGatewayHttpResolver):
         self.route_methods: list[tuple[re.Pattern[str], str]] = []
         #: (method, Powertools rule) of every route, e.g. ("GET", "/rooms/<room_id>").
         self.route_rules: list[tuple[str, str]] = []
+        #: Areas (``AREAS``) whose routers are included.
+        self.loaded_areas: set[str] = set()
+
+    def load_area(self, area: str) -> None:
+        """Include the router of ``area`` (once)."""
+        if area in self.loaded_areas:
+            return
+        module = importlib.import_module(f"chatflow.http.routes.{area}")
+        self.include_router(module.routes(self.services))
+        self.loaded_areas.add(area)
+
+    def load_all_areas(self) -> None:
+        for area, _ in AREAS:
+            self.load_area(area)
 
     def route(self, rule: str, method: Any, *args: Any, **kwargs: Any) -> Callable[..., Any]:
         methods = [method] if isinstance(method, str) else list(method)
@@ -121,6 +137,9 @@ class ChatflowHttpResolver(APIGatewayHttpResolver):
             early = self._pre_route(event)
             if early is not None:
                 return early
+            area = area_of(APIGatewayProxyEventV2(dict(event)).path)
+            if area is not None:
+                self.load_area(area)
             return super().resolve(event, context)
         finally:
             checked_identity.reset(token)
@@ -307,6 +326,7 @@ def _register_error_handlers(app: ChatflowHttpResolver) -> None:
 def _register_openapi(app: ChatflowHttpResolver) -> None:
     @app.get("/openapi.json", include_in_schema=False)
     def openapi_document() -> Response[str]:
+        app.load_all_areas()
         return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=openapi_json(app))
 
 
@@ -428,30 +448,38 @@ def complete_operation(operation: dict[str, Any], *, public: bool) -> None:
         _also(responses, "403", 'the authorizer refused the token: {"message": "Forbidden"}', _GATEWAY_REF)
 
 
-def create_app(services: HttpServices) -> ChatflowHttpResolver:
-    """Build the resolver with every area's router, over the function's services."""
-    from chatflow.http.routes import (
-        admin,
-        analytics,
-        auth,
-        health,
-        messages,
-        notifications,
-        presence,
-        rooms,
-        users,
+#: Which routes module (``chatflow.http.routes.<area>``) serves a path, first match wins. An
+#: on-demand cold start imports only the area of its first request (its routes, schemas, domain
+#: models and services); SnapStart and provisioned concurrency load every area at init, where it
+#: is paid before any request. Every path of an area must map to that area, else a route would be
+#: missing and a wrong method would answer 404 instead of 405 (tests/unit/test_http_areas.py).
+AREAS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (area, re.compile(pattern))
+    for area, pattern in (
+        ("messages", r"^/rooms/[^/]+/(messages|read)(/|$)"),
+        ("presence", r"^/rooms/[^/]+/presence/?$"),
+        ("rooms", r"^/(rooms|dms)(/|$)"),
+        ("analytics", r"^/admin/analytics/?$"),
+        ("admin", r"^/admin/"),
+        ("auth", r"^/(auth/|\.well-known/)"),
+        ("users", r"^/users/"),
+        ("health", r"^/health/"),
+        ("notifications", r"^/notifications(/|$)"),
     )
+)
 
+
+def area_of(path: str) -> str | None:
+    """The area whose router serves ``path`` (None: no route there, 404)."""
+    return next((area for area, pattern in AREAS if pattern.match(path)), None)
+
+
+def create_app(services: HttpServices, *, eager: bool = True) -> ChatflowHttpResolver:
+    """The resolver over the function's services; ``eager`` includes every area's router now,
+    else each is included on the first request to one of its paths."""
     app = ChatflowHttpResolver(services.settings, services)
     _register_error_handlers(app)
     _register_openapi(app)
-    app.include_router(health.routes(services))
-    app.include_router(auth.routes(services))
-    app.include_router(users.routes(services))
-    app.include_router(admin.routes(services))
-    app.include_router(rooms.routes(services))
-    app.include_router(messages.routes(services))
-    app.include_router(notifications.routes(services))
-    app.include_router(analytics.routes(services))
-    app.include_router(presence.routes(services))
+    if eager:
+        app.load_all_areas()
     return app
