@@ -29,17 +29,19 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from chatflow.domain.identity import Identity, Role
-from chatflow.domain.user_models import IssuedToken
 from chatflow.domain.validation import NOT_HANDLE_CHARS
 from chatflow.errors import Unauthorized
 from chatflow.settings import Settings
+
+if TYPE_CHECKING:  # the authorizer verifies only: its cold start skips the user models
+    from chatflow.domain.user_models import IssuedToken
 
 ALGORITHM = "ES256"
 TOKEN_TYPE = "at+jwt"  # noqa: S105
@@ -107,6 +109,8 @@ class TokenSigner:
         token = jwt.encode(
             claims, self._key, algorithm=ALGORITHM, headers={"kid": self.kid, "typ": TOKEN_TYPE}
         )
+        from chatflow.domain.user_models import IssuedToken
+
         return IssuedToken(token=token, expires_in=iat + self.ttl_s - now, claims=claims)
 
 
