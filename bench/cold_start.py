@@ -69,6 +69,8 @@ BASELINE = "baseline"
 #: init does when ``AWS_LAMBDA_INITIALIZATION_TYPE=snap-start``); its first invocation is the
 #: restore figure. The function's own row is an on-demand cold start: SnapStart off.
 RESTORE_SUFFIX = " (SnapStart init)"
+#: ``--instructions``: the interpreter and the child script alone, subtracted from every count.
+NULL = "null"
 
 # --- aims (docs/performance.md, issue #2 "Performance") ----------------------------------------
 
@@ -197,6 +199,8 @@ class Run:
     peak_rss_mb: float
     heavy: list[str]
     modules_loaded: int
+    #: Instructions the whole child executed (``--instructions``: under callgrind), else 0.
+    instructions: int = 0
 
 
 @dataclass
@@ -728,18 +732,21 @@ def run_child(
     *,
     diagnose: str | None = None,
     restore: bool = False,
+    callgrind: bool = False,
+    null: bool = False,
 ) -> Run:
     """One fresh process for ``fn`` (None = the baseline). ``diagnose`` ("profile" or
     "importtime") keeps the child's cProfile stats / ``-X importtime`` log in ``workdir``."""
-    name = (fn.name if fn else BASELINE) + (RESTORE_SUFFIX if restore else "")
+    name = NULL if null else (fn.name if fn else BASELINE) + (RESTORE_SUFFIX if restore else "")
     spec: dict[str, Any] = {
-        "target": name,
+        "target": NULL if null else name,
+        "exit_at_once": callgrind,
         "watch": sorted(w.probe for w in WATCH.values()),
         "result_path": str(workdir / f"{name}-{rep}.result.json"),
         "management_endpoint": world.management_endpoint,
     }
     sample: Sample | None = None
-    if fn is not None:
+    if fn is not None and not null:
         sample = world.sample(fn, rep)
         spec.update(
             module_path=str(fn.module_path),
@@ -756,17 +763,24 @@ def run_child(
     spec_path = workdir / f"{name}-{rep}.spec.json"
     spec_path.write_text(json.dumps(spec))
     log_path = workdir / f"{name}-{rep}.log"
+    env = world.child_env(None if null else fn, pycache, restore=restore)
+    prefix: list[str] = []
+    if callgrind:
+        # Deterministic: the same count for the same code, whatever else the machine is doing.
+        env["PYTHONHASHSEED"] = "0"
+        prefix = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={workdir / (name + '.callgrind')}"]
     with log_path.open("wb") as log:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         proc = subprocess.run(
             [
+                *prefix,
                 sys.executable,
                 *(["-X", "importtime"] if diagnose == "importtime" else []),
                 str(CHILD),
                 str(spec_path),
             ],
-            env=world.child_env(fn, pycache, restore=restore),
+            env=env,
             cwd=str(fn.code_dir if fn else CHILD.parent),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -800,7 +814,16 @@ def run_child(
         peak_rss_mb=result["peak_rss_mb"],
         heavy=result["heavy"],
         modules_loaded=result["modules_loaded"],
+        instructions=_collected(log_path) if callgrind else 0,
     )
+
+
+def _collected(log_path: Path) -> int:
+    """The instruction count callgrind printed for the child ("==pid== Collected : N")."""
+    for line in log_path.read_text(errors="replace").splitlines():
+        if "Collected :" in line:
+            return int(line.rsplit(":", 1)[1])
+    raise BenchError(f"no callgrind count in {log_path.name}")
 
 
 @dataclass
@@ -813,6 +836,12 @@ class Report:
     load_average: tuple[float, float] = (0.0, 0.0)
     #: Functions whose first invocation failed (not in ``functions``), with the reason.
     failures: dict[str, str] = field(default_factory=dict)
+    #: ``--instructions``: instructions of import + first invocation (callgrind, the interpreter's
+    #: own start-up -- the null child's count -- subtracted), per target incl. the baseline.
+    instructions: dict[str, int] = field(default_factory=dict)
+
+    def instruction_ratio(self, name: str) -> float:
+        return self.instructions[name] / self.instructions[BASELINE]
 
     @property
     def baseline(self) -> Row:
@@ -846,6 +875,7 @@ class Report:
             "targets": {},
         }
         out["failures"] = self.failures
+        out["instructions"] = self.instructions
         for name, row in self.rows.items():
             if not row.runs:
                 continue
@@ -937,6 +967,26 @@ class Report:
                 f"| {', '.join(self.rows[fn.name].heavy) or '-'} "
                 f"| {', '.join(f'**{f}**' for f in flags) or 'none'} |"
             )
+        if self.instructions:
+            lines += [
+                "",
+                "Instructions executed by import + first invocation (on-demand init), counted by "
+                "callgrind -- the same count for the same code whatever else the machine does; the "
+                "interpreter's own start-up is subtracted. CPU work only: waiting is not counted.",
+                "",
+                "| function | instructions (millions) | x baseline | aim | verdict |",
+                "|---|---|---|---|---|",
+                f"| **baseline** | {self.instructions[BASELINE] / 1e6:.0f} | 1 | | |",
+            ]
+            for fn in self.functions:
+                if fn.name not in self.instructions:
+                    continue
+                aim, _ = aim_of(fn)
+                ratio = self.instruction_ratio(fn.name)
+                lines.append(
+                    f"| {fn.name} | {self.instructions[fn.name] / 1e6:.0f} | {ratio:.2f} | ≤ {aim:.2f} "
+                    f"| {'meets' if ratio <= aim else 'MISSES'} |"
+                )
         for name, error in self.failures.items():
             lines += ["", f"**{name} FAILED** (not measured): `{error.splitlines()[0]}`"]
         return "\n".join(lines)
@@ -959,6 +1009,7 @@ def run_bench(
     pycache: str | None = "temp",
     progress: Callable[[str], None] = lambda line: None,
     diagnose: tuple[str, str] | None = None,
+    instructions: bool = False,
 ) -> Report:
     """Measure ``functions`` and the baseline; see the module docstring."""
     targets: list[tuple[Function | None, bool]] = [(None, False)]
@@ -1007,6 +1058,23 @@ def run_bench(
             progress(f"round {rep + 1}/{repeat} done")
         if diagnose is not None:
             _diagnose(world, diagnose, workdir, cache)
+        counts: dict[str, int] = {}
+        if instructions:
+            progress("instruction counts: one child per target under callgrind (~10-25 s each)")
+            null = run_child(world, None, 2000, workdir, cache, callgrind=True, null=True).instructions
+            for i, (target, restore) in enumerate(targets):
+                name = _row_name(target, restore)
+                if restore or rows[name].error is not None:
+                    continue
+                try:
+                    run = run_child(world, target, 2001 + i, workdir, cache, callgrind=True)
+                except BenchError as exc:
+                    if target is None:
+                        raise
+                    rows[name].error = str(exc)
+                    continue
+                counts[name] = run.instructions - null
+                progress(f"{name}: {counts[name] / 1e6:.0f} M instructions")
     errors = {
         fn.name: rows[fn.name].error or rows.get(_row_name(fn, True), Row("")).error for fn in functions
     }
@@ -1018,6 +1086,7 @@ def run_bench(
         repeat,
         (load_before, os.getloadavg()[0]),
         {name: errors[name] or "" for name in failed},
+        counts,
     )
 
 
@@ -1037,7 +1106,7 @@ def _diagnose(world: World, what: tuple[str, str], workdir: Path, cache: str | N
     for line in (workdir / f"{name}-999.log").read_text(errors="replace").splitlines():
         if line.startswith("import time:") and "self [us]" not in line:
             own_us, cumulative_us, module = line[len("import time:") :].split("|", 2)
-            if int(cumulative_us) >= 5000:
+            if int(cumulative_us) >= int(os.environ.get("IMPORTTIME_MIN_US", "5000")):
                 print(
                     f"{int(cumulative_us) / 1000:7.1f} {int(own_us) / 1000:6.1f} {module.rstrip()}", file=out
                 )
@@ -1059,6 +1128,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", metavar="FUNCTION", help="afterwards, cProfile one more cold start")
     parser.add_argument("--importtime", metavar="FUNCTION", help="afterwards, -X importtime one more")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a function misses its aim")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="afterwards, count each target's instructions under callgrind (deterministic; slow)",
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be >= 1")
@@ -1084,6 +1158,7 @@ def main(argv: list[str] | None = None) -> int:
             pycache=args.pycache or None,
             progress=lambda line: print(f"  {line} ({time.monotonic() - started:.0f} s)", file=sys.stderr),
             diagnose=diagnose,
+            instructions=args.instructions,
         )
     except BenchError as exc:
         print(f"cold-start bench failed: {exc}", file=sys.stderr)

@@ -27,10 +27,11 @@ from chatflow.auth.tokens import bearer_token, token_from_subprotocols
 from chatflow.container import Container
 from chatflow.domain.identity import Identity
 from chatflow.errors import Unauthorized
-from chatflow.observability import get_logger
+from chatflow.jsonlog import JsonLogger
 from chatflow.settings import get_settings
 
-logger = get_logger()
+# Powertools' log line shape without Powertools' import (chatflow.jsonlog: the cold-start budget).
+logger = JsonLogger(get_settings().service_name)
 container = Container(get_settings())
 verifier = container.token_verifier  # parses the public keys once per execution environment
 if not verifier.public_keys and not verifier.oidc_issuer:

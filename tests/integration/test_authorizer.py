@@ -5,7 +5,7 @@ Events are built as API Gateway sends them and checked against Powertools' parse
 
 from __future__ import annotations
 
-import logging
+import json
 import time
 import uuid
 from typing import Any
@@ -187,16 +187,23 @@ def test_websocket_without_token_is_denied(authorizer: Handler) -> None:
     assert "context" not in policy
 
 
-def test_authorizer_never_logs_tokens(authorizer: Handler, caplog: pytest.LogCaptureFixture) -> None:
+def test_authorizer_logs_decisions_as_json_never_tokens(
+    authorizer: Handler, capsys: pytest.CaptureFixture[str]
+) -> None:
     token, _ = _token()
-    with caplog.at_level(logging.DEBUG):
-        _http_auth(authorizer, token)
-        _ws_auth(authorizer, token=token)
-        _http_auth(authorizer, "bogus-token-value")
-    logged = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
-    assert "authorizer decision" in logged
-    assert token not in logged
-    assert "bogus-token-value" not in logged
+    capsys.readouterr()
+    _http_auth(authorizer, token)
+    _ws_auth(authorizer, token=token)
+    _http_auth(authorizer, "bogus-token-value")
+    out = capsys.readouterr().out
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    decisions = [line for line in lines if line["message"] == "authorizer decision"]
+    expected = [("http", True), ("websocket", True), ("http", False)]
+    assert [(d["api"], d["allowed"]) for d in decisions] == expected
+    assert all(d["level"] == "INFO" and d["service"] and "timestamp" in d for d in decisions)
+    assert any(line["message"] == "token refused" for line in lines)
+    assert token not in out
+    assert "bogus-token-value" not in out
 
 
 def test_authorizer_imports_no_io_clients() -> None:
@@ -210,7 +217,8 @@ def test_authorizer_imports_no_io_clients() -> None:
         "import importlib.util, sys\n"
         f"spec = importlib.util.spec_from_file_location('h', {str(function('authorizer').module_path)!r})\n"
         "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
-        "heavy = ('boto3', 'botocore.session', 'psycopg', 'redis', 'pydantic', 'aws_xray_sdk')\n"
+        "heavy = ('boto3', 'botocore.session', 'psycopg', 'redis', 'pydantic', 'aws_xray_sdk',"
+        " 'aws_lambda_powertools')\n"
         "bad = [n for n in heavy if n in sys.modules]\n"
         "print('HEAVY=' + ','.join(bad))\n"
     )
