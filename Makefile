@@ -96,9 +96,10 @@ bench: install
 	$(PY) bench/cold_start.py
 
 ## Cold start of every function vs the baseline (docs/performance.md): make bench-cold REPEAT=5
+## (INSTRUCTIONS=1 adds callgrind instruction counts: deterministic, ~5 min more; needs valgrind)
 bench-cold: install
 	scripts/ensure-services.sh
-	$(PY) bench/cold_start.py --repeat $(or $(REPEAT),5)
+	$(PY) bench/cold_start.py --repeat $(or $(REPEAT),5) $(if $(INSTRUCTIONS),--instructions)
 
 ## Invoke one function locally with a sample event: make invoke FN=notifications EVENT=message_created
 invoke: install

@@ -38,6 +38,7 @@ import json
 import os
 import resource
 import secrets
+import shutil
 import socket
 import statistics
 import subprocess
@@ -1136,6 +1137,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be >= 1")
+    if args.instructions and shutil.which("valgrind") is None:
+        parser.error("--instructions needs valgrind (Debian: apt-get install valgrind)")
     wanted = [n for n in args.only.split(",") if n]
     unknown = sorted(set(wanted) - {fn.name for fn in FUNCTIONS})
     if unknown:

@@ -8,6 +8,7 @@ report are produced, and that a first invocation answering wrongly is refused ra
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -106,3 +107,47 @@ def test_a_wrong_first_answer_is_an_error_not_a_timing(tmp_path: Path) -> None:
     result = json.loads((tmp_path / "r.json").read_text())
     assert "lacks" in result["error"]
     assert result["total_s"] > 0
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_instruction_counts_come_from_callgrind_and_exclude_the_interpreter(tmp_path: Path) -> None:
+    """``--instructions``: a child under callgrind exits without teardown and its count is read
+    from callgrind's summary; a handler's import + invocation counts more than the null child."""
+
+    def count(target: str, extra: dict[str, object]) -> int:
+        spec = {"target": target, "watch": [], "result_path": str(tmp_path / f"{target}.json")}
+        spec.update(extra, exit_at_once=True)
+        (tmp_path / f"{target}.spec.json").write_text(json.dumps(spec))
+        log = tmp_path / f"{target}.log"
+        with log.open("wb") as out:
+            spec_path = tmp_path / f"{target}.spec.json"
+            child = [sys.executable, str(ROOT / "bench" / "_cold_child.py"), str(spec_path)]
+            proc = subprocess.run(
+                ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp_path / target}.cg", *child],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=240,
+                check=False,
+            )
+        assert proc.returncode == 0, log.read_text()[-2000:]
+        assert json.loads((tmp_path / f"{target}.json").read_text())["error"] is None
+        return bench._collected(log)
+
+    null = count("null", {})
+    handler = count(
+        "ws_default",
+        {
+            "module_path": str(ROOT / "functions" / "ws_default" / "handler.py"),
+            "handler_attr": "handler",
+            "code_dir": str(ROOT / "functions" / "ws_default"),
+            "function_name": "chatflow-ws_default",
+            "memory_mb": 256,
+            "request_id": "r-1",
+            "event": {"requestContext": {"routeKey": "$default", "connectionId": "c1="}, "body": "not json"},
+            "expect": {"equals": {"statusCode": 200}},
+        },
+    )
+    assert null > 1_000_000
+    assert handler > null * 1.05
+    with pytest.raises(bench.BenchError):
+        bench._collected(tmp_path / "null.json")  # no callgrind summary in it
