@@ -115,7 +115,8 @@ def test_instruction_counts_come_from_callgrind_and_exclude_the_interpreter(tmp_
     from callgrind's summary; a handler's import + invocation counts more than the null child."""
 
     def count(target: str, extra: dict[str, object]) -> int:
-        spec = {"target": target, "watch": [], "result_path": str(tmp_path / f"{target}.json")}
+        result_path = str(tmp_path / f"{target}.json")
+        spec: dict[str, object] = {"target": target, "watch": [], "result_path": result_path}
         spec.update(extra, exit_at_once=True)
         (tmp_path / f"{target}.spec.json").write_text(json.dumps(spec))
         log = tmp_path / f"{target}.log"
