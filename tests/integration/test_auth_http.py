@@ -191,6 +191,29 @@ def test_logout_all_voids_every_token_at_once(api: HttpApiClient) -> None:
     assert api.get("/users/me", token=fresh["accessToken"]).status == 200
 
 
+def test_a_token_issued_between_two_revocations_in_one_second_is_void_after_the_second(
+    api: HttpApiClient,
+) -> None:
+    """iat is sub-second: a session signed in between two "log out everywhere" within the same
+    second (whole-second iat lifted to the next second survived the second one)."""
+    handle = unique_handle()
+    first = register(api, handle)
+    while time.time() % 1 > 0.2:  # all three steps within one second (each takes a few ms)
+        time.sleep(0.01)
+
+    def log_out_everywhere(refresh_token: str) -> int:
+        return api.post("/auth/logout", json={"refreshToken": refresh_token}, query={"all": "true"}).status
+
+    assert log_out_everywhere(first["refreshToken"]) == 204
+    between = _token_for(api, handle)
+    assert api.get("/users/me", token=between["accessToken"]).status == 200
+    assert log_out_everywhere(between["refreshToken"]) == 204
+    me = api.get("/users/me", token=between["accessToken"])
+    assert (me.status, me.json["error"]["code"]) == (401, "token_revoked")
+    fresh = _token_for(api, handle)  # and right after it, a new session works
+    assert api.get("/users/me", token=fresh["accessToken"]).status == 200
+
+
 def test_logout_all_needs_a_valid_refresh_token(api: HttpApiClient) -> None:
     resp = api.post("/auth/logout", json={"refreshToken": "rt_unknown"}, query={"all": "true"})
     assert resp.status == 401

@@ -80,13 +80,17 @@ def test_issued_token_verifies_with_public_key_only(signer: TokenSigner, verifie
     assert identity.role == "admin"
     assert identity.token_id == issued.claims["jti"]
     assert set(issued.claims) == {"sub", "iss", "aud", "exp", "iat", "jti", "handle", "role"}
-    assert issued.claims["exp"] - issued.claims["iat"] == 900
+    assert issued.claims["exp"] == int(issued.claims["iat"]) + 900
 
 
-def test_not_before_lifts_iat_to_the_next_whole_second(signer: TokenSigner) -> None:
-    later = time.time() + 1.2
+def test_iat_is_sub_second_and_lifted_to_not_before(signer: TokenSigner) -> None:
+    later = time.time() + 1.2345
     issued = signer.issue(user_id=uuid.uuid4(), handle="ada", role="user", not_before=later)
-    assert issued.claims["iat"] >= later
+    assert issued.claims["iat"] == later  # not rounded: revocations compare to the microsecond
+    assert isinstance(issued.claims["exp"], int)
+    before = time.time()
+    plain = signer.issue(user_id=uuid.uuid4(), handle="ada", role="user")
+    assert before <= plain.claims["iat"] <= time.time()
 
 
 def test_expired_token_refused(

@@ -91,17 +91,19 @@ class TokenSigner:
         self.ttl_s = ttl_s
 
     def issue(self, *, user_id: uuid.UUID, handle: str, role: Role, not_before: float = 0.0) -> IssuedToken:
-        """Sign an access token. ``not_before`` (epoch seconds, e.g. the user's tokens_valid_after)
-        lifts ``iat`` to at least its ceiling, so a token issued in the same second as a
-        "log out everywhere" is not void under the whole-second ``iat`` comparison."""
-        now = int(time.time())
-        iat = max(now, int(-(-not_before // 1)))
+        """Sign an access token. ``iat`` is sub-second (RFC 7519's NumericDate may be fractional):
+        revocations compare it with the user's ``tokens_valid_after`` (microseconds), so a token
+        is void after any revocation that followed its issue, even within the same second.
+        ``not_before`` (that ``tokens_valid_after``, the database's clock) lifts ``iat`` so that a
+        token issued right after a revocation is not void because this clock runs a little behind."""
+        now = time.time()
+        iat = max(now, not_before)
         claims: dict[str, Any] = {
             "sub": str(user_id),
             "iss": self.issuer,
             "aud": self.audience,
             "iat": iat,
-            "exp": iat + self.ttl_s,
+            "exp": int(iat) + self.ttl_s,
             "jti": secrets.token_urlsafe(16),
             "handle": handle,
             "role": role,
@@ -111,7 +113,7 @@ class TokenSigner:
         )
         from chatflow.domain.user_models import IssuedToken
 
-        return IssuedToken(token=token, expires_in=iat + self.ttl_s - now, claims=claims)
+        return IssuedToken(token=token, expires_in=int(iat) + self.ttl_s - int(now), claims=claims)
 
 
 class TokenVerifier:
@@ -176,7 +178,7 @@ class TokenVerifier:
             user_id=uuid.UUID(str(claims["sub"])),
             handle=handle,
             role=role,
-            issued_at=int(claims["iat"]),
+            issued_at=float(claims["iat"]),
             token_id=str(claims["jti"]),
         )
 
@@ -224,7 +226,7 @@ class TokenVerifier:
             user_id=external_user_id(issuer, subject),
             handle=external_handle(claims),
             role="user",
-            issued_at=int(claims["iat"]),
+            issued_at=float(claims["iat"]),
             token_id=str(claims.get("jti") or claims.get("origin_jti") or f"oidc-{claims['iat']}"),
             external_subject=subject,
         )

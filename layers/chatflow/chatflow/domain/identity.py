@@ -14,8 +14,8 @@ class Identity:
     user_id: UUID
     handle: str
     role: Role
-    #: Token issue time (epoch seconds): tokens issued before a ban/logout-all are void.
-    issued_at: int
+    #: Token issue time (epoch seconds, sub-second): tokens issued before a ban/logout-all are void.
+    issued_at: float
     token_id: str
     #: Set for users of an external OIDC issuer: their ``sub`` there (see docs/auth.md).
     external_subject: str | None = None
@@ -24,13 +24,14 @@ class Identity:
     def is_admin(self) -> bool:
         return self.role == "admin"
 
-    def to_context(self) -> dict[str, str | int]:
-        """The authorizer context API Gateway passes to the integration (flat, string/number)."""
-        ctx: dict[str, str | int] = {
+    def to_context(self) -> dict[str, str]:
+        """The authorizer context API Gateway passes to the integration (flat strings: a number
+        would be re-rendered by the gateway, ``iat`` must survive to the microsecond)."""
+        ctx: dict[str, str] = {
             "userId": str(self.user_id),
             "handle": self.handle,
             "role": self.role,
-            "iat": self.issued_at,
+            "iat": repr(float(self.issued_at)),
             "jti": self.token_id,
         }
         if self.external_subject is not None:
@@ -47,7 +48,7 @@ class Identity:
             user_id=UUID(str(ctx["userId"])),
             handle=str(ctx["handle"]),
             role=role,  # type: ignore[arg-type]
-            issued_at=int(str(ctx["iat"])),
+            issued_at=float(str(ctx["iat"])),
             token_id=str(ctx.get("jti", "")),
             external_subject=str(ctx["extSub"]) if ctx.get("extSub") else None,
         )
