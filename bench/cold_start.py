@@ -70,6 +70,8 @@ BASELINE = "baseline"
 #: init does when ``AWS_LAMBDA_INITIALIZATION_TYPE=snap-start``); its first invocation is the
 #: restore figure. The function's own row is an on-demand cold start: SnapStart off.
 RESTORE_SUFFIX = " (SnapStart init)"
+#: ``--http-first``: which request is http_api's first (each loads one area on demand).
+HTTP_FIRST_REQUESTS = ("create_room", "history", "me", "notifications", "presence")
 #: ``--instructions``: the interpreter and the child script alone, subtracted from every count.
 NULL = "null"
 
@@ -333,8 +335,10 @@ class User:
 class World:
     """Database, Redis prefix, keys, loopback servers, seeded users and room; see module doc."""
 
-    def __init__(self, tracing: bool) -> None:
+    def __init__(self, tracing: bool, http_first: str = "create_room") -> None:
         self.tracing = tracing
+        #: http_api's first request (HTTP_FIRST_REQUESTS): an on-demand init loads its area only.
+        self.http_first = http_first
         self.tag = secrets.token_hex(4)
         self.db_name = f"chatflow_bench_{self.tag}"
         self.redis_prefix = f"cfbench:{self.tag}:"
@@ -521,18 +525,22 @@ class World:
         return Sample(event, {"equals": {"isAuthorized": True}})
 
     def _sample_http_api(self, rep: int) -> Sample:
-        # A write: Postgres transaction + outbox row + after-commit PutEvents on loopback.
         from tests.support.apigw import http_event
 
         alice = self.users["alice"]
-        event = http_event(
-            "POST",
-            "/rooms",
-            json={"kind": "public", "name": f"bench {self._unique(rep)}"},
-            token=alice.token,
-            authorizer_context=alice.identity.to_context(),
-        )
-        return Sample(event, {"equals": {"statusCode": 201}}, self._archived("room.created"))
+        auth = {"token": alice.token, "authorizer_context": alice.identity.to_context()}
+        if self.http_first == "create_room":
+            # A write: Postgres transaction + outbox row + after-commit PutEvents on loopback.
+            body = {"kind": "public", "name": f"bench {self._unique(rep)}"}
+            event = http_event("POST", "/rooms", json=body, **auth)
+            return Sample(event, {"equals": {"statusCode": 201}}, self._archived("room.created"))
+        method, path = {
+            "history": ("GET", f"/rooms/{self.room_id}/messages"),  # messages area, reader
+            "me": ("GET", "/users/me"),  # users area: the status check only
+            "notifications": ("GET", "/notifications"),  # notifications area
+            "presence": ("GET", f"/rooms/{self.room_id}/presence"),  # presence area, Redis
+        }[self.http_first]
+        return Sample(http_event(method, path, **auth), {"equals": {"statusCode": 200}})
 
     def _sample_ws_connect(self, rep: int) -> Sample:
         # Carol's first connection: ban check, registry, presence "online" to Alice and Bob.
@@ -1011,6 +1019,7 @@ def run_bench(
     progress: Callable[[str], None] = lambda line: None,
     diagnose: tuple[str, str] | None = None,
     instructions: bool = False,
+    http_first: str = "create_room",
 ) -> Report:
     """Measure ``functions`` and the baseline; see the module docstring."""
     targets: list[tuple[Function | None, bool]] = [(None, False)]
@@ -1029,7 +1038,7 @@ def run_bench(
             cache = NO_BYTECODE
         elif pycache:
             cache = pycache
-        world = stack.enter_context(World(tracing))
+        world = stack.enter_context(World(tracing, http_first))
 
         def measure(target: Function | None, restore: bool, rep: int) -> None:
             row = rows[_row_name(target, restore)]
@@ -1130,6 +1139,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--importtime", metavar="FUNCTION", help="afterwards, -X importtime one more")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a function misses its aim")
     parser.add_argument(
+        "--http-first",
+        choices=HTTP_FIRST_REQUESTS,
+        default="create_room",
+        help="http_api's first request (default: create_room = POST /rooms)",
+    )
+    parser.add_argument(
         "--instructions",
         action="store_true",
         help="afterwards, count each target's instructions under callgrind (deterministic; slow)",
@@ -1162,6 +1177,7 @@ def main(argv: list[str] | None = None) -> int:
             progress=lambda line: print(f"  {line} ({time.monotonic() - started:.0f} s)", file=sys.stderr),
             diagnose=diagnose,
             instructions=args.instructions,
+            http_first=args.http_first,
         )
     except BenchError as exc:
         print(f"cold-start bench failed: {exc}", file=sys.stderr)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import secrets
@@ -34,6 +35,7 @@ from tests.e2e.target import Target
 #: This run's id: in every handle and room name the suite creates (find or purge them on a stage).
 RUN_ID = os.environ.get("ACCEPTANCE_RUN_ID") or secrets.token_hex(3)
 PASSWORD = "acceptance-horse-battery-staple"
+_NAMES = itertools.count(1)
 TIMEOUT_S = 20.0
 T = TypeVar("T")
 
@@ -320,7 +322,6 @@ class World:
         self.http = Http(target.http_url)
         self.actors: list[Actor] = []
         self._admin: HttpApi | None = None
-        self._n = 0
 
     async def __aenter__(self) -> World:
         return self
@@ -329,9 +330,11 @@ class World:
         await self.cleanup()
 
     def name(self, label: str) -> str:
-        """A unique handle / room name of this run: ``a<run id><n><label>``, at most 32 chars."""
-        self._n += 1
-        return f"a{RUN_ID}{secrets.token_hex(2)}{label}"[:32]
+        """A unique handle / room name of this run: ``a<run id><n><random><label>``, at most 32
+        chars. ``n`` counts this process's names: a random part alone collided (4 hex digits
+        for a few hundred "alice"s a run: 409 handle_taken); the random part keeps parallel
+        processes of one run apart."""
+        return f"a{RUN_ID}{next(_NAMES):x}{secrets.token_hex(2)}{label}"[:32]
 
     async def user(self, label: str = "u", options: ClientOptions | None = None) -> Actor:
         chat = ChatClient(self.target.http_url, self.target.ws_url, options=options)
