@@ -22,6 +22,7 @@ import base64
 import importlib
 import json
 import re
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -108,14 +109,17 @@ class ChatflowHttpResolver(APIGatewayHttpResolver):
         self.route_rules: list[tuple[str, str]] = []
         #: Areas (``AREAS``) whose routers are included.
         self.loaded_areas: set[str] = set()
+        self._area_lock = threading.Lock()
 
     def load_area(self, area: str) -> None:
-        """Include the router of ``area`` (once)."""
+        """Include the router of ``area`` (once, also when requests run on several threads)."""
         if area in self.loaded_areas:
             return
-        module = importlib.import_module(f"chatflow.http.routes.{area}")
-        self.include_router(module.routes(self.services))
-        self.loaded_areas.add(area)
+        with self._area_lock:
+            if area not in self.loaded_areas:
+                module = importlib.import_module(f"chatflow.http.routes.{area}")
+                self.include_router(module.routes(self.services))
+                self.loaded_areas.add(area)
 
     def load_all_areas(self) -> None:
         for area, _ in AREAS:
@@ -452,7 +456,7 @@ def complete_operation(operation: dict[str, Any], *, public: bool) -> None:
 #: on-demand cold start imports only the area of its first request (its routes, schemas, domain
 #: models and services); SnapStart and provisioned concurrency load every area at init, where it
 #: is paid before any request. Every path of an area must map to that area, else a route would be
-#: missing and a wrong method would answer 404 instead of 405 (tests/unit/test_http_areas.py).
+#: missing and a wrong method would answer 404 instead of 405 (tests/integration/test_http_areas.py).
 AREAS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (area, re.compile(pattern))
     for area, pattern in (
