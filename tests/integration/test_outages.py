@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -26,7 +27,15 @@ from chatflow.adapters.postgres.migrate import migrate
 from chatflow.domain.identity import Identity
 from tests.conftest import runtime_url
 from tests.support.identity import http_client
-from tests.support.private_servers import PrivatePostgres, PrivateRedis, private_postgres, private_redis
+from tests.support.private_servers import (
+    NetworkNamespace,
+    PrivatePostgres,
+    PrivateRedis,
+    network_namespace,
+    network_namespaces_available,
+    private_postgres,
+    private_redis,
+)
 from tests.support.rooms import ApiUser, insert_user
 from tests.support.ws_harness import WsHarness, ws_harness
 
@@ -232,3 +241,59 @@ def test_postgres_down_answers_unavailable_fast_and_loses_no_acknowledged_messag
             (3, "before-2"),
             (4, "during"),
         ]
+
+
+# --- Postgres cut off by the network ---------------------------------------------------------------
+
+
+@pytest.fixture
+def postgres_across_a_network() -> Iterator[tuple[PrivatePostgres, NetworkNamespace, str]]:
+    """A private Postgres in its own network namespace, reached over a veth pair whose link the
+    test cuts: the case where the server neither answers nor resets (a partition, a lost host)."""
+    if not network_namespaces_available():
+        pytest.skip("needs root and iproute2 for a network namespace")
+    with network_namespace() as netns, private_postgres(netns) as server:
+        with psycopg.connect(server.url(), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE chatflow")
+        migrate(server.url("chatflow"))
+        yield server, netns, server.url("chatflow")
+
+
+def test_postgres_cut_off_mid_connection_answers_unavailable_within_the_bound(
+    postgres_across_a_network: tuple[PrivatePostgres, NetworkNamespace, str],
+    chatflow_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pooled connection whose server vanished: without a client-side bound the query waits for
+    TCP to give up (~15 min of retransmissions); with ``db_tcp_user_timeout_ms`` it is answered
+    ``unavailable`` within the bound, and nothing acknowledged is lost."""
+    _, netns, owner_url = postgres_across_a_network
+    with psycopg.connect(owner_url, autocommit=True, row_factory=psycopg.rows.dict_row) as db:
+        alice = insert_user(db)
+    with ws_harness(monkeypatch, {"DATABASE_URL": runtime_url(owner_url)}) as ws:
+        room_id = _room(ws, alice)
+        a = ws.connected(alice)
+        assert [_send(ws, a, room_id, f"before-{i}")["seq"] for i in range(2)] == [1, 2]
+
+        netns.cut()
+        pool = ThreadPoolExecutor(max_workers=1)  # a hang must fail the test, not stall the suite
+        try:
+            for _attempt in ("on the pooled connection", "waiting for a new one"):
+                started = time.monotonic()
+                reply = pool.submit(_send, ws, a, room_id, "during").result(timeout=BOUND_S + SLACK_S + 10)
+                _assert_unavailable(reply, time.monotonic() - started, "sendMessage")
+        finally:
+            netns.restore()
+            pool.shutdown(wait=True)
+
+        deadline = time.monotonic() + 20
+        ack = _send(ws, a, room_id, "during")
+        while ack["type"] != "ack" and time.monotonic() < deadline:  # the pool reconnects
+            time.sleep(0.2)
+            ack = _send(ws, a, room_id, "during")
+        assert (ack["type"], ack["seq"]) == ("ack", 3)
+    with psycopg.connect(owner_url) as check:
+        stored = check.execute(
+            "SELECT seq, client_message_id FROM messages WHERE room_id = %s ORDER BY seq", (room_id,)
+        ).fetchall()
+    assert stored == [(1, "before-0"), (2, "before-1"), (3, "during")]

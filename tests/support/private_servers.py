@@ -5,11 +5,17 @@ touch the machine's shared servers (127.0.0.1:5432 / 6379).
 ``private_redis()`` runs ``redis-server`` without persistence; ``private_postgres()`` creates a
 cluster with ``initdb`` and runs it with ``pg_ctl`` (as the ``postgres`` system user when the
 tests run as root, which initdb refuses to be). Every wait is bounded.
+
+``network_namespace()`` makes a host "across a network" (root and iproute2): a network namespace
+joined by a veth pair, whose link can be cut -- its address withdrawn, so packets to it vanish
+without an answer, not even a reset, as in a partition -- and restored. ``private_postgres(netns=)``
+runs the cluster there.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -18,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -97,29 +104,88 @@ def private_redis(**config: str) -> Iterator[PrivateRedis]:
             server.stop()
 
 
+def network_namespaces_available() -> bool:
+    """Can this process make network namespaces (root, iproute2)?"""
+    return hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("ip") is not None
+
+
+@dataclass(frozen=True)
+class NetworkNamespace:
+    name: str
+    #: The veth end inside the namespace and its address (/30 with ``host_ip`` on this side).
+    ns_if: str
+    ns_ip: str
+    host_ip: str
+
+    def command(self, *args: str) -> list[str]:
+        """``args`` run inside the namespace."""
+        return ["ip", "netns", "exec", self.name, *args]
+
+    def cut(self) -> None:
+        """Withdraw the namespace's address: packets to it are dropped, nothing answers."""
+        _ip(*self.command("ip", "addr", "del", f"{self.ns_ip}/30", "dev", self.ns_if))
+
+    def restore(self) -> None:
+        _ip(*self.command("ip", "addr", "add", f"{self.ns_ip}/30", "dev", self.ns_if))
+
+
+def _ip(*command: str) -> None:
+    subprocess.run(list(command), check=True, capture_output=True, timeout=30)
+
+
+@contextmanager
+def network_namespace() -> Iterator[NetworkNamespace]:
+    """A network namespace on a veth pair (a random 10.x.y.0/30), removed afterwards."""
+    name = f"cf{secrets.token_hex(4)}"  # interface names: at most 15 characters
+    host_if, ns_if = f"{name}h", f"{name}n"
+    a, b = 100 + secrets.randbelow(100), secrets.randbelow(64) * 4
+    host_ip, ns_ip = f"10.{a}.{b}.1", f"10.{a}.{b}.2"
+    _ip("ip", "netns", "add", name)
+    try:
+        _ip("ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if)
+        _ip("ip", "link", "set", ns_if, "netns", name)
+        _ip("ip", "addr", "add", f"{host_ip}/30", "dev", host_if)
+        _ip("ip", "link", "set", host_if, "up")
+        ns = NetworkNamespace(name, ns_if, ns_ip, host_ip)
+        _ip(*ns.command("ip", "link", "set", "lo", "up"))
+        _ip(*ns.command("ip", "link", "set", ns_if, "up"))
+        ns.restore()
+        yield ns
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30, check=False)
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True, timeout=30, check=False)
+
+
 class PrivatePostgres:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, netns: NetworkNamespace | None = None) -> None:
         self.port = free_port()
         self.dir = directory
         self.data = directory / "data"
+        self.netns = netns
+        self.host = netns.ns_ip if netns else "127.0.0.1"
         self._as_postgres = hasattr(os, "geteuid") and os.geteuid() == 0
 
     def url(self, database: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://postgres@{self.host}:{self.port}/{database}"
 
     def _run(self, *args: str) -> None:
         command = list(args)
         if self._as_postgres:
             command = ["runuser", "-u", "postgres", "--", *command]
+        if self.netns is not None:
+            command = self.netns.command(*command)
         subprocess.run(command, check=True, capture_output=True, timeout=120)
 
     def init(self) -> None:
         if self._as_postgres:
             shutil.chown(self.dir, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+        if self.netns is not None:  # clients come from the other end of the veth pair
+            with (self.data / "pg_hba.conf").open("a", encoding="utf-8") as hba:
+                hba.write(f"host all all {self.netns.host_ip}/32 trust\n")
 
     def start(self) -> None:
-        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses={self.host} -c fsync=off"
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"), "-w", "start")
 
     def stop(self) -> None:
@@ -131,10 +197,11 @@ class PrivatePostgres:
 
 
 @contextmanager
-def private_postgres() -> Iterator[PrivatePostgres]:
-    """A running private Postgres cluster (trust auth, user ``postgres``) in a temp directory."""
+def private_postgres(netns: NetworkNamespace | None = None) -> Iterator[PrivatePostgres]:
+    """A running private Postgres cluster (trust auth, user ``postgres``) in a temp directory,
+    listening on loopback or, with ``netns``, on that namespace's address."""
     with tempfile.TemporaryDirectory(prefix="cf-pg-") as directory:
-        server = PrivatePostgres(Path(directory))
+        server = PrivatePostgres(Path(directory), netns)
         server.init()
         server.start()
         try:

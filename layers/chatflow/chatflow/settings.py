@@ -56,6 +56,11 @@ class Settings:
     #: connections keep being attempted in the background (``db_connect_timeout_s`` each).
     db_pool_timeout_s: float = 1.5
     db_statement_timeout_ms: int = 5000
+    #: How long data sent to Postgres may stay unacknowledged before the connection is dropped
+    #: (libpq ``tcp_user_timeout``): a server cut off by the network (a partition, a lost host)
+    #: answers nothing, not even a reset, and the statement timeout is the server's own. Within
+    #: the outage bound of docs/protocol.md ("Outages"), far above a VPC's round trip.
+    db_tcp_user_timeout_ms: int = 1500
     db_sslmode: str | None = None
 
     # --- Redis / Valkey ---------------------------------------------------------------

@@ -63,6 +63,7 @@ def open_pool(role: str, settings: Settings, dsn_resolver: DsnResolver | None = 
         "autocommit": True,
         "options": options,
         "connect_timeout": max(1, int(settings.db_connect_timeout_s)),
+        "tcp_user_timeout": settings.db_tcp_user_timeout_ms,
         # RDS Proxy pins sessions that use server-side prepared statements; disable them.
         "prepare_threshold": None,
     }
