@@ -14,6 +14,7 @@ runs the cluster there.
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import shutil
@@ -104,9 +105,15 @@ def private_redis(**config: str) -> Iterator[PrivateRedis]:
             server.stop()
 
 
+@functools.cache
 def network_namespaces_available() -> bool:
-    """Can this process make network namespaces (root, iproute2)?"""
-    return hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("ip") is not None
+    """Can this process make network namespaces (root, iproute2, the capability)? Tried once."""
+    if not (hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("ip")):
+        return False
+    probe = f"cfprobe{secrets.token_hex(3)}"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, timeout=30, check=False)
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=30, check=False)
+    return made.returncode == 0
 
 
 @dataclass(frozen=True)
