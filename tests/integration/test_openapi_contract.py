@@ -46,8 +46,7 @@ from schemathesis.specs.openapi.checks import (
 from chatflow.container import Container
 from chatflow.settings import get_settings
 from local_stack.gateway import GatewayConfig, RunningGateway, running_gateway
-from local_stack.services import function_env
-from tests.conftest import REDIS_URL
+from tests.support.e2e_target import gateway_env
 from tests.support.rooms import access_token, insert_user
 
 SEED = int(os.environ.get("CHATFLOW_FUZZ_SEED", "20261203"))
@@ -76,15 +75,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 def gateway(chatflow_env: dict[str, str]) -> Iterator[RunningGateway]:
     """The running app: the local gateway over the catalog's functions and this run's data
     (EventBridge off: the functions then keep events in the outbox, as documented)."""
-    env = function_env(
-        chatflow_env["DATABASE_URL"],
-        REDIS_URL,
-        chatflow_env["JWT_PRIVATE_KEY"],
-        chatflow_env["JWT_PUBLIC_KEYS"],
-        env_name="test",
-        redis_prefix=chatflow_env["REDIS_KEY_PREFIX"],
-        base=dict(os.environ),
-    )
+    env = gateway_env(chatflow_env)
     # Warm: on a loaded machine a cold http_api worker alone can outlast a client's timeout.
     config = GatewayConfig(
         env=env, with_eventbridge=False, with_schedules=False, warm=("authorizer", "http_api")

@@ -99,13 +99,18 @@ def _room(ws: WsHarness, owner: Identity, *others: Identity) -> UUID:
     return room.id
 
 
+def _alice_connected_in_a_room_with_bob(ws: WsHarness, db: DB) -> tuple[Identity, Identity, UUID, str]:
+    """Two new users in a new room; Alice connected (her connection id last)."""
+    alice, bob = insert_user(db), insert_user(db)
+    room_id = _room(ws, alice, bob)
+    return alice, bob, room_id, ws.connected(alice)
+
+
 def test_redis_down_refuses_handshakes_with_503_and_frames_with_unavailable(
     on_private_redis: WsHarness, redis_server: PrivateRedis, db: DB
 ) -> None:
     ws = on_private_redis
-    alice, bob = insert_user(db), insert_user(db)
-    room_id = _room(ws, alice, bob)
-    a = ws.connected(alice)
+    alice, bob, room_id, a = _alice_connected_in_a_room_with_bob(ws, db)
     assert _send(ws, a, room_id, "before")["type"] == "ack"
 
     redis_server.stop()
@@ -141,9 +146,7 @@ def test_hung_redis_is_answered_within_the_bound(
     on_private_redis: WsHarness, redis_server: PrivateRedis, db: DB
 ) -> None:
     ws = on_private_redis
-    alice, bob = insert_user(db), insert_user(db)
-    room_id = _room(ws, alice, bob)
-    a = ws.connected(alice)
+    alice, bob, room_id, a = _alice_connected_in_a_room_with_bob(ws, db)
     redis_server.pause()  # accepts connections, answers nothing: only timeouts end the wait
     try:
         reply, elapsed = timed(lambda: _send(ws, a, room_id, "hung"))
@@ -163,9 +166,7 @@ def test_full_valkey_with_noeviction_answers_unavailable(
         private_redis(maxmemory="3mb", maxmemory_policy="noeviction") as server,
         ws_harness(monkeypatch, {"REDIS_URL": server.url}) as ws,
     ):
-        alice, bob = insert_user(db), insert_user(db)
-        room_id = _room(ws, alice, bob)
-        a = ws.connected(alice)
+        alice, bob, room_id, a = _alice_connected_in_a_room_with_bob(ws, db)
         assert _send(ws, a, room_id, "before")["type"] == "ack"
         filler = server.client()
         with pytest.raises(redis.ResponseError, match="maxmemory"):  # noqa: PT012 -- fill until refused

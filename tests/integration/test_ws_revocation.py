@@ -76,6 +76,18 @@ def _room_with(rooms: RoomService, owner: Identity, *members: Identity) -> UUID:
     return room.id
 
 
+def _assert_cut_off(ws: WsHarness, user: Identity, sockets: list[str], friend_cid: str, room: UUID) -> None:
+    """Every socket of ``user`` closed and unregistered, deaf to the room, and a token issued
+    before the revocation refused at $connect."""
+    assert all(ws.backend.closed_by_api(cid) for cid in sockets)
+    assert _registry(ws).connections_of([user.user_id]) == []
+    ws.clear()
+    _say(ws, friend_cid, room, "after the revocation")
+    assert all(ws.received(cid, "message") == [] for cid in sockets)
+    _, refused = ws.connect(user)  # its token was issued before the revocation
+    assert refused["statusCode"] == 403
+
+
 def _registry(ws: WsHarness) -> RedisRealtimeStore:
     return ws.container.connection_registry
 
@@ -94,13 +106,7 @@ def test_logout_everywhere_closes_the_users_live_sockets(ws: WsHarness, rooms: R
     response = _http("POST", "/auth/logout", json={"refreshToken": refresh}, query={"all": "true"})
     assert response["statusCode"] == 204, response
 
-    assert all(ws.backend.closed_by_api(cid) for cid in sockets)
-    assert _registry(ws).connections_of([user.user_id]) == []
-    ws.clear()
-    _say(ws, friend_cid, room, "after logout")
-    assert all(ws.received(cid, "message") == [] for cid in sockets)
-    _, refused = ws.connect(user)
-    assert refused["statusCode"] == 403
+    _assert_cut_off(ws, user, sockets, friend_cid, room)
 
 
 def test_a_password_change_closes_every_live_socket_of_the_user(
@@ -122,13 +128,7 @@ def test_a_password_change_closes_every_live_socket_of_the_user(
     assert response["statusCode"] == 200, response
     fresh = json.loads(response["body"])
 
-    assert all(ws.backend.closed_by_api(cid) for cid in sockets)
-    assert _registry(ws).connections_of([user.user_id]) == []
-    ws.clear()
-    _say(ws, friend_cid, room, "after the password change")
-    assert all(ws.received(cid, "message") == [] for cid in sockets)
-    _, refused = ws.connect(user)  # a token issued before the change
-    assert refused["statusCode"] == 403
+    _assert_cut_off(ws, user, sockets, friend_cid, room)
     # The caller's new pair connects and hears the room again.
     cid = ws.connected(ws.container.token_verifier.verify(fresh["accessToken"]))
     ws.clear()
@@ -148,13 +148,7 @@ def test_an_http_admin_delete_closes_the_users_live_sockets(
     response = _http("DELETE", f"/admin/users/{gone.user_id}", identity=admin)
     assert response["statusCode"] == 200, response
     assert json.loads(response["body"])["sessionsClosed"] == 2
-    assert all(ws.backend.closed_by_api(cid) for cid in sockets)
-    assert _registry(ws).connections_of([gone.user_id]) == []
-    ws.clear()
-    _say(ws, friend_cid, room, "after the delete")
-    assert all(ws.received(cid, "message") == [] for cid in sockets)
-    _, refused = ws.connect(gone)
-    assert refused["statusCode"] == 403
+    _assert_cut_off(ws, gone, sockets, friend_cid, room)
 
 
 def test_logout_of_one_device_leaves_the_other_sessions_alone(ws: WsHarness) -> None:

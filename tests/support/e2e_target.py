@@ -32,6 +32,24 @@ def remote_urls() -> tuple[str, str] | None:
     return (http_url, ws_url) if http_url and ws_url else None
 
 
+def gateway_env(chatflow_env: dict[str, str], **extra: str) -> dict[str, str]:
+    """What the local gateway hands its functions in a test run: this run's database, Redis
+    prefix and signing keys (the ``chatflow_env`` fixture), this process's environment and
+    ``extra``."""
+    from local_stack.services import function_env
+    from tests.conftest import REDIS_URL
+
+    return function_env(
+        chatflow_env["DATABASE_URL"],
+        REDIS_URL,
+        chatflow_env["JWT_PRIVATE_KEY"],
+        chatflow_env["JWT_PUBLIC_KEYS"],
+        env_name="test",
+        redis_prefix=chatflow_env["REDIS_KEY_PREFIX"],
+        base={**os.environ, **extra},
+    )
+
+
 @pytest.fixture(scope="session")
 def e2e_target(request: pytest.FixtureRequest) -> Iterator[Target]:
     from tests.e2e.target import Target  # imported here: every test session loads this module
@@ -44,19 +62,9 @@ def e2e_target(request: pytest.FixtureRequest) -> Iterator[Target]:
         return
 
     from local_stack.gateway import GatewayConfig, running_gateway
-    from local_stack.services import function_env
-    from tests.conftest import REDIS_URL
     from tests.support.identity import promote
 
     chatflow_env: dict[str, str] = request.getfixturevalue("chatflow_env")
-    env = function_env(
-        chatflow_env["DATABASE_URL"],
-        REDIS_URL,
-        chatflow_env["JWT_PRIVATE_KEY"],
-        chatflow_env["JWT_PUBLIC_KEYS"],
-        env_name="test",
-        redis_prefix=chatflow_env["REDIS_KEY_PREFIX"],
-        base={**os.environ, "MAX_CONNECTIONS_PER_USER": str(max_connections)},
-    )
+    env = gateway_env(chatflow_env, MAX_CONNECTIONS_PER_USER=str(max_connections))
     with running_gateway(GatewayConfig(env=env, with_eventbridge=True)) as gateway:
         yield Target(gateway.ws_url, gateway.http_url, max_connections, gateway, None, promote)
