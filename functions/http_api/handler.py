@@ -31,8 +31,9 @@ metrics = get_metrics()
 # and what nearly every route uses (users: the caller's status; rooms/messages: Postgres and
 # Redis adapters) are built now; the realtime service (@connections) stays lazy: few routes use
 # it. An on-demand cold start builds only what its first request's area needs.
-app = create_app(container, eager=snapstart.init_prepaid())
-if snapstart.init_prepaid():
+prepaid = snapstart.init_prepaid()
+app = create_app(container, eager=prepaid)
+if prepaid:
     container.prime(chat=True, realtime=False)
 
 

@@ -141,9 +141,10 @@ class ChatflowHttpResolver(APIGatewayHttpResolver):
             early = self._pre_route(event)
             if early is not None:
                 return early
-            area = area_of(APIGatewayProxyEventV2(dict(event)).path)
-            if area is not None:
-                self.load_area(area)
+            if len(self.loaded_areas) < len(AREAS):  # warm and complete: nothing to look up
+                area = area_of(APIGatewayProxyEventV2(dict(event)).path)
+                if area is not None:
+                    self.load_area(area)
             return super().resolve(event, context)
         finally:
             checked_identity.reset(token)
